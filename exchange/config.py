@@ -1,0 +1,168 @@
+"""Settings: one typed class, read from the environment and an optional TOML file.
+
+Precedence, highest first: keyword arguments, environment variables
+(``EXCHANGE_`` prefix, ``__`` for nesting, e.g. ``EXCHANGE_KAFKA__PORT=19092``),
+the TOML file named by ``EXCHANGE_CONFIG`` (default ``exchange.toml`` in the
+working directory, if present), then the defaults documented on each field and
+in ``docs/configuration.md``. Unknown keys are refused, so a misspelt setting
+fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from exchange.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_DEMO_KEY = "dx_demo_caseworker_not_secret"
+
+
+class Environment(StrEnum):
+    """Where the exchange runs; development allows built-in demo credentials."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Kafka: either an external cluster (``bootstrap_servers``) or the local broker."""
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated host:port list of an external cluster. "
+        "Default: none, use the local broker started by `exchange up`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Loopback address of the local broker.")
+    port: int = Field(default=19092, description="Client port of the local broker.")
+    controller_port: int = Field(default=19093, description="KRaft controller port.")
+    heap: str = Field(default="512m", description="JVM heap (-Xmx) of each local broker.")
+    jars_dir: Path | None = Field(
+        default=None,
+        description="Directory of the broker jars. Default: .cache/kafka/<version>/libs "
+        "under the project, fetched by deploy/kafka/fetch.sh.",
+    )
+    start_timeout_s: float = Field(default=120.0, description="How long to wait for a broker.")
+    partitions: int = Field(default=3, description="Partitions of each topic the exchange creates.")
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class GatewaySettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=18080, description="Port the gateway listens on.")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    """All settings of the exchange. See docs/configuration.md for the full list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXCHANGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    env: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="development or production. Production refuses the demo API key.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the local stack keeps the broker's logs, SQLite file, pid files.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry database. "
+        "Default: sqlite:///<data_dir>/registry.db.",
+    )
+    demo_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key `exchange demo` registers for its caseworker. "
+        "Default in development: a fixed, public demo key; refused in production.",
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION and (
+            self.demo_api_key is None or self.demo_api_key.get_secret_value() == DEV_DEMO_KEY
+        ):
+            # In production no key is ever defaulted: the demo simply has none.
+            self.demo_api_key = None
+        elif self.demo_api_key is None:
+            self.demo_api_key = SecretStr(DEV_DEMO_KEY)
+        return self
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'registry.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("EXCHANGE_CONFIG", "exchange.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        elif "EXCHANGE_CONFIG" in os.environ:
+            raise ConfigError(f"EXCHANGE_CONFIG names {toml_path}, which is not a file")
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict safe to log or print: secrets are masked."""
+        data = self.model_dump(mode="json")
+        if data.get("database_url"):
+            data["database_url"] = _mask_url(data["database_url"])
+        return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as nothing rather than leaked
+        return "***"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
