@@ -65,7 +65,9 @@ def kafka_version() -> str:
 
 
 def default_jars_dir() -> Path:
-    cache = Path(os.environ.get("EXCHANGE_KAFKA_CACHE", DEPLOY_DIR.parent.parent / ".cache" / "kafka"))
+    cache = Path(
+        os.environ.get("EXCHANGE_KAFKA_CACHE", DEPLOY_DIR.parent.parent / ".cache" / "kafka")
+    )
     return cache / kafka_version() / "libs"
 
 
@@ -308,12 +310,19 @@ class LocalKafka:
         console = node.console_file.open("ab")
         try:
             proc = subprocess.Popen(
-                ["java", *jvm, "-cp", str(ensure_jars(self.jars_dir) / "*"), MAIN_CLASS, str(config)],
+                [
+                    "java",
+                    *jvm,
+                    "-cp",
+                    str(ensure_jars(self.jars_dir) / "*"),
+                    MAIN_CLASS,
+                    str(config),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=detached,
-                preexec_fn=None if detached else _die_with_parent,  # noqa: PLW1509
+                preexec_fn=None if detached else _die_with_parent,
             )
         finally:
             console.close()
@@ -388,7 +397,9 @@ class LocalKafka:
 
     def pids(self) -> dict[int, int]:
         return {
-            node.node_id: pid for node in self.nodes if (pid := _read_pid(node.pid_file)) is not None
+            node.node_id: pid
+            for node in self.nodes
+            if (pid := _read_pid(node.pid_file)) is not None
         }
 
     def __enter__(self) -> LocalKafka:

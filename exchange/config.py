@@ -27,6 +27,7 @@ from exchange.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_DEMO_KEY = "dx_demo_caseworker_not_secret"
+DEV_LINKAGE_KEY = "development-linkage-key-not-secret"
 
 
 class Environment(StrEnum):
@@ -102,11 +103,20 @@ class Settings(BaseSettings):
         description="API key `exchange demo` registers for its caseworker. "
         "Default in development: a fixed, public demo key; refused in production.",
     )
+    linkage_key: SecretStr = Field(
+        default=SecretStr(DEV_LINKAGE_KEY),
+        description="HMAC key of the blind indexes (identifier lookups, audit data subjects). "
+        "Default: a public development key, refused in production.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION and (
+            self.linkage_key.get_secret_value() == DEV_LINKAGE_KEY
+        ):
+            raise ValueError("linkage_key: the development default is refused in production")
         if self.env is Environment.PRODUCTION and (
             self.demo_api_key is None or self.demo_api_key.get_secret_value() == DEV_DEMO_KEY
         ):

@@ -1,0 +1,1 @@
+"""Data Exchange: shared configuration, Kafka, wire format, registry builder, audit, CLI."""

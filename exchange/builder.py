@@ -1,0 +1,190 @@
+"""The registry builder: consume the standard topics into the SQL registry.
+
+Each poll's records are applied in one database transaction; the consumer's
+offsets are committed only after that transaction commits, so a crash between
+the two replays records that the idempotent upsert then ignores (same source
+key and content hash: nothing changes). Records that cannot be decoded are
+sent to ``dlq.registry`` with their reason and never enter the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.blindindex import blind_index
+from exchange.clients import consumer, ensure_topics, producer
+from exchange.db import transaction, utcnow
+from exchange.errors import BrokerError, ExchangeError
+from exchange.models import SourceRecord
+from exchange.wire import AvroSerde
+from schemas import SchemaStore
+from schemas.standards import standard_from_schema
+
+log = logging.getLogger(__name__)
+
+TOPIC_PATTERN = r"^std\..*"
+DLQ_TOPIC = "dlq.registry"
+GROUP_ID = "registry-builder"
+
+
+@dataclass
+class BuildStats:
+    applied: int = 0
+    unchanged: int = 0
+    dead_lettered: int = 0
+
+    @property
+    def seen(self) -> int:
+        return self.applied + self.unchanged + self.dead_lettered
+
+
+def _header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
+    for key, value in headers or []:
+        if key == name:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+class RegistryBuilder:
+    """Consumes ``std.*`` topics into ``source_records``."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        sessions: sessionmaker[Session],
+        *,
+        linkage_key: bytes,
+        group_id: str = GROUP_ID,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.sessions = sessions
+        self.linkage_key = linkage_key
+        self.store = SchemaStore(sessions)
+        self.serde = AvroSerde(self.store.schema_text)
+        self.stats = BuildStats()
+        ensure_topics(bootstrap, [DLQ_TOPIC])
+        self._consumer = consumer(bootstrap, group_id, [], metadata_max_age_ms=3000)
+        self._consumer.unsubscribe()
+        self._consumer.subscribe(pattern=TOPIC_PATTERN)
+        self._dlq: KafkaProducer = producer(bootstrap)
+        self._identifier_fields = cache(self._identifier_fields_uncached)
+
+    def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str]:
+        standard = standard_from_schema(json.loads(self.store.schema_text(schema_id)))
+        ids = standard.identifier_fields
+        return (standard.dataset, ids[0].name if ids else "")
+
+    def poll_once(self, timeout_ms: int = 1000) -> int:
+        """Apply one poll's records; returns how many records were seen."""
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+        except KafkaError as exc:
+            raise BrokerError(f"registry builder cannot poll Kafka: {exc}") from exc
+        if not batches:
+            return 0
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        count = 0
+        dead: list[tuple[Any, str]] = []
+        with transaction(self.sessions) as session:
+            for tp, messages in batches.items():
+                for msg in messages:
+                    count += 1
+                    try:
+                        self._apply(session, msg)
+                    except ExchangeError as exc:
+                        dead.append((msg, f"{exc.code}: {exc.message}"))
+                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+        for msg, reason in dead:
+            self._dead_letter(msg, reason)
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as exc:  # the records are applied; a replay will find them unchanged
+            log.warning("offset commit failed, records will be replayed idempotently: %s", exc)
+        return count
+
+    def _apply(self, session: Session, msg: Any) -> None:
+        schema_id, record = self.serde.decode(msg.value)
+        headers = msg.headers
+        department = _header(headers, "department")
+        source_id = _header(headers, "source-id")
+        content_hash = _header(headers, "content-hash")
+        if not department or not source_id or not content_hash:
+            raise ExchangeError(
+                "record lacks provenance headers (department, source-id, content-hash)"
+            )
+        dataset, id_field = self._identifier_fields(schema_id)
+        ingest = _header(headers, "ingest-time")
+        ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
+        lookup = record.get(id_field) if id_field else None
+        payload = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in record.items()}
+        row = session.scalar(
+            select(SourceRecord).where(
+                SourceRecord.dataset == dataset,
+                SourceRecord.department == department,
+                SourceRecord.source_id == source_id,
+            )
+        )
+        if row is not None and row.content_hash == content_hash:
+            self.stats.unchanged += 1
+            return
+        if row is None:
+            row = SourceRecord(
+                dataset=dataset, department=department, source_id=source_id, version=0
+            )
+            session.add(row)
+        row.version += 1
+        row.content_hash = content_hash
+        row.schema_id = schema_id
+        row.payload = payload
+        row.lookup_key = (
+            blind_index(self.linkage_key, f"{dataset}.{id_field}", str(lookup)) if lookup else None
+        )
+        row.topic, row.partition, row.offset = msg.topic, msg.partition, msg.offset
+        row.ingested_at = ingested_at
+        row.updated_at = utcnow()
+        self.stats.applied += 1
+
+    def _dead_letter(self, msg: Any, reason: str) -> None:
+        entry = {
+            "topic": msg.topic,
+            "partition": msg.partition,
+            "offset": msg.offset,
+            "reason": reason,
+            "value_hex": (msg.value or b"")[:4096].hex(),
+            "at": datetime.now(UTC).isoformat(),
+        }
+        log.warning("dead-lettering %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+        self._dlq.send(DLQ_TOPIC, key=msg.key, value=json.dumps(entry).encode()).get(timeout=60)
+        self.stats.dead_lettered += 1
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set."""
+        while not stop.is_set():
+            self.poll_once(500)
+
+    def run_until_idle(self, idle_s: float = 3.0, timeout_s: float = 120.0) -> BuildStats:
+        """Consume until nothing arrives for ``idle_s`` (for tests and the demo)."""
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            if self.poll_once(500):
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= idle_s:
+                break
+        return self.stats
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._dlq.close(timeout=10)

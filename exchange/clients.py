@@ -1,0 +1,84 @@
+"""Kafka clients as the exchange uses them, with kafka-python's errors translated.
+
+Producers always run with ``acks=all`` and idempotence, so a retried send never
+duplicates or reorders a record within a partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from exchange.errors import BrokerError
+
+
+def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer that waits for every in-sync replica."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 120_000,
+        "client_id": "exchange-producer",
+    }
+    config.update(overrides)
+    try:
+        return KafkaProducer(**config)
+    except NoBrokersAvailable as exc:
+        raise BrokerError(f"no Kafka broker answers at {bootstrap}; is the stack up?") from exc
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create a Kafka producer: {exc}") from exc
+
+
+def consumer(
+    bootstrap: str, group_id: str, topics: Iterable[str], **overrides: Any
+) -> KafkaConsumer:
+    """A consumer that starts at the earliest offset and never commits on its own."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "client_id": f"exchange-{group_id}",
+    }
+    config.update(overrides)
+    try:
+        kafka_consumer = KafkaConsumer(**config)
+        kafka_consumer.subscribe(list(topics))
+        return kafka_consumer
+    except NoBrokersAvailable as exc:
+        raise BrokerError(f"no Kafka broker answers at {bootstrap}; is the stack up?") from exc
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create a Kafka consumer: {exc}") from exc
+
+
+def ensure_topics(
+    bootstrap: str, topics: Iterable[str], *, partitions: int = 3, replication: int | None = None
+) -> None:
+    """Create the topics that do not exist yet; replication defaults to min(3, brokers)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="exchange-admin")
+    except KafkaError as exc:
+        raise BrokerError(f"no Kafka broker answers at {bootstrap}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        wanted = [t for t in dict.fromkeys(topics) if t not in existing]
+        if not wanted:
+            return
+        rf = replication or min(3, len(admin.describe_cluster()["brokers"]))
+        # Created concurrently by another process: that is what we wanted.
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(t, partitions, rf) for t in wanted], timeout_ms=30_000)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics {wanted}: {exc}") from exc
+    finally:
+        admin.close()

@@ -1,0 +1,9 @@
+"""The FastAPI gateway: caseworkers' queries, auditors' reviews, the schema registry API.
+
+Rule of this package: every access decision is audited before it is answered,
+and a field leaves only if a rule allows it.
+"""
+
+from gateway.app import create_app
+
+__all__ = ["create_app"]

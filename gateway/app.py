@@ -1,0 +1,52 @@
+"""The gateway's application factory: routers, error handlers and lifespan in plain calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from exchange.config import Settings
+from exchange.db import make_engine, migrate, session_factory
+from gateway import persons, problems
+from gateway.deps import AppState
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway for ``settings``; the lifespan opens and closes the database."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url)
+        migrate(engine)
+        app.state.exchange = AppState(settings, session_factory(engine))
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Data Exchange gateway",
+        version="0.1.0",
+        description="Purpose-bound access to the shared registry; every decision is audited.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(persons.router)
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,34 @@
+"""Dependencies shared by the routes: settings, database sessions, the request id."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.config import Settings
+
+
+class AppState:
+    """What the lifespan opens and the routes use."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        # One writer at a time appends to the audit chain within this process.
+        self.audit_lock = threading.Lock()
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.exchange
+    return state
+
+
+def get_request_id(request: Request) -> str:
+    return str(request.state.request_id)
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

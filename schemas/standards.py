@@ -1,0 +1,135 @@
+"""The common data standards: Avro schemas with field metadata.
+
+Each standard is one ``.avsc`` file in ``schemas/avro``. Besides Avro's own keys,
+every field carries ``sensitivity`` (public, internal, personal, sensitive),
+``identifier`` (used for linkage) and optionally ``validator`` (a name from
+:mod:`schemas.validators`). A standard publishes to the topic
+``std.<dataset>.v<version>`` under the registry subject ``<topic>-value``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastavro import parse_schema
+from fastavro.schema import SchemaParseException, to_parsing_canonical_form
+
+from exchange.errors import SchemaNotFoundError
+
+
+class Sensitivity(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    PERSONAL = "personal"
+    SENSITIVE = "sensitive"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field of a standard as the rest of the exchange sees it."""
+
+    name: str
+    avro_type: Any
+    doc: str
+    sensitivity: Sensitivity
+    identifier: bool
+    validator: str | None
+    required: bool
+    has_default: bool
+    default: Any
+
+
+@dataclass(frozen=True)
+class Standard:
+    """One standard: its Avro schema, parsed once, and its field metadata."""
+
+    name: str
+    dataset: str
+    version: int
+    schema: dict[str, Any]
+    parsed: Any
+    fields: tuple[FieldSpec, ...]
+
+    @property
+    def topic(self) -> str:
+        return f"std.{self.dataset}.v{self.version}"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.topic}-value"
+
+    @property
+    def canonical(self) -> str:
+        return str(to_parsing_canonical_form(self.parsed))
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def identifier_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.identifier)
+
+
+def _nullable(avro_type: Any) -> bool:
+    return isinstance(avro_type, list) and "null" in avro_type
+
+
+def standard_from_schema(schema: dict[str, Any]) -> Standard:
+    """Build a Standard from a schema dict; raises SchemaParseException if not valid Avro."""
+    parsed = parse_schema(json.loads(json.dumps(schema)))
+    fields = []
+    for raw in schema["fields"]:
+        has_default = "default" in raw
+        fields.append(
+            FieldSpec(
+                name=raw["name"],
+                avro_type=raw["type"],
+                doc=raw.get("doc", ""),
+                sensitivity=Sensitivity(raw.get("sensitivity", "internal")),
+                identifier=bool(raw.get("identifier", False)),
+                validator=raw.get("validator"),
+                required=not has_default and not _nullable(raw["type"]),
+                has_default=has_default,
+                default=raw.get("default"),
+            )
+        )
+    name = schema["name"]
+    return Standard(
+        name=name,
+        dataset=str(schema.get("dataset", name.lower())),
+        version=int(schema.get("version", 1)),
+        schema=schema,
+        parsed=parsed,
+        fields=tuple(fields),
+    )
+
+
+def available() -> list[str]:
+    """Names of the shipped standards (file stems, e.g. ``person``)."""
+    folder = resources.files("schemas") / "avro"
+    return sorted(
+        p.name.removesuffix(".avsc") for p in folder.iterdir() if p.name.endswith(".avsc")
+    )
+
+
+@cache
+def load_standard(name: str) -> Standard:
+    """Load a shipped standard by name (``person``) or Avro name (``Person``)."""
+    stem = name.lower()
+    path = resources.files("schemas") / "avro" / f"{stem}.avsc"
+    if not path.is_file():
+        raise SchemaNotFoundError(
+            f"no standard named {name!r}; known standards: {', '.join(available())}"
+        )
+    try:
+        return standard_from_schema(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, SchemaParseException) as exc:
+        raise SchemaNotFoundError(f"standard {name!r} is not a valid schema: {exc}") from exc
