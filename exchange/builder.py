@@ -75,9 +75,9 @@ class RegistryBuilder:
         self.serde = AvroSerde(self.store.schema_text)
         self.stats = BuildStats()
         ensure_topics(bootstrap, [DLQ_TOPIC])
-        self._consumer = consumer(bootstrap, group_id, [], metadata_max_age_ms=3000)
-        self._consumer.unsubscribe()
-        self._consumer.subscribe(pattern=TOPIC_PATTERN)
+        self._consumer = consumer(
+            bootstrap, group_id, pattern=TOPIC_PATTERN, metadata_max_age_ms=3000
+        )
         self._dlq: KafkaProducer = producer(bootstrap)
         self._identifier_fields = cache(self._identifier_fields_uncached)
 

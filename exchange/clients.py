@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from exchange.errors import BrokerError
 
@@ -32,16 +32,22 @@ def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
     config.update(overrides)
     try:
         return KafkaProducer(**config)
-    except NoBrokersAvailable as exc:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap}; is the stack up?") from exc
     except KafkaError as exc:
-        raise BrokerError(f"cannot create a Kafka producer: {exc}") from exc
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up?") from exc
 
 
 def consumer(
-    bootstrap: str, group_id: str, topics: Iterable[str], **overrides: Any
+    bootstrap: str,
+    group_id: str,
+    topics: Iterable[str] = (),
+    *,
+    pattern: str | None = None,
+    **overrides: Any,
 ) -> KafkaConsumer:
-    """A consumer that starts at the earliest offset and never commits on its own."""
+    """A consumer of ``topics`` (or a regex ``pattern``) from the earliest offset.
+
+    It never commits on its own: the caller commits after applying what it read.
+    """
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "group_id": group_id,
@@ -53,12 +59,13 @@ def consumer(
     config.update(overrides)
     try:
         kafka_consumer = KafkaConsumer(**config)
-        kafka_consumer.subscribe(list(topics))
+        if pattern is not None:
+            kafka_consumer.subscribe(pattern=pattern)
+        else:
+            kafka_consumer.subscribe(list(topics))
         return kafka_consumer
-    except NoBrokersAvailable as exc:
-        raise BrokerError(f"no Kafka broker answers at {bootstrap}; is the stack up?") from exc
     except KafkaError as exc:
-        raise BrokerError(f"cannot create a Kafka consumer: {exc}") from exc
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up?") from exc
 
 
 def ensure_topics(

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.data_dir.resolve() / 'registry.db'}"
 
+    @property
+    def safe_db_url(self) -> str:
+        """The database URL with any password masked, for logs and messages."""
+        return _mask_url(self.db_url)
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -1,0 +1,205 @@
+"""The ``exchange`` command line.
+
+Commands of other packages plug in through the ``exchange.commands`` entry-point
+group (e.g. ``exchange connector ...`` from ``connectors``), so this package
+never imports them. Every ExchangeError ends the command with its message and
+exit code 2, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from datetime import timedelta
+from importlib.metadata import entry_points
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from exchange.config import Settings, load_settings
+from exchange.errors import ExchangeError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="exchange",
+    help="Data Exchange: publish department records under common standards, "
+    "link them in a shared registry, and serve them to caseworkers with an audit trail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+registry_app = typer.Typer(help="The shared registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def say(message: str) -> None:
+    console.print(f"[bold cyan]•[/] {message}")
+
+
+@app.command()
+def up() -> None:
+    """Start the local stack: Kafka broker, registry builder and gateway (SQLite by default)."""
+    from exchange.stack import Stack
+
+    stack = Stack(settings())
+    stack.up(say)
+    _print_status(stack)
+
+
+@app.command()
+def down() -> None:
+    """Stop the local stack; no broker or server process is left behind."""
+    from exchange.stack import Stack
+
+    Stack(settings()).down(say)
+    say("stack is down")
+
+
+@app.command()
+def status() -> None:
+    """Say what runs where."""
+    from exchange.stack import Stack
+
+    _print_status(Stack(settings()))
+
+
+def _print_status(stack: object) -> None:
+    from exchange.stack import Stack
+
+    assert isinstance(stack, Stack)
+    table = Table("component", "state", "pid", "address")
+    for row in stack.status():
+        state = "[green]running[/]" if row.running else "[red]stopped[/]"
+        table.add_row(row.name, state, str(row.pid or "-"), row.address)
+    console.print(table)
+    console.print(f"data directory: {stack.data_dir}")
+
+
+@app.command()
+def demo(
+    people: Annotated[int, typer.Option(help="How many synthetic residents to publish.")] = 8,
+) -> None:
+    """Start the stack, publish a small department dataset, and query it through the gateway."""
+    from exchange.demo import run_demo
+
+    run_demo(settings(), console, people=people)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings, secrets masked."""
+    import json
+
+    console.print_json(json.dumps(settings().masked()))
+
+
+@registry_app.command("build")
+def registry_build(
+    until_idle: Annotated[
+        bool, typer.Option(help="Stop once no record has arrived for a few seconds.")
+    ] = False,
+) -> None:
+    """Consume the standard topics into the registry (runs until stopped)."""
+    import signal
+
+    from exchange.builder import RegistryBuilder
+    from exchange.db import make_engine, migrate, session_factory
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    cfg = settings()
+    engine = make_engine(cfg.db_url)
+    migrate(engine)
+    builder = RegistryBuilder(
+        cfg.kafka.bootstrap,
+        session_factory(engine),
+        linkage_key=cfg.linkage_key.get_secret_value().encode(),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if until_idle:
+            stats = builder.run_until_idle()
+        else:
+            say(f"registry builder consuming std.* from {cfg.kafka.bootstrap}")
+            builder.run(stop)
+            stats = builder.stats
+    except KeyboardInterrupt:
+        stats = builder.stats
+    finally:
+        builder.close()
+    say(
+        f"applied {stats.applied}, unchanged {stats.unchanged}, dead-lettered {stats.dead_lettered}"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    actor: Annotated[str, typer.Option(help="Who will use the key (user name).")],
+    department: Annotated[str, typer.Option(help="The user's department.")],
+    role: Annotated[str, typer.Option(help="caseworker, publisher, auditor or admin.")],
+    expires_days: Annotated[int | None, typer.Option(help="Days until the key expires.")] = 90,
+) -> None:
+    """Create an API key; it is printed once and stored only as a salted hash."""
+    from exchange.apikeys import create_key
+    from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
+
+    if role not in {"caseworker", "publisher", "auditor", "admin"}:
+        raise typer.BadParameter("role must be caseworker, publisher, auditor or admin")
+    cfg = settings()
+    engine = make_engine(cfg.db_url)
+    migrate(engine)
+    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+    with transaction(session_factory(engine)) as session:
+        key = create_key(session, actor=actor, department=department, role=role, expires_at=expires)
+    console.print("API key (shown once; store it safely):")
+    console.print(key, markup=False)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit chain from storage; report the first bad entry."""
+    from exchange import audit
+    from exchange.db import make_engine, session_factory
+
+    with session_factory(make_engine(settings().db_url))() as session:
+        bad = audit.verify(session)
+    if bad is None:
+        say("audit log intact")
+    else:
+        err_console.print(f"[red]audit log broken at entry {bad}[/]")
+        raise typer.Exit(1)
+
+
+def _load_plugins() -> None:
+    for ep in entry_points(group="exchange.commands"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
+def main() -> None:
+    _load_plugins()
+    try:
+        app()
+    except ExchangeError as exc:
+        err_console.print(f"[bold red]error[/] ({exc.code}): {exc.message}", markup=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

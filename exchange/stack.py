@@ -1,0 +1,191 @@
+"""The local stack: a Kafka broker, the registry builder and the gateway, as background processes.
+
+``exchange up`` starts what is not running yet and waits until each answers;
+``exchange down`` stops exactly the processes it started, by the pids recorded
+under ``<data_dir>/run``; ``exchange status`` says what runs where. The gateway
+is started by its import path (``gateway.asgi:app``), so this package never
+imports the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from exchange.broker import LocalKafka, _port_open, pid_alive, terminate_pid
+from exchange.config import Settings
+from exchange.db import make_engine, migrate
+from exchange.errors import StackError
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    running: bool
+    address: str
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.run_dir = self.data_dir / "run"
+        self.log_dir = self.data_dir / "logs"
+
+    @property
+    def local_kafka(self) -> bool:
+        return self.settings.kafka.bootstrap_servers is None
+
+    def kafka(self) -> LocalKafka:
+        k = self.settings.kafka
+        return LocalKafka(
+            self.data_dir / "kafka",
+            size=1,
+            host=k.host,
+            ports=[(k.port, k.controller_port)],
+            heap=k.heap,
+            jars_dir=k.jars_dir,
+            start_timeout=k.start_timeout_s,
+            partitions=k.partitions,
+        )
+
+    def _pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def _pid(self, name: str) -> int | None:
+        if name == "kafka":
+            return self.kafka().pids().get(1)
+        try:
+            return int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def status(self) -> list[ComponentStatus]:
+        k, g = self.settings.kafka, self.settings.gateway
+        rows = []
+        for name, address in (
+            ("kafka", k.bootstrap if self.local_kafka else f"external {k.bootstrap}"),
+            ("registry-builder", f"consumer of std.* on {k.bootstrap}"),
+            ("gateway", g.url),
+        ):
+            pid = self._pid(name)
+            rows.append(ComponentStatus(name, pid, pid is not None and pid_alive(pid), address))
+        return rows
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["EXCHANGE_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._child_env(),
+                start_new_session=True,
+            )
+        self._pid_file(name).write_text(str(proc.pid))
+        return proc.pid
+
+    def _running(self, name: str) -> bool:
+        pid = self._pid(name)
+        return pid is not None and pid_alive(pid)
+
+    def up(self, say: Say) -> None:
+        """Start every component that is not running and wait until each answers."""
+        if self.local_kafka:
+            if self._running("kafka"):
+                say(f"kafka already running on {self.settings.kafka.bootstrap}")
+            else:
+                say(f"starting kafka (KRaft, Java 17) on {self.settings.kafka.bootstrap} ...")
+                t0 = time.monotonic()
+                self.kafka().start(detached=True)
+                say(f"kafka ready in {time.monotonic() - t0:.1f}s")
+        say(f"migrating the registry database {self.settings.safe_db_url}")
+        engine = make_engine(self.settings.db_url)
+        migrate(engine)
+        engine.dispose()
+        if self._running("registry-builder"):
+            say("registry builder already running")
+        else:
+            pid = self._spawn(
+                "registry-builder", [sys.executable, "-m", "exchange.cli", "registry", "build"]
+            )
+            time.sleep(1.5)
+            if not pid_alive(pid):
+                raise StackError(
+                    "the registry builder exited at start; see "
+                    f"{self.log_dir / 'registry-builder.log'}"
+                )
+            say(f"registry builder started (pid {pid})")
+        g = self.settings.gateway
+        if self._running("gateway"):
+            say(f"gateway already running at {g.url}")
+        else:
+            if _port_open(g.host, g.port):
+                raise StackError(
+                    f"port {g.port} is in use by another program; set EXCHANGE_GATEWAY__PORT"
+                )
+            argv = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "gateway.asgi:app",
+                "--host",
+                g.host,
+                "--port",
+                str(g.port),
+                "--log-level",
+                "warning",
+            ]
+            pid = self._spawn("gateway", argv)
+            self._wait_http(f"{g.url}/healthz", "gateway")
+            say(f"gateway ready at {g.url} (pid {pid})")
+
+    def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self._pid(name)
+            if pid is None or not pid_alive(pid):
+                raise StackError(f"{name} exited at start; see {self.log_dir / (name + '.log')}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise StackError(f"{name} did not answer at {url} within {timeout:.0f}s")
+
+    def down(self, say: Say) -> None:
+        """Stop the gateway, the builder and the local broker (in that order), by pid."""
+        for name in ("gateway", "registry-builder"):
+            pid = self._pid(name)
+            if pid is not None and pid_alive(pid):
+                terminate_pid(pid, timeout=20)
+                say(f"{name} stopped (pid {pid})")
+            self._pid_file(name).unlink(missing_ok=True)
+        if self.local_kafka:
+            kafka = self.kafka()
+            pid = kafka.pids().get(1)
+            if pid is not None and pid_alive(pid):
+                kafka.stop()
+                say(f"kafka stopped (pid {pid})")
+            else:
+                kafka.stop()
