@@ -39,7 +39,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from exchange.errors import ConfigError
+from exchange.errors import ConfigError, SchemaNotFoundError
 from schemas import Standard, load_standard
 
 Transform = Literal["strip", "halfwidth", "upper", "lower", "collapse_spaces"]
@@ -76,8 +76,10 @@ class FieldMapping(_Strict):
 
     @model_validator(mode="after")
     def _one_origin(self) -> FieldMapping:
-        if (self.source is None) == (self.join is None) and self.default is None:
-            raise ValueError("give exactly one of 'from' or 'join' (or only a 'default')")
+        if self.source is not None and self.join is not None:
+            raise ValueError("give 'from' or 'join', not both")
+        if self.source is None and self.join is None and self.default is None:
+            raise ValueError("give one of 'from' or 'join' (or only a 'default')")
         return self
 
     @property
@@ -115,7 +117,10 @@ def load_definition(path: Path) -> ConnectorDefinition:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError(f"connector definition {path} is invalid:\n" + "\n".join(lines)) from exc
-    problems = check_against_standard(definition)
+    try:
+        problems = check_against_standard(definition)
+    except SchemaNotFoundError as exc:
+        raise ConfigError(f"connector definition {path}: {exc.message}") from exc
     if problems:
         raise ConfigError(
             f"connector definition {path} does not fit its standard:\n"

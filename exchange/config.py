@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         default=None,
+        repr=False,
         description="SQLAlchemy URL of the registry database. "
         "Default: sqlite:///<data_dir>/registry.db.",
     )
@@ -146,6 +147,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        _check_environment()
         toml_path = Path(os.environ.get("EXCHANGE_CONFIG", "exchange.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_path.is_file():
@@ -166,9 +168,36 @@ def _mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        query = {k: ("***" if "pass" in k.lower() else v) for k, v in parsed.query.items()}
+        return parsed.set(query=query).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as nothing rather than leaked
         return "***"
+
+
+# Environment variables the exchange reads outside the Settings class.
+_OTHER_ENV = frozenset({"EXCHANGE_CONFIG", "EXCHANGE_KAFKA_CACHE"})
+
+
+def _check_environment() -> None:
+    """Refuse EXCHANGE_* variables that name no setting (pydantic-settings ignores them)."""
+    sections = {"kafka": KafkaSettings, "gateway": GatewaySettings}
+    unknown = []
+    for name in os.environ:
+        if not name.startswith("EXCHANGE_") or name in _OTHER_ENV:
+            continue
+        dotted = name.removeprefix("EXCHANGE_").lower().replace("__", ".")
+        top, _, rest = dotted.partition(".")
+        if top in sections:
+            if rest and rest.split(".")[0] not in sections[top].model_fields:
+                unknown.append(f"{name} ({dotted})")
+        elif top not in Settings.model_fields or rest:
+            unknown.append(f"{name} ({dotted})")
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in the environment: {', '.join(sorted(unknown))} "
+            "(see docs/configuration.md)"
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -20,7 +20,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from exchange.errors import SchemaNotFoundError, WireFormatError
 
 MAGIC = 0
-_HEADER = struct.Struct(">bI")
+_HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 
 
@@ -65,7 +65,7 @@ class AvroSerde:
 
     def encode(self, schema_id: int, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC, schema_id))
+        buffer.write(frame(schema_id, b""))
         try:
             schemaless_writer(buffer, self.parsed(schema_id), record)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -82,7 +82,14 @@ class AvroSerde:
         stream = io.BytesIO(body)
         try:
             record = schemaless_reader(stream, schema, None)
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError, struct.error) as exc:
+        except (
+            EOFError,
+            ValueError,
+            IndexError,
+            OverflowError,
+            UnicodeDecodeError,
+            struct.error,
+        ) as exc:
             raise WireFormatError(
                 f"Avro body of schema {schema_id} is truncated or corrupt: {exc!r}"
             ) from exc

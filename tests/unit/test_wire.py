@@ -167,12 +167,6 @@ def test_out_of_range_enum_index_raises_wire_format_error(serde: AvroSerde) -> N
         serde.decode(frame(SCHEMA_ID, body))
 
 
-@pytest.mark.xfail(
-    raises=OverflowError,
-    strict=True,
-    reason="bug: AvroSerde.decode does not translate fastavro's OverflowError for an "
-    "out-of-range date (exchange/wire.py, the except tuple in decode)",
-)
 def test_out_of_range_date_in_a_corrupt_body_raises_wire_format_error(serde: AvroSerde) -> None:
     # Four empty strings, then birth_date = 2**31 - 1 days after the epoch.
     body = b"\x00" * 4 + _zigzag_varint(2**31 - 1) + b"\x00" * 4
