@@ -181,7 +181,7 @@ _OTHER_ENV = frozenset({"EXCHANGE_CONFIG", "EXCHANGE_KAFKA_CACHE"})
 
 def _check_environment() -> None:
     """Refuse EXCHANGE_* variables that name no setting (pydantic-settings ignores them)."""
-    sections = {"kafka": KafkaSettings, "gateway": GatewaySettings}
+    sections: dict[str, type[BaseModel]] = {"kafka": KafkaSettings, "gateway": GatewaySettings}
     unknown = []
     for name in os.environ:
         if not name.startswith("EXCHANGE_") or name in _OTHER_ENV:
