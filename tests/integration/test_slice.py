@@ -1,0 +1,223 @@
+"""The thin slice for real: CSV in -> Kafka -> registry row -> gateway JSON out -> audit row.
+
+Runs against the session's real Kafka broker, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer
+from sqlalchemy import func, select
+
+from connectors import load_definition, run_connector
+from exchange import audit
+from exchange.apikeys import create_key
+from exchange.broker import LocalKafka
+from exchange.builder import RegistryBuilder
+from exchange.config import Settings
+from exchange.db import make_engine, migrate, session_factory, transaction
+from exchange.models import AuditEntry, SourceRecord
+from gateway import create_app
+from schemas import SchemaStore
+
+pytestmark = pytest.mark.integration
+
+LINKAGE_KEY = "integration-linkage-key"
+VALID = [
+    # local id, id number, surname, given, dob, sex
+    ("A1", "11010519491231002X", "王", "秀英", "1949-12-31", "2"),
+    ("A2", "110105198005170017", "李", "伟", "1980/05/17", "1"),
+    ("A3", "440106199007090026", "陈", "芳", "19900709", "2"),
+]
+INVALID = [
+    ("B1", "110105198005170015", "孙", "丽", "1980-05-17", "2"),  # wrong check character
+    ("B2", "310104197503010012", "钱", "刚", "1975-02-30", "1"),  # impossible date
+]
+
+
+def _write_source(folder: Path, department: str) -> Path:
+    rows = ["local_id,id_number,surname,given,dob,sex"]
+    rows += [",".join(r) for r in VALID + INVALID]
+    (folder / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    definition = folder / "connector.toml"
+    definition.write_text(
+        f"""
+[connector]
+id = "slice-test"
+department = "{department}"
+standard = "person"
+
+[source]
+path = "people.csv"
+key = "local_id"
+
+[fields.resident_id]
+from = "id_number"
+transform = ["strip", "halfwidth", "upper"]
+
+[fields.family_name]
+from = "surname"
+
+[fields.given_name]
+from = "given"
+
+[fields.full_name]
+join = ["surname", "given"]
+
+[fields.birth_date]
+from = "dob"
+date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
+
+[fields.sex]
+from = "sex"
+codes = {{ "1" = "MALE", "2" = "FEMALE" }}
+""",
+        encoding="utf-8",
+    )
+    return definition
+
+
+def _messages(bootstrap: str, topic: str, key_prefix: bytes, expected: int) -> list:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    found = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            found += [m for m in consumer if (m.key or b"").startswith(key_prefix)]
+    finally:
+        consumer.close()
+    return found
+
+
+def test_csv_to_registry_to_gateway_to_audit(
+    kafka: LocalKafka, database_url: str, tmp_path: Path
+) -> None:
+    department = f"dept_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    store = SchemaStore(sessions)
+
+    # 1. The connector publishes valid rows and dead-letters the rest, with reasons.
+    report = run_connector(
+        load_definition(_write_source(tmp_path, department)),
+        bootstrap=kafka.bootstrap_servers,
+        store=store,
+    )
+    assert (report.read, report.published, report.rejected) == (5, 3, 2)
+    assert report.reconciled
+    assert report.reasons == {"resident_id.check_character": 1, "date.invalid": 1}
+    assert {(r["line"], r["source_id"]) for r in report.rejections} == {(5, "B1"), (6, "B2")}
+
+    # 2. On the wire: Confluent framing (magic 0, the registered schema id) and provenance.
+    published = _messages(kafka.bootstrap_servers, "std.person.v1", department.encode(), 3)
+    assert len(published) == 3
+    schema_id = store.register(
+        "std.person.v1-value", load_definition(tmp_path / "connector.toml").standard.schema
+    )
+    for message in published:
+        assert message.value[0] == 0
+        assert int.from_bytes(message.value[1:5], "big") == schema_id
+        headers = dict(message.headers)
+        assert headers["department"] == department.encode()
+        assert headers["connector-id"] == b"slice-test"
+        assert message.key == f"{department}:{headers['source-id'].decode()}".encode()
+    dead = _messages(kafka.bootstrap_servers, "dlq.person", department.encode(), 2)
+    reasons = sorted(json.loads(m.value)["reasons"][0]["code"] for m in dead)
+    assert reasons == ["date.invalid", "resident_id.check_character"]
+
+    # 3. The registry builder applies exactly the valid rows.
+    builder = RegistryBuilder(
+        kafka.bootstrap_servers,
+        sessions,
+        linkage_key=LINKAGE_KEY.encode(),
+        group_id=f"builder-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        count = 0
+        while count < 3 and time.monotonic() < deadline:
+            builder.poll_once(500)
+            with sessions() as session:
+                count = session.scalar(
+                    select(func.count()).where(SourceRecord.department == department)
+                )
+    finally:
+        builder.close()
+    with sessions() as session:
+        rows = session.scalars(
+            select(SourceRecord).where(SourceRecord.department == department)
+        ).all()
+    assert sorted(r.source_id for r in rows) == ["A1", "A2", "A3"]
+    a2 = next(r for r in rows if r.source_id == "A2")
+    assert a2.payload["birth_date"] == "1980-05-17"
+    assert a2.payload["full_name"] == "李伟"
+    assert a2.lookup_key
+    assert "110105198005170017" not in a2.lookup_key
+
+    # 4. The gateway serves the person to a caseworker with a key, for a purpose.
+    with transaction(sessions) as session:
+        key = create_key(session, actor="alice", department="civil_affairs", role="caseworker")
+        clerk = create_key(session, actor="bob", department="civil_affairs", role="publisher")
+    settings = Settings(database_url=database_url, linkage_key=LINKAGE_KEY)
+    with TestClient(create_app(settings)) as client:
+        ok = client.get(
+            "/v1/persons/110105198005170017",
+            params={"purpose": "minimum-living-allowance", "case_ref": "C-1"},
+            headers={"X-API-Key": key},
+        )
+        assert ok.status_code == 200, ok.text
+        body = ok.json()
+        assert body["resident_id"] == "110105********0017"
+        [record] = [r for r in body["records"] if r["department"] == department]
+        assert record["fields"]["full_name"] == "李伟"
+        assert record["fields"]["resident_id"] == "110105********0017"
+
+        denied = [
+            client.get("/v1/persons/110105198005170017", params={"purpose": "x"}),
+            client.get(
+                "/v1/persons/110105198005170017",
+                params={"purpose": "x"},
+                headers={"X-API-Key": key[:-2] + "zz"},
+            ),
+            client.get(
+                "/v1/persons/110105198005170017",
+                params={"purpose": "x"},
+                headers={"X-API-Key": clerk},
+            ),
+            client.get("/v1/persons/110105198005170017", headers={"X-API-Key": key}),
+        ]
+        assert [r.status_code for r in denied] == [401, 401, 403, 400]
+        for response in denied:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "Traceback" not in response.text
+
+    # 5. One audit entry per request, allowed or denied, no plaintext identifier, chain intact.
+    with sessions() as session:
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        assert audit.verify(session) is None
+    assert [(e.decision, e.status) for e in entries] == [
+        ("allow", 200),
+        ("deny", 401),
+        ("deny", 401),
+        ("deny", 403),
+        ("deny", 400),
+    ]
+    assert entries[0].actor == "alice"
+    assert entries[0].purpose == "minimum-living-allowance"
+    assert entries[0].case_ref == "C-1"
+    for entry in entries:
+        assert "110105198005170017" not in json.dumps(entry.subjects)
+    engine.dispose()
