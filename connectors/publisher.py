@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 from connectors.csvsource import SourceRow, read_csv
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import Problem, map_row
-from exchange.clients import ensure_topics, producer
+from exchange.clients import close_producer, ensure_topics, producer
 from exchange.errors import BrokerError, SourceError, WireFormatError
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
@@ -157,7 +157,7 @@ def run_connector(
                 on_progress(report.read)
         _settle(kafka, pending)
     finally:
-        kafka.close(timeout=30)
+        close_producer(kafka)
     return report
 
 

@@ -256,7 +256,11 @@ class LocalKafka:
         config.write_text(self.properties(node), encoding="utf-8")
         if not (node.directory / "data" / "meta.properties").exists():
             result = subprocess.run(
-                [*self._java(STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(config))],
+                [
+                    *self._java(
+                        STORAGE_TOOL, "format", f"--cluster-id={cluster_id}", "-c", str(config)
+                    )
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -389,9 +393,19 @@ class LocalKafka:
         self.wait_ready([node])
 
     def stop(self) -> None:
-        """Stop every node of the cluster. Safe to call more than once."""
-        for node in reversed(self.nodes):
-            self.stop_node(node)
+        """Stop every node of the cluster. Safe to call more than once.
+
+        All nodes get SIGTERM at once: stopping them one by one would leave the
+        last ones without a controller quorum, stalling their controlled shutdown.
+        """
+        for node in self.nodes:
+            pid = self._procs[node.node_id].pid if node.node_id in self._procs else None
+            pid = pid or _read_pid(node.pid_file)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        for node in self.nodes:
+            self.stop_node(node, timeout=15.0)
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.blindindex import blind_index
-from exchange.clients import consumer, ensure_topics, producer
+from exchange.clients import close_producer, consumer, ensure_topics, producer
 from exchange.db import transaction, utcnow
 from exchange.errors import BrokerError, ExchangeError
 from exchange.models import SourceRecord
@@ -187,4 +187,4 @@ class RegistryBuilder:
 
     def close(self) -> None:
         self._consumer.close()
-        self._dlq.close(timeout=10)
+        close_producer(self._dlq, timeout=10)

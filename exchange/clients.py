@@ -7,6 +7,7 @@ duplicates or reorders a record within a partition.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +16,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from exchange.errors import BrokerError
+
+log = logging.getLogger(__name__)
 
 
 def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
@@ -34,6 +37,23 @@ def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**config)
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up?") from exc
+
+
+def close_producer(kafka: KafkaProducer, timeout: float = 30.0) -> None:
+    """Close a producer, giving pending sends ``timeout`` seconds, and never raise.
+
+    kafka-python's ``close`` raises KafkaTimeoutError from its final flush when a
+    send is still in flight (e.g. a broker refused acks=all) and then leaves the
+    sender thread running; here the sender is force-closed instead.
+    """
+    try:
+        kafka.close(timeout=timeout)
+    except KafkaError as exc:
+        log.warning("producer closed with sends still pending: %s", exc)
+        sender = getattr(kafka, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        kafka._closed = True  # so kafka-python's __del__ does not try to flush again
 
 
 def consumer(

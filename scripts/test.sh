@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set everything up and run every test tier: lint, types, unit, integration
+# (real Kafka, SQLite and PostgreSQL) and end-to-end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/ensure-postgres.sh
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+
+echo "== pytest"
+set +e
+.venv/bin/pytest -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "error: pytest collected no tests; that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$status"

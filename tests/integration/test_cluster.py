@@ -1,0 +1,110 @@
+"""A 3-broker KRaft cluster on loopback: replication factor 3, min.insync.replicas 2.
+
+acks=all writes succeed with all three brokers and with one broker down, and are
+refused once two are down (fewer in-sync replicas than min.insync.replicas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from exchange.broker import LocalKafka, pid_alive
+from exchange.clients import close_producer, ensure_topics, producer
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+TOPIC = "std.cluster_test.v1"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    nodes = LocalKafka(tmp_path_factory.mktemp("cluster"), size=3, heap="384m")
+    nodes.start()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def _send(kafka: KafkaProducer, values: list[bytes]) -> None:
+    futures = [kafka.send(TOPIC, key=b"k", value=v) for v in values]
+    kafka.flush(timeout=60)
+    for future in futures:
+        future.get(timeout=60)
+
+
+def _read_all(bootstrap: str) -> list[bytes]:
+    consumer = KafkaConsumer(
+        TOPIC,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return [m.value for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_three_brokers_replicate_and_enforce_min_insync(
+    cluster: LocalKafka, tmp_path: Path
+) -> None:
+    assert cluster.replication_factor == 3
+    pids = cluster.pids()
+    assert len(pids) == 3
+    assert all(pid_alive(pid) for pid in pids.values())
+
+    ensure_topics(cluster.bootstrap_servers, [TOPIC], partitions=1)
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+    try:
+        assert len(admin.describe_cluster()["brokers"]) == 3
+        [topic] = admin.describe_topics([TOPIC])
+        [partition] = topic["partitions"]
+        assert len(partition["replica_nodes"]) == 3
+        assert len(partition["isr_nodes"]) == 3
+    finally:
+        admin.close()
+
+    kafka = producer(cluster.bootstrap_servers)
+    try:
+        _send(kafka, [b"all-three-%d" % i for i in range(50)])
+    finally:
+        kafka.close()
+
+    # One broker down: two in-sync replicas remain, acks=all still succeeds.
+    first, second = cluster.nodes[2], cluster.nodes[1]
+    cluster.stop_node(first)
+    assert not pid_alive(pids[first.node_id])
+    alive = f"{cluster.nodes[0].address},{second.address}"
+    kafka = producer(alive)
+    try:
+        _send(kafka, [b"two-of-three-%d" % i for i in range(50)])
+    finally:
+        kafka.close()
+
+    # Two brokers down: only one replica, below min.insync.replicas=2: writes are refused.
+    cluster.stop_node(second)
+    kafka = producer(
+        cluster.nodes[0].address, delivery_timeout_ms=8000, request_timeout_ms=4000, linger_ms=0
+    )
+    try:
+        with pytest.raises(KafkaError):
+            _send(kafka, [b"must-not-be-acknowledged"])
+    finally:
+        close_producer(kafka, timeout=5)
+
+    # Back to three: every acknowledged record is there, the refused one is not reported as sent.
+    cluster.start_node(second)
+    cluster.start_node(first)
+    values = _read_all(cluster.bootstrap_servers)
+    expected = {b"all-three-%d" % i for i in range(50)} | {
+        b"two-of-three-%d" % i for i in range(50)
+    }
+    assert expected <= set(values)
