@@ -137,10 +137,11 @@ def run_connector(
                     value = serde.encode(schema_id, record)
                 except WireFormatError as exc:
                     problems.append(("_row", "avro.encode", exc.message))
+            if key:
+                seen.add(key)
             if problems:
                 reject(row, key, problems)
             else:
-                seen.add(key)
                 body = value[5:]
                 pending.append(
                     kafka.send(

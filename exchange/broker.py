@@ -124,6 +124,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def pid_runs(pid: int, marker: str) -> bool:
+    """Whether ``pid`` is alive and its command line contains ``marker``.
+
+    Guards against stale pid files: after a reboot the number may belong to an
+    unrelated process, which must never be signalled.
+    """
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
 def terminate_pid(pid: int, timeout: float = 30.0) -> None:
     """SIGTERM a process we started, wait for it, SIGKILL it if it lingers."""
     with contextlib.suppress(ProcessLookupError):
@@ -379,7 +394,7 @@ class LocalKafka:
     def stop_node(self, node: KafkaNode, timeout: float = 30.0) -> None:
         """Stop one node (controlled shutdown on SIGTERM), e.g. for a fault test."""
         proc = self._procs.pop(node.node_id, None)
-        pid = proc.pid if proc else _read_pid(node.pid_file)
+        pid = proc.pid if proc else self._node_pid(node)
         if pid is not None:
             terminate_pid(pid, timeout)
         if proc is not None:
@@ -400,7 +415,7 @@ class LocalKafka:
         """
         for node in self.nodes:
             pid = self._procs[node.node_id].pid if node.node_id in self._procs else None
-            pid = pid or _read_pid(node.pid_file)
+            pid = pid or self._node_pid(node)
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
@@ -409,11 +424,16 @@ class LocalKafka:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
+    def _node_pid(self, node: KafkaNode) -> int | None:
+        """The recorded pid of a node, if that process is still this node's JVM."""
+        pid = _read_pid(node.pid_file)
+        if pid is None or not pid_runs(pid, str(node.directory / "server.properties")):
+            return None
+        return pid
+
     def pids(self) -> dict[int, int]:
         return {
-            node.node_id: pid
-            for node in self.nodes
-            if (pid := _read_pid(node.pid_file)) is not None
+            node.node_id: pid for node in self.nodes if (pid := self._node_pid(node)) is not None
         }
 
     def __enter__(self) -> LocalKafka:

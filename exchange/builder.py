@@ -102,9 +102,12 @@ class RegistryBuilder:
                 for msg in messages:
                     count += 1
                     try:
-                        self._apply(session, msg)
+                        with session.begin_nested():
+                            self._apply(session, msg)
                     except ExchangeError as exc:
                         dead.append((msg, f"{exc.code}: {exc.message}"))
+                    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                        dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
                 offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
         for msg, reason in dead:
             self._dead_letter(msg, reason)

@@ -173,9 +173,11 @@ def keys_create(
 def audit_verify() -> None:
     """Recompute the audit chain from storage; report the first bad entry."""
     from exchange import audit
-    from exchange.db import make_engine, session_factory
+    from exchange.db import make_engine, migrate, session_factory
 
-    with session_factory(make_engine(settings().db_url))() as session:
+    engine = make_engine(settings().db_url)
+    migrate(engine)
+    with session_factory(engine)() as session:
         bad = audit.verify(session)
     if bad is None:
         say("audit log intact")
@@ -194,7 +196,8 @@ def main() -> None:
     try:
         app()
     except ExchangeError as exc:
-        err_console.print(f"[bold red]error[/] ({exc.code}): {exc.message}", markup=True)
+        err_console.print(f"[bold red]error[/] ({exc.code}): ", end="")
+        err_console.print(exc.message, markup=False)
         sys.exit(2)
 
 

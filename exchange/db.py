@@ -7,6 +7,7 @@ Alembic (``exchange/migrations``); :func:`migrate` brings any database to head.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from sqlalchemy.types import TypeDecorator
 
 from exchange.errors import ConfigError, ExchangeError
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -90,8 +92,9 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
+            log.error("database operation failed: %s", exc)
             raise DatabaseError(
-                f"database operation failed: {exc.__class__.__name__}: {exc}"
+                f"database operation failed ({exc.__class__.__name__}); see the server log"
             ) from exc
         except BaseException:
             session.rollback()
@@ -105,6 +108,11 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        cause = getattr(exc, "orig", None) or exc
+        raise DatabaseError(f"cannot migrate the database at {url}: {cause}") from exc

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import httpx
 
-from exchange.broker import LocalKafka, _port_open, pid_alive, terminate_pid
+from exchange.broker import LocalKafka, _port_open, pid_alive, pid_runs, terminate_pid
 from exchange.config import Settings
 from exchange.db import make_engine, migrate
 from exchange.errors import StackError
 
 Say = Callable[[str], None]
+# What each component's command line contains; a recorded pid whose process
+# lacks it is stale and is never signalled.
+_MARKERS = {"registry-builder": "exchange.cli registry build", "gateway": "gateway.asgi:app"}
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,10 @@ class Stack:
         if name == "kafka":
             return self.kafka().pids().get(1)
         try:
-            return int(self._pid_file(name).read_text().strip())
+            pid = int(self._pid_file(name).read_text().strip())
         except (OSError, ValueError):
             return None
+        return pid if pid_runs(pid, _MARKERS[name]) else None
 
     def status(self) -> list[ComponentStatus]:
         k, g = self.settings.kafka, self.settings.gateway

@@ -2,9 +2,10 @@
 
 A message value is ``0x00`` (magic byte), the schema id as a 4-byte big-endian
 unsigned integer, then the Avro binary body (fastavro's schemaless encoding).
-Any Confluent-compatible client can read it through the exchange's schema
-registry API. Parsed schemas are cached by id, so decoding a stream costs one
-registry lookup per schema, not per record.
+This is the framing Confluent's serializers use, so the wider Kafka
+ecosystem can read the records given the schema by its id. Parsed schemas are
+cached by id, so decoding a stream costs one registry lookup per schema, not
+per record.
 """
 
 from __future__ import annotations

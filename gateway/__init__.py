@@ -1,4 +1,4 @@
-"""The FastAPI gateway: caseworkers' queries, auditors' reviews, the schema registry API.
+"""The FastAPI gateway: caseworkers' person lookups, answered only after they are audited.
 
 Rule of this package: every access decision is audited before it is answered,
 and a field leaves only if a rule allows it.

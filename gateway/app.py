@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,8 @@ from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
 from gateway import persons, problems
 from gateway.deps import AppState
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,7 +44,17 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unexpected error in request %s", request.state.request_id)
+            response = problems.problem(
+                500,
+                "Internal error",
+                "the request could not be completed; quote the request id to the operator",
+                "internal_error",
+                request,
+            )
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 

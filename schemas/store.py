@@ -1,7 +1,7 @@
 """The schema store: global schema ids by Avro Parsing Canonical Form, per subject versions.
 
 Registering the same schema again (in any formatting) returns the same id.
-Compatibility rules and the Confluent-compatible REST API build on this store.
+Compatibility rules and a Confluent-compatible REST API are to build on this store.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ command -v mvn >/dev/null || { echo "error: Maven (mvn) is required to fetch the
 command -v java >/dev/null || { echo "error: Java 17+ is required to run the Kafka broker" >&2; exit 1; }
 echo "fetching Apache Kafka $version jars from Maven Central into $dest ..."
 mkdir -p "$dest"
-mvn -B -q -f "$here/pom.xml" dependency:copy-dependencies \
+mvn -B -q -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$dest" -Dmdep.overWriteReleases=false
 touch "$dest/.complete"
 echo "kafka $version: $(ls "$dest"/*.jar | wc -l) jars in $dest"
