@@ -41,6 +41,15 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 
+def _schemas_app() -> typer.Typer:
+    from exchange.schemas_cli import app as schemas_app
+
+    return schemas_app
+
+
+app.add_typer(_schemas_app(), name="schemas")
+
+
 def settings() -> Settings:
     return load_settings()
 

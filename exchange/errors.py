@@ -12,6 +12,11 @@ only the gateway maps them to responses.
     │   └── BrokerStartError   the local broker did not come up
     ├── WireFormatError        bytes are not a Confluent-framed Avro record we can read
     ├── SchemaNotFoundError    unknown schema id or standard
+    ├── RegistryError          a schema registry request cannot be done (Confluent error_code)
+    │   ├── SubjectNotFoundError, VersionNotFoundError, SchemaNotInSubjectError (404)
+    │   ├── SubjectNotSoftDeletedError, VersionNotSoftDeletedError, ConfigNotFoundError (404)
+    │   ├── IncompatibleSchemaError (409: names each field and rule broken)
+    │   └── InvalidSchemaError, InvalidVersionError, InvalidCompatibilityLevelError (422)
     ├── ValidationError        a record does not meet its standard (carries reasons)
     ├── SourceError            a department source cannot be read
     ├── StackError             the local stack cannot be started or stopped
@@ -54,6 +59,74 @@ class WireFormatError(ExchangeError):
 
 class SchemaNotFoundError(ExchangeError):
     code = "schema_not_found"
+
+
+class RegistryError(ExchangeError):
+    """A schema registry error; ``registry_code`` is Confluent's ``error_code``."""
+
+    code = "registry_error"
+    registry_code = 50001
+    http_status = 500
+
+
+class SubjectNotFoundError(RegistryError):
+    code = "subject_not_found"
+    registry_code = 40401
+    http_status = 404
+
+
+class VersionNotFoundError(RegistryError):
+    code = "version_not_found"
+    registry_code = 40402
+    http_status = 404
+
+
+class SchemaNotInSubjectError(RegistryError):
+    code = "schema_not_found"
+    registry_code = 40403
+    http_status = 404
+
+
+class SubjectNotSoftDeletedError(RegistryError):
+    code = "subject_not_soft_deleted"
+    registry_code = 40405
+    http_status = 404
+
+
+class VersionNotSoftDeletedError(RegistryError):
+    code = "version_not_soft_deleted"
+    registry_code = 40407
+    http_status = 404
+
+
+class ConfigNotFoundError(RegistryError):
+    code = "subject_config_not_found"
+    registry_code = 40408
+    http_status = 404
+
+
+class IncompatibleSchemaError(RegistryError):
+    code = "incompatible_schema"
+    registry_code = 409
+    http_status = 409
+
+
+class InvalidSchemaError(RegistryError):
+    code = "invalid_schema"
+    registry_code = 42201
+    http_status = 422
+
+
+class InvalidVersionError(RegistryError):
+    code = "invalid_version"
+    registry_code = 42202
+    http_status = 422
+
+
+class InvalidCompatibilityLevelError(RegistryError):
+    code = "invalid_compatibility_level"
+    registry_code = 42203
+    http_status = 422
 
 
 class ValidationError(ExchangeError):

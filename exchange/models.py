@@ -49,6 +49,19 @@ class SubjectVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class RegistryConfig(Base):
+    """A compatibility level: global (subject ``GLOBAL_CONFIG``) or for one subject."""
+
+    __tablename__ = "registry_config"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    compatibility: Mapped[str] = mapped_column(String(30))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+GLOBAL_CONFIG = "__global__"
+
+
 class SourceRecord(Base):
     """The newest version of one department's record, as published to a standard topic."""
 

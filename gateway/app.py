@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
-from gateway import persons, problems
+from gateway import persons, problems, registry
 from gateway.deps import AppState
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     problems.install(app)
     app.include_router(persons.router)
+    app.include_router(registry.router)
 
     @app.middleware("http")
     async def request_id(

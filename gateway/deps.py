@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.config import Settings
+from schemas.store import SchemaStore
 
 
 class AppState:
@@ -17,6 +18,7 @@ class AppState:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.schema_store = SchemaStore(sessions)
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
 

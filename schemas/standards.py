@@ -10,6 +10,7 @@ every field carries ``sensitivity`` (public, internal, personal, sensitive),
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -123,7 +124,7 @@ def available() -> list[str]:
 @cache
 def load_standard(name: str) -> Standard:
     """Load a shipped standard by name (``person``) or Avro name (``Person``)."""
-    stem = name.lower()
+    stem = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
     path = resources.files("schemas") / "avro" / f"{stem}.avsc"
     if not path.is_file():
         raise SchemaNotFoundError(

@@ -1,43 +1,110 @@
-"""The schema store: global schema ids by Avro Parsing Canonical Form, per subject versions.
+"""The schema registry's store: subjects, versions, global ids and compatibility levels.
 
-Registering the same schema again (in any formatting) returns the same id.
-Compatibility rules and a Confluent-compatible REST API are to build on this store.
+Kept in the SQL database. A schema's global id is fixed by its Avro Parsing
+Canonical Form, so registering the same schema again, in any formatting and
+under any subject, returns the same id. A new version is accepted only if it
+is compatible with the subject's existing versions at the subject's level (or
+the global level, BACKWARD by default), checked with Avro's resolution rules
+(:mod:`schemas.compatibility`). Deletes follow Confluent's registry: a soft
+delete hides a version; a permanent delete is allowed only after a soft one.
+Schema ids stay resolvable after any delete, so records already on a topic can
+always be decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, to_parsing_canonical_form
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.db import transaction
-from exchange.errors import SchemaNotFoundError, WireFormatError
-from exchange.models import SchemaRecord, SubjectVersion
+from exchange.db import transaction, utcnow
+from exchange.errors import (
+    ConfigNotFoundError,
+    IncompatibleSchemaError,
+    InvalidCompatibilityLevelError,
+    InvalidSchemaError,
+    InvalidVersionError,
+    SchemaNotFoundError,
+    SchemaNotInSubjectError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
+)
+from exchange.models import GLOBAL_CONFIG, RegistryConfig, SchemaRecord, SubjectVersion
+from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
+
+DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
+Version = int | str
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One version of a subject as the registry API shows it."""
+
+    subject: str
+    version: int
+    schema_id: int
+    schema: str
+    deleted: bool
 
 
 def canonical_form(schema: dict[str, Any] | str) -> str:
     """Avro Parsing Canonical Form of a schema given as JSON text or a dict."""
     try:
-        parsed = parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
-    except (ValueError, SchemaParseException) as exc:
-        raise WireFormatError(f"not a valid Avro schema: {exc}") from exc
+        raw = json.loads(schema) if isinstance(schema, str) else schema
+        parsed = parse_schema(raw)
+    except (ValueError, TypeError, KeyError, SchemaParseException) as exc:
+        raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
     return str(to_parsing_canonical_form(parsed))
 
 
+def parse_level(level: str) -> CompatibilityLevel:
+    try:
+        return CompatibilityLevel(level.upper())
+    except ValueError as exc:
+        known = ", ".join(lv.value for lv in CompatibilityLevel)
+        raise InvalidCompatibilityLevelError(
+            f"Invalid compatibility level {level!r}; valid levels are {known}"
+        ) from exc
+
+
+def incompatibility_error(problems: list[Incompatibility]) -> IncompatibleSchemaError:
+    lines = [
+        f"{p.location}: {p.message} [{p.rule}"
+        + (f", against version {p.version}" if p.version is not None else "")
+        + "]"
+        for p in problems
+    ]
+    error = IncompatibleSchemaError(
+        "Schema being registered is incompatible with an earlier schema: " + "; ".join(lines)
+    )
+    error.details = lines  # type: ignore[attr-defined]
+    return error
+
+
 class SchemaStore:
-    """Schemas and subject versions kept in the SQL database."""
+    """Subjects, versions, schemas and compatibility levels kept in the SQL database."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._by_id: dict[int, str] = {}
 
+    # -- schemas and versions --------------------------------------------------
+
     def register(self, subject: str, schema: dict[str, Any] | str) -> int:
-        """Register ``schema`` under ``subject`` and return its global id (idempotent)."""
+        """Register ``schema`` under ``subject``; return its global id.
+
+        Idempotent: a schema already live under the subject returns its id
+        without a compatibility check. Raises IncompatibleSchemaError (naming
+        each field and rule broken) or InvalidSchemaError; nothing changes then.
+        """
         text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
         canonical = canonical_form(schema)
         fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
@@ -45,38 +112,232 @@ class SchemaStore:
             record = session.scalar(
                 select(SchemaRecord).where(SchemaRecord.fingerprint == fingerprint)
             )
+            if record is not None:
+                live = session.scalar(
+                    select(SubjectVersion).where(
+                        SubjectVersion.subject == subject,
+                        SubjectVersion.schema_id == record.id,
+                        SubjectVersion.deleted.is_(False),
+                    )
+                )
+                if live is not None:
+                    return record.id
+            existing = self._live_versions(session, subject)
+            problems = check_level(
+                self._effective_level(session, subject),
+                text,
+                [(v.version, self._text(session, v.schema_id)) for v in existing],
+            )
+            if problems:
+                raise incompatibility_error(problems)
             if record is None:
                 record = SchemaRecord(
                     fingerprint=fingerprint, canonical=canonical, schema_json=text
                 )
                 session.add(record)
                 session.flush()
-            existing = session.scalar(
-                select(SubjectVersion).where(
-                    SubjectVersion.subject == subject,
-                    SubjectVersion.schema_id == record.id,
-                    SubjectVersion.deleted.is_(False),
-                )
+            latest = session.scalar(
+                select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
             )
-            if existing is None:
-                latest = session.scalar(
-                    select(func.max(SubjectVersion.version)).where(
-                        SubjectVersion.subject == subject
-                    )
-                )
-                session.add(
-                    SubjectVersion(subject=subject, version=(latest or 0) + 1, schema_id=record.id)
-                )
+            session.add(
+                SubjectVersion(subject=subject, version=(latest or 0) + 1, schema_id=record.id)
+            )
             return record.id
 
-    def schema_text(self, schema_id: int) -> str:
-        """The schema registered under ``schema_id``, as JSON text."""
-        cached = self._by_id.get(schema_id)
-        if cached is not None:
-            return cached
+    def lookup(self, subject: str, schema: dict[str, Any] | str) -> RegisteredVersion:
+        """The live version of ``subject`` holding ``schema`` (by canonical form)."""
+        fingerprint = hashlib.sha256(canonical_form(schema).encode()).hexdigest()
         with self._sessions() as session:
-            record = session.get(SchemaRecord, schema_id)
+            if not self._live_versions(session, subject):
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            row = session.execute(
+                select(SubjectVersion, SchemaRecord)
+                .join(SchemaRecord, SchemaRecord.id == SubjectVersion.schema_id)
+                .where(
+                    SubjectVersion.subject == subject,
+                    SubjectVersion.deleted.is_(False),
+                    SchemaRecord.fingerprint == fingerprint,
+                )
+            ).first()
+        if row is None:
+            raise SchemaNotInSubjectError(f"Schema not found under subject '{subject}'.")
+        version, record = row
+        return RegisteredVersion(subject, version.version, record.id, record.schema_json, False)
+
+    def subjects(self, *, include_deleted: bool = False) -> list[str]:
+        query = select(SubjectVersion.subject).distinct().order_by(SubjectVersion.subject)
+        if not include_deleted:
+            query = query.where(SubjectVersion.deleted.is_(False))
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    def versions(self, subject: str, *, include_deleted: bool = False) -> list[int]:
+        with self._sessions() as session:
+            rows = self._versions(session, subject, include_deleted)
+        if not rows:
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        return [r.version for r in rows]
+
+    def get_version(
+        self, subject: str, version: Version, *, include_deleted: bool = False
+    ) -> RegisteredVersion:
+        with self._sessions() as session:
+            row = self._find_version(session, subject, version, include_deleted)
+            return RegisteredVersion(
+                subject, row.version, row.schema_id, self._text(session, row.schema_id), row.deleted
+            )
+
+    def schema_text(self, schema_id: int) -> str:
+        """The schema registered under ``schema_id``, as JSON text (cached)."""
+        cached = self._by_id.get(schema_id)
+        if cached is None:
+            with self._sessions() as session:
+                cached = self._text(session, schema_id)
+            self._by_id[schema_id] = cached
+        return cached
+
+    def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
+        """Soft-delete every live version, or permanently delete a soft-deleted subject."""
+        with transaction(self._sessions) as session:
+            rows = self._versions(session, subject, include_deleted=True)
+            if not rows:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            if permanent:
+                if any(not r.deleted for r in rows):
+                    raise SubjectNotSoftDeletedError(
+                        f"Subject '{subject}' was not deleted first before being permanently "
+                        "deleted."
+                    )
+                session.execute(delete(SubjectVersion).where(SubjectVersion.subject == subject))
+                session.execute(delete(RegistryConfig).where(RegistryConfig.subject == subject))
+                return [r.version for r in rows]
+            live = [r for r in rows if not r.deleted]
+            if not live:
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            for row in live:
+                row.deleted = True
+            return [r.version for r in live]
+
+    def delete_version(self, subject: str, version: Version, *, permanent: bool = False) -> int:
+        """Soft-delete one version, or permanently delete a soft-deleted one."""
+        with transaction(self._sessions) as session:
+            row = self._find_version(session, subject, version, include_deleted=permanent)
+            if permanent:
+                if not row.deleted:
+                    raise VersionNotSoftDeletedError(
+                        f"Subject '{subject}' Version {row.version} was not deleted first before "
+                        "being permanently deleted"
+                    )
+                session.delete(row)
+            else:
+                row.deleted = True
+            return row.version
+
+    # -- compatibility -----------------------------------------------------------
+
+    def check(
+        self, subject: str, schema: dict[str, Any] | str, version: Version = "latest"
+    ) -> list[Incompatibility]:
+        """Incompatibilities of ``schema`` with the subject at its level.
+
+        ``latest`` checks as registration would (every version for transitive
+        levels); a given version checks against that version alone.
+        """
+        text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
+        canonical_form(text)
+        with self._sessions() as session:
+            level = self._effective_level(session, subject)
+            if version in ("latest", -1, "-1"):
+                existing = self._live_versions(session, subject)
+                if not existing and not self._versions(session, subject, True):
+                    raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            else:
+                existing = [self._find_version(session, subject, version, False)]
+                level = CompatibilityLevel(level.value.removesuffix("_TRANSITIVE"))
+            pairs = [(v.version, self._text(session, v.schema_id)) for v in existing]
+        return check_level(level, text, pairs)
+
+    def get_config(self, subject: str | None = None, *, default_to_global: bool = False) -> str:
+        with self._sessions() as session:
+            if subject is None:
+                return self._global_level(session).value
+            row = session.get(RegistryConfig, subject)
+            if row is not None:
+                return row.compatibility
+            if default_to_global:
+                return self._global_level(session).value
+        raise ConfigNotFoundError(
+            f"Subject '{subject}' does not have subject-level compatibility configured"
+        )
+
+    def set_config(self, level: str, subject: str | None = None) -> str:
+        parsed = parse_level(level)
+        with transaction(self._sessions) as session:
+            key = subject if subject is not None else GLOBAL_CONFIG
+            row = session.get(RegistryConfig, key)
+            if row is None:
+                session.add(RegistryConfig(subject=key, compatibility=parsed.value))
+            else:
+                row.compatibility = parsed.value
+                row.updated_at = utcnow()
+        return parsed.value
+
+    def delete_config(self, subject: str) -> str:
+        with transaction(self._sessions) as session:
+            row = session.get(RegistryConfig, subject)
+            if row is None:
+                raise ConfigNotFoundError(
+                    f"Subject '{subject}' does not have subject-level compatibility configured"
+                )
+            level = row.compatibility
+            session.delete(row)
+            return level
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _text(self, session: Session, schema_id: int) -> str:
+        record = session.get(SchemaRecord, schema_id)
         if record is None:
-            raise SchemaNotFoundError(f"no schema with id {schema_id} in the registry")
-        self._by_id[schema_id] = record.schema_json
+            raise SchemaNotFoundError(f"Schema {schema_id} not found")
         return record.schema_json
+
+    @staticmethod
+    def _versions(session: Session, subject: str, include_deleted: bool) -> list[SubjectVersion]:
+        query = select(SubjectVersion).where(SubjectVersion.subject == subject)
+        if not include_deleted:
+            query = query.where(SubjectVersion.deleted.is_(False))
+        return list(session.scalars(query.order_by(SubjectVersion.version)))
+
+    def _live_versions(self, session: Session, subject: str) -> list[SubjectVersion]:
+        return self._versions(session, subject, include_deleted=False)
+
+    def _find_version(
+        self, session: Session, subject: str, version: Version, include_deleted: bool
+    ) -> SubjectVersion:
+        rows = self._versions(session, subject, include_deleted)
+        if not rows:
+            raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+        if version in ("latest", -1, "-1"):
+            return rows[-1]
+        try:
+            number = int(version)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            raise InvalidVersionError(
+                f"The specified version '{version}' is not a valid version id. Allowed values "
+                "are between [1, 2^31-1] and the string 'latest'"
+            )
+        for row in rows:
+            if row.version == number:
+                return row
+        raise VersionNotFoundError(f"Version {number} not found.")
+
+    @staticmethod
+    def _global_level(session: Session) -> CompatibilityLevel:
+        row = session.get(RegistryConfig, GLOBAL_CONFIG)
+        return CompatibilityLevel(row.compatibility) if row else DEFAULT_LEVEL
+
+    def _effective_level(self, session: Session, subject: str) -> CompatibilityLevel:
+        row = session.get(RegistryConfig, subject)
+        return CompatibilityLevel(row.compatibility) if row else self._global_level(session)

@@ -1,0 +1,381 @@
+"""The Confluent-compatible schema registry API, against a running gateway.
+
+confluent-kafka's own SchemaRegistryClient, AvroSerializer and AvroDeserializer
+are the independent client: what our connector published decodes there, and
+what they serialized decodes in the exchange. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+from kafka import KafkaConsumer
+from sqlalchemy import func, select
+
+from connectors import load_definition, run_connector
+from exchange.apikeys import create_key
+from exchange.broker import LocalKafka
+from exchange.clients import ensure_topics
+from exchange.config import Settings
+from exchange.db import make_engine, migrate, session_factory, transaction
+from exchange.models import AuditEntry
+from exchange.wire import AvroSerde
+from schemas import SchemaStore
+from tests.support.gateway import running_gateway
+
+pytestmark = pytest.mark.integration
+
+V1 = {
+    "type": "record",
+    "name": "Vehicle",
+    "namespace": "gov.test",
+    "fields": [{"name": "plate", "type": "string"}, {"name": "seats", "type": "int"}],
+}
+V2_OPTIONAL = {
+    **V1,
+    "fields": [*V1["fields"], {"name": "colour", "type": ["null", "string"], "default": None}],
+}
+V2_REQUIRED = {**V1, "fields": [*V1["fields"], {"name": "owner", "type": "string"}]}
+
+
+class Registry:
+    def __init__(self, url: str, publisher: str, caseworker: str, sessions) -> None:
+        self.url = url
+        self.publisher = publisher
+        self.caseworker = caseworker
+        self.sessions = sessions
+        self.clients: list[SchemaRegistryClient] = []
+
+    def call(self, method: str, path: str, key: str | None = "publisher", **kw) -> httpx.Response:
+        headers = {}
+        if key:
+            headers["X-API-Key"] = self.publisher if key == "publisher" else self.caseworker
+        return httpx.request(
+            method, f"{self.url}/registry{path}", headers=headers, timeout=30, **kw
+        )
+
+    def client(self, key: str | None = None) -> SchemaRegistryClient:
+        client = SchemaRegistryClient(
+            {"url": f"{self.url}/registry", "basic.auth.user.info": f"x:{key or self.publisher}"}
+        )
+        self.clients.append(client)
+        return client
+
+
+@pytest.fixture
+def registry(database_url: str) -> Iterator[Registry]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        publisher = create_key(session, actor="pub", department="market", role="publisher")
+        caseworker = create_key(session, actor="cw", department="civil", role="caseworker")
+    settings = Settings(database_url=database_url, linkage_key="k")
+    with running_gateway(settings) as url:
+        registry = Registry(url, publisher, caseworker, sessions)
+        try:
+            yield registry
+        finally:
+            for client in registry.clients:
+                client.close()
+    engine.dispose()
+
+
+def _audit_count(registry: Registry) -> int:
+    with registry.sessions() as session:
+        return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
+def test_register_lookup_versions_and_ids(registry: Registry) -> None:
+    assert registry.call("GET", "/subjects").json() == []
+    first = registry.call(
+        "POST", "/subjects/vehicle-value/versions", json={"schema": json.dumps(V1)}
+    )
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
+    schema_id = first.json()["id"]
+    # The same schema again, formatted differently, and under another subject: same id.
+    again = registry.call(
+        "POST", "/subjects/vehicle-value/versions", json={"schema": json.dumps(V1, indent=4)}
+    )
+    assert again.json() == {"id": schema_id}
+    other = registry.call("POST", "/subjects/car-value/versions", json={"schema": json.dumps(V1)})
+    assert other.json() == {"id": schema_id}
+    assert registry.call("GET", "/subjects/vehicle-value/versions").json() == [1]
+    got = registry.call("GET", "/subjects/vehicle-value/versions/latest").json()
+    assert (got["subject"], got["version"], got["id"]) == ("vehicle-value", 1, schema_id)
+    assert json.loads(got["schema"]) == V1
+    assert registry.call("GET", "/subjects/vehicle-value/versions/1/schema").json() == V1
+    assert json.loads(registry.call("GET", f"/schemas/ids/{schema_id}").json()["schema"]) == V1
+    found = registry.call("POST", "/subjects/vehicle-value", json={"schema": json.dumps(V1)})
+    assert found.json()["version"] == 1
+    assert sorted(registry.call("GET", "/subjects").json()) == ["car-value", "vehicle-value"]
+
+
+def test_incompatible_version_is_refused_and_nothing_changes(registry: Registry) -> None:
+    registry.call("POST", "/subjects/v-value/versions", json={"schema": json.dumps(V1)})
+    refused = registry.call(
+        "POST", "/subjects/v-value/versions", json={"schema": json.dumps(V2_REQUIRED)}
+    )
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["error_code"] == 409
+    assert "owner" in body["message"]
+    assert registry.call("GET", "/subjects/v-value/versions").json() == [1]
+
+    check = registry.call(
+        "POST",
+        "/compatibility/subjects/v-value/versions/latest",
+        params={"verbose": "true"},
+        json={"schema": json.dumps(V2_REQUIRED)},
+    ).json()
+    assert check["is_compatible"] is False
+    assert any("owner" in m for m in check["messages"])
+    ok = registry.call(
+        "POST",
+        "/compatibility/subjects/v-value/versions/1",
+        json={"schema": json.dumps(V2_OPTIONAL)},
+    )
+    assert ok.json() == {"is_compatible": True}
+
+    assert (
+        registry.call(
+            "POST", "/subjects/v-value/versions", json={"schema": json.dumps(V2_OPTIONAL)}
+        ).status_code
+        == 200
+    )
+    assert registry.call("GET", "/subjects/v-value/versions").json() == [1, 2]
+
+    # A subject set to NONE accepts what BACKWARD refused; the global level is unchanged.
+    assert registry.call("GET", "/config").json() == {"compatibilityLevel": "BACKWARD"}
+    assert registry.call("GET", "/config/v-value").json()["error_code"] == 40408
+    assert registry.call("PUT", "/config/v-value", json={"compatibility": "NONE"}).json() == {
+        "compatibility": "NONE"
+    }
+    assert registry.call("GET", "/config/v-value").json() == {"compatibilityLevel": "NONE"}
+    assert (
+        registry.call(
+            "POST", "/subjects/v-value/versions", json={"schema": json.dumps(V2_REQUIRED)}
+        ).status_code
+        == 200
+    )
+    assert registry.call("DELETE", "/config/v-value").json() == {"compatibility": "NONE"}
+    assert registry.call("GET", "/config/v-value", params={"defaultToGlobal": "true"}).json() == {
+        "compatibilityLevel": "BACKWARD"
+    }
+    bad_level = registry.call("PUT", "/config", json={"compatibility": "SIDEWAYS"})
+    assert (bad_level.status_code, bad_level.json()["error_code"]) == (422, 42203)
+    assert registry.call("PUT", "/config", json={"compatibility": "FULL_TRANSITIVE"}).json() == {
+        "compatibility": "FULL_TRANSITIVE"
+    }
+    assert registry.call("GET", "/config").json() == {"compatibilityLevel": "FULL_TRANSITIVE"}
+
+
+def test_errors_use_confluent_codes(registry: Registry) -> None:
+    registry.call("POST", "/subjects/e-value/versions", json={"schema": json.dumps(V1)})
+    cases = [
+        (registry.call("GET", "/subjects/nope/versions"), 404, 40401),
+        (registry.call("GET", "/subjects/e-value/versions/7"), 404, 40402),
+        (registry.call("GET", "/subjects/e-value/versions/abc"), 422, 42202),
+        (registry.call("GET", "/schemas/ids/99999"), 404, 40403),
+        (
+            registry.call("POST", "/subjects/e-value", json={"schema": json.dumps(V2_OPTIONAL)}),
+            404,
+            40403,
+        ),
+        (
+            registry.call("POST", "/subjects/e-value/versions", json={"schema": "{not json"}),
+            422,
+            42201,
+        ),
+        (
+            registry.call(
+                "POST", "/subjects/e-value/versions", json={"schema": '{"type": "recordx"}'}
+            ),
+            422,
+            42201,
+        ),
+        (
+            registry.call(
+                "POST",
+                "/subjects/e-value/versions",
+                json={"schema": "{}", "schemaType": "PROTOBUF"},
+            ),
+            422,
+            42201,
+        ),
+        (registry.call("GET", "/subjects", key=None), 401, 40101),
+        (
+            registry.call(
+                "POST",
+                "/subjects/e-value/versions",
+                key="caseworker",
+                json={"schema": json.dumps(V1)},
+            ),
+            403,
+            40301,
+        ),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, response.text
+        assert response.json()["error_code"] == code, response.text
+        assert response.json()["message"]
+    assert registry.call("GET", "/subjects/e-value/versions").json() == [1]
+
+
+def test_soft_and_permanent_deletes(registry: Registry) -> None:
+    schema_id = registry.call(
+        "POST", "/subjects/d-value/versions", json={"schema": json.dumps(V1)}
+    ).json()["id"]
+    registry.call("POST", "/subjects/d-value/versions", json={"schema": json.dumps(V2_OPTIONAL)})
+    hard_first = registry.call(
+        "DELETE", "/subjects/d-value/versions/1", params={"permanent": "true"}
+    )
+    assert hard_first.json()["error_code"] == 40407
+    assert registry.call("DELETE", "/subjects/d-value/versions/1").json() == 1
+    assert registry.call("GET", "/subjects/d-value/versions").json() == [2]
+    assert registry.call(
+        "GET", "/subjects/d-value/versions", params={"deleted": "true"}
+    ).json() == [1, 2]
+    assert registry.call("GET", "/subjects/d-value/versions/1").json()["error_code"] == 40402
+    assert (
+        registry.call("DELETE", "/subjects/d-value", params={"permanent": "true"}).json()[
+            "error_code"
+        ]
+        == 40405
+    )
+    assert registry.call("DELETE", "/subjects/d-value").json() == [2]
+    assert registry.call("GET", "/subjects").json() == []
+    assert registry.call("GET", "/subjects", params={"deleted": "true"}).json() == ["d-value"]
+    assert registry.call("DELETE", "/subjects/d-value", params={"permanent": "true"}).json() == [
+        1,
+        2,
+    ]
+    assert (
+        registry.call("GET", "/subjects/d-value/versions", params={"deleted": "true"}).json()[
+            "error_code"
+        ]
+        == 40401
+    )
+    # Records already on a topic stay decodable: the id still resolves.
+    assert registry.call("GET", f"/schemas/ids/{schema_id}").status_code == 200
+
+
+def test_every_registry_request_is_audited(registry: Registry) -> None:
+    before = _audit_count(registry)
+    registry.call("GET", "/subjects")
+    registry.call("GET", "/subjects", key=None)
+    registry.call(
+        "POST", "/subjects/a-value/versions", key="caseworker", json={"schema": json.dumps(V1)}
+    )
+    assert _audit_count(registry) == before + 3
+    with registry.sessions() as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(3)).all()
+    assert [(e.decision, e.status) for e in reversed(last)] == [
+        ("allow", 200),
+        ("deny", 401),
+        ("deny", 403),
+    ]
+
+
+def test_confluent_client_round_trips_both_ways(
+    registry: Registry, kafka: LocalKafka, tmp_path: Path
+) -> None:
+    # 1. The exchange's connector publishes; Confluent's AvroDeserializer reads it back.
+    department = f"dept_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "p.csv").write_text(
+        "id,number,surname,given,dob,sex\nP1,11010519491231002X,王,秀英,1949-12-31,FEMALE\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "c.toml").write_text(
+        f"""
+[connector]
+id = "compat"
+department = "{department}"
+standard = "person"
+[source]
+path = "p.csv"
+key = "id"
+[fields.resident_id]
+from = "number"
+[fields.family_name]
+from = "surname"
+[fields.given_name]
+from = "given"
+[fields.full_name]
+join = ["surname", "given"]
+[fields.birth_date]
+from = "dob"
+[fields.sex]
+from = "sex"
+""",
+        encoding="utf-8",
+    )
+    store = SchemaStore(registry.sessions)
+    report = run_connector(
+        load_definition(tmp_path / "c.toml"), bootstrap=kafka.bootstrap_servers, store=store
+    )
+    assert report.published == 1
+    consumer = KafkaConsumer(
+        "std.person.v1",
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    try:
+        [value] = [m.value for m in consumer if m.key.startswith(department.encode())]
+    finally:
+        consumer.close()
+    deserializer = AvroDeserializer(registry.client())
+    record = deserializer(value, SerializationContext("std.person.v1", MessageField.VALUE))
+    assert record["resident_id"] == "11010519491231002X"
+    assert record["full_name"] == "王秀英"
+    assert record["birth_date"] == date(1949, 12, 31)
+
+    # 2. Confluent's AvroSerializer registers through our API and produces with librdkafka;
+    #    the exchange decodes what arrives on the topic.
+    topic = f"std.vehicle_{uuid.uuid4().hex[:6]}.v1"
+    ensure_topics(kafka.bootstrap_servers, [topic], partitions=1)
+    serializer = AvroSerializer(registry.client(), json.dumps(V1))
+    payload = serializer(
+        {"plate": "京A12345", "seats": 5}, SerializationContext(topic, MessageField.VALUE)
+    )
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all"})
+    producer.produce(topic, value=payload, key=b"v1")
+    assert producer.flush(30) == 0
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
+    try:
+        [arrived] = [m.value for m in consumer]
+    finally:
+        consumer.close()
+    schema_id, decoded = AvroSerde(store.schema_text).decode(arrived)
+    assert decoded == {"plate": "京A12345", "seats": 5}
+    assert (
+        registry.call("GET", f"/subjects/{topic}-value/versions/latest").json()["id"] == schema_id
+    )
+
+    # 3. The client sees our registry's errors as Confluent's.
+    client = registry.client()
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(f"{topic}-value", Schema(json.dumps(V2_REQUIRED), "AVRO"))
+    assert refused.value.http_status_code == 409
+    with pytest.raises(SchemaRegistryError) as missing:
+        client.get_latest_version("no-such-subject")
+    assert missing.value.error_code == 40401
+    assert client.get_compatibility() == "BACKWARD"
