@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from connectors.definition import load_definition
+from connectors.pipeline import Keys
 from connectors.publisher import run_connector
+from exchange.clients import consumer
 from exchange.config import load_settings
 from exchange.db import make_engine, migrate, session_factory
+from exchange.keystore import LocalKeyStore, master_key_from_settings
 from schemas import SchemaStore
 
-app = typer.Typer(help="Department connectors: check and run.", no_args_is_help=True)
+app = typer.Typer(
+    help="Department connectors: check, run, and see rejected records.", no_args_is_help=True
+)
 console = Console(highlight=False)
 
 
@@ -24,45 +39,88 @@ console = Console(highlight=False)
 def check(definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")]) -> None:
     """Validate a definition against its standard without publishing."""
     spec = load_definition(definition)
+    std = spec.standard
+    encrypted = [f.name for f in std.wire.fields if f.encrypted]
     console.print(
-        f"[green]ok[/]: {spec.connector.id} maps {len(spec.fields)} fields of "
-        f"{spec.source_path.name} to {spec.standard.name} ({spec.standard.topic})"
+        f"[green]ok[/]: {spec.connector.id} ({spec.connector.department}) maps "
+        f"{len(spec.fields)} fields from a {spec.source.type} source to {std.name} ({std.topic})"
     )
+    if encrypted:
+        console.print(
+            f"encrypted before they leave the department: {', '.join(encrypted)}", markup=False
+        )
+
+
+def _estimate_rows(path: Path) -> int | None:
+    """Lines in a file, counted fast in binary, for the progress bar's ETA."""
+    try:
+        with path.open("rb") as handle:
+            return max(
+                sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1, 0
+            )
+    except OSError:
+        return None
 
 
 @app.command("run")
-def run(definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")]) -> None:
-    """Publish the source once: valid rows to the standard topic, the rest dead-lettered."""
+def run(
+    definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")],
+    restart: Annotated[
+        bool, typer.Option(help="Ignore the checkpoint: publish the whole source again.")
+    ] = False,
+) -> None:
+    """Publish the source: valid rows to the standard topic, the rest dead-lettered.
+
+    A run that was interrupted resumes where Kafka last acknowledged.
+    """
     spec = load_definition(definition)
     cfg = load_settings()
     engine = make_engine(cfg.db_url)
     migrate(engine)
-    store = SchemaStore(session_factory(engine))
+    sessions = session_factory(engine)
+    keys = Keys(
+        LocalKeyStore(sessions, master_key_from_settings(cfg)),
+        cfg.linkage_key.get_secret_value().encode(),
+    )
+    total = _estimate_rows(spec.source_path) if spec.source.type in ("csv", "jsonl") else None
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed} rows"),
-        TextColumn("{task.fields[rate]:.0f} rows/s"),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task(f"publishing {spec.source_path.name}", total=None, rate=0.0)
+        task = progress.add_task(f"publishing {spec.connector.id}", total=total, rate=0.0)
 
         def on_progress(read: int) -> None:
-            if read % 200 == 0:
+            if read % 500 == 0:
                 elapsed = progress.tasks[task].elapsed or 1e-9
                 progress.update(task, completed=read, rate=read / elapsed)
 
         report = run_connector(
-            spec, bootstrap=cfg.kafka.bootstrap, store=store, on_progress=on_progress
+            spec,
+            bootstrap=cfg.kafka.bootstrap,
+            store=SchemaStore(sessions),
+            keys=keys,
+            sessions=sessions,
+            on_progress=on_progress,
+            restart=restart,
         )
         elapsed = progress.tasks[task].elapsed or 1e-9
         progress.update(task, completed=report.read, total=report.read, rate=report.read / elapsed)
     colour = "green" if report.reconciled else "red"
-    console.print(f"[{colour}]{report.summary()}[/]")
-    console.print(f"published to {report.topic}; rejected rows to {report.dlq_topic}")
+    console.print(f"[{colour}]{report.summary()}[/]", markup=True)
+    if report.nothing_new:
+        console.print("use --restart to publish the whole source again")
+        return
+    console.print(
+        f"run {report.run_id}: published to {report.topic}; rejected rows to {report.dlq_topic}"
+    )
     if report.rejections:
         table = Table("line", "source id", "field", "reason", "message", title="rejected rows")
         for entry in report.rejections:
@@ -75,5 +133,59 @@ def run(definition: Annotated[Path, typer.Argument(help="Connector definition (T
                     reason["message"],
                 )
         console.print(table)
+        if report.rejected > len(report.rejections):
+            console.print(
+                f"... {report.rejected - len(report.rejections)} more; "
+                f"see: exchange connector rejects {report.dlq_topic.removeprefix('dlq.')}"
+            )
     if not report.reconciled:
         raise typer.Exit(1)
+
+
+@app.command("rejects")
+def rejects(
+    dataset: Annotated[str, typer.Argument(help="The dataset, e.g. person (reads dlq.<dataset>).")],
+    connector: Annotated[str | None, typer.Option(help="Only this connector's rejections.")] = None,
+    examples: Annotated[int, typer.Option(help="Example rows to show per reason.")] = 2,
+) -> None:
+    """Reasons records of a dataset were rejected, with counts and example rows."""
+    cfg = load_settings()
+    kafka = consumer(cfg.kafka.bootstrap, None, [f"dlq.{dataset}"], consumer_timeout_ms=3000)
+    counts: Counter[tuple[str, str]] = Counter()
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    total = 0
+    try:
+        for message in kafka:
+            try:
+                entry = json.loads(message.value)
+            except ValueError:
+                continue
+            if connector and entry.get("connector") != connector:
+                continue
+            total += 1
+            for reason in entry.get("reasons", []):
+                key = (reason.get("code", "?"), reason.get("field", "?"))
+                counts[key] += 1
+                bucket = samples.setdefault(key, [])
+                if len(bucket) < examples:
+                    bucket.append({**entry, "reason": reason})
+    finally:
+        kafka.close()
+    if not total:
+        console.print(f"no rejected records in dlq.{dataset}")
+        return
+    table = Table(
+        "reason",
+        "field",
+        "count",
+        "examples (connector, line, source id: message)",
+        title=f"{total} rejected records in dlq.{dataset}",
+    )
+    for (code, field_name), count in counts.most_common():
+        shown = "\n".join(
+            f"{s['connector']}, line {s['line']}, {s.get('source_id') or '-'}: "
+            f"{s['reason'].get('message', '')}"
+            for s in samples[(code, field_name)]
+        )
+        table.add_row(code, field_name, str(count), shown)
+    console.print(table)

@@ -23,6 +23,7 @@ class SourceRow:
     values: dict[str, str]
     raw: str
     problems: list[tuple[str, str, str]] = field(default_factory=list)
+    watermark: str | None = None
 
 
 def read_csv(

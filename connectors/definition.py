@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from exchange.errors import ConfigError, SchemaNotFoundError
 from schemas import Standard, load_standard
@@ -56,13 +57,63 @@ class ConnectorInfo(_Strict):
     standard: str
 
 
-class SourceSpec(_Strict):
+class _SourceBase(_Strict):
+    key: str = Field(min_length=1, description="column holding the department's record id")
+
+
+class CsvSourceSpec(_SourceBase):
+    """A CSV export; the first line is the header."""
+
     type: Literal["csv"] = "csv"
     path: Path
     encoding: str = "utf-8-sig"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     quotechar: str = Field(default='"', min_length=1, max_length=1)
-    key: str = Field(min_length=1, description="column holding the department's record id")
+
+
+class JsonLinesSourceSpec(_SourceBase):
+    """JSON Lines: one JSON object per line."""
+
+    type: Literal["jsonl"]
+    path: Path
+    encoding: str = "utf-8"
+
+
+class SqlSourceSpec(_SourceBase):
+    """A table or query read through SQLAlchemy, optionally incrementally by a watermark."""
+
+    type: Literal["sql"]
+    url_env: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of the environment variable holding the SQLAlchemy URL",
+    )
+    table: str | None = Field(default=None, min_length=1)
+    query: str | None = Field(default=None, min_length=1)
+    watermark: str | None = Field(default=None, min_length=1)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSourceSpec:
+        if self.table is not None and self.query is not None:
+            raise ValueError("give 'table' or 'query', not both")
+        if self.table is None and self.query is None:
+            raise ValueError("give one of 'table' or 'query'")
+        return self
+
+
+class PushSourceSpec(_SourceBase):
+    """Records are pushed to the exchange over HTTP; there is nothing to read locally."""
+
+    type: Literal["push"]
+
+
+SOURCE_TYPES = ("csv", "jsonl", "sql", "push")
+FileSourceSpec = CsvSourceSpec | JsonLinesSourceSpec
+SourceSpec = Annotated[
+    CsvSourceSpec | JsonLinesSourceSpec | SqlSourceSpec | PushSourceSpec,
+    Field(discriminator="type"),
+]
 
 
 class FieldMapping(_Strict):
@@ -93,12 +144,26 @@ class ConnectorDefinition(_Strict):
     fields: dict[str, FieldMapping]
     base_dir: Path = Path(".")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _csv_by_default(cls, data: Any) -> Any:
+        # [source] without `type` is a CSV source, as before source types existed.
+        source = data.get("source") if isinstance(data, dict) else None
+        if isinstance(source, dict) and "type" not in source:
+            data = {**data, "source": {**source, "type": "csv"}}
+        return data
+
     @property
     def standard(self) -> Standard:
         return load_standard(self.connector.standard)
 
     @property
     def source_path(self) -> Path:
+        """The file of a csv or jsonl source; a relative path is relative to the definition."""
+        if not isinstance(self.source, FileSourceSpec):
+            raise ConfigError(
+                f"connector {self.connector.id}: a {self.source.type} source has no file path"
+            )
         path = self.source.path
         return path if path.is_absolute() else self.base_dir / path
 
@@ -115,7 +180,7 @@ def load_definition(path: Path) -> ConnectorDefinition:
     try:
         definition = ConnectorDefinition.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"  {_describe_error(e)}" for e in exc.errors()]
         raise ConfigError(f"connector definition {path} is invalid:\n" + "\n".join(lines)) from exc
     try:
         problems = check_against_standard(definition)
@@ -127,6 +192,19 @@ def load_definition(path: Path) -> ConnectorDefinition:
             + "\n".join(f"  {p}" for p in problems)
         )
     return definition
+
+
+def _describe_error(error: ErrorDetails) -> str:
+    """``section.key: message``, without the source type pydantic puts in the location."""
+    loc = list(error["loc"])
+    if len(loc) >= 2 and loc[0] == "source" and loc[1] in SOURCE_TYPES:
+        del loc[1]  # ("source", "sql", "url_env") -> source.url_env
+    message = error["msg"]
+    if loc == ["source"] and error["type"] == "union_tag_invalid":
+        loc = ["source", "type"]
+        known = ", ".join(repr(t) for t in SOURCE_TYPES)
+        message = f"unknown source type {error['ctx']['tag']!r}; use one of {known}"
+    return f"{'.'.join(str(p) for p in loc)}: {message}"
 
 
 def check_against_standard(definition: ConnectorDefinition) -> list[str]:

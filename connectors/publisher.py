@@ -1,70 +1,101 @@
-"""Running a connector: read, map, validate, publish or dead-letter, reconcile.
+"""Running a connector: read a source, publish or dead-letter every row, reconcile, resume.
 
-Every row read ends in exactly one place: the standard topic
-(``std.<dataset>.v<N>``, Confluent-framed Avro) or the dead-letter topic
-(``dlq.<dataset>``, JSON with the original row, its line and machine-readable
-reasons). The run report's counts reconcile: read = published + rejected.
+Every row read ends in exactly one place: the standard topic or the dead-letter
+topic (see :mod:`connectors.pipeline`). The run's counts reconcile
+(read = published + rejected) and are stored with the run.
+
+Checkpoints make a run resumable: after each batch that Kafka acknowledged, the
+position and counts are committed to the database. A run killed at any point and
+started again skips what was acknowledged and publishes the rest; rows sent after
+the last checkpoint are sent again, and the registry's de-duplication (same source
+key and content hash) keeps each record once. A file that was published completely
+is not published again unless the run is restarted; a SQL source with a watermark
+reads only rows added or changed since its last complete run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections import Counter
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from kafka.errors import KafkaError
+from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.csvsource import SourceRow, read_csv
-from connectors.definition import ConnectorDefinition
-from connectors.mapping import Problem, map_row
+from connectors.definition import ConnectorDefinition, SqlSourceSpec
+from connectors.pipeline import Keys, RecordPipeline, Tally
+from connectors.sources import open_source
 from exchange.clients import close_producer, ensure_topics, producer
-from exchange.errors import BrokerError, SourceError, WireFormatError
-from exchange.wire import AvroSerde
+from exchange.db import transaction, utcnow
+from exchange.models import ConnectorCheckpoint, ConnectorRun
 from schemas import SchemaStore
 
 BATCH = 5_000
 
 
 @dataclass
-class RunReport:
-    connector: str
-    topic: str
-    dlq_topic: str
-    read: int = 0
-    published: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
+class RunReport(Tally):
+    connector: str = ""
+    topic: str = ""
+    dlq_topic: str = ""
+    run_id: str = ""
+    resumed_from: int = 0
+    nothing_new: bool = False
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def reconciled(self) -> bool:
-        return self.read == self.published + self.rejected
-
     def summary(self) -> str:
+        if self.nothing_new:
+            return f"{self.connector}: nothing new to publish (already published completely)"
         verdict = "reconciled" if self.reconciled else "DOES NOT RECONCILE"
+        resumed = f", resumed after row {self.resumed_from}" if self.resumed_from else ""
         return (
             f"{self.connector}: read {self.read} = published {self.published} "
-            f"+ rejected {self.rejected} ({verdict})"
+            f"+ rejected {self.rejected} ({verdict}{resumed})"
         )
 
 
-def _headers(
-    definition: ConnectorDefinition, source_id: str, body: bytes
-) -> list[tuple[str, bytes]]:
-    info = definition.connector
-    return [
-        ("department", info.department.encode()),
-        ("dataset", definition.standard.dataset.encode()),
-        ("connector-id", info.id.encode()),
-        ("connector-version", info.version.encode()),
-        ("source-id", source_id.encode()),
-        ("content-hash", hashlib.sha256(body).hexdigest().encode()),
-        ("ingest-time", datetime.now(UTC).isoformat().encode()),
-    ]
+def _save(
+    sessions: sessionmaker[Session],
+    report: RunReport,
+    definition: ConnectorDefinition,
+    *,
+    fingerprint: str,
+    position: int,
+    status: str,
+    watermark: tuple[str, str] | None = None,
+) -> None:
+    connector_id = definition.connector.id
+    with transaction(sessions) as session:
+        checkpoint = session.get(ConnectorCheckpoint, connector_id)
+        if checkpoint is None:
+            checkpoint = ConnectorCheckpoint(connector_id=connector_id)
+            session.add(checkpoint)
+        checkpoint.run_id = report.run_id
+        checkpoint.fingerprint = fingerprint
+        checkpoint.position = position
+        checkpoint.status = status
+        checkpoint.read = report.read
+        checkpoint.published = report.published
+        checkpoint.rejected = report.rejected
+        checkpoint.reasons = dict(report.reasons)
+        checkpoint.updated_at = utcnow()
+        if watermark is not None:
+            checkpoint.watermark, checkpoint.watermark_key = watermark
+        run = session.get(ConnectorRun, report.run_id)
+        if run is None:
+            run = ConnectorRun(
+                run_id=report.run_id,
+                connector_id=connector_id,
+                department=definition.connector.department,
+                dataset=definition.standard.dataset,
+                started_at=utcnow(),
+            )
+            session.add(run)
+        run.status = status
+        run.read, run.published, run.rejected = report.read, report.published, report.rejected
+        run.reasons = dict(report.reasons)
+        if status == "complete":
+            run.finished_at = utcnow()
 
 
 def run_connector(
@@ -72,102 +103,101 @@ def run_connector(
     *,
     bootstrap: str,
     store: SchemaStore,
+    keys: Keys,
+    sessions: sessionmaker[Session] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    restart: bool = False,
     keep_rejections: int = 100,
 ) -> RunReport:
-    """Publish a source once; returns the reconciled report. Raises BrokerError on send failure."""
+    """Publish a source; returns the reconciled report. Raises BrokerError on send failure."""
+    sessions = sessions or store.sessions
     standard = definition.standard
-    dlq_topic = f"dlq.{standard.dataset}"
-    report = RunReport(definition.connector.id, standard.topic, dlq_topic)
-    schema_id = store.register(standard.subject, standard.schema)
-    serde = AvroSerde(store.schema_text)
-    ensure_topics(bootstrap, [standard.topic, dlq_topic])
-    spec = definition.source
-    header, rows = read_csv(
-        definition.source_path,
-        encoding=spec.encoding,
-        delimiter=spec.delimiter,
-        quotechar=spec.quotechar,
+    report = RunReport(
+        connector=definition.connector.id,
+        topic=standard.topic,
+        dlq_topic=f"dlq.{standard.dataset}",
     )
-    if header and spec.key not in header:
-        raise SourceError(
-            f"the key column {spec.key!r} is not in the header of {definition.source_path}"
-        )
-    department = definition.connector.department
-    seen: set[str] = set()
+    connector_id = definition.connector.id
+    with sessions() as session:
+        checkpoint = session.get(ConnectorCheckpoint, connector_id)
+        previous = None
+        if checkpoint is not None:
+            previous = (
+                checkpoint.status,
+                checkpoint.fingerprint,
+                checkpoint.position,
+                checkpoint.run_id,
+                checkpoint.read,
+                checkpoint.published,
+                checkpoint.rejected,
+                dict(checkpoint.reasons or {}),
+                (checkpoint.watermark, checkpoint.watermark_key),
+            )
+    is_sql = isinstance(definition.source, SqlSourceSpec)
+    source = open_source(definition)
+    fingerprint = source.fingerprint()
+    same_source = previous is not None and not restart and previous[1] == fingerprint
+    if same_source and is_sql and previous is not None and previous[8][0] is not None:
+        # Incremental: only rows added or changed since the last complete run of this source.
+        source = open_source(definition, since=(str(previous[8][0]), str(previous[8][1] or "")))
+    resume_at = 0
+    if same_source and previous is not None:
+        status, _, position, run_id, read, published, rejected, reasons, _ = previous
+        if status == "running":
+            resume_at = position
+            report.run_id, report.resumed_from = run_id, position
+            report.read, report.published, report.rejected = read, published, rejected
+            report.reasons = dict(reasons)
+        elif not is_sql:
+            report.nothing_new = True
+            return report
+    report.run_id = report.run_id or uuid.uuid4().hex
+    ensure_topics(bootstrap, [standard.topic, report.dlq_topic])
     kafka = producer(bootstrap)
-    pending: list[Any] = []
-
-    def reject(row: SourceRow, key: str, problems: list[Problem]) -> None:
-        report.rejected += 1
-        reasons = [{"field": f, "code": c, "message": m} for f, c, m in problems]
-        report.reasons.update(c for _, c, _ in problems)
-        entry = {
-            "connector": definition.connector.id,
-            "department": department,
-            "dataset": standard.dataset,
-            "source": str(definition.source_path),
-            "line": row.line,
-            "source_id": key or None,
-            "raw": row.raw,
-            "reasons": reasons,
-        }
-        if len(report.rejections) < keep_rejections:
-            report.rejections.append(entry)
-        payload = json.dumps(entry, ensure_ascii=False).encode()
-        pending.append(
-            kafka.send(dlq_topic, key=f"{department}:line:{row.line}".encode(), value=payload)
-        )
-
     try:
-        for row in rows:
-            report.read += 1
-            key = row.values.get(spec.key, "").strip()
-            problems = list(row.problems)
-            if not key:
-                problems.append((spec.key, "key.missing", f"the key column {spec.key!r} is empty"))
-            elif key in seen:
-                problems.append(
-                    (spec.key, "key.duplicate", f"key {key!r} appears earlier in this file")
+        pipeline = RecordPipeline(definition, store=store, keys=keys, kafka=kafka)
+        _save(
+            sessions,
+            report,
+            definition,
+            fingerprint=fingerprint,
+            position=resume_at,
+            status="running",
+        )
+        key_column = definition.source.key
+        seen: set[str] = set()
+        position = 0
+        for position, row in enumerate(source.rows(), 1):
+            if position <= resume_at:  # acknowledged before the restart: only remember the key
+                if key := row.values.get(key_column, "").strip():
+                    seen.add(key)
+                continue
+            entry = pipeline.handle(row, key_column, seen, report)
+            if entry is not None and len(report.rejections) < keep_rejections:
+                report.rejections.append(entry)
+            if len(pipeline.pending) >= BATCH:
+                pipeline.settle()
+                _save(
+                    sessions,
+                    report,
+                    definition,
+                    fingerprint=fingerprint,
+                    position=position,
+                    status="running",
                 )
-            record, mapping_problems = map_row(definition, standard, row.values)
-            problems += mapping_problems
-            if not problems:
-                try:
-                    value = serde.encode(schema_id, record)
-                except WireFormatError as exc:
-                    problems.append(("_row", "avro.encode", exc.message))
-            if key:
-                seen.add(key)
-            if problems:
-                reject(row, key, problems)
-            else:
-                body = value[5:]
-                pending.append(
-                    kafka.send(
-                        standard.topic,
-                        key=f"{department}:{key}".encode(),
-                        value=value,
-                        headers=_headers(definition, key, body),
-                    )
-                )
-                report.published += 1
-            if len(pending) >= BATCH:
-                _settle(kafka, pending)
             if on_progress:
                 on_progress(report.read)
-        _settle(kafka, pending)
+        pipeline.settle()
+        high = source.high_watermark()
+        _save(
+            sessions,
+            report,
+            definition,
+            fingerprint=fingerprint,
+            position=position,
+            status="complete",
+            watermark=high if high is not None else None,
+        )
     finally:
         close_producer(kafka)
     return report
-
-
-def _settle(kafka: Any, pending: list[Any]) -> None:
-    """Wait for every pending send; any failure fails the run (nothing is silently lost)."""
-    kafka.flush(timeout=120)
-    try:
-        for future in pending:
-            future.get(timeout=120)
-    except KafkaError as exc:
-        raise BrokerError(f"Kafka did not acknowledge a record: {exc}") from exc
-    pending.clear()

@@ -9,6 +9,7 @@ sent to ``dlq.registry`` with their reason and never enter the registry.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -23,10 +24,12 @@ from kafka.errors import KafkaError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchange import provenance
 from exchange.blindindex import blind_index
 from exchange.clients import close_producer, consumer, ensure_topics, producer
 from exchange.db import transaction, utcnow
 from exchange.errors import BrokerError, ExchangeError
+from exchange.keystore import KeyStore
 from exchange.models import SourceRecord
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
@@ -50,6 +53,15 @@ class BuildStats:
         return self.applied + self.unchanged + self.dead_lettered
 
 
+def _json_value(value: Any) -> Any:
+    """A decoded Avro value as JSON: dates in ISO 8601, ciphertext bytes in base64."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
 def _header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
     for key, value in headers or []:
         if key == name:
@@ -66,11 +78,13 @@ class RegistryBuilder:
         sessions: sessionmaker[Session],
         *,
         linkage_key: bytes,
+        keystore: KeyStore,
         group_id: str = GROUP_ID,
     ) -> None:
         self.bootstrap = bootstrap
         self.sessions = sessions
         self.linkage_key = linkage_key
+        self.keystore = keystore
         self.store = SchemaStore(sessions)
         self.serde = AvroSerde(self.store.schema_text)
         self.stats = BuildStats()
@@ -80,11 +94,18 @@ class RegistryBuilder:
         )
         self._dlq: KafkaProducer = producer(bootstrap)
         self._identifier_fields = cache(self._identifier_fields_uncached)
+        self._key_cache: dict[str, dict[str, bytes]] = {}
 
-    def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str]:
+    def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str, str | None]:
+        """(dataset, linkage field, blind index domain or None if the field is an index)."""
         standard = standard_from_schema(json.loads(self.store.schema_text(schema_id)))
-        ids = standard.identifier_fields
-        return (standard.dataset, ids[0].name if ids else "")
+        for spec in standard.fields:
+            if spec.blind_index_of:
+                return standard.dataset, spec.name, None
+        for spec in standard.identifier_fields:
+            if not spec.encrypted:
+                return standard.dataset, spec.name, standard.blind_index_domain(spec)
+        return standard.dataset, "", None
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         """Apply one poll's records; returns how many records were seen."""
@@ -118,20 +139,26 @@ class RegistryBuilder:
         return count
 
     def _apply(self, session: Session, msg: Any) -> None:
-        schema_id, record = self.serde.decode(msg.value)
         headers = msg.headers
-        department = _header(headers, "department")
-        source_id = _header(headers, "source-id")
-        content_hash = _header(headers, "content-hash")
+        department = _header(headers, provenance.DEPARTMENT)
+        source_id = _header(headers, provenance.SOURCE_ID)
+        content_hash = _header(headers, provenance.CONTENT_HASH)
         if not department or not source_id or not content_hash:
             raise ExchangeError(
                 "record lacks provenance headers (department, source-id, content-hash)"
             )
-        dataset, id_field = self._identifier_fields(schema_id)
-        ingest = _header(headers, "ingest-time")
+        # A record enters the registry only if its department signed exactly these bytes.
+        named = provenance.headers_dict(headers)
+        keys = self._public_keys(department)
+        if named.get(provenance.SIGNING_KEY_ID, b"").decode("utf-8", "replace") not in keys:
+            keys = self._public_keys(department, refresh=True)  # a key rotated since
+        provenance.verify_record(named, msg.value, keys)
+        schema_id, record = self.serde.decode(msg.value)
+        dataset, id_field, domain = self._identifier_fields(schema_id)
+        ingest = _header(headers, provenance.INGEST_TIME)
         ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
         lookup = record.get(id_field) if id_field else None
-        payload = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in record.items()}
+        payload = {k: _json_value(v) for k, v in record.items()}
         row = session.scalar(
             select(SourceRecord).where(
                 SourceRecord.dataset == dataset,
@@ -151,13 +178,22 @@ class RegistryBuilder:
         row.content_hash = content_hash
         row.schema_id = schema_id
         row.payload = payload
-        row.lookup_key = (
-            blind_index(self.linkage_key, f"{dataset}.{id_field}", str(lookup)) if lookup else None
-        )
+        if lookup is None:
+            row.lookup_key = None
+        elif domain is None:  # already a blind index, computed by the publishing connector
+            row.lookup_key = str(lookup)
+        else:
+            row.lookup_key = blind_index(self.linkage_key, domain, str(lookup))
         row.topic, row.partition, row.offset = msg.topic, msg.partition, msg.offset
         row.ingested_at = ingested_at
         row.updated_at = utcnow()
         self.stats.applied += 1
+
+    def _public_keys(self, department: str, *, refresh: bool = False) -> dict[str, bytes]:
+        keys = None if refresh else self._key_cache.get(department)
+        if keys is None:
+            keys = self._key_cache[department] = self.keystore.public_keys(department)
+        return keys
 
     def _dead_letter(self, msg: Any, reason: str) -> None:
         entry = {

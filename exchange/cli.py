@@ -34,10 +34,10 @@ app = typer.Typer(
     add_completion=False,
 )
 registry_app = typer.Typer(help="The shared registry.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
+apikeys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
-app.add_typer(keys_app, name="keys")
+app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 
 
@@ -48,6 +48,15 @@ def _schemas_app() -> typer.Typer:
 
 
 app.add_typer(_schemas_app(), name="schemas")
+
+
+def _keys_app() -> typer.Typer:
+    from exchange.keys_cli import app as keys_cli_app
+
+    return keys_cli_app
+
+
+app.add_typer(_keys_app(), name="keys")
 
 
 def settings() -> Settings:
@@ -126,16 +135,19 @@ def registry_build(
 
     from exchange.builder import RegistryBuilder
     from exchange.db import make_engine, migrate, session_factory
+    from exchange.keystore import LocalKeyStore, master_key_from_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     cfg = settings()
     engine = make_engine(cfg.db_url)
     migrate(engine)
+    sessions = session_factory(engine)
     builder = RegistryBuilder(
         cfg.kafka.bootstrap,
-        session_factory(engine),
+        sessions,
         linkage_key=cfg.linkage_key.get_secret_value().encode(),
+        keystore=LocalKeyStore(sessions, master_key_from_settings(cfg)),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -155,7 +167,7 @@ def registry_build(
     )
 
 
-@keys_app.command("create")
+@apikeys_app.command("create")
 def keys_create(
     actor: Annotated[str, typer.Option(help="Who will use the key (user name).")],
     department: Annotated[str, typer.Option(help="The user's department.")],

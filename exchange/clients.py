@@ -58,7 +58,7 @@ def close_producer(kafka: KafkaProducer, timeout: float = 30.0) -> None:
 
 def consumer(
     bootstrap: str,
-    group_id: str,
+    group_id: str | None,
     topics: Iterable[str] = (),
     *,
     pattern: str | None = None,
@@ -74,7 +74,7 @@ def consumer(
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
-        "client_id": f"exchange-{group_id}",
+        "client_id": f"exchange-{group_id or 'reader'}",
     }
     config.update(overrides)
     try:

@@ -109,6 +109,23 @@ class Settings(BaseSettings):
         description="HMAC key of the blind indexes (identifier lookups, audit data subjects). "
         "Default: a public development key, refused in production.",
     )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte master key that wraps the key-encryption keys "
+        "of the keystore. Takes precedence over master_key_file. Default: none; in "
+        "development a key is created in <data_dir>/keys/master.key, in production one of "
+        "master_key or master_key_file is required.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="A file (mode 0600) holding the base64 master key, used when master_key "
+        "is not set. Default: none.",
+    )
+    connectors_dir: Path | None = Field(
+        default=None,
+        description="Where the gateway finds push connector definitions "
+        "(<connector id>.toml). Default: <data_dir>/connectors.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
@@ -132,6 +149,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir.resolve() / 'registry.db'}"
+
+    @property
+    def connectors_path(self) -> Path:
+        return self.connectors_dir or self.data_dir / "connectors"
 
     @property
     def safe_db_url(self) -> str:

@@ -129,3 +129,103 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyEncryptionKey(Base):
+    """A key-encryption key (KEK), stored wrapped under the master key.
+
+    Exactly one is current; :meth:`exchange.keystore.LocalKeyStore.rotate_kek` re-wraps every
+    live key under a new one and deletes the old. ``generation`` is unique, so two processes
+    cannot both create the next KEK.
+    """
+
+    __tablename__ = "key_encryption_keys"
+
+    kek_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, unique=True)
+    wrapped: Mapped[bytes] = mapped_column()
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataKeyRecord(Base):
+    """A data key of one dataset and period, wrapped under a KEK; never stored in the clear.
+
+    The current key of (dataset, period) is its highest generation if that is ``current``.
+    Retired keys still decrypt; a destroyed key (crypto-shredded) keeps this row as a
+    tombstone with ``wrapped`` and ``kek_id`` erased and ``destroyed_at`` set.
+    """
+
+    __tablename__ = "data_keys"
+    __table_args__ = (UniqueConstraint("dataset", "period", "generation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(Integer)
+    wrapped: Mapped[bytes | None] = mapped_column()
+    kek_id: Mapped[str | None] = mapped_column(ForeignKey("key_encryption_keys.kek_id"))
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SigningKeyRecord(Base):
+    """A department's Ed25519 key: the public key in the clear, the private key wrapped.
+
+    A retired key keeps its public key (to verify what was already published) but its
+    private key is erased. The current key is the department's highest generation.
+    """
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (UniqueConstraint("department", "generation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    department: Mapped[str] = mapped_column(String(100))
+    generation: Mapped[int] = mapped_column(Integer)
+    public_key: Mapped[bytes] = mapped_column()
+    wrapped_private: Mapped[bytes | None] = mapped_column()
+    kek_id: Mapped[str | None] = mapped_column(ForeignKey("key_encryption_keys.kek_id"))
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConnectorCheckpoint(Base):
+    """Where a connector's current or last run stands; a killed run resumes from here."""
+
+    __tablename__ = "connector_checkpoints"
+
+    connector_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    published: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    watermark: Mapped[str | None] = mapped_column(String(100))
+    watermark_key: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectorRun(Base):
+    """One run of a connector and its reconciled counts."""
+
+    __tablename__ = "connector_runs"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    connector_id: Mapped[str] = mapped_column(String(100), index=True)
+    department: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    published: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -42,8 +42,10 @@ def authorize(
     action: str,
     roles: frozenset[str],
     dataset: str | None = None,
+    department: str | None = None,
 ) -> Identity:
-    """Return the caller's identity if its role is in ``roles``; audit either way."""
+    """Return the caller's identity if its role is in ``roles`` (and, when given, it
+    belongs to ``department``); audit the decision either way."""
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action=action,
@@ -65,6 +67,11 @@ def authorize(
             if identity.role not in roles:
                 raise PermissionDeniedError(
                     f"role {identity.role!r} may not {action}; allowed: {', '.join(sorted(roles))}"
+                )
+            if department is not None and identity.department != department:
+                raise PermissionDeniedError(
+                    f"{action} is for department {department!r}; the key belongs to "
+                    f"{identity.department!r}"
                 )
             decision.decision, decision.status, decision.reason = "allow", 200, "role allowed"
         except AuthenticationError as exc:

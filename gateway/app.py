@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request, Response
 
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
-from gateway import persons, problems, registry
+from exchange.keystore import LocalKeyStore, master_key_from_settings
+from gateway import persons, problems, publish, registry
 from gateway.deps import AppState
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.db_url)
         migrate(engine)
-        app.state.exchange = AppState(settings, session_factory(engine))
+        sessions = session_factory(engine)
+        keystore = LocalKeyStore(sessions, master_key_from_settings(settings))
+        state = AppState(settings, sessions, keystore)
+        state.publishers = publish.Publishers()
+        app.state.exchange = state
         try:
             yield
         finally:
+            state.publishers.close()
             engine.dispose()
 
     app = FastAPI(
@@ -39,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(persons.router)
     app.include_router(registry.router)
+    app.include_router(publish.router)
 
     @app.middleware("http")
     async def request_id(

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.config import Settings
+from exchange.keystore import FieldCipher, KeyStore
 from schemas.store import SchemaStore
 
 
 class AppState:
     """What the lifespan opens and the routes use."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], keystore: KeyStore
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.schema_store = SchemaStore(sessions)
+        self.keystore = keystore
+        self.cipher = FieldCipher(keystore)
+        self.encrypted_fields: dict[int, list[str]] = {}
+        self.publishers: Any = None  # gateway.publish._Publishers, created by the app
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
 

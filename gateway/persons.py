@@ -7,6 +7,8 @@ Data subjects are audited as blind indexes, never as identifiers.
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,6 +18,7 @@ from sqlalchemy import select
 
 from exchange import apikeys, audit
 from exchange.blindindex import blind_index
+from exchange.crypto import DecryptionError
 from exchange.db import transaction, utcnow
 from exchange.errors import (
     AuditWriteError,
@@ -25,14 +28,17 @@ from exchange.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from exchange.keystore import KeyDestroyedError
 from exchange.models import SourceRecord
-from gateway.deps import RequestIdDep, StateDep
+from gateway.deps import AppState, RequestIdDep, StateDep
+from schemas.standards import BLIND_INDEX_SUFFIX, standard_from_schema
 from schemas.validators import normalise_resident_id
 
 router = APIRouter(prefix="/v1", tags=["persons"])
 
 DATASET = "person"
 ID_FIELD = "resident_id"
+ID_DOMAIN = "cn.resident_id"  # the blind-index domain connectors use for this identifier
 READER_ROLES = frozenset({"caseworker"})
 
 
@@ -44,6 +50,7 @@ class SourceRecordView(BaseModel):
     version: int
     updated_at: datetime
     fields: dict[str, Any]
+    unreadable_fields: list[str] = []
 
 
 class PersonView(BaseModel):
@@ -60,8 +67,22 @@ def mask_identifier(value: str) -> str:
     return value[:6] + "*" * (len(value) - 10) + value[-4:]
 
 
-def _view(row: SourceRecord) -> SourceRecordView:
-    fields = dict(row.payload)
+def _view(state: AppState, row: SourceRecord) -> SourceRecordView:
+    fields = {k: v for k, v in row.payload.items() if not k.endswith(BLIND_INDEX_SUFFIX)}
+    unreadable = []
+    for spec in _encrypted_fields(state, row.schema_id):
+        token = fields.get(spec)
+        if not isinstance(token, str):
+            continue
+        try:
+            plain = state.cipher.decrypt(
+                row.dataset, spec, f"{row.department}:{row.source_id}", base64.b64decode(token)
+            )
+            fields[spec] = json.loads(plain)
+        except (KeyDestroyedError, DecryptionError):
+            # Crypto-shredded (or not ours to read): the value is gone, say so.
+            fields[spec] = None
+            unreadable.append(spec)
     identifier = fields.get(ID_FIELD)
     if isinstance(identifier, str):
         fields[ID_FIELD] = mask_identifier(identifier)
@@ -71,7 +92,18 @@ def _view(row: SourceRecord) -> SourceRecordView:
         version=row.version,
         updated_at=row.updated_at,
         fields=fields,
+        unreadable_fields=unreadable,
     )
+
+
+def _encrypted_fields(state: AppState, schema_id: int) -> list[str]:
+    cached = state.encrypted_fields.get(schema_id)
+    if cached is None:
+        standard = standard_from_schema(json.loads(state.schema_store.schema_text(schema_id)))
+        cached = state.encrypted_fields[schema_id] = [
+            f.name for f in standard.fields if f.encrypted
+        ]
+    return cached
 
 
 @router.get(
@@ -98,7 +130,7 @@ def get_person(
 ) -> PersonView:
     key = state.settings.linkage_key.get_secret_value().encode()
     normalised = normalise_resident_id(resident_id)
-    subject = blind_index(key, f"{DATASET}.{ID_FIELD}", normalised)
+    subject = blind_index(key, ID_DOMAIN, normalised)
     decision = audit.Decision(
         request_id=request_id,
         action="person.lookup",
@@ -139,7 +171,7 @@ def get_person(
             if not rows:
                 raise NotFoundError("no department has published a person with this identifier")
             outcome = PersonView(
-                resident_id=mask_identifier(normalised), records=[_view(r) for r in rows]
+                resident_id=mask_identifier(normalised), records=[_view(state, r) for r in rows]
             )
             decision.decision, decision.status, decision.reason = "allow", 200, "records returned"
             decision.fields = sorted({f for r in rows for f in r.payload})

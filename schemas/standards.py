@@ -43,6 +43,14 @@ class FieldSpec:
     required: bool
     has_default: bool
     default: Any
+    encrypted: bool = False
+    blind_index_of: str | None = None
+
+    @property
+    def blind_index_domain(self) -> str | None:
+        """Domain of this identifier's blind index: its validator (so the same
+        identifier matches across datasets), else ``<dataset>.<field>`` is used."""
+        return self.validator
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,14 @@ class Standard:
     @property
     def canonical(self) -> str:
         return str(to_parsing_canonical_form(self.parsed))
+
+    @property
+    def wire(self) -> Standard:
+        """The form records travel in (see :func:`wire_schema`)."""
+        return _wire_of(self)
+
+    def blind_index_domain(self, spec: FieldSpec) -> str:
+        return spec.blind_index_domain or f"{self.dataset}.{spec.name}"
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
@@ -100,6 +116,8 @@ def standard_from_schema(schema: dict[str, Any]) -> Standard:
                 required=not has_default and not _nullable(raw["type"]),
                 has_default=has_default,
                 default=raw.get("default"),
+                encrypted=bool(raw.get("encrypted", False)),
+                blind_index_of=raw.get("blind_index_of"),
             )
         )
     name = schema["name"]
@@ -111,6 +129,63 @@ def standard_from_schema(schema: dict[str, Any]) -> Standard:
         parsed=parsed,
         fields=tuple(fields),
     )
+
+
+BLIND_INDEX_SUFFIX = "_bidx"
+
+
+def wire_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema records travel in: the standard with its sensitive fields as ciphertext.
+
+    A ``sensitive`` field becomes ``bytes`` (``["null", "bytes"]`` if optional)
+    holding an envelope-encrypted token, marked ``"encrypted": true``; an
+    encrypted identifier is followed by ``<name>_bidx``, its blind index (a keyed
+    hash of the normalised value), so the registry can link records without
+    reading the identifier. Every other field is unchanged.
+    """
+    if schema.get("wire"):
+        return schema
+    fields: list[dict[str, Any]] = []
+    for raw in schema["fields"]:
+        if raw.get("sensitivity") != Sensitivity.SENSITIVE.value:
+            fields.append(raw)
+            continue
+        optional = _nullable(raw["type"])
+        encrypted = {
+            **raw,
+            "type": ["null", "bytes"] if optional else "bytes",
+            "doc": raw.get("doc", "") + " Encrypted: an AES-256-GCM envelope token.",
+            "encrypted": True,
+        }
+        encrypted.pop("default", None)
+        if optional:
+            encrypted["default"] = None
+        fields.append(encrypted)
+        if raw.get("identifier"):
+            fields.append(
+                {
+                    "name": raw["name"] + BLIND_INDEX_SUFFIX,
+                    "type": ["null", "string"] if optional else "string",
+                    **({"default": None} if optional else {}),
+                    "doc": f"Blind index of {raw['name']}: HMAC-SHA256 under the linkage key "
+                    "of the normalised value, hex.",
+                    "sensitivity": Sensitivity.INTERNAL.value,
+                    "identifier": True,
+                    "blind_index_of": raw["name"],
+                }
+            )
+    return {**schema, "fields": fields, "wire": True}
+
+
+@cache
+def _wire_cached(text: str) -> Standard:
+    return standard_from_schema(wire_schema(json.loads(text)))
+
+
+def _wire_of(standard: Standard) -> Standard:
+    if standard.schema.get("wire"):
+        return standard
+    return _wire_cached(json.dumps(standard.schema, sort_keys=True))
 
 
 def available() -> list[str]:

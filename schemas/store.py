@@ -96,6 +96,10 @@ class SchemaStore:
         self._sessions = sessions
         self._by_id: dict[int, str] = {}
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
     # -- schemas and versions --------------------------------------------------
 
     def register(self, subject: str, schema: dict[str, Any] | str) -> int:

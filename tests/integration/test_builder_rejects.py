@@ -1,4 +1,8 @@
-"""Records the registry builder cannot read are dead-lettered with a reason, never stored."""
+"""Records the registry builder cannot verify or read are dead-lettered with a reason.
+
+Unsigned, tampered or foreign-signed records are refused before they are decoded;
+signed but unreadable ones with their wire-format reason. None is ever stored.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
+from exchange import provenance
 from exchange.broker import LocalKafka
 from exchange.builder import DLQ_TOPIC, RegistryBuilder
 from exchange.clients import close_producer, ensure_topics, producer
+from exchange.crypto import sign
 from exchange.db import make_engine, migrate, session_factory
 from exchange.models import SourceRecord
 from exchange.wire import frame
 from schemas import SchemaStore, load_standard
+from tests.support.keys import keys_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,27 +37,59 @@ def test_unreadable_records_are_dead_lettered(kafka: LocalKafka, tmp_path) -> No
     topic = f"std.rejects_{uuid.uuid4().hex[:6]}.v1"
     ensure_topics(kafka.bootstrap_servers, [topic], partitions=1)
     marker = uuid.uuid4().hex.encode()
-    headers = [("department", b"d"), ("source-id", b"s1"), ("content-hash", b"h")]
+    keystore = keys_for(sessions).keystore
+    key_id, private = keystore.signing_key("d")
+
+    def signed(value: bytes) -> list[tuple[str, bytes]]:
+        message = provenance.signed_message(
+            department="d", dataset="rejects", source_id="s1", content_hash="h", value=value
+        )
+        return [
+            ("department", b"d"),
+            ("dataset", b"rejects"),
+            ("source-id", b"s1"),
+            ("content-hash", b"h"),
+            ("signing-key-id", key_id.encode()),
+            ("signature", sign(private, message)),
+        ]
+
+    # Signed by the department, but not readable: wire-format reasons.
     bad = {
         b"magic": b"\x01" + b"\x00" * 10,
         b"unknown-id": frame(999_999, b"\x00"),
         b"truncated": frame(schema_id, b"\x02"),
         b"short": b"\x00\x00",
     }
+    records = {name: (value, signed(value)) for name, value in bad.items()}
+    # Not provably the department's: never decoded at all.
+    readable = frame(schema_id, b"\x00" * 8)
+    records[b"unsigned"] = (
+        readable,
+        [("department", b"d"), ("source-id", b"s1"), ("content-hash", b"h")],
+    )
+    records[b"tampered"] = (readable + b"\x00", signed(readable))
+    records[b"foreign-key"] = (
+        readable,
+        [*signed(readable)[:4], ("signing-key-id", b"nope"), ("signature", b"\x00" * 64)],
+    )
     kafka_producer = producer(kafka.bootstrap_servers)
     try:
-        for name, value in bad.items():
+        for name, (value, headers) in records.items():
             kafka_producer.send(topic, key=marker + b":" + name, value=value, headers=headers)
         kafka_producer.flush(30)
     finally:
         close_producer(kafka_producer)
 
     builder = RegistryBuilder(
-        kafka.bootstrap_servers, sessions, linkage_key=b"k", group_id=f"g-{marker.decode()}"
+        kafka.bootstrap_servers,
+        sessions,
+        linkage_key=b"k",
+        keystore=keystore,
+        group_id=f"g-{marker.decode()}",
     )
     try:
         deadline = time.monotonic() + 60
-        while builder.stats.dead_lettered < len(bad) and time.monotonic() < deadline:
+        while builder.stats.dead_lettered < len(records) and time.monotonic() < deadline:
             builder.poll_once(500)
     finally:
         builder.close()
@@ -71,9 +110,12 @@ def test_unreadable_records_are_dead_lettered(kafka: LocalKafka, tmp_path) -> No
         }
     finally:
         consumer.close()
-    assert set(entries) == set(bad)
+    assert set(entries) == set(records)
     assert "magic byte" in entries[b"magic"]["reason"]
     assert "schema_not_found" in entries[b"unknown-id"]["reason"]
     assert "truncated" in entries[b"truncated"]["reason"]
     assert "shorter than the 5-byte" in entries[b"short"]["reason"]
+    assert "unverified_record" in entries[b"unsigned"]["reason"]
+    assert "bad_signature" in entries[b"tampered"]["reason"]
+    assert "not in the department's catalogue" in entries[b"foreign-key"]["reason"]
     assert all(e["topic"] == topic for e in entries.values())

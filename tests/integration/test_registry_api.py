@@ -33,6 +33,7 @@ from exchange.models import AuditEntry
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from tests.support.gateway import running_gateway
+from tests.support.keys import MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def registry(database_url: str) -> Iterator[Registry]:
     with transaction(sessions) as session:
         publisher = create_key(session, actor="pub", department="market", role="publisher")
         caseworker = create_key(session, actor="cw", department="civil", role="caseworker")
-    settings = Settings(database_url=database_url, linkage_key="k")
+    settings = Settings(database_url=database_url, linkage_key="k", master_key=MASTER_KEY_B64)
     with running_gateway(settings) as url:
         registry = Registry(url, publisher, caseworker, sessions)
         try:
@@ -324,7 +325,10 @@ from = "sex"
     )
     store = SchemaStore(registry.sessions)
     report = run_connector(
-        load_definition(tmp_path / "c.toml"), bootstrap=kafka.bootstrap_servers, store=store
+        load_definition(tmp_path / "c.toml"),
+        bootstrap=kafka.bootstrap_servers,
+        store=store,
+        keys=keys_for(registry.sessions),
     )
     assert report.published == 1
     consumer = KafkaConsumer(
@@ -339,7 +343,14 @@ from = "sex"
         consumer.close()
     deserializer = AvroDeserializer(registry.client())
     record = deserializer(value, SerializationContext("std.person.v1", MessageField.VALUE))
-    assert record["resident_id"] == "11010519491231002X"
+    # The sensitive identifier left the department encrypted; its blind index travels beside it.
+    assert isinstance(record["resident_id"], bytes)
+    assert b"11010519491231002X" not in record["resident_id"]
+    assert len(record["resident_id_bidx"]) == 64
+    plain = keys_for(registry.sessions).cipher.decrypt(
+        "person", "resident_id", f"{department}:P1", record["resident_id"]
+    )
+    assert json.loads(plain) == "11010519491231002X"
     assert record["full_name"] == "王秀英"
     assert record["birth_date"] == date(1949, 12, 31)
 

@@ -25,10 +25,10 @@ from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
 
-LINKAGE_KEY = "integration-linkage-key"
 VALID = [
     # local id, id number, surname, given, dob, sex
     ("A1", "11010519491231002X", "王", "秀英", "1949-12-31", "2"),
@@ -115,6 +115,7 @@ def test_csv_to_registry_to_gateway_to_audit(
         load_definition(_write_source(tmp_path, department)),
         bootstrap=kafka.bootstrap_servers,
         store=store,
+        keys=keys_for(sessions),
     )
     assert (report.read, report.published, report.rejected) == (5, 3, 2)
     assert report.reconciled
@@ -124,9 +125,8 @@ def test_csv_to_registry_to_gateway_to_audit(
     # 2. On the wire: Confluent framing (magic 0, the registered schema id) and provenance.
     published = _messages(kafka.bootstrap_servers, "std.person.v1", department.encode(), 3)
     assert len(published) == 3
-    schema_id = store.register(
-        "std.person.v1-value", load_definition(tmp_path / "connector.toml").standard.schema
-    )
+    wire = load_definition(tmp_path / "connector.toml").standard.wire
+    schema_id = store.register(wire.subject, wire.schema)
     for message in published:
         assert message.value[0] == 0
         assert int.from_bytes(message.value[1:5], "big") == schema_id
@@ -143,6 +143,7 @@ def test_csv_to_registry_to_gateway_to_audit(
         kafka.bootstrap_servers,
         sessions,
         linkage_key=LINKAGE_KEY.encode(),
+        keystore=keys_for(sessions).keystore,
         group_id=f"builder-{uuid.uuid4().hex[:8]}",
     )
     try:
@@ -171,7 +172,9 @@ def test_csv_to_registry_to_gateway_to_audit(
     with transaction(sessions) as session:
         key = create_key(session, actor="alice", department="civil_affairs", role="caseworker")
         clerk = create_key(session, actor="bob", department="civil_affairs", role="publisher")
-    settings = Settings(database_url=database_url, linkage_key=LINKAGE_KEY)
+    settings = Settings(
+        database_url=database_url, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64
+    )
     with TestClient(create_app(settings)) as client:
         ok = client.get(
             "/v1/persons/110105198005170017",

@@ -1,0 +1,145 @@
+"""The HTTP push API: a department posts batches of records to one of its push connectors.
+
+``POST /v1/publish/{connector_id}`` with a publisher's key. The connector's
+definition (``<connectors_dir>/<connector_id>.toml``, ``[source] type = "push"``)
+says how the department's fields map to the standard. Each record of the batch
+goes through the same pipeline as a file run: published (mapped, validated,
+encrypted, signed) or dead-lettered with its reasons; the response reconciles
+the batch: received = published + rejected. A publisher can push only to its own
+department's connectors; the decision is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Request
+from pydantic import BaseModel, Field
+
+from connectors.csvsource import SourceRow
+from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
+from connectors.pipeline import Keys, RecordPipeline, Tally
+from connectors.sources import stringify
+from exchange.clients import close_producer, ensure_topics, producer
+from exchange.errors import ConfigError, NotFoundError
+from gateway.access import authorize
+from gateway.deps import AppState, StateDep
+from schemas.store import SchemaStore
+
+router = APIRouter(prefix="/v1", tags=["publishing"])
+MAX_BATCH = 1000
+
+
+class Batch(BaseModel):
+    """Records as the department keeps them: its own field names, values as JSON."""
+
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Rejection(BaseModel):
+    index: int = Field(description="0-based position of the record in the batch.")
+    source_id: str | None
+    reasons: list[dict[str, str]]
+
+
+class BatchResult(BaseModel):
+    connector: str
+    received: int
+    published: int
+    rejected: int
+    rejections: list[Rejection]
+
+
+class Publishers:
+    """One producer per gateway process, and one pipeline per push connector."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kafka: Any = None
+        self.pipelines: dict[str, RecordPipeline] = {}
+
+    def close(self) -> None:
+        if self.kafka is not None:
+            close_producer(self.kafka)
+
+    def pipeline(self, state: AppState, definition: ConnectorDefinition) -> RecordPipeline:
+        connector_id = definition.connector.id
+        found = self.pipelines.get(connector_id)
+        if found is None or found.definition != definition:
+            bootstrap = state.settings.kafka.bootstrap
+            if self.kafka is None:
+                self.kafka = producer(bootstrap)
+            standard = definition.standard
+            ensure_topics(bootstrap, [standard.topic, f"dlq.{standard.dataset}"])
+            keys = Keys(state.keystore, state.settings.linkage_key.get_secret_value().encode())
+            found = RecordPipeline(
+                definition, store=SchemaStore(state.sessions), keys=keys, kafka=self.kafka
+            )
+            self.pipelines[connector_id] = found
+        return found
+
+
+def _definition(state: AppState, connector_id: str) -> ConnectorDefinition:
+    path = state.settings.connectors_path / f"{connector_id}.toml"
+    if not path.is_file():
+        raise NotFoundError(f"no push connector {connector_id!r} is defined on this gateway")
+    definition = load_definition(path)
+    if not isinstance(definition.source, PushSourceSpec):
+        raise ConfigError(f"connector {connector_id!r} is not a push connector")
+    return definition
+
+
+@router.post(
+    "/publish/{connector_id}",
+    response_model=BatchResult,
+    summary="Publish a batch of a department's records through one of its push connectors",
+    responses={
+        401: {"description": "Missing or invalid API key"},
+        403: {"description": "Not a publisher of the connector's department"},
+        404: {"description": "No such push connector"},
+        503: {"description": "Kafka did not acknowledge the batch; send it again"},
+    },
+)
+def publish_batch(
+    state: StateDep,
+    request: Request,
+    connector_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")],
+    batch: Annotated[Batch, Body()],
+) -> BatchResult:
+    definition = _definition(state, connector_id)
+    department = definition.connector.department
+    authorize(
+        state,
+        request,
+        action="publish.batch",
+        roles=frozenset({"publisher"}),
+        dataset=definition.standard.dataset,
+        department=department,
+    )
+    publishers: Publishers = state.publishers
+    tally = Tally()
+    rejections: list[Rejection] = []
+    seen: set[str] = set()
+    with publishers.lock:
+        pipeline = publishers.pipeline(state, definition)
+        for index, record in enumerate(batch.records):
+            row = SourceRow(
+                index + 1,
+                stringify(record),
+                json.dumps(record, ensure_ascii=False, default=str),
+            )
+            entry = pipeline.handle(row, definition.source.key, seen, tally)
+            if entry is not None:
+                rejections.append(
+                    Rejection(index=index, source_id=entry["source_id"], reasons=entry["reasons"])
+                )
+        pipeline.settle()
+    return BatchResult(
+        connector=connector_id,
+        received=tally.read,
+        published=tally.published,
+        rejected=tally.rejected,
+        rejections=rejections,
+    )
