@@ -80,8 +80,10 @@ class RecordPipeline:
         keys: Keys,
         kafka: KafkaProducer,
         period: str | None = None,
+        source: str = "",
     ) -> None:
         self.definition = definition
+        self.source = source
         self.standard = definition.standard
         self.wire = self.standard.wire
         self.dataset = self.standard.dataset
@@ -177,6 +179,7 @@ class RecordPipeline:
             "connector": self.definition.connector.id,
             "department": self.department,
             "dataset": self.dataset,
+            "source": self.source,
             "line": row.line,
             "source_id": source_id or None,
             "raw": row.raw,

@@ -155,7 +155,9 @@ def run_connector(
     ensure_topics(bootstrap, [standard.topic, report.dlq_topic])
     kafka = producer(bootstrap)
     try:
-        pipeline = RecordPipeline(definition, store=store, keys=keys, kafka=kafka)
+        pipeline = RecordPipeline(
+            definition, store=store, keys=keys, kafka=kafka, source=source.describe()
+        )
         _save(
             sessions,
             report,

@@ -20,6 +20,8 @@ only the gateway maps them to responses.
     ├── ValidationError        a record does not meet its standard (carries reasons)
     ├── SourceError            a department source cannot be read
     ├── StackError             the local stack cannot be started or stopped
+    ├── (exchange.crypto) DecryptionError, SignatureError; (exchange.keystore)
+    │   KeyDestroyedError, KeyNotFoundError; (exchange.provenance) UnverifiedRecordError
     ├── AuthenticationError    no, wrong, revoked or expired credentials
     ├── PermissionDeniedError  authenticated, but no grant allows it
     ├── NotFoundError          no such record or entity

@@ -75,7 +75,11 @@ class Publishers:
             ensure_topics(bootstrap, [standard.topic, f"dlq.{standard.dataset}"])
             keys = Keys(state.keystore, state.settings.linkage_key.get_secret_value().encode())
             found = RecordPipeline(
-                definition, store=SchemaStore(state.sessions), keys=keys, kafka=self.kafka
+                definition,
+                store=SchemaStore(state.sessions),
+                keys=keys,
+                kafka=self.kafka,
+                source="HTTP push API",
             )
             self.pipelines[connector_id] = found
         return found
