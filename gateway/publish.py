@@ -112,7 +112,12 @@ def publish_batch(
     connector_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")],
     batch: Annotated[Batch, Body()],
 ) -> BatchResult:
-    definition = _definition(state, connector_id)
+    try:
+        definition = _definition(state, connector_id)
+    except (NotFoundError, ConfigError):
+        # Authenticate (and audit) first, so an anonymous caller learns nothing of connectors.
+        authorize(state, request, action="publish.batch", roles=frozenset({"publisher"}))
+        raise
     department = definition.connector.department
     authorize(
         state,
