@@ -16,6 +16,8 @@ from pathlib import Path
 
 from exchange.errors import SourceError
 
+FIELD_LIMIT = 16 * 1024 * 1024  # characters in one CSV cell; longer cells make a malformed row
+
 
 @dataclass
 class SourceRow:
@@ -38,6 +40,9 @@ def read_csv(
         handle = path.open("r", encoding=encoding, errors="surrogateescape", newline="")
     except OSError as exc:
         raise SourceError(f"cannot open source file {path}: {exc.strerror}") from exc
+    # The csv module refuses cells over 128 KiB; allow far more, so an oversized cell is
+    # read (and rejected by the mapping as too long, with the row kept) rather than lost.
+    csv.field_size_limit(FIELD_LIMIT)
     reader = csv.reader(handle, delimiter=delimiter, quotechar=quotechar, strict=False)
     try:
         header = [h.strip() for h in next(reader)]

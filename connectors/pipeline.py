@@ -34,6 +34,10 @@ from schemas import SchemaStore
 from schemas.standards import Sensitivity
 
 
+def _replace_undecodable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @dataclass(frozen=True)
 class Keys:
     """What a connector needs to protect what it publishes."""
@@ -95,7 +99,7 @@ class RecordPipeline:
         self.cipher = keys.cipher
         self.linkage_key = keys.linkage_key
         self.signing_key_id, self._signing_key = keys.keystore.signing_key(self.department)
-        self.period = period or datetime.now(UTC).strftime("%Y-%m")
+        self._fixed_period = period
         self.kafka = kafka
         self.pending: list[Any] = []
         self._sensitive = [
@@ -122,6 +126,8 @@ class RecordPipeline:
             json.dumps(json_safe(record), sort_keys=True, ensure_ascii=False).encode(),
         ).hex()
         record_key = self.record_key(source_id)
+        # Data keys are per month: a long-running pipeline (the push API) moves on with time.
+        period = self._fixed_period or datetime.now(UTC).strftime("%Y-%m")
         for spec in self._sensitive:
             plain = record.get(spec.name)
             if plain is None:
@@ -134,7 +140,7 @@ class RecordPipeline:
                 spec.name,
                 record_key,
                 json.dumps(json_safe({"v": plain})["v"], ensure_ascii=False).encode(),
-                period=self.period,
+                period=period,
             )
         try:
             value = self.serde.encode(self.schema_id, record)
@@ -202,21 +208,31 @@ class RecordPipeline:
         tally.read += 1
         key = row.values.get(key_column, "").strip()
         problems = list(row.problems)
-        if not key:
-            problems.append((key_column, "key.missing", f"the key column {key_column!r} is empty"))
-        elif key in seen:
-            problems.append(
-                (key_column, "key.duplicate", f"key {key!r} appears earlier in this source")
-            )
-        else:
-            seen.add(key)
-        if not problems:
-            result = self.prepare(row.values, key)
+        # A row the source could not parse at all has no values: its own problem says it all.
+        if row.values or not problems:
+            if not key:
+                problems.append(
+                    (key_column, "key.missing", f"the key column {key_column!r} is empty")
+                )
+            elif key in seen:
+                problems.append(
+                    (key_column, "key.duplicate", f"key {key!r} appears earlier in this source")
+                )
+            else:
+                seen.add(key)
+            # Map even a row already known to be bad, so the clerk sees every problem at once;
+            # undecodable bytes are mapped as U+FFFD (the row is rejected for them anyway).
+            values = row.values
+            if any(code == "encoding.invalid_bytes" for _, code, _ in problems):
+                values = {k: _replace_undecodable(v) for k, v in values.items()}
+            result = self.prepare(values, key)
             if isinstance(result, Prepared):
-                self.publish(result)
-                tally.published += 1
-                return None
-            problems = result
+                if not problems:
+                    self.publish(result)
+                    tally.published += 1
+                    return None
+            else:
+                problems += result
         tally.rejected += 1
         for _, code, _ in problems:
             tally.reasons[code] = tally.reasons.get(code, 0) + 1

@@ -16,7 +16,8 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
@@ -110,7 +111,7 @@ def publish_batch(
     state: StateDep,
     request: Request,
     connector_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")],
-    batch: Annotated[Batch, Body()],
+    body: Annotated[Any, Body(description='A Batch: {"records": [...]}, 1 to 1,000 records.')],
 ) -> BatchResult:
     try:
         definition = _definition(state, connector_id)
@@ -127,6 +128,11 @@ def publish_batch(
         dataset=definition.standard.dataset,
         department=department,
     )
+    # The body is checked after the decision is audited, so a malformed batch is audited too.
+    try:
+        batch = Batch.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
     publishers: Publishers = state.publishers
     tally = Tally()
     rejections: list[Rejection] = []

@@ -499,14 +499,34 @@ def test_line_numbers_count_the_header_blank_lines_and_quoted_newlines(tmp_path:
     assert rows[1].values["note"] == "two\nlines"
 
 
-def test_an_oversized_field_is_a_malformed_row_and_reading_goes_on(tmp_path: Path) -> None:
+def test_a_cell_beyond_the_parser_limit_is_a_malformed_row_and_reading_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+
+    import connectors.csvsource
+
+    monkeypatch.setattr(connectors.csvsource, "FIELD_LIMIT", 100_000)
+    path = tmp_path / "huge.csv"
+    path.write_bytes(b'id,note\n1,"' + b"a" * 200_000 + b'"\n2,b\n')
+
+    try:
+        _, rows = _rows(path)
+    finally:
+        csv.field_size_limit(16 * 1024 * 1024)
+
+    assert _codes(rows[0].problems) == [("_row", "csv.malformed")]
+    assert (rows[1].line, rows[1].values) == (3, {"id": "2", "note": "b"})
+
+
+def test_a_cell_of_200k_characters_is_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "huge.csv"
     path.write_bytes(b'id,note\n1,"' + b"a" * 200_000 + b'"\n2,b\n')
 
     _, rows = _rows(path)
 
-    assert _codes(rows[0].problems) == [("_row", "csv.malformed")]
-    assert (rows[1].line, rows[1].values) == (3, {"id": "2", "note": "b"})
+    assert rows[0].problems == []
+    assert len(rows[0].values["note"]) == 200_000
 
 
 def test_header_names_are_stripped(tmp_path: Path) -> None:

@@ -1,0 +1,528 @@
+"""Bad input a connector must survive: one bad row never stops a run, nothing is lost.
+
+Each case runs a real connector (``run_connector``) against the session's Kafka
+broker on a small CSV that mixes one bad row with valid rows, then checks that
+the run reconciles, that exactly the valid rows reached ``std.<dataset>.v1``
+(matched by message key ``<department>:<id>``), and that the bad row was
+dead-lettered to ``dlq.<dataset>`` with the expected reason, its line and its
+original content. Every test uses its own department: topics are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors import load_definition, run_connector
+from connectors.mapping import MAX_STRING
+from exchange.broker import LocalKafka
+from exchange.clients import ensure_topics
+from exchange.db import make_engine, migrate, session_factory
+from exchange.errors import ConfigError
+from exchange.wire import AvroSerde
+from schemas import SchemaStore
+from schemas.validators import resident_id_check_character
+from tests.support.keys import keys_for
+
+pytestmark = pytest.mark.integration
+
+PERSON_HEADER = "local_id,id_number,surname,given,dob,sex"
+BENEFIT_HEADER = "payment_no,id_number,benefit,amount,start,end,paid,case_ref,division"
+
+
+def rid(first17: str) -> str:
+    """A valid 18-character resident identity number from its first 17 characters."""
+    return first17 + resident_id_check_character(first17)
+
+
+ID_1 = rid("11010519491231002")
+ID_2 = rid("11010519800517001")
+ID_3 = rid("44010619900709002")
+ID_B = rid("31010419750301001")
+WRONG_CHECK = ID_B[:-1] + ("0" if ID_B[-1] != "0" else "1")
+
+PERSON_VALID = [
+    f"A1,{ID_1},王,秀英,1949-12-31,2",
+    f"A2,{ID_2},李,伟,1980/05/17,1",
+    f"A3,{ID_3},陈,芳,19900709,2",
+]
+BENEFIT_VALID = [
+    f"P1,{ID_1},1,112000,2024-03-01,2024-03-31,2024-03-05,MZ-2024-001,110105",
+    f"P2,{ID_2},3,50000,2024-03-01,2024-03-01,2024-03-02,MZ-2024-002,110105",
+    f"P3,{ID_3},1,-112000,2024-02-01,2024-02-29,2024-03-06,MZ-2024-003,440106",
+]
+
+PERSON_FIELDS = """
+[fields.resident_id]
+from = "id_number"
+transform = ["strip", "halfwidth", "upper"]
+
+[fields.family_name]
+from = "surname"
+
+[fields.given_name]
+from = "given"
+
+[fields.full_name]
+join = ["surname", "given"]
+
+[fields.birth_date]
+from = "dob"
+date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
+
+[fields.sex]
+from = "sex"
+codes = { "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }
+"""
+
+BENEFIT_FIELDS = """
+[fields.resident_id]
+from = "id_number"
+transform = ["strip", "halfwidth", "upper"]
+
+[fields.payment_id]
+from = "payment_no"
+
+[fields.benefit_type]
+from = "benefit"
+codes = { "1" = "MINIMUM_LIVING_ALLOWANCE", "2" = "TEMPORARY_ASSISTANCE", "3" = "OTHER" }
+
+[fields.amount_fen]
+from = "amount"
+
+[fields.period_start]
+from = "start"
+
+[fields.period_end]
+from = "end"
+
+[fields.paid_on]
+from = "paid"
+
+[fields.case_reference]
+from = "case_ref"
+
+[fields.division_code]
+from = "division"
+"""
+
+
+@dataclass(frozen=True)
+class Standard:
+    name: str
+    dataset: str
+    header: str
+    key: str
+    valid: tuple[str, ...]
+    fields: str
+
+
+PERSON = Standard("person", "person", PERSON_HEADER, "local_id", tuple(PERSON_VALID), PERSON_FIELDS)
+BENEFIT = Standard(
+    "benefit_payment",
+    "benefit_payment",
+    BENEFIT_HEADER,
+    "payment_no",
+    tuple(BENEFIT_VALID),
+    BENEFIT_FIELDS,
+)
+
+
+@dataclass
+class World:
+    """A fresh registry database, the broker, and a department of its own."""
+
+    kafka: LocalKafka
+    sessions: sessionmaker[Session]
+    folder: Path
+    department: str = field(default_factory=lambda: f"bad_{uuid.uuid4().hex[:10]}")
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    @property
+    def connector_id(self) -> str:
+        return f"bad-input-{self.department}"
+
+    def write(
+        self,
+        standard: Standard,
+        content: bytes,
+        *,
+        encoding: str = "utf-8",
+        fields: str | None = None,
+    ) -> Path:
+        (self.folder / "export.csv").write_bytes(content)
+        definition = self.folder / "connector.toml"
+        definition.write_text(
+            f"""
+[connector]
+id = "{self.connector_id}"
+department = "{self.department}"
+standard = "{standard.name}"
+
+[source]
+type = "csv"
+path = "export.csv"
+encoding = "{encoding}"
+key = "{standard.key}"
+{fields if fields is not None else standard.fields}
+""",
+            encoding="utf-8",
+        )
+        return definition
+
+    def run(self, definition: Path) -> Any:
+        return run_connector(
+            load_definition(definition),
+            bootstrap=self.bootstrap,
+            store=SchemaStore(self.sessions),
+            keys=keys_for(self.sessions),
+        )
+
+    def published(self, dataset: str) -> list[Any]:
+        return read_topic(self.bootstrap, f"std.{dataset}.v1", f"{self.department}:".encode())
+
+    def dead_letters(self, dataset: str) -> list[dict[str, Any]]:
+        found = read_topic(self.bootstrap, f"dlq.{dataset}", f"{self.department}:".encode())
+        entries = [json.loads(m.value) for m in found]
+        assert all(e["department"] == self.department for e in entries)
+        return entries
+
+
+def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
+    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
+    taken now (so everything acknowledged before the call is seen, and nothing is missed)."""
+    ensure_topics(bootstrap, [topic])
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + 60
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            assert time.monotonic() < deadline, f"no metadata for {topic}"
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        found: list[Any] = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for batch in consumer.poll(timeout_ms=500).values():
+                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
+        return found
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def world(kafka: LocalKafka, tmp_path: Path) -> Iterator[World]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    migrate(engine)
+    yield World(kafka, session_factory(engine), tmp_path)
+    engine.dispose()
+
+
+@dataclass
+class Case:
+    """One bad row among valid rows: its bytes, where it goes, and what must be said of it."""
+
+    id: str
+    bad: bytes
+    codes: set[str]
+    standard: Standard = PERSON
+    last: bool = False  # the bad row is the last line, without a trailing newline
+    raw: str | None = None  # the expected dead letter "raw", if not the line decoded as UTF-8
+
+
+def _u(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+CASES = [
+    Case(
+        "missing-required-field",
+        _u(f"B1,{ID_B},,丽,1980-05-17,2"),  # empty surname: family_name is required
+        {"required.missing"},
+    ),
+    Case(
+        "missing-required-identifier",
+        _u("B1,  ,孙,丽,1980-05-17,2"),  # spaces only: empty after the strip transform
+        {"required.missing"},
+    ),
+    Case(
+        "wrong-type-long",
+        _u(f"PB,{ID_B},1,1120.50,2024-03-01,2024-03-31,2024-03-05,MZ-2024-009,110105"),
+        {"type.integer"},
+        standard=BENEFIT,
+    ),
+    Case(
+        "wrong-type-text-in-long",
+        _u(f"PB,{ID_B},1,一千元,2024-03-01,2024-03-31,2024-03-05,MZ-2024-009,110105"),
+        {"type.integer"},
+        standard=BENEFIT,
+    ),
+    Case(
+        "bad-identifier-check-character",
+        _u(f"B1,{WRONG_CHECK},孙,丽,1980-05-17,2"),
+        {"resident_id.check_character"},
+    ),
+    Case(
+        "impossible-date",
+        _u(f"B1,{ID_B},钱,刚,1975-02-30,1"),
+        {"date.invalid"},
+    ),
+    Case(
+        "impossible-date-in-long-standard",
+        _u(f"PB,{ID_B},1,112000,2024-02-30,2024-03-31,2024-03-05,MZ-2024-009,110105"),
+        {"date.invalid"},
+        standard=BENEFIT,
+    ),
+    Case(
+        "unknown-code",
+        _u(f"B1,{ID_B},周,梅,1990-07-09,X"),
+        {"code.unknown"},
+    ),
+    Case(
+        "duplicate-source-key",
+        _u(f"A1,{ID_B},孙,丽,1980-05-17,2"),  # A1 is the first valid row's key
+        {"key.duplicate"},
+    ),
+    Case(
+        "oversized-field",
+        _u(f"B1,{ID_B},孙,{'丽' * (MAX_STRING + 1)},1980-05-17,2"),
+        {"size.too_long"},  # given_name and full_name
+    ),
+    Case(
+        "invalid-bytes-0xff",
+        b"B1," + ID_B.encode() + b",\xe5\xad\x99,\xff\xfe,1980-05-17,2",
+        {"encoding.invalid_bytes"},
+    ),
+    Case(
+        "gb18030-row-in-utf8-file",
+        f"B1,{ID_B},孙,丽娟,1980-05-17,2".encode("gb18030"),
+        {"encoding.invalid_bytes"},
+    ),
+    Case(
+        "extra-columns",
+        _u(f"B1,{ID_B},孙,丽,1980-05-17,2,unexpected"),
+        {"columns.count"},
+    ),
+    Case(
+        "missing-columns",
+        _u(f"B1,{ID_B},孙,丽,1980-05-17"),
+        {"columns.count", "column.missing"},  # the short row, and the field (sex) it leaves out
+    ),
+    Case(
+        "missing-key-value",
+        _u(f",{ID_B},孙,丽,1980-05-17,2"),
+        {"key.missing"},
+    ),
+    Case(
+        "truncated-last-line",
+        _u(f"B9,{ID_B},孙"),
+        {"columns.count", "column.missing"},
+        last=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_bad_row_is_dead_lettered_and_the_valid_rows_are_published(
+    world: World, case: Case
+) -> None:
+    standard = case.standard
+    valid = [_u(v) for v in standard.valid]
+    if case.last:
+        lines = [_u(standard.header), *valid, case.bad]
+        content = b"\n".join(lines)  # no trailing newline: the file was cut short
+    else:
+        lines = [_u(standard.header), valid[0], valid[1], case.bad, valid[2]]
+        content = b"\n".join(lines) + b"\n"
+    bad_line = lines.index(case.bad) + 1  # the header is line 1
+    valid_ids = {v.split(",", 1)[0] for v in standard.valid}
+
+    report = world.run(world.write(standard, content))
+
+    assert report.reconciled
+    assert (report.read, report.published, report.rejected) == (4, 3, 1)
+    assert set(report.reasons) == case.codes
+    [rejection] = report.rejections
+    assert rejection["line"] == bad_line
+
+    published = world.published(standard.dataset)
+    assert {m.key.decode() for m in published} == {f"{world.department}:{i}" for i in valid_ids}
+    assert len(published) == 3
+    for message in published:
+        assert dict(message.headers)["source-id"].decode() in valid_ids
+
+    [dead] = world.dead_letters(standard.dataset)
+    assert dead["line"] == bad_line
+    assert dead["connector"] == world.connector_id
+    assert dead["dataset"] == standard.dataset
+    assert {r["code"] for r in dead["reasons"]} == case.codes
+    for reason in dead["reasons"]:
+        assert reason["message"]
+        assert reason["field"]
+    expected_raw = case.raw if case.raw is not None else case.bad.decode("utf-8", "replace")
+    assert dead["raw"] == expected_raw
+
+
+def test_missing_cells_also_name_the_fields_that_need_them(world: World) -> None:
+    bad = f"B1,{ID_B},孙,丽"  # dob and sex cells are missing
+    content = "\n".join([PERSON_HEADER, *PERSON_VALID, bad]) + "\n"
+
+    report = world.run(world.write(PERSON, content.encode()))
+
+    assert report.reconciled
+    assert report.published == 3
+    [dead] = world.dead_letters("person")
+    assert {(r["field"], r["code"]) for r in dead["reasons"]} == {
+        ("_row", "columns.count"),
+        ("birth_date", "column.missing"),
+        ("sex", "column.missing"),
+    }
+
+
+def test_oversized_field_names_each_field_and_keeps_the_whole_row(world: World) -> None:
+    long_given = "丽" * (MAX_STRING + 1)
+    bad = f"B1,{ID_B},孙,{long_given},1980-05-17,2"
+    content = "\n".join([PERSON_HEADER, *PERSON_VALID, bad]) + "\n"
+
+    report = world.run(world.write(PERSON, content.encode()))
+
+    assert report.reconciled
+    assert report.reasons == {"size.too_long": 2}  # given_name, and full_name built from it
+    [dead] = world.dead_letters("person")
+    assert {(r["field"], r["code"]) for r in dead["reasons"]} == {
+        ("given_name", "size.too_long"),
+        ("full_name", "size.too_long"),
+    }
+    assert dead["raw"] == bad
+    assert dead["source_id"] == "B1"
+    assert len(world.published("person")) == 3
+
+
+def _oversized_cell_run(world: World) -> tuple[Any, dict[str, Any], str]:
+    huge = "x" * 140_000  # beyond the csv module's default field limit of 131072
+    bad = f'B1,{ID_B},孙,"{huge}",1980-05-17,2'
+    lines = [PERSON_HEADER, PERSON_VALID[0], bad, PERSON_VALID[1], PERSON_VALID[2]]
+    report = world.run(world.write(PERSON, ("\n".join(lines) + "\n").encode()))
+    [dead] = world.dead_letters("person")
+    return report, dead, bad
+
+
+def test_a_cell_beyond_the_csv_modules_default_limit_is_read_and_rejected_whole(
+    world: World,
+) -> None:
+    report, dead, _ = _oversized_cell_run(world)
+
+    assert report.reconciled
+    assert (report.read, report.published, report.rejected) == (4, 3, 1)
+    assert report.reasons == {"size.too_long": 2}  # given_name, and full_name built from it
+    assert {m.key.decode() for m in world.published("person")} == {
+        f"{world.department}:{i}" for i in ("A1", "A2", "A3")
+    }
+    assert dead["line"] == 3
+    assert dead["raw"].startswith(f"B1,{ID_B},孙,")
+    assert dead["source_id"] == "B1"
+
+
+def test_an_unparsable_row_is_rejected_alone_for_what_it_is(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.csvsource
+
+    # A cell beyond the parser's limit cannot be read at all: make the limit small to see it.
+    monkeypatch.setattr(connectors.csvsource, "FIELD_LIMIT", 100_000)
+    try:
+        report, dead, _ = _oversized_cell_run(world)
+    finally:
+        import csv
+
+        csv.field_size_limit(connectors.csvsource.FIELD_LIMIT)
+    assert report.reconciled
+    assert (report.read, report.published, report.rejected) == (4, 3, 1)
+    assert report.reasons == {"csv.malformed": 1}  # and not also a false key.missing
+    assert dead["line"] == 3
+    [malformed] = dead["reasons"]
+    assert "field larger than field limit" in malformed["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="zero-bytes"),
+        pytest.param(_u(PERSON_HEADER + "\n"), id="header-only"),
+        pytest.param(_u(PERSON_HEADER), id="header-only-no-newline"),
+        pytest.param(_u(PERSON_HEADER + "\n\n\n"), id="header-and-blank-lines"),
+    ],
+)
+def test_an_empty_file_publishes_nothing_and_reconciles(world: World, content: bytes) -> None:
+    report = world.run(world.write(PERSON, content))
+
+    assert report.reconciled
+    assert (report.read, report.published, report.rejected) == (0, 0, 0)
+    assert report.reasons == {}
+    assert report.rejections == []
+    assert world.published("person") == []
+    assert world.dead_letters("person") == []
+
+
+def test_a_definition_mapping_a_field_the_standard_lacks_is_refused_before_publishing(
+    world: World,
+) -> None:
+    content = "\n".join([PERSON_HEADER, *PERSON_VALID]) + "\n"
+    fields = PERSON_FIELDS + '\n[fields.nickname]\nfrom = "given"\n'
+    definition = world.write(PERSON, content.encode(), fields=fields)
+
+    with pytest.raises(ConfigError) as raised:
+        load_definition(definition)
+
+    assert "fields.nickname" in raised.value.message
+    assert "has no field 'nickname'" in raised.value.message
+    assert world.published("person") == []
+    assert world.dead_letters("person") == []
+    # Nothing was registered either: load_definition refused before any run began.
+    assert SchemaStore(world.sessions).subjects() == []
+
+
+def test_a_gb18030_file_declared_gb18030_keeps_its_chinese_names(world: World) -> None:
+    people = [
+        ("G1", ID_1, "王", "秀英", "1949-12-31", "2"),
+        ("G2", ID_2, "欧阳", "娜娜", "1980-05-17", "2"),
+        ("G3", ID_3, "龚", "𠮷祥", "1990-07-09", "1"),  # 𠮷: a four-byte GB18030 sequence
+        ("G4", rid("31010419750301001"), "喆", "堃", "1975-03-01", "9"),
+    ]
+    text = "\n".join([PERSON_HEADER, *(",".join(p) for p in people)]) + "\n"
+    content = text.encode("gb18030")
+    with pytest.raises(UnicodeDecodeError):
+        content.decode("utf-8")  # really not UTF-8
+
+    report = world.run(world.write(PERSON, content, encoding="gb18030"))
+
+    assert report.reconciled
+    assert (report.read, report.published, report.rejected) == (4, 4, 0)
+    serde = AvroSerde(SchemaStore(world.sessions).schema_text)
+    decoded = {}
+    for message in world.published("person"):
+        _, record = serde.decode(message.value)
+        decoded[message.key.decode()] = record
+    assert set(decoded) == {f"{world.department}:{p[0]}" for p in people}
+    for local_id, _, surname, given, _, _ in people:
+        record = decoded[f"{world.department}:{local_id}"]
+        assert record["family_name"] == surname
+        assert record["given_name"] == given
+        assert record["full_name"] == surname + given
+    assert world.dead_letters("person") == []
