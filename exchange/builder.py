@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 TOPIC_PATTERN = r"^std\..*"
 DLQ_TOPIC = "dlq.registry"
 GROUP_ID = "registry-builder"
+KEY_REFRESH_S = 5.0  # how often an unknown signing key id makes the builder re-read the catalogue
 
 
 @dataclass
@@ -95,6 +96,7 @@ class RegistryBuilder:
         self._dlq: KafkaProducer = producer(bootstrap)
         self._identifier_fields = cache(self._identifier_fields_uncached)
         self._key_cache: dict[str, dict[str, bytes]] = {}
+        self._key_read_at: dict[str, float] = {}
 
     def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str, str | None]:
         """(dataset, linkage field, blind index domain or None if the field is an index)."""
@@ -130,8 +132,14 @@ class RegistryBuilder:
                     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
                         dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
                 offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
-        for msg, reason in dead:
-            self._dead_letter(msg, reason)
+        if dead:
+            futures = [self._dead_letter(msg, reason) for msg, reason in dead]
+            try:
+                self._dlq.flush(timeout=60)
+                for future in futures:
+                    future.get(timeout=60)
+            except KafkaError as exc:  # not committed: the poll is replayed, nothing is lost
+                raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc}") from exc
         try:
             self._consumer.commit(offsets)
         except KafkaError as exc:  # the records are applied; a replay will find them unchanged
@@ -190,12 +198,16 @@ class RegistryBuilder:
         self.stats.applied += 1
 
     def _public_keys(self, department: str, *, refresh: bool = False) -> dict[str, bytes]:
-        keys = None if refresh else self._key_cache.get(department)
-        if keys is None:
+        """The department's public keys, cached; re-read at most every few seconds."""
+        keys = self._key_cache.get(department)
+        now = time.monotonic()
+        stale = refresh and now - self._key_read_at.get(department, 0.0) > KEY_REFRESH_S
+        if keys is None or stale:
             keys = self._key_cache[department] = self.keystore.public_keys(department)
+            self._key_read_at[department] = now
         return keys
 
-    def _dead_letter(self, msg: Any, reason: str) -> None:
+    def _dead_letter(self, msg: Any, reason: str) -> Any:
         entry = {
             "topic": msg.topic,
             "partition": msg.partition,
@@ -205,8 +217,8 @@ class RegistryBuilder:
             "at": datetime.now(UTC).isoformat(),
         }
         log.warning("dead-lettering %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
-        self._dlq.send(DLQ_TOPIC, key=msg.key, value=json.dumps(entry).encode()).get(timeout=60)
         self.stats.dead_lettered += 1
+        return self._dlq.send(DLQ_TOPIC, key=msg.key, value=json.dumps(entry).encode())
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""

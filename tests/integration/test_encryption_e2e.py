@@ -35,6 +35,7 @@ from exchange.models import AuditEntry, DataKeyRecord, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.kafka import end_offsets, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
@@ -143,6 +144,7 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
 
     try:
         # 1. Publish: on the wire there is no plaintext identifier, in values or headers.
+        start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
         report = run_connector(
             load_definition(tmp_path / "connector.toml"),
             bootstrap=kafka.bootstrap_servers,
@@ -165,12 +167,14 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
             assert PEOPLE[local_id][1].encode() in message.value
 
         # 2. The registry holds ciphertext and the blind index, never the identifier.
+        group = f"builder-{uuid.uuid4().hex[:8]}"
+        start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
         builder = RegistryBuilder(
             kafka.bootstrap_servers,
             sessions,
             linkage_key=LINKAGE_KEY.encode(),
             keystore=keys_for(sessions).keystore,
-            group_id=f"builder-{uuid.uuid4().hex[:8]}",
+            group_id=group,
         )
         try:
             deadline = time.monotonic() + 90

@@ -25,6 +25,7 @@ from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
+from tests.support.kafka import end_offsets, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
@@ -111,6 +112,7 @@ def test_csv_to_registry_to_gateway_to_audit(
     store = SchemaStore(sessions)
 
     # 1. The connector publishes valid rows and dead-letters the rest, with reasons.
+    start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
     report = run_connector(
         load_definition(_write_source(tmp_path, department)),
         bootstrap=kafka.bootstrap_servers,
@@ -139,12 +141,14 @@ def test_csv_to_registry_to_gateway_to_audit(
     assert reasons == ["date.invalid", "resident_id.check_character"]
 
     # 3. The registry builder applies exactly the valid rows.
+    group = f"builder-{uuid.uuid4().hex[:8]}"
+    start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
     builder = RegistryBuilder(
         kafka.bootstrap_servers,
         sessions,
         linkage_key=LINKAGE_KEY.encode(),
         keystore=keys_for(sessions).keystore,
-        group_id=f"builder-{uuid.uuid4().hex[:8]}",
+        group_id=group,
     )
     try:
         deadline = time.monotonic() + 60
