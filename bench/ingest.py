@@ -1,0 +1,989 @@
+"""End-to-end ingest benchmark: a connector run against raw kafka-python, same broker.
+
+Run from the project root::
+
+    .venv/bin/python -m bench.ingest [--rows N] [--keep-dir]
+
+In a fresh temporary directory it starts its own single-node Kafka broker
+(:class:`exchange.broker.LocalKafka`, heap 512m), a SQLite registry database
+(migrated) and a :class:`~exchange.keystore.LocalKeyStore` under a random
+master key (the linkage key is random too), then writes an N-row household
+registry export for the ``Person`` standard (the columns of the demo's
+``write_dataset``; every 100th row is deliberately invalid, in turn a wrong ID
+check character, 30 February and an unknown sex code, so dead-lettering is
+exercised) and the demo's connector definition pointing at it.
+
+Before anything is timed, 20,000 records of about the exchange's size go to a
+warm-up topic, so that the broker's JIT is as warm for the first side timed as
+for the others. Then, each once, each in its own child process
+(``multiprocessing`` with the ``spawn`` start method, so that no side's memory
+mixes into another's):
+
+* **exchange**: ``run_connector(load_definition(toml), ...)``: read the CSV,
+  map, validate, encrypt the sensitive field, blind-index it, encode (Confluent
+  framed Avro), sign each record (Ed25519), produce with ``acks=all`` and
+  idempotence, settle and checkpoint every 5,000 records;
+* **raw**: a bare kafka-python ``KafkaProducer`` with the exchange's producer
+  settings (``acks="all"``, ``enable_idempotence=True``, ``linger_ms=5``,
+  5 in flight) sending the exchange's own records (exact key, value and header
+  bytes, consumed back from its topics) to fresh topics: as many records to
+  each topic as the exchange sent there, interleaved the same way (one dead
+  letter per 100 records), one ``flush`` at the end;
+* **raw, settled every 5,000**: the same, but keeping the futures and, every
+  5,000 sends, flushing and checking each, as the exchange's ``settle()`` does.
+  Not the baseline: it shows what the exchange's checkpoint cadence costs.
+
+The raw children hold the first ``min(N, 100,000)`` published records and the
+first ``min(rejected, 100,000)`` dead letters in memory and cycle through them
+(holding a million records would cost about a gigabyte and make their memory
+figure meaningless); their peak memory is given beside their resident size
+just before sending (interpreter, imports and the held records).
+
+Each child reports its wall time (the exchange: ``load_definition`` plus
+``run_connector``, from opening the source to closing the producer; raw: from
+creating the producer to closing it, after the records were loaded) and its
+peak resident set size, read from its own ``/proc/self/status`` ``VmHWM`` at
+the end. (``getrusage(RUSAGE_CHILDREN)`` would mix in the broker's storage
+formatting JVM, which this process also waited for, and ``ru_maxrss`` of a
+forked-then-exec'd child may carry the parent's pages over.)
+
+Correct first: the benchmark checks that read = published + rejected, that
+rejected is exactly the number of invalid rows written, that the topics' end
+offsets sum to those counts, that the records held for the raw baseline
+verify (signature) and decode, with the sensitive field decrypting to a value
+whose blind index matches, and that the raw topics end at the counts sent;
+otherwise it exits 1 without a report.
+
+The machine header says which CRC-32C kafka-python uses for record batches: its
+pure-Python fallback unless the ``crc32c`` package is installed, which changes
+both sides' figures a lot.
+
+A cheap breakdown follows, in this process, on the first ``min(N, 100,000)``
+rows: reading the CSV, ``map_row`` alone, ``RecordPipeline.prepare`` (map,
+validate, content hash, encrypt, blind index, encode; no Kafka), and
+``RecordPipeline.publish`` against a producer that does nothing (signed
+message, Ed25519 signature, headers), and the Ed25519 signature alone, each in
+microseconds a record and as a share of the exchange's time a record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import pickle
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib.metadata import version
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.serde import machine_info
+from connectors import load_definition, run_connector
+from connectors.csvsource import SourceRow
+from connectors.definition import ConnectorDefinition
+from connectors.mapping import map_row
+from connectors.pipeline import Keys, Prepared, RecordPipeline
+from connectors.publisher import BATCH
+from connectors.sources import open_source
+from exchange import provenance
+from exchange.blindindex import blind_index
+from exchange.broker import LocalKafka, kafka_version
+from exchange.clients import ensure_topics
+from exchange.crypto import sign
+from exchange.db import make_engine, migrate, session_factory
+from exchange.keystore import FieldCipher, LocalKeyStore
+from exchange.wire import AvroSerde
+from schemas import SchemaStore
+from schemas.standards import Sensitivity
+from schemas.validators import resident_id_check_character
+
+SEED = 20260601
+DEFAULT_ROWS = 1_000_000
+HELD = 100_000  # records the raw baseline holds in memory and cycles through
+BREAKDOWN_ROWS = 100_000
+INVALID_EVERY = 100  # one row in a hundred is deliberately invalid
+TARGET_RATIO = 0.5
+TARGET_RSS_MB = 300.0
+RAW_TOPIC = "bench.raw.person"
+RAW_DLQ_TOPIC = "bench.raw.dlq"
+SETTLED_TOPIC = "bench.settled.person"
+SETTLED_DLQ_TOPIC = "bench.settled.dlq"
+WARMUP = 20_000  # records sent before the exchange run, so the broker is warm for both sides
+WARMUP_TOPIC = "bench.warmup"
+PARTITIONS = 3  # what ensure_topics gives the exchange's topics
+
+# The producer settings of exchange.clients.producer(), for the raw baseline.
+RAW_PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "max_in_flight_requests_per_connection": 5,
+    "retries": 2**31 - 1,
+    "delivery_timeout_ms": 120_000,
+    "client_id": "bench-raw-producer",
+}
+
+# A copy of exchange/demo.py's _DEFINITION (the household registry's connector).
+DEFINITION = """\
+# The household registry's residents export, mapped to the Person standard.
+[connector]
+id = "household-registry-residents"
+version = "1"
+department = "household_registry"
+standard = "person"
+
+[source]
+type = "csv"
+path = "residents.csv"
+encoding = "utf-8-sig"
+key = "local_id"
+
+[fields.resident_id]
+from = "id_number"
+transform = ["strip", "halfwidth", "upper"]
+
+[fields.family_name]
+from = "surname"
+
+[fields.given_name]
+from = "given"
+
+[fields.full_name]
+join = ["surname", "given"]
+
+[fields.birth_date]
+from = "dob"
+date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
+
+[fields.sex]
+from = "sex"
+codes = { "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }
+
+[fields.residence_division_code]
+from = "division"
+
+[fields.phone]
+from = "phone"
+"""
+
+# As in exchange/demo.py.
+_SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
+_GIVEN = ["秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"]
+_DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
+_DOB_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
+
+# (key, value, headers or None), as consumed back from the exchange's topics.
+HeldRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]] | None]
+
+
+class BenchmarkError(RuntimeError):
+    """A check failed: the timings would mean nothing."""
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# The department export
+# --------------------------------------------------------------------------
+
+
+def _resident_number(division: str, born: date, serial: int, sex: str) -> str:
+    """As exchange.demo.resident_number: division, birth date, serial (odd for men), check."""
+    serial = serial * 2 + (1 if sex == "1" else 0)
+    body = f"{division}{born:%Y%m%d}{serial % 1000:03d}"
+    return body + resident_id_check_character(body)
+
+
+def _rows(count: int, seed: int) -> Iterator[str]:
+    rng = random.Random(seed)
+    first_day = date(1950, 1, 1).toordinal()
+    for i in range(count):
+        born = date.fromordinal(first_day + rng.randrange(0, 365 * 55))
+        sex = rng.choice("12")
+        division = rng.choice(_DIVISIONS)
+        number = _resident_number(division, born, i + 10, sex)
+        phone = f"13{rng.randrange(0, 10**9):09d}"
+        dob = born.strftime(rng.choice(_DOB_FORMATS))
+        surname, given = rng.choice(_SURNAMES), rng.choice(_GIVEN)
+        if i % INVALID_EVERY == INVALID_EVERY // 2:
+            kind = (i // INVALID_EVERY) % 3
+            if kind == 0:  # wrong check character
+                number = number[:-1] + ("0" if number[-1] != "0" else "1")
+            elif kind == 1:  # impossible date
+                dob = f"{born.year}-02-30"
+            else:  # unknown sex code
+                sex = "X"
+        yield f"HR-{1000 + i},{number},{surname},{given},{dob},{sex},{division},{phone}\n"
+
+
+def invalid_rows(count: int) -> int:
+    return sum(1 for i in range(count) if i % INVALID_EVERY == INVALID_EVERY // 2)
+
+
+def write_source(folder: Path, count: int, seed: int = SEED) -> Path:
+    """Stream the CSV to disk and write the connector definition; return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "residents.csv").open("w", encoding="utf-8", newline="") as handle:
+        handle.write("local_id,id_number,surname,given,dob,sex,division,phone\n")
+        chunk: list[str] = []
+        for line in _rows(count, seed):
+            chunk.append(line)
+            if len(chunk) >= 10_000:
+                handle.write("".join(chunk))
+                chunk.clear()
+        handle.write("".join(chunk))
+    definition = folder / "household_registry.toml"
+    definition.write_text(DEFINITION, encoding="utf-8")
+    return definition
+
+
+# --------------------------------------------------------------------------
+# Child processes
+# --------------------------------------------------------------------------
+
+
+def _status_kib(field_name: str, pid: int | str = "self") -> int:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class ChildResult:
+    """What a child process reports back."""
+
+    elapsed: float = 0.0
+    peak_rss_kib: int = 0
+    held_rss_kib: int = 0  # raw: resident size before sending (imports and held records)
+    read: int = 0
+    published: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    reconciled: bool = False
+    error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.peak_rss_kib / 1024
+
+    @property
+    def held_rss_mb(self) -> float:
+        return self.held_rss_kib / 1024
+
+
+def _exchange_child(
+    conn: Connection,
+    definition_path: str,
+    bootstrap: str,
+    db_url: str,
+    master_key: bytes,
+    linkage_key: bytes,
+) -> None:
+    """Child process: one connector run, as ``exchange connector run`` does it."""
+    result = ChildResult()
+    try:
+        sessions = session_factory(make_engine(db_url))
+        keys = Keys(LocalKeyStore(sessions, master_key), linkage_key)
+        gc.collect()
+        start = time.perf_counter()
+        report = run_connector(
+            load_definition(Path(definition_path)),
+            bootstrap=bootstrap,
+            store=SchemaStore(sessions),
+            keys=keys,
+            sessions=sessions,
+        )
+        result.elapsed = time.perf_counter() - start
+        result.read, result.published, result.rejected = (
+            report.read,
+            report.published,
+            report.rejected,
+        )
+        result.reasons = dict(report.reasons)
+        result.reconciled = report.reconciled
+    except BaseException:
+        result.error = traceback.format_exc()
+    result.peak_rss_kib = _status_kib("VmHWM")
+    conn.send(result)
+    conn.close()
+
+
+def _dlq_slots(total: int, dead: int) -> bytearray:
+    """1 where a dead letter goes: ``dead`` of ``total`` slots, evenly spread."""
+    slots = bytearray(total)
+    for k in range(dead):
+        slots[(k * total) // dead + (total // dead) // 2] = 1
+    return slots
+
+
+def _raw_child(
+    conn: Connection,
+    bootstrap: str,
+    held_path: str,
+    topics: tuple[str, str],
+    counts: tuple[int, int],
+    settle_every: int,
+) -> None:
+    """Child process: a bare KafkaProducer sending the exchange's records.
+
+    ``settle_every`` 0: one flush at the end (the baseline). Otherwise the
+    futures are kept and, every ``settle_every`` sends, flushed and checked.
+    """
+    result = ChildResult()
+    try:
+        with open(held_path, "rb") as handle:
+            std, dead = pickle.load(handle)
+        topic, dlq_topic = topics
+        published, rejected = counts
+        total = published + rejected
+        slots = _dlq_slots(total, rejected) if rejected else bytearray(total)
+        gc.collect()
+        result.held_rss_kib = _status_kib("VmRSS")
+        n_std, n_dead = len(std), len(dead)
+        i_std = i_dead = 0
+        pending: list[Any] = []
+        start = time.perf_counter()
+        kafka = KafkaProducer(bootstrap_servers=bootstrap, **RAW_PRODUCER_CONFIG)
+        send = kafka.send
+        for slot in slots:
+            if slot:
+                key, value, headers = dead[i_dead % n_dead]
+                future = send(dlq_topic, key=key, value=value, headers=headers)
+                i_dead += 1
+            else:
+                key, value, headers = std[i_std % n_std]
+                future = send(topic, key=key, value=value, headers=headers)
+                i_std += 1
+            if settle_every:
+                pending.append(future)
+                if len(pending) >= settle_every:
+                    kafka.flush(timeout=120)
+                    for sent in pending:
+                        sent.get(timeout=120)
+                    pending.clear()
+        kafka.flush(timeout=120)
+        for sent in pending:
+            sent.get(timeout=120)
+        kafka.close(timeout=30)
+        result.elapsed = time.perf_counter() - start
+        result.read = total
+        result.published, result.rejected = i_std, i_dead
+        result.reconciled = True
+    except BaseException:
+        result.error = traceback.format_exc()
+    result.peak_rss_kib = _status_kib("VmHWM")
+    conn.send(result)
+    conn.close()
+
+
+def run_child(name: str, target: Callable[..., None], *args: object) -> ChildResult:
+    """Run ``target(conn, *args)`` in a spawned process; poll it; return its result."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=target, args=(sender, *args), name=name, daemon=True)
+    started = time.monotonic()
+    process.start()
+    sender.close()
+    result: ChildResult | None = None
+    try:
+        while result is None:
+            if receiver.poll(15):
+                try:
+                    result = receiver.recv()
+                except EOFError:
+                    break
+            elif not process.is_alive():
+                break
+            else:
+                pid = process.pid or 0
+                log(
+                    f"  {name}: {time.monotonic() - started:,.0f} s, "
+                    f"RSS {_status_kib('VmRSS', pid) / 1024:,.0f} MB "
+                    f"(peak {_status_kib('VmHWM', pid) / 1024:,.0f} MB)"
+                )
+        process.join(timeout=60)
+    finally:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=10)
+        receiver.close()
+    if result is None:
+        raise BenchmarkError(f"{name} child died (exit code {process.exitcode}) without a result")
+    if result.error:
+        raise BenchmarkError(f"{name} child failed:\n{result.error}")
+    return result
+
+
+# --------------------------------------------------------------------------
+# Kafka checks
+# --------------------------------------------------------------------------
+
+
+def end_offsets(bootstrap: str, topic: str) -> int:
+    """The sum of ``topic``'s end offsets (records ever written: no deletes, no transactions)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-offsets")
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise BenchmarkError(f"topic {topic} has no partitions")
+        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return int(sum(offsets.values()))
+    finally:
+        consumer.close()
+
+
+def warm_up(bootstrap: str) -> None:
+    """Send WARMUP records of the exchange's size, so the broker's JIT is warm for both sides."""
+    ensure_topics(bootstrap, [WARMUP_TOPIC], partitions=PARTITIONS)
+    kafka = KafkaProducer(bootstrap_servers=bootstrap, **RAW_PRODUCER_CONFIG)
+    try:
+        value = bytes(range(256)) + bytes(64)
+        headers = [(f"h{i}", bytes(24)) for i in range(9)]
+        for i in range(WARMUP):
+            kafka.send(WARMUP_TOPIC, key=f"warm:{i}".encode(), value=value, headers=headers)
+        kafka.flush(timeout=120)
+    finally:
+        kafka.close(timeout=30)
+    check_offsets(bootstrap, {WARMUP_TOPIC: WARMUP})
+
+
+def check_offsets(bootstrap: str, expected: dict[str, int]) -> None:
+    for topic, count in expected.items():
+        found = end_offsets(bootstrap, topic)
+        if found != count:
+            raise BenchmarkError(f"topic {topic} ends at {found} records, expected {count}")
+
+
+def consume(bootstrap: str, topic: str, limit: int) -> list[HeldRecord]:
+    """The first ``limit`` records of ``topic`` (all partitions), exact bytes."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="bench-reader",
+        enable_auto_commit=False,
+        max_poll_records=5000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        held: list[HeldRecord] = []
+        deadline = time.monotonic() + 300
+        while len(held) < limit:
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"read only {len(held)} of {limit} records from {topic}")
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for message in batch:
+                    headers = [(k, bytes(v)) for k, v in message.headers] or None
+                    held.append((message.key, message.value, headers))
+        return held[:limit]
+    finally:
+        consumer.close()
+
+
+def verify_held(
+    held: Sequence[HeldRecord],
+    dead: Sequence[HeldRecord],
+    definition: ConnectorDefinition,
+    keys: Keys,
+    store: SchemaStore,
+    check: int = 2_000,
+) -> None:
+    """The records the raw baseline will send are the exchange's, and they are sound."""
+    standard = definition.standard
+    serde = AvroSerde(store.schema_text)
+    public = keys.keystore.public_keys(definition.connector.department)
+    cipher = FieldCipher(keys.keystore)
+    sensitive = [f for f in standard.fields if f.sensitivity is Sensitivity.SENSITIVE]
+    for index, (key, value, headers) in enumerate(held[:check]):
+        if key is None or not headers:
+            raise BenchmarkError(f"held record {index} has no key or no headers")
+        named = provenance.headers_dict(headers)
+        provenance.verify_record(named, value, public)  # raises if it does not verify
+        _, record = serde.decode(value)
+        for spec in sensitive:
+            token = record.get(spec.name)
+            if token is None:
+                continue
+            plain = cipher.decrypt(standard.dataset, spec.name, key.decode(), token)
+            if spec.identifier:
+                text = str(json.loads(plain))
+                expected = blind_index(keys.linkage_key, standard.blind_index_domain(spec), text)
+                if record.get(spec.name + "_bidx") != expected:
+                    raise BenchmarkError(f"held record {index}: blind index does not match")
+    for index, (_, value, _) in enumerate(dead[:check]):
+        if b'"reasons"' not in value:
+            raise BenchmarkError(f"dead letter {index} names no reasons")
+
+
+# --------------------------------------------------------------------------
+# Breakdown (in this process, no Kafka)
+# --------------------------------------------------------------------------
+
+
+class _NullProducer:
+    """Stands in for KafkaProducer: accepts sends and does nothing."""
+
+    def send(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    def flush(self, timeout: float | None = None) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    micros: float  # per record (median of rounds)
+    count: int
+
+
+def _per_record(run: Callable[[], object], count: int, rounds: int = 3) -> float:
+    """Median microseconds a record over ``rounds`` runs."""
+    times: list[float] = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / count * 1e6
+
+
+def breakdown(
+    definition: ConnectorDefinition, store: SchemaStore, keys: Keys, rows: int
+) -> list[Step]:
+    """Where a record's time goes, without Kafka, on the first ``rows`` rows."""
+    first: list[SourceRow] = []
+
+    def read() -> None:
+        first.clear()
+        for row in open_source(definition).rows():
+            first.append(row)
+            if len(first) >= rows:
+                break
+
+    read_us = _per_record(read, rows)
+    count = len(first)
+    key_column = definition.source.key
+    standard = definition.standard
+    pipeline = RecordPipeline(definition, store=store, keys=keys, kafka=_NullProducer())
+    keyed = [(row.values, row.values.get(key_column, "").strip()) for row in first]
+
+    def mapping() -> None:
+        for values, _ in keyed:
+            map_row(definition, standard, values)
+
+    prepared: list[Prepared] = []
+
+    def prepare() -> None:
+        prepared.clear()
+        for values, key in keyed:
+            result = pipeline.prepare(values, key)
+            if isinstance(result, Prepared):
+                prepared.append(result)
+
+    map_us = _per_record(mapping, count)
+    prepare_us = _per_record(prepare, count)
+
+    def publish() -> None:
+        for item in prepared:
+            pipeline.publish(item)
+        pipeline.pending.clear()
+
+    publish_us = _per_record(publish, len(prepared))
+    department, dataset = pipeline.department, pipeline.dataset
+    signing_key = keys.keystore.signing_key(department)[1]
+    messages = [
+        provenance.signed_message(
+            department=department,
+            dataset=dataset,
+            source_id=p.source_id,
+            content_hash=p.content_hash,
+            value=p.value,
+        )
+        for p in prepared
+    ]
+
+    def signing() -> None:
+        for message in messages:
+            sign(signing_key, message)
+
+    sign_us = _per_record(signing, len(messages))
+    return [
+        Step("read CSV row (csv reader, SourceRow)", read_us, count),
+        Step("map + validate (map_row)", map_us, count),
+        Step(
+            "prepare(): map, validate, hash, encrypt, blind index, encode",
+            prepare_us,
+            count,
+        ),
+        Step(
+            "publish() to a null producer: signed message, Ed25519, headers",
+            publish_us,
+            len(prepared),
+        ),
+        Step("Ed25519 sign alone (exchange.crypto.sign)", sign_us, len(messages)),
+    ]
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+
+def java_version() -> str:
+    try:
+        out = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = (out.stderr or out.stdout).splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def crc32c_implementation() -> str:
+    """Which CRC-32C kafka-python uses for record batches (v2): C if ``crc32c`` imports."""
+    from kafka.record import util
+
+    if getattr(util, "crc32c_c", None) is not None:
+        return f"C (crc32c {version('crc32c')})"
+    return "pure Python (no crc32c package)"
+
+
+def machine(started: datetime) -> dict[str, str]:
+    info = machine_info()
+    info["date"] = started.isoformat(timespec="seconds")
+    info["kafka"] = (
+        f"broker {kafka_version()} (1 node, heap 512m), kafka-python {version('kafka-python')}"
+    )
+    info["crc32c"] = crc32c_implementation()
+    info["java"] = java_version()
+    info["crypto"] = f"cryptography {version('cryptography')}"
+    return info
+
+
+@dataclass
+class Outcome:
+    rows: int
+    info: dict[str, str]
+    exchange: ChildResult
+    raw: ChildResult
+    settled: ChildResult
+    held_std: int
+    held_dead: int
+    steps: list[Step]
+    finished: datetime
+    load: tuple[float, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.exchange.rate / self.raw.rate
+
+    @property
+    def exchange_us(self) -> float:
+        return 1e6 / self.exchange.rate
+
+    @property
+    def raw_us(self) -> float:
+        return 1e6 / self.raw.rate
+
+
+def _verdict(outcome: Outcome) -> str:
+    ratio_ok = outcome.ratio >= TARGET_RATIO
+    rss_ok = outcome.exchange.peak_rss_mb < TARGET_RSS_MB
+    parts = [
+        f"ratio {outcome.ratio:.2f} {'meets' if ratio_ok else 'misses'} the aim of >= "
+        f"{TARGET_RATIO}",
+        f"peak memory {outcome.exchange.peak_rss_mb:,.0f} MB "
+        f"{'meets' if rss_ok else 'misses'} the aim of < {TARGET_RSS_MB:.0f} MB",
+    ]
+    return "; ".join(parts)
+
+
+def print_report(outcome: Outcome) -> None:
+    ex, raw, settled = outcome.exchange, outcome.raw, outcome.settled
+    info = outcome.info
+    print()
+    print(
+        f"Ingest benchmark: {outcome.rows:,} CSV rows through a connector run "
+        "vs raw kafka-python, same broker"
+    )
+    for key, value in info.items():
+        print(f"  {key:<9} {value}")
+    print(f"  finished  {outcome.finished.isoformat(timespec='seconds')}")
+    print(f"  load avg  {outcome.load[0]:.2f} at start, {outcome.load[1]:.2f} at end (1 min)")
+    print()
+    print(
+        f"exchange: read {ex.read:,} = published {ex.published:,} + rejected {ex.rejected:,} "
+        f"({'reconciled' if ex.reconciled else 'NOT reconciled'}); reasons {ex.reasons}"
+    )
+    print(
+        f"raw: replays the first {outcome.held_std:,} published records and "
+        f"{outcome.held_dead:,} dead letters, cycled to the same counts; its RSS before "
+        f"sending (interpreter, imports, held records): {raw.held_rss_mb:,.0f} MB"
+    )
+    print()
+    header = (
+        f"{'':<30}{'rec/s':>10}{'s':>8}{'us/rec':>9}{'peak RSS MB':>13}"
+        f"{'published':>11}{'rejected':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, r in (
+        ("exchange (run_connector)", ex),
+        ("raw KafkaProducer", raw),
+        (f"raw, settled every {BATCH:,}", settled),
+    ):
+        print(
+            f"{name:<30}{r.rate:>10,.0f}{r.elapsed:>8.1f}{1e6 / r.rate:>9.1f}"
+            f"{r.peak_rss_mb:>13,.0f}{r.published:>11,}{r.rejected:>10,}"
+        )
+    print()
+    print(f"ratio exchange / raw: {outcome.ratio:.3f}")
+    print(f"ratio exchange / raw settled every {BATCH:,}: {ex.rate / settled.rate:.3f}")
+    print(
+        f"exchange: {outcome.exchange_us:.1f} us a record; raw: {outcome.raw_us:.1f} us; "
+        f"the exchange's own share: {outcome.exchange_us - outcome.raw_us:.1f} us"
+    )
+    print(_verdict(outcome) + ".")
+    print()
+    print(
+        f"Breakdown (this process, no Kafka, median of 3 passes over {outcome.steps[0].count:,}"
+        " rows):"
+    )
+    for step in outcome.steps:
+        share = step.micros / outcome.exchange_us * 100
+        print(
+            f"  {step.name:<66}{step.micros:>7.2f} us/rec  {share:>5.1f}% of the exchange's "
+            "time a record"
+        )
+    print()
+    print("Markdown for docs/benchmarks.md:")
+    print()
+    print(markdown(outcome))
+
+
+def markdown(outcome: Outcome) -> str:
+    ex, raw, settled = outcome.exchange, outcome.raw, outcome.settled
+    info = outcome.info
+    lines = [
+        f"Run {info['date']} to {outcome.finished:%H:%M:%S}, `--rows {outcome.rows}`; "
+        f"{info['cpu']} ({info['cores']} cores), {info['platform']}, {info['python']}, "
+        f"{info['kafka']} with CRC-32C in {info['crc32c']}, {info['java']}, "
+        f"{info['crypto']}, fastavro {info['fastavro']}; "
+        f"load average {outcome.load[0]:.2f} at start, {outcome.load[1]:.2f} at end.",
+        "",
+        "| Side | Records/s | Wall s | Peak RSS MB | Published | Rejected |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| exchange (`run_connector`) | {ex.rate:,.0f} | {ex.elapsed:.1f} "
+        f"| {ex.peak_rss_mb:,.0f} | {ex.published:,} | {ex.rejected:,} |",
+        f"| raw `KafkaProducer` | {raw.rate:,.0f} | {raw.elapsed:.1f} "
+        f"| {raw.peak_rss_mb:,.0f} ({raw.held_rss_mb:,.0f} before sending) "
+        f"| {raw.published:,} | {raw.rejected:,} |",
+        f"| raw, settled every {BATCH:,} | {settled.rate:,.0f} | {settled.elapsed:.1f} "
+        f"| {settled.peak_rss_mb:,.0f} ({settled.held_rss_mb:,.0f} before sending) "
+        f"| {settled.published:,} | {settled.rejected:,} |",
+        "",
+        f"Ratio exchange / raw: **{outcome.ratio:.3f}** "
+        f"(exchange / raw settled every {BATCH:,}: {ex.rate / settled.rate:.3f}); "
+        f"{outcome.exchange_us:.1f} against {outcome.raw_us:.1f} µs a record. "
+        f"{_verdict(outcome)[0].upper()}{_verdict(outcome)[1:]}.",
+        "",
+        f"| Step (no Kafka, {outcome.steps[0].count:,} rows) | µs a record "
+        "| Share of the exchange's time a record |",
+        "|---|---:|---:|",
+    ]
+    for step in outcome.steps:
+        lines.append(
+            f"| {step.name} | {step.micros:.2f} | {step.micros / outcome.exchange_us:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(rows: int, base: Path) -> Outcome:
+    started = datetime.now(UTC).astimezone()
+    load_start = os.getloadavg()[0]
+    info = machine(started)
+    log(f"writing {rows:,} CSV rows to {base / 'source'} ...")
+    definition_path = write_source(base / "source", rows)
+    expected_rejected = invalid_rows(rows)
+    db_url = f"sqlite:///{base / 'registry.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    master_key, linkage_key = secrets.token_bytes(32), secrets.token_bytes(32)
+    keys = Keys(LocalKeyStore(sessions, master_key), linkage_key)
+    store = SchemaStore(sessions)
+    definition = load_definition(definition_path)
+
+    log("starting a single-node Kafka broker (heap 512m) ...")
+    broker = LocalKafka(base / "kafka", size=1, heap="512m", partitions=PARTITIONS)
+    try:
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+        log(f"broker on {bootstrap}; warming it up with {WARMUP:,} records (not timed) ...")
+        warm_up(bootstrap)
+        log("exchange run (child process) ...")
+        exchange = run_child(
+            "exchange",
+            _exchange_child,
+            str(definition_path),
+            bootstrap,
+            db_url,
+            master_key,
+            linkage_key,
+        )
+        log(
+            f"exchange: {exchange.read:,} read in {exchange.elapsed:.1f} s "
+            f"({exchange.rate:,.0f} rec/s), peak RSS {exchange.peak_rss_mb:,.0f} MB"
+        )
+        if not exchange.reconciled or exchange.read != rows:
+            raise BenchmarkError(
+                f"read {exchange.read} of {rows} rows, published {exchange.published} + "
+                f"rejected {exchange.rejected}"
+            )
+        if exchange.rejected != expected_rejected:
+            raise BenchmarkError(
+                f"rejected {exchange.rejected}, but {expected_rejected} rows were written "
+                f"invalid ({exchange.reasons})"
+            )
+        topic, dlq_topic = definition.standard.topic, f"dlq.{definition.standard.dataset}"
+        check_offsets(bootstrap, {topic: exchange.published, dlq_topic: exchange.rejected})
+
+        log("reading back the exchange's records for the raw baseline ...")
+        held = consume(bootstrap, topic, min(exchange.published, HELD))
+        dead = consume(bootstrap, dlq_topic, min(exchange.rejected, HELD))
+        verify_held(held, dead, definition, keys, store)
+        held_path = base / "held.pickle"
+        with held_path.open("wb") as handle:
+            pickle.dump((held, dead), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        held_std, held_dead = len(held), len(dead)
+        del held, dead
+        gc.collect()
+
+        counts = (exchange.published, exchange.rejected)
+        ensure_topics(
+            bootstrap,
+            [RAW_TOPIC, RAW_DLQ_TOPIC, SETTLED_TOPIC, SETTLED_DLQ_TOPIC],
+            partitions=PARTITIONS,
+        )
+        log("raw KafkaProducer (child process) ...")
+        raw = run_child(
+            "raw", _raw_child, bootstrap, str(held_path), (RAW_TOPIC, RAW_DLQ_TOPIC), counts, 0
+        )
+        log(f"raw: {raw.read:,} sent in {raw.elapsed:.1f} s ({raw.rate:,.0f} rec/s)")
+        log(f"raw, settled every {BATCH:,} (child process) ...")
+        settled = run_child(
+            "settled",
+            _raw_child,
+            bootstrap,
+            str(held_path),
+            (SETTLED_TOPIC, SETTLED_DLQ_TOPIC),
+            counts,
+            BATCH,
+        )
+        log(
+            f"settled: {settled.read:,} sent in {settled.elapsed:.1f} s ({settled.rate:,.0f} rec/s)"
+        )
+        check_offsets(
+            bootstrap,
+            {
+                RAW_TOPIC: exchange.published,
+                RAW_DLQ_TOPIC: exchange.rejected,
+                SETTLED_TOPIC: exchange.published,
+                SETTLED_DLQ_TOPIC: exchange.rejected,
+            },
+        )
+    finally:
+        log("stopping the broker ...")
+        broker.stop()
+
+    log(f"breakdown on {min(rows, BREAKDOWN_ROWS):,} rows (no Kafka) ...")
+    steps = breakdown(definition, store, keys, min(rows, BREAKDOWN_ROWS))
+    engine.dispose()
+    return Outcome(
+        rows=rows,
+        info=info,
+        exchange=exchange,
+        raw=raw,
+        settled=settled,
+        held_std=held_std,
+        held_dead=held_dead,
+        steps=steps,
+        finished=datetime.now(UTC).astimezone(),
+        load=(load_start, os.getloadavg()[0]),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description="A connector run (CSV to Kafka) against a raw kafka-python producer "
+        "sending the same records to the same broker.",
+    )
+    parser.add_argument(
+        "--rows", type=_positive, default=DEFAULT_ROWS, help=f"default {DEFAULT_ROWS}"
+    )
+    parser.add_argument(
+        "--keep-dir",
+        action="store_true",
+        help="keep the temporary directory (CSV, broker data, database) and print its path",
+    )
+    args = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        outcome = run(args.rows, base)
+    except BenchmarkError as exc:
+        print(f"CHECK FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep_dir:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print_report(outcome)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
