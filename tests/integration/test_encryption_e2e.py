@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from connectors import load_definition, run_connector
@@ -27,7 +26,6 @@ from exchange.apikeys import create_key
 from exchange.blindindex import blind_index
 from exchange.broker import LocalKafka
 from exchange.builder import RegistryBuilder
-from exchange.clients import ensure_topics
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.keystore import TOKEN_VERSION, KeyDestroyedError, LocalKeyStore
@@ -35,7 +33,7 @@ from exchange.models import AuditEntry, DataKeyRecord, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
-from tests.support.kafka import end_offsets, start_group_at
+from tests.support.kafka import end_offsets, read_topic, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
@@ -85,32 +83,6 @@ from = "dob"
 from = "sex"
 codes = {{ "1" = "MALE", "2" = "FEMALE" }}
 """
-
-
-def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
-    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
-    taken now (so everything acknowledged before the call is seen)."""
-    ensure_topics(bootstrap, [topic])
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + 60
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        found: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
-        return found
-    finally:
-        consumer.close()
 
 
 def _forms(resident_id: str) -> list[bytes]:

@@ -8,7 +8,6 @@ the standard topics are shared.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,19 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
 from exchange.apikeys import create_key
 from exchange.broker import LocalKafka
-from exchange.clients import ensure_topics
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry
 from schemas.validators import resident_id_check_character
 from tests.support.gateway import running_gateway
+from tests.support.kafka import read_topic
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
 pytestmark = pytest.mark.integration
@@ -93,32 +91,6 @@ def person(local_id: str | None, **overrides: Any) -> dict[str, Any]:
         del record["local_id"]
     record.update(overrides)
     return record
-
-
-def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
-    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
-    taken now (so everything acknowledged before the call is seen)."""
-    ensure_topics(bootstrap, [topic])
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + 60
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        found: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
-        return found
-    finally:
-        consumer.close()
 
 
 @dataclass

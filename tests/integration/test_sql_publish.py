@@ -8,14 +8,12 @@ an environment variable, as in production. Each test has its own department.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import (
     Column,
     Date,
@@ -32,12 +30,12 @@ from sqlalchemy import (
 
 from connectors import load_definition, run_connector
 from exchange.broker import LocalKafka
-from exchange.clients import ensure_topics
 from exchange.db import make_engine, migrate, session_factory
 from exchange.models import ConnectorRun
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.kafka import read_topic
 from tests.support.keys import keys_for
 
 pytestmark = pytest.mark.integration
@@ -83,32 +81,6 @@ codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
 
 def rid(first17: str) -> str:
     return first17 + resident_id_check_character(first17)
-
-
-def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
-    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
-    taken now (so everything acknowledged before the call is seen)."""
-    ensure_topics(bootstrap, [topic])
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + 60
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        found: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
-        return found
-    finally:
-        consumer.close()
 
 
 def _row(local_id: str, n: int, surname: str, given: str, *, minutes: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
@@ -39,3 +40,29 @@ def start_group_at(bootstrap: str, group: str, topic: str, offsets: dict[int, in
         )
     finally:
         seed.close()
+
+
+def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
+    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
+    taken now (so everything acknowledged before the call is seen)."""
+    ensure_topics(bootstrap, [topic])
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + 60
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions:
+            assert time.monotonic() < deadline, f"no metadata for {topic}"
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        found: list[Any] = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for batch in consumer.poll(timeout_ms=500).values():
+                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
+        return found
+    finally:
+        consumer.close()
