@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -92,10 +93,41 @@ def ensure_jars(jars_dir: Path | None = None) -> Path:
     return target
 
 
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on, below the kernel's ephemeral range.
+
+    Ports from ``bind(0)`` come from the ephemeral range, which every outgoing
+    connection also draws its source port from: between choosing a listener's
+    port and binding it, a Kafka client could take it. Choosing below that range
+    (and never the same port twice in one process) removes that race.
+    """
+    low, _ = _ephemeral_range()
+    ceiling = max(low - 1, 20_000)
+    for _ in range(200):
+        port = random.randint(max(10_000, ceiling - 12_000), ceiling)
+        if port in _ISSUED_PORTS:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _ISSUED_PORTS.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _port_open(host: str, port: int) -> bool:

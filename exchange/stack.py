@@ -133,10 +133,7 @@ class Stack:
             )
             time.sleep(1.5)
             if not pid_alive(pid):
-                raise StackError(
-                    "the registry builder exited at start; see "
-                    f"{self.log_dir / 'registry-builder.log'}"
-                )
+                raise StackError(self._exited_at_start("registry-builder"))
             say(f"registry builder started (pid {pid})")
         g = self.settings.gateway
         if self._running("gateway"):
@@ -163,12 +160,22 @@ class Stack:
             self._wait_http(f"{g.url}/healthz", "gateway")
             say(f"gateway ready at {g.url} (pid {pid})")
 
+    def _exited_at_start(self, name: str, lines: int = 12) -> str:
+        """The error for a component that died while starting, with the end of its log."""
+        log = self.log_dir / f"{name}.log"
+        try:
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        except OSError:
+            tail = []
+        shown = "".join(f"\n    | {line}" for line in tail)
+        return f"{name} exited at start; see {log}{shown}"
+
     def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pid = self._pid(name)
             if pid is None or not pid_alive(pid):
-                raise StackError(f"{name} exited at start; see {self.log_dir / (name + '.log')}")
+                raise StackError(self._exited_at_start(name))
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
