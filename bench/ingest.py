@@ -1,4 +1,4 @@
-"""End-to-end ingest benchmark: a connector run against raw kafka-python, same broker.
+"""End-to-end ingest benchmark: a connector run against raw kafka-python (and raw librdkafka).
 
 Run from the project root::
 
@@ -22,16 +22,19 @@ mixes into another's):
 * **exchange**: ``run_connector(load_definition(toml), ...)``: read the CSV,
   map, validate, encrypt the sensitive field, blind-index it, encode (Confluent
   framed Avro), sign each record (Ed25519), produce with ``acks=all`` and
-  idempotence, settle and checkpoint every 5,000 records;
+  idempotence (the exchange's producer, librdkafka through confluent-kafka),
+  settle and checkpoint every 5,000 records;
 * **raw**: a bare kafka-python ``KafkaProducer`` with the exchange's producer
   settings (``acks="all"``, ``enable_idempotence=True``, ``linger_ms=5``,
   5 in flight) sending the exchange's own records (exact key, value and header
   bytes, consumed back from its topics) to fresh topics: as many records to
   each topic as the exchange sent there, interleaved the same way (one dead
   letter per 100 records), one ``flush`` at the end;
-* **raw, settled every 5,000**: the same, but keeping the futures and, every
-  5,000 sends, flushing and checking each, as the exchange's ``settle()`` does.
-  Not the baseline: it shows what the exchange's checkpoint cadence costs.
+* **raw librdkafka**: the same records, counts and interleaving through a bare
+  confluent-kafka ``Producer`` with the exchange's producer settings
+  (``exchange.producer.DEFAULTS``), no delivery callbacks, one ``flush`` at the
+  end. Not the issue's baseline (that is kafka-python), but the fair one for the
+  client the exchange uses: it shows what the exchange's own work costs.
 
 The raw children hold the first ``min(N, 100,000)`` published records and the
 first ``min(rejected, 100,000)`` dead letters in memory and cycle through them
@@ -83,7 +86,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib.metadata import version
@@ -91,6 +94,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Producer as RdKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.serde import machine_info
@@ -99,7 +103,6 @@ from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import map_row
 from connectors.pipeline import Keys, Prepared, RecordPipeline
-from connectors.publisher import BATCH
 from connectors.sources import open_source
 from exchange import provenance
 from exchange.blindindex import blind_index
@@ -108,6 +111,8 @@ from exchange.clients import ensure_topics
 from exchange.crypto import sign
 from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import FieldCipher, LocalKeyStore
+from exchange.producer import DEFAULTS as PRODUCER_DEFAULTS
+from exchange.producer import Delivery, Headers, Producer
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
@@ -122,13 +127,13 @@ TARGET_RATIO = 0.5
 TARGET_RSS_MB = 300.0
 RAW_TOPIC = "bench.raw.person"
 RAW_DLQ_TOPIC = "bench.raw.dlq"
-SETTLED_TOPIC = "bench.settled.person"
-SETTLED_DLQ_TOPIC = "bench.settled.dlq"
+RDKAFKA_TOPIC = "bench.rdkafka.person"
+RDKAFKA_DLQ_TOPIC = "bench.rdkafka.dlq"
 WARMUP = 20_000  # records sent before the exchange run, so the broker is warm for both sides
 WARMUP_TOPIC = "bench.warmup"
 PARTITIONS = 3  # what ensure_topics gives the exchange's topics
 
-# The producer settings of exchange.clients.producer(), for the raw baseline.
+# The producer settings of exchange.producer.DEFAULTS, in kafka-python's spelling.
 RAW_PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
@@ -350,12 +355,12 @@ def _raw_child(
     held_path: str,
     topics: tuple[str, str],
     counts: tuple[int, int],
-    settle_every: int,
+    client: str,
 ) -> None:
-    """Child process: a bare KafkaProducer sending the exchange's records.
+    """Child process: a bare producer sending the exchange's records, one flush at the end.
 
-    ``settle_every`` 0: one flush at the end (the baseline). Otherwise the
-    futures are kept and, every ``settle_every`` sends, flushed and checked.
+    ``client`` is ``kafka-python`` (a KafkaProducer, the baseline) or ``librdkafka``
+    (a confluent-kafka Producer, the client the exchange itself uses).
     """
     result = ChildResult()
     try:
@@ -369,30 +374,42 @@ def _raw_child(
         result.held_rss_kib = _status_kib("VmRSS")
         n_std, n_dead = len(std), len(dead)
         i_std = i_dead = 0
-        pending: list[Any] = []
         start = time.perf_counter()
-        kafka = KafkaProducer(bootstrap_servers=bootstrap, **RAW_PRODUCER_CONFIG)
-        send = kafka.send
+        if client == "librdkafka":
+            rd = RdKafkaProducer(
+                {**PRODUCER_DEFAULTS, "bootstrap.servers": bootstrap, "client.id": "bench-raw"}
+            )
+
+            def send(topic: str, key: bytes, value: bytes, headers: list[Any]) -> None:
+                while True:
+                    try:
+                        rd.produce(topic, value=value, key=key, headers=headers)
+                        break
+                    except BufferError:
+                        rd.poll(0.05)
+                rd.poll(0)
+
+        else:
+            kafka = KafkaProducer(bootstrap_servers=bootstrap, **RAW_PRODUCER_CONFIG)
+
+            def send(topic: str, key: bytes, value: bytes, headers: list[Any]) -> None:
+                kafka.send(topic, key=key, value=value, headers=headers)
+
         for slot in slots:
             if slot:
                 key, value, headers = dead[i_dead % n_dead]
-                future = send(dlq_topic, key=key, value=value, headers=headers)
+                send(dlq_topic, key, value, headers)
                 i_dead += 1
             else:
                 key, value, headers = std[i_std % n_std]
-                future = send(topic, key=key, value=value, headers=headers)
+                send(topic, key, value, headers)
                 i_std += 1
-            if settle_every:
-                pending.append(future)
-                if len(pending) >= settle_every:
-                    kafka.flush(timeout=120)
-                    for sent in pending:
-                        sent.get(timeout=120)
-                    pending.clear()
-        kafka.flush(timeout=120)
-        for sent in pending:
-            sent.get(timeout=120)
-        kafka.close(timeout=30)
+        if client == "librdkafka":
+            if rd.flush(120):
+                raise BenchmarkError("librdkafka: records not acknowledged after 120 s")
+        else:
+            kafka.flush(timeout=120)
+            kafka.close(timeout=30)
         result.elapsed = time.perf_counter() - start
         result.read = total
         result.published, result.rejected = i_std, i_dead
@@ -548,14 +565,23 @@ def verify_held(
 # --------------------------------------------------------------------------
 
 
-class _NullProducer:
-    """Stands in for KafkaProducer: accepts sends and does nothing."""
+class _NullProducer(Producer):
+    """Stands in for the exchange's Producer: accepts sends and does nothing."""
 
-    def send(self, *args: object, **kwargs: object) -> None:
+    def __init__(self) -> None:  # no broker to reach
+        pass
+
+    def send(
+        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
+    ) -> Delivery:
+        return _DONE
+
+    def settle(self, deliveries: Iterable[Delivery], timeout: float = 120.0) -> None:
         return None
 
-    def flush(self, timeout: float | None = None) -> None:
-        return None
+
+_DONE = Delivery()
+_DONE.done = True
 
 
 @dataclass(frozen=True)
@@ -696,7 +722,7 @@ class Outcome:
     info: dict[str, str]
     exchange: ChildResult
     raw: ChildResult
-    settled: ChildResult
+    rdkafka: ChildResult
     held_std: int
     held_dead: int
     steps: list[Step]
@@ -729,7 +755,7 @@ def _verdict(outcome: Outcome) -> str:
 
 
 def print_report(outcome: Outcome) -> None:
-    ex, raw, settled = outcome.exchange, outcome.raw, outcome.settled
+    ex, raw, settled = outcome.exchange, outcome.raw, outcome.rdkafka
     info = outcome.info
     print()
     print(
@@ -760,7 +786,7 @@ def print_report(outcome: Outcome) -> None:
     for name, r in (
         ("exchange (run_connector)", ex),
         ("raw KafkaProducer", raw),
-        (f"raw, settled every {BATCH:,}", settled),
+        ("raw librdkafka Producer", settled),
     ):
         print(
             f"{name:<30}{r.rate:>10,.0f}{r.elapsed:>8.1f}{1e6 / r.rate:>9.1f}"
@@ -768,7 +794,7 @@ def print_report(outcome: Outcome) -> None:
         )
     print()
     print(f"ratio exchange / raw: {outcome.ratio:.3f}")
-    print(f"ratio exchange / raw settled every {BATCH:,}: {ex.rate / settled.rate:.3f}")
+    print(f"ratio exchange / raw librdkafka: {ex.rate / settled.rate:.3f}")
     print(
         f"exchange: {outcome.exchange_us:.1f} us a record; raw: {outcome.raw_us:.1f} us; "
         f"the exchange's own share: {outcome.exchange_us - outcome.raw_us:.1f} us"
@@ -792,7 +818,7 @@ def print_report(outcome: Outcome) -> None:
 
 
 def markdown(outcome: Outcome) -> str:
-    ex, raw, settled = outcome.exchange, outcome.raw, outcome.settled
+    ex, raw, settled = outcome.exchange, outcome.raw, outcome.rdkafka
     info = outcome.info
     lines = [
         f"Run {info['date']} to {outcome.finished:%H:%M:%S}, `--rows {outcome.rows}`; "
@@ -808,12 +834,12 @@ def markdown(outcome: Outcome) -> str:
         f"| raw `KafkaProducer` | {raw.rate:,.0f} | {raw.elapsed:.1f} "
         f"| {raw.peak_rss_mb:,.0f} ({raw.held_rss_mb:,.0f} before sending) "
         f"| {raw.published:,} | {raw.rejected:,} |",
-        f"| raw, settled every {BATCH:,} | {settled.rate:,.0f} | {settled.elapsed:.1f} "
+        f"| raw librdkafka `Producer` | {settled.rate:,.0f} | {settled.elapsed:.1f} "
         f"| {settled.peak_rss_mb:,.0f} ({settled.held_rss_mb:,.0f} before sending) "
         f"| {settled.published:,} | {settled.rejected:,} |",
         "",
         f"Ratio exchange / raw: **{outcome.ratio:.3f}** "
-        f"(exchange / raw settled every {BATCH:,}: {ex.rate / settled.rate:.3f}); "
+        f"(exchange / raw librdkafka: {ex.rate / settled.rate:.3f}); "
         f"{outcome.exchange_us:.1f} against {outcome.raw_us:.1f} µs a record. "
         f"{_verdict(outcome)[0].upper()}{_verdict(outcome)[1:]}.",
         "",
@@ -904,34 +930,41 @@ def run(rows: int, base: Path) -> Outcome:
         counts = (exchange.published, exchange.rejected)
         ensure_topics(
             bootstrap,
-            [RAW_TOPIC, RAW_DLQ_TOPIC, SETTLED_TOPIC, SETTLED_DLQ_TOPIC],
+            [RAW_TOPIC, RAW_DLQ_TOPIC, RDKAFKA_TOPIC, RDKAFKA_DLQ_TOPIC],
             partitions=PARTITIONS,
         )
         log("raw KafkaProducer (child process) ...")
         raw = run_child(
-            "raw", _raw_child, bootstrap, str(held_path), (RAW_TOPIC, RAW_DLQ_TOPIC), counts, 0
-        )
-        log(f"raw: {raw.read:,} sent in {raw.elapsed:.1f} s ({raw.rate:,.0f} rec/s)")
-        log(f"raw, settled every {BATCH:,} (child process) ...")
-        settled = run_child(
-            "settled",
+            "raw",
             _raw_child,
             bootstrap,
             str(held_path),
-            (SETTLED_TOPIC, SETTLED_DLQ_TOPIC),
+            (RAW_TOPIC, RAW_DLQ_TOPIC),
             counts,
-            BATCH,
+            "kafka-python",
+        )
+        log(f"raw: {raw.read:,} sent in {raw.elapsed:.1f} s ({raw.rate:,.0f} rec/s)")
+        log("raw librdkafka Producer (child process) ...")
+        settled = run_child(
+            "rdkafka",
+            _raw_child,
+            bootstrap,
+            str(held_path),
+            (RDKAFKA_TOPIC, RDKAFKA_DLQ_TOPIC),
+            counts,
+            "librdkafka",
         )
         log(
-            f"settled: {settled.read:,} sent in {settled.elapsed:.1f} s ({settled.rate:,.0f} rec/s)"
+            f"librdkafka: {settled.read:,} sent in {settled.elapsed:.1f} s "
+            f"({settled.rate:,.0f} rec/s)"
         )
         check_offsets(
             bootstrap,
             {
                 RAW_TOPIC: exchange.published,
                 RAW_DLQ_TOPIC: exchange.rejected,
-                SETTLED_TOPIC: exchange.published,
-                SETTLED_DLQ_TOPIC: exchange.rejected,
+                RDKAFKA_TOPIC: exchange.published,
+                RDKAFKA_DLQ_TOPIC: exchange.rejected,
             },
         )
     finally:
@@ -946,7 +979,7 @@ def run(rows: int, base: Path) -> Outcome:
         info=info,
         exchange=exchange,
         raw=raw,
-        settled=settled,
+        rdkafka=settled,
         held_std=held_std,
         held_dead=held_dead,
         steps=steps,

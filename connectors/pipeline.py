@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
-
 from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import Problem, json_safe, map_row
 from exchange import provenance
 from exchange.blindindex import blind_index
 from exchange.crypto import hmac_sha256, sign
-from exchange.errors import BrokerError, WireFormatError
+from exchange.errors import WireFormatError
 from exchange.keystore import FieldCipher, KeyStore
+from exchange.producer import Delivery, Producer
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
@@ -82,7 +80,7 @@ class RecordPipeline:
         *,
         store: SchemaStore,
         keys: Keys,
-        kafka: KafkaProducer,
+        kafka: Producer,
         period: str | None = None,
         source: str = "",
     ) -> None:
@@ -101,7 +99,7 @@ class RecordPipeline:
         self.signing_key_id, self._signing_key = keys.keystore.signing_key(self.department)
         self._fixed_period = period
         self.kafka = kafka
-        self.pending: list[Any] = []
+        self.pending: list[Delivery] = []
         self._sensitive = [
             f for f in self.standard.fields if f.sensitivity is Sensitivity.SENSITIVE
         ]
@@ -170,10 +168,32 @@ class RecordPipeline:
         ]
         self.pending.append(
             self.kafka.send(
-                self.topic,
-                key=self.record_key(source_id).encode(),
-                value=value,
-                headers=headers,
+                self.topic, value, key=self.record_key(source_id).encode(), headers=headers
+            )
+        )
+
+    def withdraw(self, source_id: str) -> None:
+        """Send a signed tombstone: the department withdraws the record ``source_id``."""
+        signature = sign(
+            self._signing_key,
+            provenance.signed_message(
+                department=self.department,
+                dataset=self.dataset,
+                source_id=source_id,
+                content_hash=provenance.WITHDRAWN,
+                value=b"",
+            ),
+        )
+        headers = [
+            *self._static_headers,
+            (provenance.SOURCE_ID, source_id.encode()),
+            (provenance.CONTENT_HASH, provenance.WITHDRAWN.encode()),
+            (provenance.INGEST_TIME, datetime.now(UTC).isoformat().encode()),
+            (provenance.SIGNATURE, signature),
+        ]
+        self.pending.append(
+            self.kafka.send(
+                self.topic, None, key=self.record_key(source_id).encode(), headers=headers
             )
         )
 
@@ -194,7 +214,7 @@ class RecordPipeline:
         }
         key = self.record_key(source_id or f"line:{row.line}")
         payload = json.dumps(entry, ensure_ascii=False).encode()
-        self.pending.append(self.kafka.send(self.dlq_topic, key=key.encode(), value=payload))
+        self.pending.append(self.kafka.send(self.dlq_topic, payload, key=key.encode()))
         return entry
 
     def handle(
@@ -242,10 +262,5 @@ class RecordPipeline:
         """Wait until Kafka acknowledged every pending send; raise BrokerError otherwise."""
         if not self.pending:
             return
-        try:
-            self.kafka.flush(timeout=timeout)
-            for future in self.pending:
-                future.get(timeout=timeout)
-        except KafkaError as exc:
-            raise BrokerError(f"Kafka did not acknowledge a record: {exc}") from exc
+        self.kafka.settle(self.pending, timeout=timeout)
         self.pending.clear()

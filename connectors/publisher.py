@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.definition import ConnectorDefinition, SqlSourceSpec
 from connectors.pipeline import Keys, RecordPipeline, Tally
 from connectors.sources import open_source
-from exchange.clients import close_producer, ensure_topics, producer
+from exchange.clients import ensure_topics
 from exchange.db import transaction, utcnow
 from exchange.models import ConnectorCheckpoint, ConnectorRun
+from exchange.producer import Producer
 from schemas import SchemaStore
 
 BATCH = 5_000
@@ -153,7 +154,7 @@ def run_connector(
             return report
     report.run_id = report.run_id or uuid.uuid4().hex
     ensure_topics(bootstrap, [standard.topic, report.dlq_topic])
-    kafka = producer(bootstrap)
+    kafka = Producer(bootstrap)
     try:
         pipeline = RecordPipeline(
             definition, store=store, keys=keys, kafka=kafka, source=source.describe()
@@ -201,5 +202,5 @@ def run_connector(
             watermark=high if high is not None else None,
         )
     finally:
-        close_producer(kafka)
+        kafka.close()
     return report

@@ -1,10 +1,15 @@
-"""The registry builder: consume the standard topics into the SQL registry.
+"""The registry builder: consume the standard topics into the SQL registry, and link.
 
-Each poll's records are applied in one database transaction; the consumer's
-offsets are committed only after that transaction commits, so a crash between
-the two replays records that the idempotent upsert then ignores (same source
-key and content hash: nothing changes). Records that cannot be decoded are
-sent to ``dlq.registry`` with their reason and never enter the registry.
+Each poll's records are verified (the department's Ed25519 signature) and
+decoded first; a record that fails goes to ``dlq.registry`` with its reason and
+never enters the registry. The rest are applied in one database transaction
+(``exchange.registry``: upsert, version history, tombstones) together with
+their linkage (``exchange.entities``), and the consumer's offsets are committed
+only after that transaction commits. A crash between the two replays records
+that the offset and content-hash checks then ignore, so a builder killed at any
+point and restarted converges to the registry an uninterrupted run builds.
+If the transaction fails, the consumer is rewound to the poll's first records;
+if it fails again record by record, the failing record is dead-lettered.
 """
 
 from __future__ import annotations
@@ -19,18 +24,19 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import provenance
 from exchange.blindindex import blind_index
-from exchange.clients import close_producer, consumer, ensure_topics, producer
+from exchange.clients import consumer, ensure_topics
 from exchange.db import transaction, utcnow
 from exchange.errors import BrokerError, ExchangeError
 from exchange.keystore import KeyStore
 from exchange.models import SourceRecord
+from exchange.producer import Delivery, Producer
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from schemas.standards import standard_from_schema
@@ -93,7 +99,7 @@ class RegistryBuilder:
         self._consumer = consumer(
             bootstrap, group_id, pattern=TOPIC_PATTERN, metadata_max_age_ms=3000
         )
-        self._dlq: KafkaProducer = producer(bootstrap)
+        self._dlq = Producer(bootstrap)
         self._identifier_fields = cache(self._identifier_fields_uncached)
         self._key_cache: dict[str, dict[str, bytes]] = {}
         self._key_read_at: dict[str, float] = {}
@@ -133,13 +139,11 @@ class RegistryBuilder:
                         dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
                 offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
         if dead:
-            futures = [self._dead_letter(msg, reason) for msg, reason in dead]
+            deliveries = [self._dead_letter(msg, reason) for msg, reason in dead]
             try:
-                self._dlq.flush(timeout=60)
-                for future in futures:
-                    future.get(timeout=60)
-            except KafkaError as exc:  # not committed: the poll is replayed, nothing is lost
-                raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc}") from exc
+                self._dlq.settle(deliveries, timeout=60)
+            except BrokerError as exc:  # not committed: the poll is replayed, nothing is lost
+                raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc.message}") from exc
         try:
             self._consumer.commit(offsets)
         except KafkaError as exc:  # the records are applied; a replay will find them unchanged
@@ -207,7 +211,7 @@ class RegistryBuilder:
             self._key_read_at[department] = now
         return keys
 
-    def _dead_letter(self, msg: Any, reason: str) -> Any:
+    def _dead_letter(self, msg: Any, reason: str) -> Delivery:
         entry = {
             "topic": msg.topic,
             "partition": msg.partition,
@@ -218,7 +222,7 @@ class RegistryBuilder:
         }
         log.warning("dead-lettering %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
         self.stats.dead_lettered += 1
-        return self._dlq.send(DLQ_TOPIC, key=msg.key, value=json.dumps(entry).encode())
+        return self._dlq.send(DLQ_TOPIC, json.dumps(entry).encode(), key=msg.key)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""
@@ -238,4 +242,4 @@ class RegistryBuilder:
 
     def close(self) -> None:
         self._consumer.close()
-        close_producer(self._dlq, timeout=10)
+        self._dlq.close(timeout=10)

@@ -1,7 +1,6 @@
-"""Kafka clients as the exchange uses them, with kafka-python's errors translated.
+"""Kafka consumers and topic administration (kafka-python), with its errors translated.
 
-Producers always run with ``acks=all`` and idempotence, so a retried send never
-duplicates or reorders a record within a partition.
+The producer is in ``exchange.producer`` (librdkafka).
 """
 
 from __future__ import annotations
@@ -11,49 +10,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from exchange.errors import BrokerError
 
 log = logging.getLogger(__name__)
-
-
-def producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
-    """An idempotent producer that waits for every in-sync replica."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "max_in_flight_requests_per_connection": 5,
-        "retries": 2**31 - 1,
-        "delivery_timeout_ms": 120_000,
-        "client_id": "exchange-producer",
-    }
-    config.update(overrides)
-    try:
-        return KafkaProducer(**config)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); is the stack up?") from exc
-
-
-def close_producer(kafka: KafkaProducer, timeout: float = 30.0) -> None:
-    """Close a producer, giving pending sends ``timeout`` seconds, and never raise.
-
-    kafka-python's ``close`` raises KafkaTimeoutError from its final flush when a
-    send is still in flight (e.g. a broker refused acks=all) and then leaves the
-    sender thread running; here the sender is force-closed instead.
-    """
-    try:
-        kafka.close(timeout=timeout)
-    except KafkaError as exc:
-        log.warning("producer closed with sends still pending: %s", exc)
-        sender = getattr(kafka, "_sender", None)
-        if sender is not None:
-            sender.force_close()
-        kafka._closed = True  # so kafka-python's __del__ does not try to flush again
 
 
 def consumer(

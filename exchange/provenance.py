@@ -32,6 +32,9 @@ INGEST_TIME = "ingest-time"
 SIGNATURE = "signature"
 SIGNING_KEY_ID = "signing-key-id"
 
+# The content hash a withdrawal (a tombstone: a null value) carries; its signature covers b"".
+WITHDRAWN = "withdrawn"
+
 
 def signed_message(
     *, department: str, dataset: str, source_id: str, content_hash: str, value: bytes

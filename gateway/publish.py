@@ -23,8 +23,9 @@ from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
 from connectors.pipeline import Keys, RecordPipeline, Tally
 from connectors.sources import stringify
-from exchange.clients import close_producer, ensure_topics, producer
+from exchange.clients import ensure_topics
 from exchange.errors import ConfigError, NotFoundError
+from exchange.producer import Producer
 from gateway.access import authorize
 from gateway.deps import AppState, StateDep
 from schemas.store import SchemaStore
@@ -58,12 +59,12 @@ class Publishers:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.kafka: Any = None
+        self.kafka: Producer | None = None
         self.pipelines: dict[str, RecordPipeline] = {}
 
     def close(self) -> None:
         if self.kafka is not None:
-            close_producer(self.kafka)
+            self.kafka.close()
 
     def pipeline(self, state: AppState, definition: ConnectorDefinition) -> RecordPipeline:
         connector_id = definition.connector.id
@@ -71,7 +72,7 @@ class Publishers:
         if found is None or found.definition != definition:
             bootstrap = state.settings.kafka.bootstrap
             if self.kafka is None:
-                self.kafka = producer(bootstrap)
+                self.kafka = Producer(bootstrap)
             standard = definition.standard
             ensure_topics(bootstrap, [standard.topic, f"dlq.{standard.dataset}"])
             keys = Keys(state.keystore, state.settings.linkage_key.get_secret_value().encode())

@@ -17,10 +17,11 @@ from sqlalchemy import func, select
 from exchange import provenance
 from exchange.broker import LocalKafka
 from exchange.builder import DLQ_TOPIC, RegistryBuilder
-from exchange.clients import close_producer, ensure_topics, producer
+from exchange.clients import ensure_topics
 from exchange.crypto import sign
 from exchange.db import make_engine, migrate, session_factory
 from exchange.models import SourceRecord
+from exchange.producer import Producer
 from exchange.wire import frame
 from schemas import SchemaStore, load_standard
 from tests.support.keys import keys_for
@@ -72,13 +73,13 @@ def test_unreadable_records_are_dead_lettered(kafka: LocalKafka, tmp_path) -> No
         readable,
         [*signed(readable)[:4], ("signing-key-id", b"nope"), ("signature", b"\x00" * 64)],
     )
-    kafka_producer = producer(kafka.bootstrap_servers)
+    kafka_producer = Producer(kafka.bootstrap_servers)
     try:
         for name, (value, headers) in records.items():
-            kafka_producer.send(topic, key=marker + b":" + name, value=value, headers=headers)
+            kafka_producer.send(topic, value, key=marker + b":" + name, headers=headers)
         kafka_producer.flush(30)
     finally:
-        close_producer(kafka_producer)
+        kafka_producer.close()
 
     builder = RegistryBuilder(
         kafka.bootstrap_servers,

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
 
 from exchange.broker import LocalKafka, pid_alive
-from exchange.clients import close_producer, ensure_topics, producer
+from exchange.clients import ensure_topics
+from exchange.errors import BrokerError
+from exchange.producer import Producer
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -32,11 +33,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         nodes.stop()
 
 
-def _send(kafka: KafkaProducer, values: list[bytes]) -> None:
-    futures = [kafka.send(TOPIC, key=b"k", value=v) for v in values]
-    kafka.flush(timeout=60)
-    for future in futures:
-        future.get(timeout=60)
+def _send(kafka: Producer, values: list[bytes]) -> None:
+    kafka.settle([kafka.send(TOPIC, v, key=b"k") for v in values], timeout=60)
 
 
 def _read_all(bootstrap: str) -> list[bytes]:
@@ -72,7 +70,7 @@ def test_three_brokers_replicate_and_enforce_min_insync(
     finally:
         admin.close()
 
-    kafka = producer(cluster.bootstrap_servers)
+    kafka = Producer(cluster.bootstrap_servers)
     try:
         _send(kafka, [b"all-three-%d" % i for i in range(50)])
     finally:
@@ -83,7 +81,7 @@ def test_three_brokers_replicate_and_enforce_min_insync(
     cluster.stop_node(first)
     assert not pid_alive(pids[first.node_id])
     alive = f"{cluster.nodes[0].address},{second.address}"
-    kafka = producer(alive)
+    kafka = Producer(alive)
     try:
         _send(kafka, [b"two-of-three-%d" % i for i in range(50)])
     finally:
@@ -91,14 +89,14 @@ def test_three_brokers_replicate_and_enforce_min_insync(
 
     # Two brokers down: only one replica, below min.insync.replicas=2: writes are refused.
     cluster.stop_node(second)
-    kafka = producer(
+    kafka = Producer(
         cluster.nodes[0].address, delivery_timeout_ms=8000, request_timeout_ms=4000, linger_ms=0
     )
     try:
-        with pytest.raises(KafkaError):
+        with pytest.raises(BrokerError, match="did not acknowledge"):
             _send(kafka, [b"must-not-be-acknowledged"])
     finally:
-        close_producer(kafka, timeout=5)
+        kafka.close(timeout=5)
 
     # Back to three: every acknowledged record is there, the refused one is not reported as sent.
     cluster.start_node(second)
