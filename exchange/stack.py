@@ -92,7 +92,7 @@ class Stack:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> int:
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("ab") as log:
@@ -105,7 +105,7 @@ class Stack:
                 start_new_session=True,
             )
         self._pid_file(name).write_text(str(proc.pid))
-        return proc.pid
+        return proc
 
     def _running(self, name: str) -> bool:
         pid = self._pid(name)
@@ -128,11 +128,12 @@ class Stack:
         if self._running("registry-builder"):
             say("registry builder already running")
         else:
-            pid = self._spawn(
+            builder = self._spawn(
                 "registry-builder", [sys.executable, "-m", "exchange.cli", "registry", "build"]
             )
+            pid = builder.pid
             time.sleep(1.5)
-            if not pid_alive(pid):
+            if builder.poll() is not None:
                 raise StackError(self._exited_at_start("registry-builder"))
             say(f"registry builder started (pid {pid})")
         g = self.settings.gateway
@@ -156,9 +157,9 @@ class Stack:
                 "--log-level",
                 "warning",
             ]
-            pid = self._spawn("gateway", argv)
-            self._wait_http(f"{g.url}/healthz", "gateway")
-            say(f"gateway ready at {g.url} (pid {pid})")
+            gateway = self._spawn("gateway", argv)
+            self._wait_http(f"{g.url}/healthz", "gateway", gateway)
+            say(f"gateway ready at {g.url} (pid {gateway.pid})")
 
     def _exited_at_start(self, name: str, lines: int = 12) -> str:
         """The error for a component that died while starting, with the end of its log."""
@@ -170,11 +171,14 @@ class Stack:
         shown = "".join(f"\n    | {line}" for line in tail)
         return f"{name} exited at start; see {log}{shown}"
 
-    def _wait_http(self, url: str, name: str, timeout: float = 60.0) -> None:
+    def _wait_http(
+        self, url: str, name: str, proc: subprocess.Popen[bytes], timeout: float = 60.0
+    ) -> None:
+        # The child's own handle, not its pid file: until exec completes, the child's
+        # command line is still this process's, so a check by command line would fail.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pid = self._pid(name)
-            if pid is None or not pid_alive(pid):
+            if proc.poll() is not None:
                 raise StackError(self._exited_at_start(name))
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
