@@ -110,6 +110,7 @@ def run(
             sessions=sessions,
             on_progress=on_progress,
             restart=restart,
+            workers=cfg.connector_workers,
         )
         elapsed = progress.tasks[task].elapsed or 1e-9
         progress.update(task, completed=report.read, total=report.read, rate=report.read / elapsed)
@@ -140,6 +141,42 @@ def run(
             )
     if not report.reconciled:
         raise typer.Exit(1)
+
+
+@app.command("withdraw")
+def withdraw(
+    definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")],
+    source_ids: Annotated[
+        list[str] | None, typer.Argument(help="Source ids (the key column) to withdraw.")
+    ] = None,
+    ids_file: Annotated[
+        Path | None, typer.Option("--from-file", help="A file with one source id a line.")
+    ] = None,
+) -> None:
+    """Withdraw published records: signed tombstones the registry applies as withdrawals."""
+    from connectors.withdraw import withdraw_records
+
+    spec = load_definition(definition)
+    wanted = list(source_ids or [])
+    if ids_file is not None:
+        try:
+            wanted += ids_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {ids_file}: {exc}") from exc
+    if not any(s.strip() for s in wanted):
+        raise typer.BadParameter("name at least one source id (or --from-file)")
+    cfg = load_settings()
+    engine = make_engine(cfg.db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    keys = Keys(
+        LocalKeyStore(sessions, master_key_from_settings(cfg)),
+        cfg.linkage_key.get_secret_value().encode(),
+    )
+    count = withdraw_records(
+        spec, wanted, bootstrap=cfg.kafka.bootstrap, store=SchemaStore(sessions), keys=keys
+    )
+    console.print(f"withdrew {count} record(s) of {spec.connector.id} on {spec.standard.topic}")
 
 
 @app.command("rejects")

@@ -26,20 +26,21 @@ from typing import Any
 
 from kafka import OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
-from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import provenance
+from exchange import provenance, registry
 from exchange.blindindex import blind_index
 from exchange.clients import consumer, ensure_topics
-from exchange.db import transaction, utcnow
+from exchange.db import DatabaseError, transaction, utcnow
+from exchange.entities import EntityResolver
 from exchange.errors import BrokerError, ExchangeError
 from exchange.keystore import KeyStore
-from exchange.models import SourceRecord
 from exchange.producer import Delivery, Producer
+from exchange.registry import Incoming
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
-from schemas.standards import standard_from_schema
+from schemas.standards import available, load_standard, standard_from_schema
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,20 @@ GROUP_ID = "registry-builder"
 KEY_REFRESH_S = 5.0  # how often an unknown signing key id makes the builder re-read the catalogue
 
 
+MAX_POLL_RECORDS = 5000
+
+
 @dataclass
 class BuildStats:
     applied: int = 0
+    withdrawn: int = 0
     unchanged: int = 0
     dead_lettered: int = 0
+    linked: int = 0  # records whose linkage was (re)computed
 
     @property
     def seen(self) -> int:
-        return self.applied + self.unchanged + self.dead_lettered
+        return self.applied + self.withdrawn + self.unchanged + self.dead_lettered
 
 
 def _json_value(value: Any) -> Any:
@@ -95,7 +101,9 @@ class RegistryBuilder:
         self.store = SchemaStore(sessions)
         self.serde = AvroSerde(self.store.schema_text)
         self.stats = BuildStats()
-        ensure_topics(bootstrap, [DLQ_TOPIC])
+        # The shipped standards' topics exist before the group first joins, so the first
+        # assignment covers them; topics made later are found by the pattern's metadata refresh.
+        ensure_topics(bootstrap, [DLQ_TOPIC, *(load_standard(n).topic for n in available())])
         self._consumer = consumer(
             bootstrap, group_id, pattern=TOPIC_PATTERN, metadata_max_age_ms=3000
         )
@@ -103,6 +111,7 @@ class RegistryBuilder:
         self._identifier_fields = cache(self._identifier_fields_uncached)
         self._key_cache: dict[str, dict[str, bytes]] = {}
         self._key_read_at: dict[str, float] = {}
+        self.resolver = EntityResolver()
 
     def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str, str | None]:
         """(dataset, linkage field, blind index domain or None if the field is an index)."""
@@ -118,88 +127,134 @@ class RegistryBuilder:
     def poll_once(self, timeout_ms: int = 1000) -> int:
         """Apply one poll's records; returns how many records were seen."""
         try:
-            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=MAX_POLL_RECORDS)
         except KafkaError as exc:
             raise BrokerError(f"registry builder cannot poll Kafka: {exc}") from exc
         if not batches:
             return 0
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        count = 0
+        first: dict[TopicPartition, int] = {}
+        items: list[Incoming] = []
+        messages_at: dict[tuple[str, int, int], Any] = {}
         dead: list[tuple[Any, str]] = []
-        with transaction(self.sessions) as session:
-            for tp, messages in batches.items():
-                for msg in messages:
-                    count += 1
-                    try:
-                        with session.begin_nested():
-                            self._apply(session, msg)
-                    except ExchangeError as exc:
-                        dead.append((msg, f"{exc.code}: {exc.message}"))
-                    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-                        dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
-                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
-        if dead:
-            deliveries = [self._dead_letter(msg, reason) for msg, reason in dead]
-            try:
-                self._dlq.settle(deliveries, timeout=60)
-            except BrokerError as exc:  # not committed: the poll is replayed, nothing is lost
-                raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc.message}") from exc
+        count = 0
+        for tp, messages in batches.items():
+            first[tp] = messages[0].offset
+            offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+            for msg in messages:
+                count += 1
+                try:
+                    items.append(self._parse(msg))
+                    messages_at[(msg.topic, msg.partition, msg.offset)] = msg
+                except ExchangeError as exc:
+                    dead.append((msg, f"{exc.code}: {exc.message}"))
+                except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                    dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
+        try:
+            self._apply_all(items, dead, messages_at)
+            if dead:
+                deliveries = [self._dead_letter(msg, reason) for msg, reason in dead]
+                try:
+                    self._dlq.settle(deliveries, timeout=60)
+                except BrokerError as exc:
+                    raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc.message}") from exc
+        except BaseException:
+            # Nothing of this poll is committed: read it again next time, nothing is lost.
+            for tp, offset in first.items():
+                self._consumer.seek(tp, offset)
+            raise
         try:
             self._consumer.commit(offsets)
         except KafkaError as exc:  # the records are applied; a replay will find them unchanged
             log.warning("offset commit failed, records will be replayed idempotently: %s", exc)
         return count
 
-    def _apply(self, session: Session, msg: Any) -> None:
+    def _apply_all(
+        self,
+        items: list[Incoming],
+        dead: list[tuple[Any, str]],
+        messages_at: dict[tuple[str, int, int], Any],
+    ) -> None:
+        """Apply ``items`` and their linkage in one transaction, or one by one if that fails."""
+        if not items:
+            return
+        try:
+            with transaction(self.sessions) as session:
+                self._apply_items(session, items)
+            return
+        except DatabaseError as exc:
+            if len(items) == 1:
+                raise
+            log.warning("batch of %d failed (%s); applying one by one", len(items), exc)
+        for item in items:
+            try:
+                with transaction(self.sessions) as session:
+                    self._apply_items(session, [item])
+            except DatabaseError as exc:
+                if not isinstance(exc.__cause__, (DataError, IntegrityError)):
+                    raise  # the database is unwell, not the record: retry the poll later
+                message = messages_at.get((item.topic, item.partition, item.offset))
+                if message is None:
+                    raise
+                dead.append((message, f"database_refused: {exc.__cause__.__class__.__name__}"))
+
+    def _apply_items(self, session: Session, items: list[Incoming]) -> None:
+        applied = registry.apply(session, items)
+        linked = self.resolver.link(session, applied.changed)
+        self.stats.applied += applied.applied
+        self.stats.withdrawn += applied.withdrawn
+        self.stats.unchanged += applied.unchanged
+        self.stats.linked += linked
+
+    def _parse(self, msg: Any) -> Incoming:
+        """Verify and decode one message, or raise ExchangeError saying why it cannot enter."""
         headers = msg.headers
         department = _header(headers, provenance.DEPARTMENT)
         source_id = _header(headers, provenance.SOURCE_ID)
         content_hash = _header(headers, provenance.CONTENT_HASH)
-        if not department or not source_id or not content_hash:
-            raise ExchangeError(
-                "record lacks provenance headers (department, source-id, content-hash)"
+        header_dataset = _header(headers, provenance.DATASET)
+        if not department or not source_id or not content_hash or not header_dataset:
+            raise provenance.UnverifiedRecordError(
+                "record is unsigned or lacks provenance headers "
+                "(department, dataset, source-id, content-hash)"
             )
         # A record enters the registry only if its department signed exactly these bytes.
         named = provenance.headers_dict(headers)
         keys = self._public_keys(department)
         if named.get(provenance.SIGNING_KEY_ID, b"").decode("utf-8", "replace") not in keys:
             keys = self._public_keys(department, refresh=True)  # a key rotated since
-        provenance.verify_record(named, msg.value, keys)
-        schema_id, record = self.serde.decode(msg.value)
-        dataset, id_field, domain = self._identifier_fields(schema_id)
         ingest = _header(headers, provenance.INGEST_TIME)
         ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
-        lookup = record.get(id_field) if id_field else None
-        payload = {k: _json_value(v) for k, v in record.items()}
-        row = session.scalar(
-            select(SourceRecord).where(
-                SourceRecord.dataset == dataset,
-                SourceRecord.department == department,
-                SourceRecord.source_id == source_id,
-            )
-        )
-        if row is not None and row.content_hash == content_hash:
-            self.stats.unchanged += 1
-            return
-        if row is None:
-            row = SourceRecord(
-                dataset=dataset, department=department, source_id=source_id, version=0
-            )
-            session.add(row)
-        row.version += 1
-        row.content_hash = content_hash
-        row.schema_id = schema_id
-        row.payload = payload
-        if lookup is None:
-            row.lookup_key = None
-        elif domain is None:  # already a blind index, computed by the publishing connector
-            row.lookup_key = str(lookup)
+        if msg.value is None:  # a tombstone: the department withdraws the record
+            if content_hash != provenance.WITHDRAWN:
+                raise ExchangeError(
+                    f"a withdrawal must carry content-hash {provenance.WITHDRAWN!r}"
+                )
+            provenance.verify_record(named, b"", keys)
+            if not msg.topic.startswith(f"std.{header_dataset}.v"):
+                raise ExchangeError(f"dataset {header_dataset!r} does not belong on {msg.topic}")
+            incoming = Incoming(
+                header_dataset, department, source_id, content_hash, None, None, None,
+                msg.topic, msg.partition, msg.offset, ingested_at,
+            )  # fmt: skip
         else:
-            row.lookup_key = blind_index(self.linkage_key, domain, str(lookup))
-        row.topic, row.partition, row.offset = msg.topic, msg.partition, msg.offset
-        row.ingested_at = ingested_at
-        row.updated_at = utcnow()
-        self.stats.applied += 1
+            provenance.verify_record(named, msg.value, keys)
+            schema_id, record = self.serde.decode(msg.value)
+            dataset, id_field, domain = self._identifier_fields(schema_id)
+            if dataset != header_dataset:
+                raise ExchangeError(
+                    f"header dataset {header_dataset!r} does not match the schema's {dataset!r}"
+                )
+            lookup = record.get(id_field) if id_field else None
+            if lookup is not None and domain is not None:
+                lookup = blind_index(self.linkage_key, domain, str(lookup))
+            payload = {k: _json_value(v) for k, v in record.items()}
+            incoming = Incoming(
+                dataset, department, source_id, content_hash, schema_id, payload,
+                None if lookup is None else str(lookup),
+                msg.topic, msg.partition, msg.offset, ingested_at,
+            )  # fmt: skip
+        return incoming
 
     def _public_keys(self, department: str, *, refresh: bool = False) -> dict[str, bytes]:
         """The department's public keys, cached; re-read at most every few seconds."""

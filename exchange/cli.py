@@ -8,9 +8,7 @@ exit code 2, never a stack trace.
 
 from __future__ import annotations
 
-import logging
 import sys
-import threading
 from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import Annotated
@@ -33,10 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-registry_app = typer.Typer(help="The shared registry.", no_args_is_help=True)
 apikeys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
-app.add_typer(registry_app, name="registry")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(audit_app, name="audit")
 
@@ -57,6 +53,15 @@ def _keys_app() -> typer.Typer:
 
 
 app.add_typer(_keys_app(), name="keys")
+
+
+def _registry_app() -> typer.Typer:
+    from exchange.registry_cli import app as registry_cli_app
+
+    return registry_cli_app
+
+
+app.add_typer(_registry_app(), name="registry", no_args_is_help=True)
 
 
 def settings() -> Settings:
@@ -122,49 +127,6 @@ def show_config() -> None:
     import json
 
     console.print_json(json.dumps(settings().masked()))
-
-
-@registry_app.command("build")
-def registry_build(
-    until_idle: Annotated[
-        bool, typer.Option(help="Stop once no record has arrived for a few seconds.")
-    ] = False,
-) -> None:
-    """Consume the standard topics into the registry (runs until stopped)."""
-    import signal
-
-    from exchange.builder import RegistryBuilder
-    from exchange.db import make_engine, migrate, session_factory
-    from exchange.keystore import LocalKeyStore, master_key_from_settings
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    cfg = settings()
-    engine = make_engine(cfg.db_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    builder = RegistryBuilder(
-        cfg.kafka.bootstrap,
-        sessions,
-        linkage_key=cfg.linkage_key.get_secret_value().encode(),
-        keystore=LocalKeyStore(sessions, master_key_from_settings(cfg)),
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        if until_idle:
-            stats = builder.run_until_idle()
-        else:
-            say(f"registry builder consuming std.* from {cfg.kafka.bootstrap}")
-            builder.run(stop)
-            stats = builder.stats
-    except KeyboardInterrupt:
-        stats = builder.stats
-    finally:
-        builder.close()
-    say(
-        f"applied {stats.applied}, unchanged {stats.unchanged}, dead-lettered {stats.dead_lettered}"
-    )
 
 
 @apikeys_app.command("create")

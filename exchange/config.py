@@ -75,6 +75,17 @@ class GatewaySettings(_Section):
         return f"http://{self.host}:{self.port}"
 
 
+class RegistrySettings(_Section):
+    """The shared registry's linkage."""
+
+    trusted_departments: list[str] = Field(
+        default_factory=list,
+        description="Departments in order of trust, most trusted first, for golden records "
+        "(survivorship 'most trusted source'). Unlisted departments rank after them, equal. "
+        "Default: none (every department equal: the most recent value wins).",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the exchange. See docs/configuration.md for the full list."""
 
@@ -126,8 +137,17 @@ class Settings(BaseSettings):
         description="Where the gateway finds push connector definitions "
         "(<connector id>.toml). Default: <data_dir>/connectors.",
     )
+    connector_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that prepare a connector run's records (map, validate, "
+        "encrypt, sign), the run's own process included: 1 prepares them all in the run's "
+        "process; N starts N - 1 worker processes. Default: none, which means one for each "
+        "core the run may use (its CPU affinity).",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -202,7 +222,11 @@ _OTHER_ENV = frozenset({"EXCHANGE_CONFIG", "EXCHANGE_KAFKA_CACHE"})
 
 def _check_environment() -> None:
     """Refuse EXCHANGE_* variables that name no setting (pydantic-settings ignores them)."""
-    sections: dict[str, type[BaseModel]] = {"kafka": KafkaSettings, "gateway": GatewaySettings}
+    sections: dict[str, type[BaseModel]] = {
+        "kafka": KafkaSettings,
+        "gateway": GatewaySettings,
+        "registry": RegistrySettings,
+    }
     unknown = []
     for name in os.environ:
         if not name.startswith("EXCHANGE_") or name in _OTHER_ENV:

@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -85,6 +87,83 @@ class SourceRecord(Base):
     offset: Mapped[int] = mapped_column(BigInteger)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    entity_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class RecordVersion(Base):
+    """Every version of a source record, in order; a tombstone is a version with ``deleted``."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("record_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    schema_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Entity(Base):
+    """A person or organisation known to one or more departments; its id is stable."""
+
+    __tablename__ = "entities"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkKey(Base):
+    """A blocking key of a live record: records sharing a key are compared."""
+
+    __tablename__ = "link_keys"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("source_records.id"), primary_key=True, index=True
+    )
+
+
+class LinkEdge(Base):
+    """A compared pair of live records (``a_id < b_id``) that is a link or awaits review.
+
+    ``status``: ``link`` (automatic), ``review`` (uncertain: in the review queue),
+    ``confirmed`` (a reviewer linked it), ``rejected`` (a reviewer refused it).
+    """
+
+    __tablename__ = "link_edges"
+
+    a_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True)
+    b_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    weight: Mapped[float] = mapped_column(Float)
+    deterministic: Mapped[bool] = mapped_column(Boolean)
+    explanation: Mapped[dict[str, object]] = mapped_column(JSON)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkDecision(Base):
+    """A reviewer's decision on a pair, by record reference, so it outlives a rebuild."""
+
+    __tablename__ = "link_decisions"
+
+    a_ref: Mapped[str] = mapped_column(String(400), primary_key=True)
+    b_ref: Mapped[str] = mapped_column(String(400), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    decided_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEntry(Base):

@@ -165,7 +165,11 @@ def get_person(
                 )
             rows = session.scalars(
                 select(SourceRecord)
-                .where(SourceRecord.dataset == DATASET, SourceRecord.lookup_key == subject)
+                .where(
+                    SourceRecord.dataset == DATASET,
+                    SourceRecord.lookup_key == subject,
+                    SourceRecord.deleted.is_(False),  # withdrawn by its department
+                )
                 .order_by(SourceRecord.department, SourceRecord.source_id)
             ).all()
             if not rows:
