@@ -160,7 +160,7 @@ class EntityResolver:
         decision: str,
         *,
         by: str,
-        reason: str | None,
+        reason: str | None = None,
     ) -> list[str]:
         """Record a reviewer's decision on a pair and recompute its entities; returns their ids."""
         if decision not in (CONFIRM, REJECT):
@@ -298,7 +298,9 @@ class EntityResolver:
             payloads: dict[int, dict[str, Any]] = {}
             if missing:
                 query = select(SourceRecord.id, SourceRecord.payload)
-                payloads.update(session.execute(query.where(SourceRecord.id.in_(missing))).tuples())
+                payloads.update(
+                    (i, p) for i, p in session.execute(query.where(SourceRecord.id.in_(missing)))
+                )
             for r in rows:
                 ref = record_ref(r.dataset, r.department, r.source_id)
                 if r.id in payloads:
