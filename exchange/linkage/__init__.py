@@ -1,0 +1,89 @@
+"""Record linkage: records from several departments linked into shared entities.
+
+Package notes:
+
+* Pure Python, no database and no Kafka: the registry builder feeds records in
+  and stores what comes out (entity ids, links with their explanations, the
+  review queue, golden records).
+* Identifiers are only ever compared for equality, through their blind
+  indexes; linkage never needs a clear identity number.
+* Explanations hold level names and weights, never the compared values.
+* Every comparator is symmetric and every weight finite; the entity partition
+  does not depend on arrival order; an entity whose members did not change
+  keeps its id. Tests check each of these; keep them true.
+"""
+
+from exchange.linkage.blocking import block_keys
+from exchange.linkage.clusters import assign, components
+from exchange.linkage.comparators import Field, compare, fields_of
+from exchange.linkage.explanation import Evidence, Explanation
+from exchange.linkage.features import (
+    ORGANISATION,
+    PERSON,
+    LinkRecord,
+    organisation_record,
+    person_record,
+)
+from exchange.linkage.golden import (
+    DEFAULT_RULES,
+    MOST_COMMON,
+    MOST_RECENT,
+    MOST_TRUSTED,
+    golden_record,
+    trust_ranks,
+)
+from exchange.linkage.incremental import IncrementalLinker
+from exchange.linkage.linker import Decision, Verdict, decide, explain, verdict
+from exchange.linkage.model import (
+    LINK,
+    NON_LINK,
+    REVIEW,
+    FieldModel,
+    Model,
+    default_model,
+    estimate,
+    m_from_matches,
+    u_from_random,
+)
+from exchange.linkage.training import candidate_pairs, fit_em, fit_model, posterior_threshold
+
+__all__ = [
+    "DEFAULT_RULES",
+    "LINK",
+    "MOST_COMMON",
+    "MOST_RECENT",
+    "MOST_TRUSTED",
+    "NON_LINK",
+    "ORGANISATION",
+    "PERSON",
+    "REVIEW",
+    "Decision",
+    "Evidence",
+    "Explanation",
+    "Field",
+    "FieldModel",
+    "IncrementalLinker",
+    "LinkRecord",
+    "Model",
+    "Verdict",
+    "assign",
+    "block_keys",
+    "candidate_pairs",
+    "compare",
+    "components",
+    "decide",
+    "default_model",
+    "estimate",
+    "explain",
+    "fields_of",
+    "fit_em",
+    "fit_model",
+    "golden_record",
+    "m_from_matches",
+    "organisation_record",
+    "person_record",
+    "posterior_threshold",
+    "trust_ranks",
+    "u_from_random",
+    "verdict",
+]

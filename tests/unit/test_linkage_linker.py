@@ -1,0 +1,94 @@
+"""Tests for exchange.linkage.linker: identifier rules first, the model second."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from exchange.linkage import PERSON, LinkRecord, decide, default_model, organisation_record
+from exchange.linkage.linker import IDENTIFIER_CONFLICT, SAME_IDENTIFIER, verdict
+
+MODEL = default_model(PERSON)
+
+LP, RP = "\uff08", "\uff09"  # full-width brackets, as on Chinese licences
+
+
+def person(ref: str, **fields: Any) -> LinkRecord:
+    base: dict[str, Any] = {
+        "family_name": "张",
+        "given_name": "秀英",
+        "birth_date": date(1985, 3, 4),
+        "sex": "FEMALE",
+        "division_code": "110105",
+    }
+    return LinkRecord(ref=ref, kind=PERSON, department="d", **(base | fields))
+
+
+def test_the_same_identifier_links_deterministically() -> None:
+    a = person("a", identifier="x")
+    b = person("b", identifier="x", given_name="秀兰", division_code="310104")
+    decision = decide(a, b, MODEL)
+    assert decision.kind == "link"
+    assert decision.deterministic
+    assert decision.explanation.reason == SAME_IDENTIFIER
+    assert decision.explanation.decision == "link"
+
+
+def test_the_same_identifier_with_a_conflicting_record_goes_to_review() -> None:
+    a = person("a", identifier="x")
+    b = person("b", identifier="x", given_name="建国", birth_date=date(1990, 7, 21))
+    decision = decide(a, b, MODEL)
+    assert decision.kind == "review"
+    assert decision.deterministic
+    assert decision.explanation.reason == IDENTIFIER_CONFLICT
+    # a different birth date alone (or a different name alone) is not a conflict
+    assert decide(a, person("c", identifier="x", birth_date=date(1990, 7, 21)), MODEL).kind == (
+        "link"
+    )
+    assert decide(a, person("d", identifier="x", given_name="建国"), MODEL).kind == "link"
+
+
+def test_a_missing_identifier_leaves_it_to_the_model() -> None:
+    a = person("a", identifier="x", phone="13800000000")
+    b = person("b", phone="13800000000")
+    decision = decide(a, b, MODEL)
+    assert not decision.deterministic
+    assert decision.kind == "link"
+    assert decision.weight >= MODEL.link
+    stranger = person("c", family_name="李", given_name="建国", birth_date=date(1962, 1, 9))
+    assert decide(a, stranger, MODEL).kind == "non-link"
+
+
+def test_different_identifiers_weigh_against_but_can_be_outweighed() -> None:
+    a = person("a", identifier="x", phone="13800000000")
+    b = person("b", identifier="y", phone="13800000000")
+    without = decide(a, person("b", phone="13800000000"), MODEL)
+    decision = decide(a, b, MODEL)
+    assert not decision.deterministic
+    assert decision.weight < without.weight
+    assert decision.kind == "link"  # a mistyped identifier: everything else agrees
+    sibling = person("s", identifier="y", given_name="秀兰", sex="FEMALE")
+    assert decide(a, sibling, MODEL).kind != "link"
+
+
+def test_verdict_matches_decide() -> None:
+    a, b = person("a", identifier="x"), person("b")
+    full, cheap = decide(a, b, MODEL), verdict(a, b, MODEL)
+    assert (full.kind, full.weight, full.deterministic) == (
+        cheap.kind,
+        cheap.weight,
+        cheap.deterministic,
+    )
+
+
+def test_organisations_link_on_the_uscc() -> None:
+    model = default_model("organisation")
+    a = organisation_record("o/a", "mr", {"uscc": "91X", "legal_name": "北京华信科技有限公司"})
+    b = organisation_record(
+        "o/b", "tax", {"uscc": "91x", "legal_name": f"华信科技{LP}北京{RP}有限公司"}
+    )
+    decision = decide(a, b, model)
+    assert decision.kind == "link"
+    assert decision.deterministic
+    json.dumps(decision.explanation.to_dict())
