@@ -29,8 +29,8 @@ Progress goes to stderr, the report to stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import pprint
 import sys
 import time
 from collections import Counter, defaultdict
@@ -399,7 +399,7 @@ def emit_defaults(path: Path, seed: int, persons: int, organisations: int) -> No
         records = link_records(make(count, seed=seed))
         model = fit_model(records, default_model(kind), random_pairs=RANDOM_PAIRS, seed=seed)
         models[kind] = model.to_dict()
-    body = json.dumps(models, ensure_ascii=False, indent=4)
+    body = pprint.pformat(models, width=96, sort_dicts=False)  # a Python literal
     text = DEFAULTS_HEADER + "DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = " + body + "\n"
     path.write_text(text, encoding="utf-8")
 

@@ -63,6 +63,7 @@ from schemas.validators import resident_id_check_character, uscc_check_character
 LINKAGE_KEY = b"bench-linkage-key-not-a-secret-0"
 RESIDENT_ID_DOMAIN = "cn.resident_id"  # the validator name, as the connectors use
 SEED = 20260701
+LATEST_BIRTH = date(2024, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -244,16 +245,24 @@ def _people(count: int, rng: random.Random, twin_rate: float) -> list[_Person]:
             born = head_birth + timedelta(days=rng.randrange(-1800, 1800))
             members.append((names.family(), names.given(sex), born, sex))
         twins = size == 4 and rng.random() < twin_rate
-        for child in range(size - 2):
+        first_child = head_birth + timedelta(days=365 * 20)
+        last_child = min(head_birth + timedelta(days=365 * 38), LATEST_BIRTH)
+        for child in range(size - 2 if first_child <= last_child else 0):
             sex = rng.choice(("MALE", "FEMALE"))
             if twins and child == 1:
                 born = members[-1][2]
                 first = members[-1][1]
-                given = (first[0] + names.given(sex)[-1]) if len(first) == 2 else names.given(sex)
+                given = first
+                while given == first:  # twins share a character half the time, never the name
+                    given = names.given(sex)
+                    if len(first) == 2 and rng.random() < 0.5:
+                        given = first[0] + given[-1]
             else:
-                born = head_birth + timedelta(days=rng.randrange(365 * 20, 365 * 38))
+                born = first_child + timedelta(
+                    days=rng.randrange((last_child - first_child).days + 1)
+                )
                 given = names.given(sex)
-            members.append((family, given, min(born, date(2024, 12, 31)), sex))
+            members.append((family, given, born, sex))
         for fam, given, born, sex in members:
             serial += 1
             adult = born.year <= 2008

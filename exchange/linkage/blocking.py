@@ -7,9 +7,15 @@ errors on its two sides break every key at once, so the keys are chosen to
 fail independently: the identifier; the birth date (the same key for a date
 and its day/month-swapped form); the name's pinyin (order-free, so homophones
 and family/given order swaps keep it) with the birth year; the family name's
-pinyin with the birth month and day (for year typos); the phone number.
+pinyin and the given name's first letter with the birth month and day (for
+year typos); the phone number.
 
-At most five keys a record, each under 30 characters, prefixed by a letter
+Blocks grow with the registry: a birth-date block holds about one record in
+31,000 (the dates of 85 years, day and month unordered), the others fewer.
+The registry builder may cap a block's size (see ``max_block`` of
+:class:`~exchange.linkage.incremental.IncrementalLinker`).
+
+At most five keys a record, each at most 32 characters, prefixed by a letter
 that says which rule made it; person and organisation keys never collide.
 """
 
@@ -20,6 +26,7 @@ from typing import Final
 from exchange.linkage.features import ORGANISATION, LinkRecord
 
 IDENTIFIER_CHARS: Final = 16  # of a 64-hex blind index: 64 bits, collisions are harmless
+NAME_CHARS: Final = 12  # of a name's pinyin (long Latin-script names are cut)
 
 
 def _month_day(birth: str) -> str:
@@ -35,10 +42,10 @@ def _person_keys(rec: LinkRecord) -> set[str]:
     if rec.birth:
         keys.add(f"d:{rec.birth[:4]}{_month_day(rec.birth)}")
     if rec.family_py and rec.given_py:
-        first, second = sorted((rec.family_py, rec.given_py))
+        first, second = sorted((rec.family_py[:NAME_CHARS], rec.given_py[:NAME_CHARS]))
         if rec.birth:
             keys.add(f"n:{first}.{second}:{rec.birth[:4]}")
-            keys.add(f"f:{rec.family_py}:{_month_day(rec.birth)}")
+            keys.add(f"f:{rec.family_py[:NAME_CHARS]}{rec.given_py[0]}:{_month_day(rec.birth)}")
     if rec.phone_digits:
         keys.add("p:" + rec.phone_digits[-11:])
     return keys

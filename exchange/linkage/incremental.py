@@ -29,9 +29,10 @@ from exchange.linkage.clusters import assign_components, constrained_components
 from exchange.linkage.explanation import Explanation
 from exchange.linkage.features import LinkRecord
 from exchange.linkage.linker import Verdict, explain, verdict
-from exchange.linkage.model import LINK, REVIEW, Model
+from exchange.linkage.model import LINK, NON_LINK, REVIEW, Model
 
 CONFIRMED = "confirmed by a reviewer"
+REJECTED = "rejected by a reviewer"
 Pair = tuple[str, str]
 
 
@@ -119,9 +120,11 @@ class IncrementalLinker:
     def explain(self, a: str, b: str) -> Explanation:
         """The explanation of the decision on two held records (as linked, queued or not)."""
         ra, rb = self._records[a], self._records[b]
-        key = pair(a, b)
-        given = self._links.get(a, {}).get(b) or self._review.get(key)
-        return explain(ra, rb, self.models[ra.kind], given)
+        model = self.models[ra.kind]
+        given = self._links.get(a, {}).get(b) or self._review.get(pair(a, b))
+        if b in self._rejected.get(a, ()):
+            given = Verdict(NON_LINK, verdict(ra, rb, model).weight, True, REJECTED)
+        return explain(ra, rb, model, given)
 
     def candidates(self, record: LinkRecord) -> set[str]:
         """Held records of the same kind sharing a blocking key with ``record``."""

@@ -8,6 +8,14 @@
   sometimes mistyped: the model's ``identifier disagree`` level weighs it
   against the other fields.
 * An identifier missing on either side leaves the decision to the model.
+* With the model's ``sibling_guard`` (on in the shipped person model), a pair
+  the weight would link but that has the same family name and birth date, a
+  different given name and no shared identifier goes to review instead, as a
+  "possible twin or sibling": siblings share a household's address and phone
+  too, which the model, counting each field as independent evidence, takes
+  for one person. A typo in one record's given name looks the same; a
+  reviewer tells them apart (benchmark: precision 0.9986 -> 0.9997, recall
+  0.9968 -> 0.9919).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from exchange.linkage.model import LINK, REVIEW, Model
 
 SAME_IDENTIFIER: Final = "same identifier"
 IDENTIFIER_CONFLICT: Final = "identifier conflict"
+POSSIBLE_SIBLING: Final = "possible twin or sibling"
 # (field, level) pairs that together make a same-identifier pair a conflict, per kind:
 # the date differs outright and so does one of the names.
 _CONFLICT_DATE: Final = {"person": "birth_date", "organisation": "registration_date"}
@@ -51,12 +60,26 @@ class Decision:
     explanation: Explanation
 
 
+def _levels(kind: str, vector: tuple[int, ...]) -> dict[str, str]:
+    return {f.name: f.levels[level] for f, level in zip(fields_of(kind), vector, strict=True)}
+
+
 def _conflict(kind: str, vector: tuple[int, ...]) -> bool:
-    fields = fields_of(kind)
-    levels = {f.name: f.levels[level] for f, level in zip(fields, vector, strict=True)}
+    levels = _levels(kind, vector)
     if levels.get(_CONFLICT_DATE[kind]) != "different":
         return False
     return any(levels.get(name) == "different" for name in _CONFLICT_NAMES[kind])
+
+
+def _possible_sibling(kind: str, vector: tuple[int, ...]) -> bool:
+    if kind != "person":
+        return False
+    levels = _levels(kind, vector)
+    return (
+        levels["family_name"] in ("exact", "homophone")
+        and levels["birth_date"] == "exact"
+        and levels["given_name"] in ("one_char", "similar", "different")
+    )
 
 
 def verdict(a: LinkRecord, b: LinkRecord, model: Model) -> Verdict:
@@ -67,7 +90,10 @@ def verdict(a: LinkRecord, b: LinkRecord, model: Model) -> Verdict:
         if _conflict(a.kind, vector):
             return Verdict(REVIEW, weight, True, IDENTIFIER_CONFLICT)
         return Verdict(LINK, weight, True, SAME_IDENTIFIER)
-    return Verdict(model.decision(weight), weight, False)
+    decision = model.decision(weight)
+    if decision == LINK and model.sibling_guard and _possible_sibling(a.kind, vector):
+        return Verdict(REVIEW, weight, True, POSSIBLE_SIBLING)
+    return Verdict(decision, weight, False)
 
 
 def explain(

@@ -67,8 +67,11 @@ class Model:
     fields: tuple[FieldModel, ...]
     link: float
     review: float
-    prior: float = 0.5  # share of matches among candidate pairs (EM's lambda), informative only
+    prior: float = 0.5  # share of matches among candidate pairs (EM's lambda); informative
     source: str = ""  # how the model was obtained
+    # Persons: hold for review, instead of linking, a pair with the same family name and birth
+    # date but another given name and no shared identifier (twins, siblings; see linker.py).
+    sibling_guard: bool = False
     _weights: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +129,7 @@ class Model:
             "review": self.review,
             "prior": round(self.prior, 6),
             "source": self.source,
+            "sibling_guard": self.sibling_guard,
             "fields": [
                 {
                     "name": f.name,
@@ -167,6 +171,7 @@ class Model:
             review=float(data["review"]),
             prior=float(data.get("prior", 0.5)),
             source=str(data.get("source", "")),
+            sibling_guard=bool(data.get("sibling_guard", False)),
         )
 
     @classmethod

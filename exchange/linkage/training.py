@@ -103,7 +103,9 @@ def fit_model(
     keep = [n for n in names if n != IDENTIFIER]
     model = m_from_matches(exact, model, prior_pairs=prior_pairs, keep=keep)
     note = f"fit_model: {len(records):,} records, {sum(same.values()):,} same-identifier pairs"
-    return replace(model, source=note)
+    # The share of matches among candidate pairs, roughly: those the fitted model links.
+    linked = sum(model.weight(v) >= model.link or same_id for v, same_id in vectors)
+    return replace(model, source=note, prior=linked / max(len(vectors), 1))
 
 
 def posterior_threshold(model: Model, probability: float) -> float:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.linkage import ORGANISATION, PERSON, LinkRecord, compare, fields_of
+from exchange.linkage import ORGANISATION, PERSON, LinkRecord, block_keys, compare, fields_of
 from exchange.linkage.comparators import swapped_order
 
 LP, RP = "\uff08", "\uff09"  # full-width brackets, as on Chinese licences
@@ -231,3 +231,19 @@ def test_a_record_agrees_with_itself(rec: LinkRecord) -> None:
     fields = fields_of(PERSON)
     for f, lv in zip(fields, compare(rec, rec), strict=True):
         assert f.levels[lv] in {"null", "exact", "agree", "same"}
+
+
+@given(person_records() | organisation_records())
+def test_block_keys_are_few_short_and_prefixed_by_kind(rec: LinkRecord) -> None:
+    keys = block_keys(rec)
+    assert len(keys) <= 5
+    assert all(len(k) <= 32 for k in keys)
+    assert {k[:2] for k in keys} <= (
+        {"i:", "d:", "n:", "f:", "p:"} if rec.kind == PERSON else {"u:", "o:", "r:", "l:"}
+    )
+
+
+def test_a_date_and_its_swapped_form_share_a_key() -> None:
+    a = person(birth_date=date(1985, 3, 4), family_name="张", given_name="伟")
+    b = person(birth_date=date(1985, 4, 3), given_name="张", family_name="伟")  # and other order
+    assert block_keys(a) & block_keys(b) == {"d:19850304", "n:wei.zhang:1985"}

@@ -70,6 +70,8 @@ def test_reject_separates_a_pair_for_good() -> None:
     entity = linker.entity_of("a")
     linker.reject("a", "b")
     assert linker.entity_of("a") != linker.entity_of("b")
+    explanation = linker.explain("a", "b")
+    assert (explanation.decision, explanation.reason) == ("non-link", "rejected by a reviewer")
     assert entity in {linker.entity_of("a"), linker.entity_of("b")}
     # a third record that links to both cannot bring them back together
     linker.add(person("c", identifier="x"))

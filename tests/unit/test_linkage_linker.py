@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from exchange.linkage import PERSON, LinkRecord, decide, default_model, organisation_record
-from exchange.linkage.linker import IDENTIFIER_CONFLICT, SAME_IDENTIFIER, verdict
+from exchange.linkage.linker import IDENTIFIER_CONFLICT, POSSIBLE_SIBLING, SAME_IDENTIFIER, verdict
 
 MODEL = default_model(PERSON)
 
@@ -92,3 +93,18 @@ def test_organisations_link_on_the_uscc() -> None:
     assert decision.kind == "link"
     assert decision.deterministic
     json.dumps(decision.explanation.to_dict())
+
+
+def test_the_sibling_guard_holds_twins_for_review() -> None:
+    a = person("a", identifier="x", phone="13800000000")
+    twin = person("b", given_name="秀兰", phone="13800000000")  # same household phone
+    assert MODEL.sibling_guard
+    held = decide(a, twin, MODEL)
+    assert held.kind == "review"
+    assert held.deterministic
+    assert held.explanation.reason == POSSIBLE_SIBLING
+    assert held.weight >= MODEL.link  # the weight alone would have linked them
+    unguarded = replace(MODEL, sibling_guard=False)
+    assert decide(a, twin, unguarded).kind == "link"
+    # the same given name in other characters is not a sibling
+    assert decide(a, person("c", given_name="秀瑛", phone="13800000000"), MODEL).kind == "link"

@@ -22,6 +22,8 @@ from exchange.linkage import (
     default_model,
     estimate,
     fields_of,
+    fit_em,
+    fit_model,
     m_from_matches,
     posterior_threshold,
     u_from_random,
@@ -198,3 +200,21 @@ def test_posterior_threshold() -> None:
     assert posterior_threshold(model, 0.5) == pytest.approx(0.0)
     assert posterior_threshold(model, 0.8) == pytest.approx(2.0)
     assert posterior_threshold(replace(model, prior=0.2), 0.5) == pytest.approx(2.0)
+
+
+def test_fitting_to_a_small_population() -> None:
+    from bench import population
+    from bench.linkage_quality import link_records
+
+    records = link_records(population.persons(600, seed=3))
+    base = default_model(PERSON)
+    fitted = fit_model(records, base, random_pairs=20_000)
+    assert (fitted.link, fitted.review, fitted.sibling_guard) == (base.link, base.review, True)
+    weights = {f.name: f.weights for f in fitted.fields}
+    assert weights["birth_date"][1] > 8  # an exact birth date is strong evidence
+    assert weights["birth_date"][2] > 5  # and so is a swapped one
+    assert weights["identifier"][2] < -3
+    assert 0 < fitted.prior < 1
+    em = fit_em(records, base, iterations=50)
+    assert em.review < em.link
+    assert em.link == pytest.approx(posterior_threshold(em, 0.95), abs=0.01)
