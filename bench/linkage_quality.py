@@ -63,8 +63,8 @@ from exchange.linkage.training import candidate_pairs, fit_em, fit_model
 DEFAULT_PERSONS = 20_000
 DEFAULT_ORGANISATIONS = 5_000
 RANDOM_PAIRS = 1_000_000
-PERSON_SWEEP = (14, 16, 18, 20, 22, 24, 26)  # link thresholds tried with the shipped model
-ORG_SWEEP = (4, 8, 10, 12, 14, 16)
+PERSON_SWEEP = (12, 14, 16, 17, 18, 20, 22, 24)  # link thresholds tried with the shipped model
+ORG_SWEEP = (4, 6, 8, 10, 12, 14)
 AIM_PRECISION = 0.99
 AIM_RECALL = 0.97
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -297,15 +297,17 @@ def markdown(reports: Sequence[KindReport], info: dict[str, str], seed: int) -> 
         "",
         "The population is synthetic (`bench/population.py`, default corruption: name typos "
         "4%, name variants 2%, day/month swapped 2%, date typos 1.5%, identifier missing 10% "
-        "and mistyped 1%, moved 15%, phone missing 25% / changed 15%, duplicates within a "
-        "department 2%, twins in 4% of two-child households). Records are linked one by one "
+        "and mistyped 1%, moved 15%, phone missing 25% / changed 15% / mistyped 1%, sex "
+        "unknown 2% / wrong 0.5%, duplicates within a department 2%, twins in 4% of two-child "
+        "households). Records are linked one by one "
         "as they arrive, in one process, in memory. Scores are pairwise: a predicted pair is "
         "two records in one entity, a true pair two records of one true person. The shipped "
         "model was fitted to a population of another seed (`exchange.linkage.fit_model`: u "
         "from random pairs, m from pairs sharing an identifier; see "
         "`exchange/linkage/defaults.py`); the EM model is fitted by EM to the candidate "
         "pairs of the very population it links (`exchange.linkage.fit_em`), with thresholds "
-        "at a posterior match probability of 0.95 (link) and 0.5 (review).",
+        "at a posterior match probability of 0.95 (link) and 0.5 (review); both person "
+        "models hold possible twins for review (the sibling guard, see docs/linkage.md).",
         "",
         "| kind | model | link / review | precision | recall | F1 | entities / true | "
         "review queue (true pairs) | records/s | aim |",
@@ -337,7 +339,8 @@ def markdown(reports: Sequence[KindReport], info: dict[str, str], seed: int) -> 
         "- The review queue counts uncertain pairs whose records ended in different "
         "entities (what a reviewer would see); in brackets, how many are truly one person.",
         "- records/s is the linker alone (blocking, comparing, clustering), pure Python on "
-        "one core, without the database work the registry builder adds.",
+        "one core, without the database work the registry builder adds; on this shared "
+        "machine it varied between runs of the same code by a third or more.",
         "",
         "Other link thresholds with the shipped person model (without reviewer decisions the "
         "entities are the components of the links, so this is exactly what the linker gives "
@@ -378,9 +381,13 @@ on a synthetic population (:mod:`bench.population`, default corruption,
 seed): ``u`` from a million random pairs, ``m`` from the candidate pairs that
 share an identifier, the identifier's ``m`` from candidate pairs agreeing
 exactly on name and date, each with 50 pseudo-pairs of the previous values.
-The thresholds are set by hand from the benchmark's threshold sweep (see
-docs/linkage.md and the "Linkage quality" section of docs/benchmarks.md) and
-carried over when the module is regenerated.
+The thresholds are set by hand and carried over when the module is
+regenerated. They were chosen on that same seed-1 population with
+``bench.linkage_quality.sweep``: the link threshold with the best F1 among
+those with precision >= 0.999, raised a point or two as a margin (persons
+18, organisations 12); the review threshold so that about half or more of
+the review queue is truly one entity (persons 12, organisations 6). See
+docs/linkage.md.
 """
 
 from __future__ import annotations

@@ -32,15 +32,17 @@ person, taken at its own time, and corrupted independently. The default
   a digit changed and the check character recomputed, as only a valid number
   passes the connector; its blind index is simply different);
 * moved 15% (another division, in the same city three times in five),
-  phone missing 25% and changed 15%, sex ``UNKNOWN`` 2% and wrong 0.5%;
+  phone missing 25%, changed 15% and mistyped (a digit) 1%, sex ``UNKNOWN``
+  2% and wrong 0.5%;
 * duplicate 2%: the department holds a second, independently corrupted
   record of the person under another local id.
 
 **Organisations** (for the organisation model) are simpler: market
 regulation, tax, social security and statistics; name variants (region
-moved into brackets, legal form spelled differently) 10%, name typos 3%, USCC
-missing 5% and mistyped 1%, moved 10%, representative changed 8%, date
-errors 3%, duplicates 1%.
+moved into brackets, legal form spelled differently, region left out) 10%,
+name typos 3%, USCC missing 5% and mistyped 1%, moved 10%, representative
+changed 8% or mistyped 3%, date errors 3% (half day/month swaps),
+duplicates 1%.
 
 Records come as registry payloads (what the registry builder stores: dates
 as ISO strings, ``resident_id_bidx`` under :data:`LINKAGE_KEY`; the encrypted
@@ -79,6 +81,7 @@ class Corruption:
     moved: float = 0.15
     phone_missing: float = 0.25
     phone_changed: float = 0.15
+    phone_typo: float = 0.01
     sex_unknown: float = 0.02
     sex_wrong: float = 0.005
     duplicate: float = 0.02
@@ -219,6 +222,13 @@ def _corrupt_date(born: date, rng: random.Random) -> date:
     return born
 
 
+def _swapped(day: date) -> date | None:
+    """The date with day and month swapped, if that is another real date."""
+    if day.day > 12 or day.day == day.month:
+        return None
+    return date(day.year, day.day, day.month)
+
+
 def _moved(division: str, rng: random.Random) -> str:
     same_city = [d for d in data.DIVISIONS if d[:4] == division[:4] and d != division]
     if same_city and rng.random() < 0.6:
@@ -300,8 +310,8 @@ def _person_view(
         else:
             family, given = data.traditional(family), data.traditional(given)
     born = person.birth
-    if rng.random() < c.date_swap and born.day <= 12 and born.day != born.month:
-        born = date(born.year, born.day, born.month)
+    if rng.random() < c.date_swap:
+        born = _swapped(born) or born
     if rng.random() < c.date_typo:
         born = _corrupt_date(born, rng)
     resident_id: str | None = person.resident_id
@@ -320,6 +330,11 @@ def _person_view(
         phone = None
     elif rng.random() < c.phone_changed:
         phone = _phone(rng)
+    elif phone is not None and rng.random() < c.phone_typo:
+        spot = rng.randrange(3, len(phone))
+        phone = (
+            phone[:spot] + str((int(phone[spot]) + rng.randrange(1, 10)) % 10) + phone[spot + 1 :]
+        )
     division = _moved(person.division, rng) if rng.random() < c.moved else person.division
     return {
         "resident_id": resident_id,
@@ -451,10 +466,14 @@ def _organisation_view(org: _Organisation, rng: random.Random, names: _Names) ->
         uscc = body + uscc_check_character(body)
     registered = org.registered
     if rng.random() < 0.03:
-        registered = _corrupt_date(registered, rng)
+        swapped = _swapped(registered) if rng.random() < 0.5 else None
+        registered = swapped or _corrupt_date(registered, rng)
     representative = org.representative
     if rng.random() < 0.08:
         representative = names.family() + names.given(rng.choice(("MALE", "FEMALE")))
+    elif rng.random() < 0.03:
+        family, given = names.typo(representative[0], representative[1:] or representative)
+        representative = family + given
     division = _moved(org.division, rng) if rng.random() < 0.10 else org.division
     return {
         "uscc": uscc,

@@ -96,7 +96,12 @@ def test_removing_a_bridge_splits_the_entity() -> None:
     linker = IncrementalLinker(MODEL)
     linker.add(person("a", identifier="x"))
     linker.add(person("b", identifier="x", phone="13800000000", given_name="秀瑛"))
-    third = {"given_name": "秀瑛", "birth_date": date(1985, 4, 3), "division_code": "310104"}
+    third = {
+        "family_name": "章",
+        "given_name": "秀瑛",
+        "birth_date": date(1985, 4, 3),
+        "division_code": "310104",
+    }
     linker.add(person("c", phone="13800000000", **third))
     entity = linker.entity_of("a")
     assert linker.members(entity) == {"a", "b", "c"}
