@@ -33,6 +33,7 @@ class Checksum:
     entities: int
     links: int
     reviews: int
+    parts: tuple[tuple[str, str], ...] = ()  # a digest per section, to say which one differs
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class Checksum:
             "entities": self.entities,
             "links": self.links,
             "awaiting_review": self.reviews,
+            "parts": dict(self.parts),
         }
 
 
@@ -52,7 +54,7 @@ def _canonical(value: Any) -> bytes:
 
 def registry_checksum(session: Session) -> Checksum:
     """SHA-256 over the registry's content, in a fixed order."""
-    digest = hashlib.sha256()
+    digest = _Sections()
     refs: dict[int, str] = {}
     members: dict[str, list[str]] = defaultdict(list)
     records = withdrawn = 0
@@ -117,5 +119,39 @@ def registry_checksum(session: Session) -> Checksum:
         reviews += status == "review"
         digest.update(_canonical([a, b, status, weight]))
     return Checksum(
-        digest.hexdigest(), records, versions, withdrawn, len(partition), links, reviews
+        digest.hexdigest(),
+        records,
+        versions,
+        withdrawn,
+        len(partition),
+        links,
+        reviews,
+        tuple(digest.parts.items()),
     )
+
+
+class _Sections:
+    """One running SHA-256 over everything, and one per section (started by a b"name\n")."""
+
+    def __init__(self) -> None:
+        self._all = hashlib.sha256()
+        self._part: Any = None
+        self._name = ""
+        self.parts: dict[str, str] = {}
+
+    def update(self, data: bytes) -> None:
+        if data.endswith(b"\n") and data[:-1].isalpha():
+            self._close()
+            self._name, self._part = data[:-1].decode(), hashlib.sha256()
+        elif self._part is not None:
+            self._part.update(data)
+        self._all.update(data)
+
+    def _close(self) -> None:
+        if self._part is not None:
+            self.parts[self._name] = self._part.hexdigest()
+
+    def hexdigest(self) -> str:
+        self._close()
+        self._part = None
+        return self._all.hexdigest()

@@ -117,8 +117,11 @@ def dead_letter_count(bootstrap: str) -> int:
 def _group_is_active(bootstrap: str, group_id: str) -> bool:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="exchange-registry-ops")
     try:
-        [group] = admin.describe_groups([group_id])
-        return bool(getattr(group, "members", None))
+        described = admin.describe_groups([group_id])  # {group id: {"members": [...], ...}}
+        info = described.get(group_id) if isinstance(described, dict) else None
+        return bool(info and info.get("members"))
+    except KafkaError as exc:
+        raise BrokerError(f"cannot describe consumer group {group_id!r}: {exc}") from exc
     finally:
         admin.close()
 
@@ -183,8 +186,13 @@ def rebuild(
     keystore: KeyStore,
     on_progress: Callable[[int, int], None] | None = None,
     idle_timeout_s: float = 60.0,
+    member_timeout_s: float = 45.0,
 ) -> RebuildReport:
     """Replay every std.* topic into an emptied registry; see the module docstring."""
+    # A builder that was killed stays a member until its session times out (seconds).
+    deadline = time.monotonic() + member_timeout_s
+    while _group_is_active(bootstrap, GROUP_ID) and time.monotonic() < deadline:
+        time.sleep(1.0)
     if _group_is_active(bootstrap, GROUP_ID):
         raise RebuildError(
             f"the registry builder (consumer group {GROUP_ID!r}) is running; "

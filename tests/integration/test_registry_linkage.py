@@ -165,7 +165,7 @@ def _build(kafka: LocalKafka, sessions: sessionmaker[Session], group: str) -> No
     builder = RegistryBuilder(
         kafka.bootstrap_servers,
         sessions,
-        linkage_key=LINKAGE_KEY,
+        linkage_key=LINKAGE_KEY.encode(),
         keystore=keys_for(sessions).keystore,
         group_id=group,
     )

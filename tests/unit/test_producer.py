@@ -22,4 +22,3 @@ def test_no_broker_at_the_address_is_a_clear_error_not_a_hang() -> None:
 def test_the_defaults_wait_for_every_in_sync_replica_and_never_duplicate() -> None:
     assert DEFAULTS["acks"] == "all"
     assert DEFAULTS["enable.idempotence"] is True
-

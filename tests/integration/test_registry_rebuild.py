@@ -1,0 +1,240 @@
+"""A builder killed at random points converges to the registry an uninterrupted build makes.
+
+On its own broker (the rebuild replays every std.* topic and uses the builder's
+real consumer group), three departments publish a few thousand records that
+overlap (shared identity numbers, name variants, benefit payments), then change
+some and withdraw others. The registry builder runs as the real command
+(`exchange registry build`) and is SIGKILLed several times at random moments
+while it applies them, then restarted until it is idle. `exchange registry
+rebuild` then empties the registry and replays the topics uninterrupted: the
+checksum must be the same, on SQLite and on PostgreSQL, and entities keep
+their ids.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors import load_definition, run_connector
+from connectors.withdraw import withdraw_records
+from exchange.broker import LocalKafka
+from exchange.checksum import registry_checksum
+from exchange.db import make_engine, migrate, session_factory
+from exchange.models import RecordVersion, SourceRecord
+from exchange.rebuild import RebuildError, rebuild
+from schemas import SchemaStore
+from schemas.validators import resident_id_check_character
+from tests.integration.test_registry_linkage import BENEFIT, PERSON, PERSON_HEADER
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+
+pytestmark = pytest.mark.integration
+
+PEOPLE = 2_500
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    node = LocalKafka(tmp_path / "kafka", size=1)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def rid(first17: str) -> str:
+    return first17 + resident_id_check_character(first17)
+
+
+def _people(rng: random.Random) -> list[tuple[str, str, str, str, str, str]]:
+    people = []
+    for i in range(PEOPLE):
+        birth = f"19{rng.randint(40, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        region = ("110105", "110106", "110107")[i // 1000]  # + birth + serial: unique
+        number = rid(f"{region}{birth.replace('-', '')}{i % 1000:03d}")
+        people.append(
+            (
+                number,
+                rng.choice(SURNAMES),
+                rng.choice(GIVEN) + rng.choice(["", rng.choice(GIVEN)]),
+                birth,
+                rng.choice("12"),
+                f"139{rng.randint(0, 10**8 - 1):08d}",
+            )
+        )
+    return people
+
+
+def _write(folder: Path, name: str, template: str, department: str, rows: list[str]) -> Path:
+    (folder / f"{name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    toml = folder / f"{name}.toml"
+    toml.write_text(
+        template.format(id=name, department=department, path=f"{name}.csv"), encoding="utf-8"
+    )
+    return toml
+
+
+def _run(toml: Path, broker: LocalKafka, sessions: sessionmaker[Session]) -> None:
+    report = run_connector(
+        load_definition(toml),
+        bootstrap=broker.bootstrap_servers,
+        store=SchemaStore(sessions),
+        keys=keys_for(sessions),
+        restart=True,
+    )
+    assert report.reconciled
+    assert report.rejected == 0, report.rejections[:3]
+
+
+def _count(sessions: sessionmaker[Session]) -> int:
+    """Versions applied so far (records, changes and withdrawals)."""
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(RecordVersion)) or 0)
+
+
+def _builder(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "exchange.cli", "registry", "build", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_builder_killed_at_random_converges_and_a_rebuild_reproduces_it(
+    broker: LocalKafka, database_url: str, tmp_path: Path
+) -> None:
+    rng = random.Random(20261122)
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    people = _people(rng)
+
+    # Household registry: everyone. Civil affairs: half of them, a fifth with another given
+    # name spelling. Benefit payments: a third. Then a tenth of the registry changes phone
+    # numbers, and civil affairs withdraws fifty records.
+    hr = [PERSON_HEADER] + [
+        f"H{i},{n},{s},{g},{b},{x},{p},110105" for i, (n, s, g, b, x, p) in enumerate(people)
+    ]
+    ca = [PERSON_HEADER]
+    for i, (n, s, g, b, x, _) in enumerate(people[: PEOPLE // 2]):
+        given = g[::-1] if i % 5 == 0 and len(g) == 2 else g
+        ca.append(f"C{i},{n},{s},{given},{b},{x},,110105")
+    mz = ["payment_no,id_number,benefit,amount,start,end,paid,case_ref,division"] + [
+        f"P{i},{n},1,112000,2024-03-01,2024-03-31,2024-03-05,MZ-{i},110105"
+        for i, (n, *_) in enumerate(people[: PEOPLE // 3])
+    ]
+    hr_toml = _write(tmp_path, "hr", PERSON, "household_registry", hr)
+    ca_toml = _write(tmp_path, "ca", PERSON, "civil_affairs", ca)
+    mz_toml = _write(tmp_path, "mz", BENEFIT, "benefits_office", mz)
+    for toml in (hr_toml, ca_toml, mz_toml):
+        _run(toml, broker, sessions)
+    for i in range(0, PEOPLE, 10):
+        n, s, g, b, x, _ = people[i]
+        hr[i + 1] = f"H{i},{n},{s},{g},{b},{x},13{i:09d},110105"
+    (tmp_path / "hr.csv").write_text("\n".join(hr) + "\n", encoding="utf-8")
+    _run(hr_toml, broker, sessions)
+    withdraw_records(
+        load_definition(ca_toml),
+        [f"C{i}" for i in range(0, 500, 10)],
+        bootstrap=broker.bootstrap_servers,
+        store=SchemaStore(sessions),
+        keys=keys_for(sessions),
+    )
+    expected_records = PEOPLE + PEOPLE // 2 + PEOPLE // 3
+    expected_versions = expected_records + PEOPLE // 10 + 50
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
+    env |= {
+        "EXCHANGE_DATABASE_URL": database_url,
+        "EXCHANGE_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "EXCHANGE_LINKAGE_KEY": LINKAGE_KEY,
+        "EXCHANGE_MASTER_KEY": MASTER_KEY_B64,
+        "EXCHANGE_DATA_DIR": str(tmp_path / "var"),
+    }
+    kills = 0
+    deadline = time.monotonic() + 600
+    while kills < 4 and _count(sessions) < expected_versions:
+        assert time.monotonic() < deadline, "the builder made no progress"
+        before = _count(sessions)
+        proc = _builder(env)
+        try:
+            # Let it start applying, then kill it at a random moment.
+            while _count(sessions) == before and proc.poll() is None:
+                assert time.monotonic() < deadline, "the builder applied nothing"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.8))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        kills += 1
+    assert kills >= 2, f"the load was applied before the builder could be killed ({kills} kills)"
+    final = _builder(env, "--until-idle")
+    assert final.wait(timeout=600) == 0
+
+    with sessions() as session:
+        resumed = registry_checksum(session)
+    assert resumed.records == expected_records
+    assert resumed.withdrawn == 50
+    assert resumed.versions == expected_versions
+    # Every record shares an identity number with a household registry record: one entity
+    # per person (some may also link to each other probabilistically, never fewer than that).
+    assert resumed.entities <= PEOPLE
+    assert resumed.entities >= PEOPLE * 0.95
+    with sessions() as session:
+        old_ids = dict(
+            session.execute(
+                select(SourceRecord.source_id, SourceRecord.entity_id).where(
+                    SourceRecord.department == "household_registry"
+                )
+            ).all()
+        )
+
+    # The stopped builder's group is idle: a rebuild may run; it reproduces the registry.
+    report = rebuild(
+        broker.bootstrap_servers,
+        sessions,
+        linkage_key=LINKAGE_KEY.encode(),
+        keystore=keys_for(sessions).keystore,
+    )
+    assert report.before == resumed
+    assert report.after == resumed, (resumed.parts, report.after.parts)
+    assert report.identical
+    with sessions() as session:
+        new_ids = dict(
+            session.execute(
+                select(SourceRecord.source_id, SourceRecord.entity_id).where(
+                    SourceRecord.department == "household_registry"
+                )
+            ).all()
+        )
+    assert new_ids == old_ids  # every entity kept its id
+
+    # While a builder is running, a rebuild is refused with a clear reason.
+    running = _builder(env)
+    try:
+        time.sleep(8)
+        with pytest.raises(RebuildError, match="is running; stop it first"):
+            rebuild(
+                broker.bootstrap_servers,
+                sessions,
+                linkage_key=LINKAGE_KEY.encode(),
+                keystore=keys_for(sessions).keystore,
+                member_timeout_s=2,
+            )
+    finally:
+        running.send_signal(signal.SIGTERM)
+        running.wait(timeout=60)
