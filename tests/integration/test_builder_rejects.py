@@ -73,6 +73,17 @@ def test_unreadable_records_are_dead_lettered(kafka: LocalKafka, tmp_path) -> No
         readable,
         [*signed(readable)[:4], ("signing-key-id", b"nope"), ("signature", b"\x00" * 64)],
     )
+    # Withdrawals (tombstones: no value) are verified like records.
+    withdrawal = [
+        ("department", b"d"),
+        ("dataset", b"rejects"),
+        ("source-id", b"s1"),
+        ("content-hash", b"withdrawn"),
+        ("signing-key-id", key_id.encode()),
+    ]
+    forged = sign(private, b"something else")
+    records[b"withdrawal-forged"] = (None, [*withdrawal, ("signature", forged)])
+    records[b"withdrawal-hash"] = (None, signed(b""))  # signed, but not as a withdrawal
     kafka_producer = Producer(kafka.bootstrap_servers)
     try:
         for name, (value, headers) in records.items():
@@ -118,5 +129,7 @@ def test_unreadable_records_are_dead_lettered(kafka: LocalKafka, tmp_path) -> No
     assert "shorter than the 5-byte" in entries[b"short"]["reason"]
     assert "unverified_record" in entries[b"unsigned"]["reason"]
     assert "bad_signature" in entries[b"tampered"]["reason"]
+    assert "bad_signature" in entries[b"withdrawal-forged"]["reason"]
+    assert "must carry content-hash 'withdrawn'" in entries[b"withdrawal-hash"]["reason"]
     assert "not in the department's catalogue" in entries[b"foreign-key"]["reason"]
     assert all(e["topic"] == topic for e in entries.values())
