@@ -2,7 +2,7 @@
 
 Run from the project root::
 
-    .venv/bin/python -m bench.ingest [--rows N] [--keep-dir]
+    .venv/bin/python -m bench.ingest [--rows N] [--workers W] [--keep-dir]
 
 In a fresh temporary directory it starts its own single-node Kafka broker
 (:class:`exchange.broker.LocalKafka`, heap 512m), a SQLite registry database
@@ -19,11 +19,17 @@ for the others. Then, each once, each in its own child process
 (``multiprocessing`` with the ``spawn`` start method, so that no side's memory
 mixes into another's):
 
-* **exchange**: ``run_connector(load_definition(toml), ...)``: read the CSV,
-  map, validate, encrypt the sensitive field, blind-index it, encode (Confluent
-  framed Avro), sign each record (Ed25519), produce with ``acks=all`` and
-  idempotence (the exchange's producer, librdkafka through confluent-kafka),
-  settle and checkpoint every 5,000 records;
+* **exchange**: ``run_connector(load_definition(toml), ..., workers=W)``: read
+  the CSV, check keys, map, validate, encrypt the sensitive field, blind-index
+  it, encode (Confluent framed Avro), sign each record (Ed25519), produce with
+  ``acks=all`` and idempotence (the exchange's producer, librdkafka through
+  confluent-kafka), settle and checkpoint every 5,000 records. ``W`` is the
+  ``connector_workers`` setting (``--workers``; default: the usable cores): the
+  processes that prepare records (map to sign), the run's own included, so
+  ``W - 1`` worker processes (``connectors.workers``) prepare chunks of 1,000
+  rows while the run's process reads, checks keys, produces in source order,
+  prepares chunks itself when the workers are full, settles and checkpoints;
+  ``--workers 1`` is the single-process run;
 * **raw**: a bare kafka-python ``KafkaProducer`` with the exchange's producer
   settings (``acks="all"``, ``enable_idempotence=True``, ``linger_ms=5``,
   5 in flight) sending the exchange's own records (exact key, value and header
@@ -43,12 +49,18 @@ figure meaningless); their peak memory is given beside their resident size
 just before sending (interpreter, imports and the held records).
 
 Each child reports its wall time (the exchange: ``load_definition`` plus
-``run_connector``, from opening the source to closing the producer; raw: from
-creating the producer to closing it, after the records were loaded) and its
-peak resident set size, read from its own ``/proc/self/status`` ``VmHWM`` at
-the end. (``getrusage(RUSAGE_CHILDREN)`` would mix in the broker's storage
-formatting JVM, which this process also waited for, and ``ru_maxrss`` of a
-forked-then-exec'd child may carry the parent's pages over.)
+``run_connector``, from opening the source to closing the producer, worker
+start-up included; raw: from creating the producer to closing it, after the
+records were loaded) and its peak resident set size, read from its own
+``/proc/self/status`` ``VmHWM`` at the end. The exchange's memory is its own
+peak plus the sum of its worker processes' peaks (each worker's ``VmHWM`` as a
+thread of the exchange child last read it, every 0.2 s, before the worker
+exited), a sum of peaks, so never less than the peak of the sum; shared pages
+(the interpreter, libraries) are counted once per process.
+(``getrusage(RUSAGE_CHILDREN)`` would mix in the broker's storage formatting
+JVM, which this process also waited for, and gives the largest child's peak,
+not the sum; ``ru_maxrss`` of a forked-then-exec'd child may carry the
+parent's pages over.)
 
 Correct first: the benchmark checks that read = published + rejected, that
 rejected is exactly the number of invalid rows written, that the topics' end
@@ -61,12 +73,14 @@ The machine header says which CRC-32C kafka-python uses for record batches: its
 pure-Python fallback unless the ``crc32c`` package is installed, which changes
 both sides' figures a lot.
 
-A cheap breakdown follows, in this process, on the first ``min(N, 100,000)``
-rows: reading the CSV, ``map_row`` alone, ``RecordPipeline.prepare`` (map,
+A cheap breakdown follows, in this process (one process, no workers), on the
+first ``min(N, 100,000)`` rows: reading the CSV, ``map_row`` alone, ``RecordPipeline.prepare`` (map,
 validate, content hash, encrypt, blind index, encode; no Kafka), and
 ``RecordPipeline.publish`` against a producer that does nothing (signed
 message, Ed25519 signature, headers), and the Ed25519 signature alone, each in
-microseconds a record and as a share of the exchange's time a record.
+microseconds a record of one core's time and as a share of the exchange's wall
+time a record (with workers, steps run on several cores at once, so the shares
+may add up to more than 100%).
 """
 
 from __future__ import annotations
@@ -84,6 +98,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -104,6 +119,7 @@ from connectors.definition import ConnectorDefinition
 from connectors.mapping import map_row
 from connectors.pipeline import Keys, Prepared, RecordPipeline
 from connectors.sources import open_source
+from connectors.workers import usable_cores
 from exchange import provenance
 from exchange.blindindex import blind_index
 from exchange.broker import LocalKafka, kafka_version
@@ -277,6 +293,50 @@ def _status_kib(field_name: str, pid: int | str = "self") -> int:
     return 0
 
 
+def _cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process so far (its threads included), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_of(pid: int) -> list[int]:
+    """The children ``pid``'s main thread started (the exchange's worker processes)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+class _WorkerPeaks(threading.Thread):
+    """Reads the peak RSS (VmHWM) of this process's children every 0.2 s, keeping the last
+    figure of each: the exchange's worker processes, which exit before the run returns."""
+
+    def __init__(self) -> None:
+        super().__init__(name="worker-peaks", daemon=True)
+        self.peaks: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # CPU seconds of each worker, as last read
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self._done.wait(0.2):
+            for child in _children_of(me):
+                kib = _status_kib("VmHWM", child)
+                if kib:
+                    self.peaks[child] = max(kib, self.peaks.get(child, 0))
+                    self.cpu[child] = max(_cpu_seconds(child), self.cpu.get(child, 0.0))
+
+    def stop(self) -> dict[int, int]:
+        self._done.set()
+        self.join()
+        return dict(self.peaks)
+
+
 @dataclass
 class ChildResult:
     """What a child process reports back."""
@@ -284,6 +344,11 @@ class ChildResult:
     elapsed: float = 0.0
     peak_rss_kib: int = 0
     held_rss_kib: int = 0  # raw: resident size before sending (imports and held records)
+    workers: int = 1  # exchange: processes that prepared records (the run's own included)
+    worker_peaks_kib: dict[int, int] = field(default_factory=dict)  # exchange: by worker pid
+    cpu_s: float = 0.0  # CPU time of the child while timed (its threads included)
+    workers_cpu_s: float = 0.0  # exchange: CPU time of its worker processes (as last read)
+    broker_cpu_s: float = 0.0  # the broker's CPU time over the same wall time
     read: int = 0
     published: int = 0
     rejected: int = 0
@@ -297,7 +362,16 @@ class ChildResult:
 
     @property
     def peak_rss_mb(self) -> float:
-        return self.peak_rss_kib / 1024
+        """The child's own peak plus the sum of its worker processes' peaks."""
+        return (self.peak_rss_kib + sum(self.worker_peaks_kib.values())) / 1024
+
+    @property
+    def memory(self) -> str:
+        """The peak, and what it is made of when there were worker processes."""
+        if not self.worker_peaks_kib:
+            return f"{self.peak_rss_mb:,.0f}"
+        workers = " + ".join(f"{kib / 1024:,.0f}" for kib in self.worker_peaks_kib.values())
+        return f"{self.peak_rss_mb:,.0f} ({self.peak_rss_kib / 1024:,.0f} + workers {workers})"
 
     @property
     def held_rss_mb(self) -> float:
@@ -311,13 +385,18 @@ def _exchange_child(
     db_url: str,
     master_key: bytes,
     linkage_key: bytes,
+    workers: int | None,
 ) -> None:
     """Child process: one connector run, as ``exchange connector run`` does it."""
     result = ChildResult()
+    peaks = _WorkerPeaks()
     try:
         sessions = session_factory(make_engine(db_url))
         keys = Keys(LocalKeyStore(sessions, master_key), linkage_key)
+        result.workers = usable_cores() if workers is None else workers
         gc.collect()
+        peaks.start()
+        cpu = time.process_time()
         start = time.perf_counter()
         report = run_connector(
             load_definition(Path(definition_path)),
@@ -325,8 +404,12 @@ def _exchange_child(
             store=SchemaStore(sessions),
             keys=keys,
             sessions=sessions,
+            workers=workers,
         )
         result.elapsed = time.perf_counter() - start
+        result.cpu_s = time.process_time() - cpu
+        result.worker_peaks_kib = peaks.stop()
+        result.workers_cpu_s = sum(peaks.cpu.values())
         result.read, result.published, result.rejected = (
             report.read,
             report.published,
@@ -374,6 +457,7 @@ def _raw_child(
         result.held_rss_kib = _status_kib("VmRSS")
         n_std, n_dead = len(std), len(dead)
         i_std = i_dead = 0
+        cpu = time.process_time()
         start = time.perf_counter()
         if client == "librdkafka":
             rd = RdKafkaProducer(
@@ -411,6 +495,7 @@ def _raw_child(
             kafka.flush(timeout=120)
             kafka.close(timeout=30)
         result.elapsed = time.perf_counter() - start
+        result.cpu_s = time.process_time() - cpu
         result.read = total
         result.published, result.rejected = i_std, i_dead
         result.reconciled = True
@@ -421,8 +506,12 @@ def _raw_child(
     conn.close()
 
 
-def run_child(name: str, target: Callable[..., None], *args: object) -> ChildResult:
-    """Run ``target(conn, *args)`` in a spawned process; poll it; return its result."""
+def run_child(
+    name: str, target: Callable[..., None], *args: object, broker_pid: int = 0
+) -> ChildResult:
+    """Run ``target(conn, *args)`` in a spawned process; poll it; return its result, with
+    the CPU time the broker (``broker_pid``) used meanwhile."""
+    broker_cpu = _cpu_seconds(broker_pid) if broker_pid else 0.0
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=target, args=(sender, *args), name=name, daemon=True)
@@ -454,6 +543,8 @@ def run_child(name: str, target: Callable[..., None], *args: object) -> ChildRes
         receiver.close()
     if result is None:
         raise BenchmarkError(f"{name} child died (exit code {process.exitcode}) without a result")
+    if broker_pid:
+        result.broker_cpu_s = _cpu_seconds(broker_pid) - broker_cpu
     if result.error:
         raise BenchmarkError(f"{name} child failed:\n{result.error}")
     return result
@@ -754,6 +845,20 @@ def _verdict(outcome: Outcome) -> str:
     return "; ".join(parts)
 
 
+def _cpu_use(r: ChildResult) -> str:
+    """Where the CPU went while a side was timed, in µs a record."""
+    per = 1e6 / r.read if r.read else 0.0
+    parts = [f"its process {r.cpu_s * per:,.0f}"]
+    if r.workers_cpu_s:
+        parts.append(f"its workers {r.workers_cpu_s * per:,.0f}")
+    parts.append(f"the broker {r.broker_cpu_s * per:,.0f}")
+    total = r.cpu_s + r.workers_cpu_s + r.broker_cpu_s
+    return (
+        f"{', '.join(parts)} µs a record; {total * per:,.0f} in all, "
+        f"{total / r.elapsed if r.elapsed else 0:.2f} cores busy on average"
+    )
+
+
 def print_report(outcome: Outcome) -> None:
     ex, raw, settled = outcome.exchange, outcome.raw, outcome.rdkafka
     info = outcome.info
@@ -784,7 +889,7 @@ def print_report(outcome: Outcome) -> None:
     print(header)
     print("-" * len(header))
     for name, r in (
-        ("exchange (run_connector)", ex),
+        (f"exchange (workers={ex.workers})", ex),
         ("raw KafkaProducer", raw),
         ("raw librdkafka Producer", settled),
     ):
@@ -792,6 +897,9 @@ def print_report(outcome: Outcome) -> None:
             f"{name:<30}{r.rate:>10,.0f}{r.elapsed:>8.1f}{1e6 / r.rate:>9.1f}"
             f"{r.peak_rss_mb:>13,.0f}{r.published:>11,}{r.rejected:>10,}"
         )
+    print(f"exchange peak RSS MB: {ex.memory} (the run's process + each worker's peak)")
+    for name, r in (("exchange", ex), ("raw", raw), ("raw librdkafka", settled)):
+        print(f"{name} CPU: {_cpu_use(r)}")
     print()
     print(f"ratio exchange / raw: {outcome.ratio:.3f}")
     print(f"ratio exchange / raw librdkafka: {ex.rate / settled.rate:.3f}")
@@ -802,14 +910,14 @@ def print_report(outcome: Outcome) -> None:
     print(_verdict(outcome) + ".")
     print()
     print(
-        f"Breakdown (this process, no Kafka, median of 3 passes over {outcome.steps[0].count:,}"
-        " rows):"
+        f"Breakdown (this process, one core, no Kafka, median of 3 passes over "
+        f"{outcome.steps[0].count:,} rows):"
     )
     for step in outcome.steps:
         share = step.micros / outcome.exchange_us * 100
         print(
             f"  {step.name:<66}{step.micros:>7.2f} us/rec  {share:>5.1f}% of the exchange's "
-            "time a record"
+            "wall time a record"
         )
     print()
     print("Markdown for docs/benchmarks.md:")
@@ -829,8 +937,8 @@ def markdown(outcome: Outcome) -> str:
         "",
         "| Side | Records/s | Wall s | Peak RSS MB | Published | Rejected |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| exchange (`run_connector`) | {ex.rate:,.0f} | {ex.elapsed:.1f} "
-        f"| {ex.peak_rss_mb:,.0f} | {ex.published:,} | {ex.rejected:,} |",
+        f"| exchange (`run_connector`, `workers={ex.workers}`) | {ex.rate:,.0f} "
+        f"| {ex.elapsed:.1f} | {ex.memory} | {ex.published:,} | {ex.rejected:,} |",
         f"| raw `KafkaProducer` | {raw.rate:,.0f} | {raw.elapsed:.1f} "
         f"| {raw.peak_rss_mb:,.0f} ({raw.held_rss_mb:,.0f} before sending) "
         f"| {raw.published:,} | {raw.rejected:,} |",
@@ -838,13 +946,21 @@ def markdown(outcome: Outcome) -> str:
         f"| {settled.peak_rss_mb:,.0f} ({settled.held_rss_mb:,.0f} before sending) "
         f"| {settled.published:,} | {settled.rejected:,} |",
         "",
+        "CPU while timed (the exchange's process with librdkafka's threads, its workers "
+        "when there are any, the broker): "
+        + "; ".join(
+            f"{name}: {_cpu_use(r)}"
+            for name, r in (("exchange", ex), ("raw", raw), ("raw librdkafka", settled))
+        )
+        + ".",
+        "",
         f"Ratio exchange / raw: **{outcome.ratio:.3f}** "
         f"(exchange / raw librdkafka: {ex.rate / settled.rate:.3f}); "
         f"{outcome.exchange_us:.1f} against {outcome.raw_us:.1f} µs a record. "
         f"{_verdict(outcome)[0].upper()}{_verdict(outcome)[1:]}.",
         "",
-        f"| Step (no Kafka, {outcome.steps[0].count:,} rows) | µs a record "
-        "| Share of the exchange's time a record |",
+        f"| Step (one process, no Kafka, {outcome.steps[0].count:,} rows) | µs a record "
+        "| Share of the exchange's wall time a record |",
         "|---|---:|---:|",
     ]
     for step in outcome.steps:
@@ -866,7 +982,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def run(rows: int, base: Path) -> Outcome:
+def run(rows: int, base: Path, workers: int | None = None) -> Outcome:
     started = datetime.now(UTC).astimezone()
     load_start = os.getloadavg()[0]
     info = machine(started)
@@ -887,6 +1003,7 @@ def run(rows: int, base: Path) -> Outcome:
     try:
         broker.start()
         bootstrap = broker.bootstrap_servers
+        broker_pid = next(iter(broker.pids().values()), 0)
         log(f"broker on {bootstrap}; warming it up with {WARMUP:,} records (not timed) ...")
         warm_up(bootstrap)
         log("exchange run (child process) ...")
@@ -898,10 +1015,12 @@ def run(rows: int, base: Path) -> Outcome:
             db_url,
             master_key,
             linkage_key,
+            workers,
+            broker_pid=broker_pid,
         )
         log(
-            f"exchange: {exchange.read:,} read in {exchange.elapsed:.1f} s "
-            f"({exchange.rate:,.0f} rec/s), peak RSS {exchange.peak_rss_mb:,.0f} MB"
+            f"exchange ({exchange.workers} process(es) preparing): {exchange.read:,} read in "
+            f"{exchange.elapsed:.1f} s ({exchange.rate:,.0f} rec/s), peak RSS {exchange.memory} MB"
         )
         if not exchange.reconciled or exchange.read != rows:
             raise BenchmarkError(
@@ -942,6 +1061,7 @@ def run(rows: int, base: Path) -> Outcome:
             (RAW_TOPIC, RAW_DLQ_TOPIC),
             counts,
             "kafka-python",
+            broker_pid=broker_pid,
         )
         log(f"raw: {raw.read:,} sent in {raw.elapsed:.1f} s ({raw.rate:,.0f} rec/s)")
         log("raw librdkafka Producer (child process) ...")
@@ -953,6 +1073,7 @@ def run(rows: int, base: Path) -> Outcome:
             (RDKAFKA_TOPIC, RDKAFKA_DLQ_TOPIC),
             counts,
             "librdkafka",
+            broker_pid=broker_pid,
         )
         log(
             f"librdkafka: {settled.read:,} sent in {settled.elapsed:.1f} s "
@@ -998,6 +1119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rows", type=_positive, default=DEFAULT_ROWS, help=f"default {DEFAULT_ROWS}"
     )
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="processes preparing the exchange's records, its own included (connector_workers); "
+        "default: the usable cores",
+    )
+    parser.add_argument(
         "--keep-dir",
         action="store_true",
         help="keep the temporary directory (CSV, broker data, database) and print its path",
@@ -1005,7 +1133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
-        outcome = run(args.rows, base)
+        outcome = run(args.rows, base, args.workers)
     except BenchmarkError as exc:
         print(f"CHECK FAILED: {exc}", file=sys.stderr)
         return 1

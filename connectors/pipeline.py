@@ -8,6 +8,13 @@ blind indexes beside encrypted identifiers) or as a dead letter on
 batches by :meth:`RecordPipeline.settle`; any send Kafka does not acknowledge
 fails the run, so nothing is silently lost.
 
+A row goes through three steps, which :meth:`RecordPipeline.handle` runs one after
+the other: :meth:`~RecordPipeline.admit` (the key checks, in source order),
+:class:`RecordPreparer` (map, validate, hash, encrypt, index, encode, sign: the costly
+part, which needs no Kafka and no database, so a connector run can do it in worker
+processes, see :mod:`connectors.workers`) and :meth:`~RecordPipeline.conclude`
+(count the row, then send it or dead-letter it, in source order).
+
 Rule of this module: no plaintext of a sensitive field is ever logged or sent.
 """
 
@@ -24,12 +31,17 @@ from connectors.mapping import Problem, json_safe, map_row
 from exchange import provenance
 from exchange.blindindex import blind_index
 from exchange.crypto import hmac_sha256, sign
-from exchange.errors import WireFormatError
-from exchange.keystore import FieldCipher, KeyStore
+from exchange.errors import SchemaNotFoundError, WireFormatError
+from exchange.keystore import FieldCipher, KeyStore, period_of
 from exchange.producer import Delivery, Producer
 from exchange.wire import AvroSerde
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
+
+# json.dumps with keyword arguments builds a new encoder for every call; these are the
+# same encoders, built once (the output is byte for byte what json.dumps gives).
+_HASH_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_VALUE_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def _replace_undecodable(text: str) -> str:
@@ -58,6 +70,19 @@ class Prepared:
 
 
 @dataclass
+class Admitted:
+    """A row whose key was checked: what preparing it needs, and the problems so far.
+
+    ``values`` is None when there is nothing to map (the source could not parse the row).
+    """
+
+    row: SourceRow
+    source_id: str
+    problems: list[Problem]
+    values: dict[str, str] | None
+
+
+@dataclass
 class Tally:
     """Counts of one run (or one pushed batch); they reconcile: read = published + rejected."""
 
@@ -69,6 +94,94 @@ class Tally:
     @property
     def reconciled(self) -> bool:
         return self.read == self.published + self.rejected
+
+
+@dataclass(frozen=True)
+class PreparerSpec:
+    """What a :class:`RecordPreparer` is built from (besides its cipher): plain, picklable
+    values, so a worker process can build one of its own (see :mod:`connectors.workers`)."""
+
+    definition: ConnectorDefinition
+    schema_id: int
+    schema_text: str
+    linkage_key: bytes = field(repr=False)
+    signing_key: tuple[str, bytes] = field(repr=False)  # (key id, private key)
+
+
+class RecordPreparer:
+    """A record's own work: map, validate, hash, encrypt, blind-index, encode, sign.
+
+    It needs neither Kafka nor the database: the definition, the registered wire
+    schema, the linkage key, the department's signing key (``spec``) and a cipher
+    for the sensitive fields.
+    """
+
+    def __init__(self, spec: PreparerSpec, cipher: FieldCipher) -> None:
+        self.spec = spec
+        self.definition = spec.definition
+        self.standard = spec.definition.standard
+        self.dataset = self.standard.dataset
+        self.department = spec.definition.connector.department
+        self.schema_id = spec.schema_id
+        self.serde = AvroSerde(self._schema)
+        self.cipher = cipher
+        self.linkage_key = spec.linkage_key
+        self._signing_key = spec.signing_key[1]
+        self._sensitive = [
+            (f, self.standard.blind_index_domain(f) if f.identifier else None)
+            for f in self.standard.fields
+            if f.sensitivity is Sensitivity.SENSITIVE
+        ]
+        self.needs_data_key = bool(self._sensitive)
+
+    def _schema(self, schema_id: int) -> str:
+        if schema_id != self.schema_id:
+            raise SchemaNotFoundError(f"schema {schema_id} is not this connector's")
+        return self.spec.schema_text
+
+    def prepare(
+        self, values: dict[str, str], source_id: str, *, period: str
+    ) -> Prepared | list[Problem]:
+        """Map, validate, encrypt (under the data key of ``period``), index and encode a row;
+        or say why it cannot go."""
+        record, problems = map_row(self.definition, self.standard, values)
+        if problems:
+            return problems
+        content_hash = hmac_sha256(
+            self.linkage_key, _HASH_JSON.encode(json_safe(record)).encode()
+        ).hex()
+        record_key = f"{self.department}:{source_id}"
+        for spec, domain in self._sensitive:
+            plain = record.get(spec.name)
+            if plain is None:
+                continue
+            if domain is not None:
+                record[spec.name + "_bidx"] = blind_index(self.linkage_key, domain, str(plain))
+            record[spec.name] = self.cipher.encrypt(
+                self.dataset,
+                spec.name,
+                record_key,
+                _VALUE_JSON.encode(json_safe({"v": plain})["v"]).encode(),
+                period=period,
+            )
+        try:
+            value = self.serde.encode(self.schema_id, record)
+        except WireFormatError as exc:
+            return [("_row", "avro.encode", exc.message)]
+        return Prepared(source_id, value, content_hash)
+
+    def sign(self, prepared: Prepared) -> bytes:
+        """The department's Ed25519 signature of a prepared record (see exchange.provenance)."""
+        return sign(
+            self._signing_key,
+            provenance.signed_message(
+                department=self.department,
+                dataset=self.dataset,
+                source_id=prepared.source_id,
+                content_hash=prepared.content_hash,
+                value=prepared.value,
+            ),
+        )
 
 
 class RecordPipeline:
@@ -93,16 +206,23 @@ class RecordPipeline:
         self.dlq_topic = f"dlq.{self.dataset}"
         self.department = definition.connector.department
         self.schema_id = store.register(self.wire.subject, self.wire.schema)
-        self.serde = AvroSerde(store.schema_text)
         self.cipher = keys.cipher
         self.linkage_key = keys.linkage_key
         self.signing_key_id, self._signing_key = keys.keystore.signing_key(self.department)
+        self.preparer = RecordPreparer(
+            PreparerSpec(
+                definition,
+                schema_id=self.schema_id,
+                schema_text=store.schema_text(self.schema_id),
+                linkage_key=self.linkage_key,
+                signing_key=(self.signing_key_id, self._signing_key),
+            ),
+            self.cipher,
+        )
+        self.serde = AvroSerde(store.schema_text)
         self._fixed_period = period
         self.kafka = kafka
         self.pending: list[Delivery] = []
-        self._sensitive = [
-            f for f in self.standard.fields if f.sensitivity is Sensitivity.SENSITIVE
-        ]
         self._static_headers = [
             (provenance.DEPARTMENT, self.department.encode()),
             (provenance.DATASET, self.dataset.encode()),
@@ -114,51 +234,23 @@ class RecordPipeline:
     def record_key(self, source_id: str) -> str:
         return f"{self.department}:{source_id}"
 
+    def period(self) -> str:
+        """The data-key period to encrypt under now: fixed, or the clock's month (UTC).
+
+        Data keys are per month: a long-running pipeline (the push API) moves on with time.
+        """
+        return self._fixed_period or period_of(datetime.now(UTC))
+
     def prepare(self, values: dict[str, str], source_id: str) -> Prepared | list[Problem]:
         """Map, validate, encrypt, index and encode a row; or say why it cannot go."""
-        record, problems = map_row(self.definition, self.standard, values)
-        if problems:
-            return problems
-        content_hash = hmac_sha256(
-            self.linkage_key,
-            json.dumps(json_safe(record), sort_keys=True, ensure_ascii=False).encode(),
-        ).hex()
-        record_key = self.record_key(source_id)
-        # Data keys are per month: a long-running pipeline (the push API) moves on with time.
-        period = self._fixed_period or datetime.now(UTC).strftime("%Y-%m")
-        for spec in self._sensitive:
-            plain = record.get(spec.name)
-            if plain is None:
-                continue
-            if spec.identifier:
-                domain = self.standard.blind_index_domain(spec)
-                record[spec.name + "_bidx"] = blind_index(self.linkage_key, domain, str(plain))
-            record[spec.name] = self.cipher.encrypt(
-                self.dataset,
-                spec.name,
-                record_key,
-                json.dumps(json_safe({"v": plain})["v"], ensure_ascii=False).encode(),
-                period=period,
-            )
-        try:
-            value = self.serde.encode(self.schema_id, record)
-        except WireFormatError as exc:
-            return [("_row", "avro.encode", exc.message)]
-        return Prepared(source_id, value, content_hash)
+        return self.preparer.prepare(values, source_id, period=self.period())
 
-    def publish(self, prepared: Prepared) -> None:
-        """Send a prepared record, signed, with its provenance headers."""
+    def publish(self, prepared: Prepared, signature: bytes | None = None) -> None:
+        """Send a prepared record with its provenance headers, signed (``signature``, if
+        given, must be :meth:`RecordPreparer.sign` of it, e.g. made in a worker process)."""
         source_id, value, content_hash = prepared.source_id, prepared.value, prepared.content_hash
-        signature = sign(
-            self._signing_key,
-            provenance.signed_message(
-                department=self.department,
-                dataset=self.dataset,
-                source_id=source_id,
-                content_hash=content_hash,
-                value=value,
-            ),
-        )
+        if signature is None:
+            signature = self.preparer.sign(prepared)
         headers = [
             *self._static_headers,
             (provenance.SOURCE_ID, source_id.encode()),
@@ -168,7 +260,7 @@ class RecordPipeline:
         ]
         self.pending.append(
             self.kafka.send(
-                self.topic, value, key=self.record_key(source_id).encode(), headers=headers
+                self.topic, value, key=f"{self.department}:{source_id}".encode(), headers=headers
             )
         )
 
@@ -217,6 +309,58 @@ class RecordPipeline:
         self.pending.append(self.kafka.send(self.dlq_topic, payload, key=key.encode()))
         return entry
 
+    def admit(self, row: SourceRow, key_column: str, seen: set[str]) -> Admitted:
+        """Check a row's key (in source order): empty, or met before in ``seen``.
+
+        ``seen`` holds the source keys met so far in this run (or pushed batch):
+        a key met again is a duplicate, whether its first row was published or not.
+        """
+        key = row.values.get(key_column, "").strip()
+        problems = list(row.problems)
+        # A row the source could not parse at all has no values: its own problem says it all.
+        if not (row.values or not problems):
+            return Admitted(row, key, problems, None)
+        if not key:
+            problems.append((key_column, "key.missing", f"the key column {key_column!r} is empty"))
+        elif key in seen:
+            problems.append(
+                (key_column, "key.duplicate", f"key {key!r} appears earlier in this source")
+            )
+        else:
+            seen.add(key)
+        # Map even a row already known to be bad, so the clerk sees every problem at once;
+        # undecodable bytes are mapped as U+FFFD (the row is rejected for them anyway).
+        values = row.values
+        if any(code == "encoding.invalid_bytes" for _, code, _ in problems):
+            values = {k: _replace_undecodable(v) for k, v in values.items()}
+        return Admitted(row, key, problems, values)
+
+    def conclude(
+        self,
+        admitted: Admitted,
+        result: Prepared | list[Problem] | None,
+        tally: Tally,
+        signature: bytes | None = None,
+    ) -> dict[str, Any] | None:
+        """Count a row and publish it, or dead-letter it; returns the dead letter, if any.
+
+        ``result`` is what preparing ``admitted.values`` gave (None if there was nothing
+        to prepare); ``signature``, if given, is the preparer's signature of it.
+        """
+        tally.read += 1
+        problems = admitted.problems
+        if isinstance(result, Prepared):
+            if not problems:
+                self.publish(result, signature)
+                tally.published += 1
+                return None
+        elif result is not None:
+            problems = problems + result
+        tally.rejected += 1
+        for _, code, _ in problems:
+            tally.reasons[code] = tally.reasons.get(code, 0) + 1
+        return self.dead_letter(admitted.row, admitted.source_id, problems)
+
     def handle(
         self, row: SourceRow, key_column: str, seen: set[str], tally: Tally
     ) -> dict[str, Any] | None:
@@ -225,38 +369,11 @@ class RecordPipeline:
         ``seen`` holds the source keys met so far in this run (or pushed batch):
         a key met again is a duplicate, whether its first row was published or not.
         """
-        tally.read += 1
-        key = row.values.get(key_column, "").strip()
-        problems = list(row.problems)
-        # A row the source could not parse at all has no values: its own problem says it all.
-        if row.values or not problems:
-            if not key:
-                problems.append(
-                    (key_column, "key.missing", f"the key column {key_column!r} is empty")
-                )
-            elif key in seen:
-                problems.append(
-                    (key_column, "key.duplicate", f"key {key!r} appears earlier in this source")
-                )
-            else:
-                seen.add(key)
-            # Map even a row already known to be bad, so the clerk sees every problem at once;
-            # undecodable bytes are mapped as U+FFFD (the row is rejected for them anyway).
-            values = row.values
-            if any(code == "encoding.invalid_bytes" for _, code, _ in problems):
-                values = {k: _replace_undecodable(v) for k, v in values.items()}
-            result = self.prepare(values, key)
-            if isinstance(result, Prepared):
-                if not problems:
-                    self.publish(result)
-                    tally.published += 1
-                    return None
-            else:
-                problems += result
-        tally.rejected += 1
-        for _, code, _ in problems:
-            tally.reasons[code] = tally.reasons.get(code, 0) + 1
-        return self.dead_letter(row, key, problems)
+        admitted = self.admit(row, key_column, seen)
+        result = None
+        if admitted.values is not None:
+            result = self.prepare(admitted.values, admitted.source_id)
+        return self.conclude(admitted, result, tally)
 
     def settle(self, timeout: float = 120.0) -> None:
         """Wait until Kafka acknowledged every pending send; raise BrokerError otherwise."""

@@ -11,6 +11,11 @@ the last checkpoint are sent again, and the registry's de-duplication (same sour
 key and content hash) keeps each record once. A file that was published completely
 is not published again unless the run is restarted; a SQL source with a watermark
 reads only rows added or changed since its last complete run.
+
+With ``workers`` above 1, rows are prepared (mapped, validated, encrypted, signed)
+in worker processes (:mod:`connectors.workers`); this process still reads the
+source, checks keys, and sends, settles and checkpoints every row in source order,
+so everything above holds unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.definition import ConnectorDefinition, SqlSourceSpec
 from connectors.pipeline import Keys, RecordPipeline, Tally
 from connectors.sources import open_source
+from connectors.workers import ParallelPreparation, usable_cores
 from exchange.clients import ensure_topics
 from exchange.db import transaction, utcnow
 from exchange.models import ConnectorCheckpoint, ConnectorRun
@@ -109,8 +115,17 @@ def run_connector(
     on_progress: Callable[[int], None] | None = None,
     restart: bool = False,
     keep_rejections: int = 100,
+    workers: int | None = None,
 ) -> RunReport:
-    """Publish a source; returns the reconciled report. Raises BrokerError on send failure."""
+    """Publish a source; returns the reconciled report. Raises BrokerError on send failure.
+
+    ``workers`` is how many processes prepare the records, this one included (the
+    ``connector_workers`` setting); None: one for each core this process may use.
+    1 prepares every record in this process. Raises WorkerError if a worker fails.
+    """
+    processes = usable_cores() if workers is None else workers
+    if processes < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     sessions = sessions or store.sessions
     standard = definition.standard
     report = RunReport(
@@ -170,12 +185,9 @@ def run_connector(
         key_column = definition.source.key
         seen: set[str] = set()
         position = 0
-        for position, row in enumerate(source.rows(), 1):
-            if position <= resume_at:  # acknowledged before the restart: only remember the key
-                if key := row.values.get(key_column, "").strip():
-                    seen.add(key)
-                continue
-            entry = pipeline.handle(row, key_column, seen, report)
+
+        def concluded(at: int, entry: dict[str, Any] | None) -> None:
+            """Row ``at`` was sent or dead-lettered (in source order): checkpoint if due."""
             if entry is not None and len(report.rejections) < keep_rejections:
                 report.rejections.append(entry)
             if len(pipeline.pending) >= BATCH:
@@ -185,11 +197,30 @@ def run_connector(
                     report,
                     definition,
                     fingerprint=fingerprint,
-                    position=position,
+                    position=at,
                     status="running",
                 )
             if on_progress:
                 on_progress(report.read)
+
+        parallel = None
+        if processes > 1:
+            parallel = ParallelPreparation(pipeline, keys, processes, report, concluded)
+        try:
+            for position, row in enumerate(source.rows(), 1):
+                if position <= resume_at:  # acknowledged before the restart: remember the key
+                    if key := row.values.get(key_column, "").strip():
+                        seen.add(key)
+                    continue
+                if parallel is None:
+                    concluded(position, pipeline.handle(row, key_column, seen, report))
+                else:
+                    parallel.put(position, pipeline.admit(row, key_column, seen))
+            if parallel is not None:
+                parallel.finish()
+        finally:
+            if parallel is not None:
+                parallel.close()
         pipeline.settle()
         high = source.high_watermark()
         _save(

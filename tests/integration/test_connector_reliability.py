@@ -386,9 +386,11 @@ def _kill_after_checkpoint(
     beyond: int,
     delay: float = 0.0,
     timeout: float = 90.0,
+    workers: int = 1,
 ) -> int:
     """SIGKILL the run ``delay`` seconds after its checkpoint passed ``beyond``; return
-    the checkpoint it stopped at."""
+    the checkpoint it stopped at. A run with ``workers`` > 1 has ``workers - 1`` worker
+    processes by then, which must end with it."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
@@ -402,8 +404,15 @@ def _kill_after_checkpoint(
             break
         time.sleep(0.02)
     time.sleep(delay)
+    children = _children(proc.pid)
+    assert len(children) == workers - 1, children
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
+    # Its worker processes (if any) do not outlive it.
+    deadline = time.monotonic() + 30
+    while any(pid_alive(child) for child in children):
+        assert time.monotonic() < deadline, f"workers {children} outlived their run"
+        time.sleep(0.1)
     checkpoint = _checkpoint(sessions, source.connector_id)
     assert checkpoint is not None
     assert checkpoint.status == "running"
@@ -413,8 +422,24 @@ def _kill_after_checkpoint(
     return checkpoint.position
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a connector run's worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+# workers: the connector_workers setting; 2 prepares records in a worker process too.
+@pytest.mark.parametrize("workers", [1, 2])
 def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
-    kafka: LocalKafka, database: tuple[str, sessionmaker[Session]], tmp_path: Path
+    kafka: LocalKafka, database: tuple[str, sessionmaker[Session]], tmp_path: Path, workers: int
 ) -> None:
     started = time.monotonic()
     source = _write_source(tmp_path / "export", 40_000)
@@ -425,6 +450,7 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
 
     cmd = [sys.executable, "-m", "exchange.cli", "connector", "run", str(source.definition)]
     env = _connector_env(tmp_path, database_url, bootstrap)
+    env["EXCHANGE_CONNECTOR_WORKERS"] = str(workers)
     run_ids = set()
     stops = []
     stopped_at = 0
@@ -438,7 +464,9 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
                 cmd, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=out
             )
             try:
-                stopped_at = _kill_after_checkpoint(proc, sessions, source, log, stopped_at, delay)
+                stopped_at = _kill_after_checkpoint(
+                    proc, sessions, source, log, stopped_at, delay, workers=workers
+                )
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -486,7 +514,7 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
     _assert_registry(sessions, source)
     _assert_no_registry_dead_letters(bootstrap, source, start[REGISTRY_DLQ])
     print(
-        f"kill-and-resume: {source.rows} rows, killed after rows {stops}, "
+        f"kill-and-resume ({workers} worker(s)): {source.rows} rows, killed after rows {stops}, "
         f"{len(on_topic) - len(source.valid)} records and "
         f"{len(dead) - len(source.invalid)} dead letters sent twice; "
         + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
