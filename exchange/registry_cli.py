@@ -216,17 +216,21 @@ def review_list(
     limit: Annotated[int, typer.Option(help="How many pairs to show.")] = 50,
 ) -> None:
     """Pairs awaiting review, highest weight first, with the evidence."""
-    from exchange.models import LinkEdge
+    from exchange.models import LinkEdge, SourceRecord
 
     with _database() as (_, sessions), sessions() as session:
         edges = session.scalars(
-            select(LinkEdge)
-            .where(LinkEdge.status == "review")
-            .order_by(LinkEdge.weight.desc())
-            .limit(limit)
-        ).all()
+            select(LinkEdge).where(LinkEdge.status == "review").order_by(LinkEdge.weight.desc())
+        )
         table = Table("record", "record", "weight", "evidence", title="awaiting review")
+        shown = 0
         for e in edges:
+            a, b = session.get(SourceRecord, e.a_id), session.get(SourceRecord, e.b_id)
+            if a is not None and b is not None and a.entity_id == b.entity_id:
+                continue  # other links already made them one entity: nothing to decide
+            shown += 1
+            if shown > limit:
+                break
             table.add_row(
                 _ref(session, e.a_id), _ref(session, e.b_id), f"{e.weight:.1f}",
                 _summary(e.explanation),

@@ -10,6 +10,10 @@ replays everything from the start into the same database without changing it.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -17,12 +21,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from connectors import load_definition, run_connector
 from connectors.withdraw import withdraw_records
 from exchange.broker import LocalKafka
 from exchange.builder import RegistryBuilder
 from exchange.checksum import registry_checksum
+from exchange.cli import app as cli_app
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.entities import EntityResolver
 from exchange.entityview import ENCRYPTED, entity_view
@@ -30,7 +36,7 @@ from exchange.models import Entity, LinkEdge, RecordVersion, SourceRecord
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.kafka import end_offsets, start_group_at
-from tests.support.keys import LINKAGE_KEY, keys_for
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
 
@@ -325,3 +331,35 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
     _build(kafka, sessions, replay)
     with sessions() as session:
         assert registry_checksum(session) == reviewed
+
+    # The operator's commands read the same registry.
+    env = {
+        "EXCHANGE_DATABASE_URL": database_url,
+        "EXCHANGE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "EXCHANGE_DATA_DIR": str(tmp_path / "var"),
+        "EXCHANGE_MASTER_KEY": MASTER_KEY_B64,
+        "COLUMNS": "250",
+    }
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["registry", "checksum"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["checksum"] == reviewed.digest
+    result = runner.invoke(cli_app, ["registry", "entity", "show", wang], env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    [member] = groups[wang]
+    assert [r["ref"] for r in shown["records"]] == [f"person/{member}"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "exchange.cli", "registry", "entity", "show", "P-no-such"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "error (not_found): no entity 'P-no-such'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    result = runner.invoke(cli_app, ["registry", "status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "withdrawn" in result.output
+    assert "consumer lag" in result.output
