@@ -131,6 +131,10 @@ class Source:
         return f"{self.department}:".encode()
 
 
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
+GIVEN = [a + b for a in "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超兰霞" for b in "英华平刚桂玲红梅"]
+
+
 def _write_source(folder: Path, rows: int) -> Source:
     """A CSV of ``rows`` residents, one in INVALID_EVERY invalid in one of three ways."""
     tag = uuid.uuid4().hex[:8]
@@ -140,10 +144,12 @@ def _write_source(folder: Path, rows: int) -> Source:
     invalid: set[str] = set()
     for i in range(rows):
         local_id = f"R{i:06d}"
-        born = date(1950, 1, 1) + timedelta(days=i // 500)
+        # Spread like a real population (a birthday shared by a few, names varied), so the
+        # registry's linkage compares each record with a handful of others, not thousands.
+        born = date(1940, 1, 1) + timedelta(days=i % 20_000)
         sex = "1" if i % 2 else "2"
         division = DIVISIONS[i % len(DIVISIONS)]
-        body = f"{division}{born:%Y%m%d}{(i % 500) * 2 + (1 if sex == '1' else 0):03d}"
+        body = f"{division}{born:%Y%m%d}{(i // 20_000) * 2 + (1 if sex == '1' else 0):03d}"
         number = body + resident_id_check_character(body)
         dob = born.strftime(("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")[i % 3])
         if i % INVALID_EVERY == INVALID_EVERY // 2:
@@ -157,7 +163,8 @@ def _write_source(folder: Path, rows: int) -> Source:
             invalid.add(local_id)
         else:
             valid.add(local_id)
-        lines.append(f"{local_id},{number},王,秀英,{dob},{sex},{division},13{i:09d}")
+        surname, given = SURNAMES[i % len(SURNAMES)], GIVEN[(i // 7) % len(GIVEN)]
+        lines.append(f"{local_id},{number},{surname},{given},{dob},{sex},{division},13{i:09d}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "residents.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     definition = folder / "residents.toml"
