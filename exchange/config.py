@@ -76,7 +76,15 @@ class GatewaySettings(_Section):
 
 
 class RegistrySettings(_Section):
-    """The shared registry's linkage."""
+    """The shared registry's linkage, and its builder."""
+
+    verify_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes of the registry builder that verify records' Ed25519 "
+        "signatures while the builder applies the records already verified (each about 80-140 "
+        "MB). 0 verifies in the builder's own process. Default: 1.",
+    )
 
     trusted_departments: list[str] = Field(
         default_factory=list,

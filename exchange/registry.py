@@ -13,18 +13,20 @@ builder applies a whole poll in one transaction and commits the offsets after.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
 from exchange.models import RecordVersion, SourceRecord
 
 _CHUNK = 900  # bound parameters per IN (...) list, well inside SQLite's limit
+_RECORDS = cast(Table, SourceRecord.__table__)
+_VERSIONS = cast(Table, RecordVersion.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class Changed:
     payload: dict[str, Any] | None  # None: withdrawn
     updated_at: datetime
     entity_id: str | None
+    content_hash: str = ""
+    created: bool = False  # inserted by this transaction: nothing refers to it yet
 
     @property
     def ref(self) -> str:
@@ -159,19 +163,27 @@ def apply(session: Session, items: Sequence[Incoming]) -> Applied:
             result.withdrawn += 1
         else:
             result.applied += 1
+    connection = session.connection()
     if inserts:
-        rows = list(inserts.values())
-        ids = session.scalars(
-            insert(SourceRecord).returning(SourceRecord.id, sort_by_parameter_order=True),
-            rows,
-        ).all()
+        # Core statements on the tables, not the ORM's bulk paths: the same SQL for a
+        # fraction of the Python work per row (measured in bench.registry_throughput).
+        ids = connection.execute(
+            insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True),
+            list(inserts.values()),
+        ).scalars()
         for key, new_id in zip(inserts, ids, strict=True):
             current[key].id = new_id
-    if updates:
-        session.execute(update(SourceRecord), list(updates.values()))
+    for columns, rows in _by_columns(updates.values()).items():
+        statement = (
+            update(_RECORDS)
+            .where(_RECORDS.c.id == bindparam("_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        params = [{"_id": r["id"], **{c: r[c] for c in columns}} for r in rows]
+        connection.execute(statement, params)
     if versions:
-        session.execute(
-            insert(RecordVersion),
+        connection.execute(
+            insert(_VERSIONS),
             [{"record_id": current[key].id, **values} for key, values in versions],
         )
     for key, item in touched.items():
@@ -186,9 +198,19 @@ def apply(session: Session, items: Sequence[Incoming]) -> Applied:
                 None if row.deleted else _payload_of(inserts, updates, key, row.id),
                 now,
                 row.entity_id,
+                item.content_hash,
+                key in inserts,
             )
         )
     return result
+
+
+def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Update rows grouped by the columns they set (one executemany per group)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(c for c in row if c != "id")), []).append(row)
+    return groups
 
 
 def _payload_of(

@@ -63,6 +63,7 @@ def build(
             sessions,
             linkage_key=cfg.linkage_key.get_secret_value().encode(),
             keystore=_keystore(cfg, sessions),
+            verify_processes=cfg.registry.verify_processes,
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
