@@ -24,6 +24,7 @@ entity's records are connected by its link edges.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
@@ -46,7 +47,12 @@ from exchange.registry import Changed, record_ref
 
 LINKED = ("link", "confirmed")  # edge statuses that join two records into one entity
 CONFIRM, REJECT = "confirmed", "rejected"
+log = logging.getLogger(__name__)
 _CHUNK = 900
+# A blocking key shared by more records than this is too common to tell anyone apart
+# (a placeholder name or date in a department's export): it finds no candidates. Without
+# the cap such a key makes every new record compare with all the others.
+MAX_BLOCK = 1_000
 _CACHE_SIZE = 1_000_000  # link records (about 1.3 KB each) kept between batches
 # The builder's statements run on the tables (SQLAlchemy Core), not through the ORM's
 # bulk paths: the same SQL for a fraction of the Python work per row.
@@ -297,7 +303,18 @@ class EntityResolver:
                 select(_KEYS.c.key, _KEYS.c.record_id).where(_KEYS.c.key.in_(chunk))
             ):
                 holders[key].add(rid)
-        return {rid: set().union(*(holders[k] for k in ks)) - {rid} for rid, ks in keys.items()}
+        crowded = sorted(k for k, ids in holders.items() if len(ids) > MAX_BLOCK)
+        for key in crowded:
+            log.warning(
+                "blocking key %s is shared by %d records (over %d): not used to find candidates",
+                key.split(":", 1)[0] + ":...",  # the rule's letter only: keys hold personal data
+                len(holders[key]),
+                MAX_BLOCK,
+            )
+            del holders[key]
+        return {
+            rid: set().union(*(holders.get(k, ()) for k in ks)) - {rid} for rid, ks in keys.items()
+        }
 
     def _load(self, db: Connection, ids: set[int]) -> dict[int, _Live]:
         """Live, linkable records by id, their link records cached by content hash."""
