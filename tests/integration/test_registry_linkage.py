@@ -202,9 +202,10 @@ def _entity_of(groups: dict[str, set[str]], member: str) -> str:
 
 
 def test_departments_records_link_into_stable_entities_and_replay_exactly(
-    kafka: LocalKafka, database_url: str, tmp_path: Path
+    kafka: LocalKafka, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     engine = make_engine(database_url)
+    request.addfinalizer(engine.dispose)  # no connection is left for the collector to find
     migrate(engine)
     sessions = session_factory(engine)
     w = World(tmp_path, kafka, sessions)

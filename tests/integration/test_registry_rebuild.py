@@ -115,10 +115,11 @@ def _builder(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
 
 
 def test_a_builder_killed_at_random_converges_and_a_rebuild_reproduces_it(
-    broker: LocalKafka, database_url: str, tmp_path: Path
+    broker: LocalKafka, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     rng = random.Random(20261122)
     engine = make_engine(database_url)
+    request.addfinalizer(engine.dispose)  # no connection is left for the collector to find
     migrate(engine)
     sessions = session_factory(engine)
     people = _people(rng)
