@@ -193,6 +193,78 @@ class AuditEntry(Base):
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class Department(Base):
+    """A department taking part in the exchange, publishing or consuming."""
+
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """A person (or service) acting through the gateway, in one department and one role.
+
+    ``role``: ``caseworker``, ``publisher``, ``auditor`` or ``admin``.
+    ``oidc_subject`` ties the user to an OIDC provider's ``sub`` claim, when bearer
+    tokens are accepted.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    role: Mapped[str] = mapped_column(String(50))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Purpose(Base):
+    """A purpose (legal basis) that a request may state and a grant may serve."""
+
+    __tablename__ = "purposes"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Grant(Base):
+    """What a consuming department's role may see of one dataset, for which purposes.
+
+    ``fields`` maps a field name to ``full`` or ``masked``; fields not named are
+    never returned. ``purposes`` lists purpose codes. ``row_constraints`` maps a
+    constraint name to its value (e.g. ``{"division_prefix": "3301"}``); rows
+    outside it are not returned. The grant holds from ``valid_from`` until
+    ``valid_until`` (open-ended when null) unless revoked.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_grantee", "grantee_department", "grantee_role", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grantee_department: Mapped[str] = mapped_column(String(100))
+    grantee_role: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(100))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    row_constraints: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
 class ApiKey(Base):
     """An API key, stored only as a salted scrypt hash; shown once at creation."""
 
@@ -202,6 +274,8 @@ class ApiKey(Base):
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     salt: Mapped[bytes]
     key_hash: Mapped[bytes]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(255))
     actor: Mapped[str] = mapped_column(String(255))
     department: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(50))
