@@ -12,6 +12,7 @@ import base64
 import binascii
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 
 from exchange import apikeys, audit
 from exchange.apikeys import Identity
@@ -33,6 +34,17 @@ def presented_key(request: Request) -> str | None:
             return "malformed"
         return password or None
     return None
+
+
+def identify(state: AppState, session: Session, request: Request) -> Identity:
+    """Who is calling: the identity of the credentials the request presents.
+
+    Raises AuthenticationError (401) for missing, malformed, wrong, revoked or
+    expired credentials. Every route authenticates through here, inside the
+    transaction that writes its audit entry.
+    """
+    del state  # reserved for per-identity limits and token verification
+    return apikeys.authenticate(session, presented_key(request))
 
 
 def authorize(
@@ -58,7 +70,7 @@ def authorize(
     error: AuthenticationError | PermissionDeniedError | None = None
     with state.audit_lock, transaction(state.sessions) as session:
         try:
-            identity = apikeys.authenticate(session, presented_key(request))
+            identity = identify(state, session, request)
             decision.actor, decision.department, decision.role = (
                 identity.actor,
                 identity.department,

@@ -12,11 +12,11 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from exchange import apikeys, audit
+from exchange import audit
 from exchange.blindindex import blind_index
 from exchange.crypto import DecryptionError
 from exchange.db import transaction, utcnow
@@ -30,6 +30,7 @@ from exchange.errors import (
 )
 from exchange.keystore import KeyDestroyedError
 from exchange.models import SourceRecord
+from gateway.access import identify
 from gateway.deps import AppState, RequestIdDep, StateDep
 from schemas.standards import BLIND_INDEX_SUFFIX, standard_from_schema
 from schemas.validators import normalise_resident_id
@@ -119,6 +120,7 @@ def _encrypted_fields(state: AppState, schema_id: int) -> list[str]:
     },
 )
 def get_person(
+    request: Request,
     state: StateDep,
     request_id: RequestIdDep,
     resident_id: Annotated[str, Path(min_length=1, max_length=64)],
@@ -126,8 +128,9 @@ def get_person(
         str | None, Query(max_length=200, description="The legal basis for the lookup (required).")
     ] = None,
     case_ref: Annotated[str | None, Query(max_length=200, description="Case reference.")] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header(description="The caller's API key.")] = None,
 ) -> PersonView:
+    del x_api_key  # documented here; read by gateway.access.identify
     key = state.settings.linkage_key.get_secret_value().encode()
     normalised = normalise_resident_id(resident_id)
     subject = blind_index(key, ID_DOMAIN, normalised)
@@ -145,7 +148,7 @@ def get_person(
     outcome: PersonView | ExchangeError
     with state.audit_lock, transaction(state.sessions) as session:
         try:
-            identity = apikeys.authenticate(session, x_api_key)
+            identity = identify(state, session, request)
             decision.actor, decision.department, decision.role = (
                 identity.actor,
                 identity.department,
