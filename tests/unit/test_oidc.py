@@ -2,83 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import identities
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.errors import AuthenticationError
 from exchange.oidc import OidcVerifier
-
-ISSUER = "https://idp.example.gov.cn/realms/exchange"
-AUDIENCE = "data-exchange-gateway"
-KID = "key-1"
-
-
-def _rsa() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@dataclass
-class Provider:
-    """A local OIDC provider: its signing key and the URL of its JWKS."""
-
-    key: rsa.RSAPrivateKey
-    jwks_url: str
-    fetches: list[str]
-
-    def token(self, key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
-        now = int(time.time())
-        body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "sub-li-na", "iat": now, "exp": now + 300}
-        body.update(claims)
-        body = {k: v for k, v in body.items() if v is not None}
-        return jwt.encode(body, key or self.key, algorithm="RS256", headers={"kid": KID})
+from tests.support.oidc import AUDIENCE, ISSUER, KID, Provider, jwks_server, new_rsa_key
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
-    key = _rsa()
-    jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    jwk.update({"kid": KID, "use": "sig", "alg": "RS256"})
-    body = json.dumps({"keys": [jwk]}).encode()
-    fetches: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetches.append(self.path)
-            if self.path != "/jwks.json":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Provider(key, f"http://127.0.0.1:{server.server_port}/jwks.json", fetches)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with jwks_server() as served:
+        yield served
 
 
 @pytest.fixture
@@ -162,7 +104,7 @@ def test_a_token_of_an_unknown_subject_is_refused(
 def test_a_token_signed_by_another_key_is_refused(
     verifier: OidcVerifier, sessions: sessionmaker[Session], provider: Provider
 ) -> None:
-    token = provider.token(key=_rsa())  # same kid, wrong key
+    token = provider.token(key=new_rsa_key())  # same kid, wrong key
 
     assert _refused(verifier, sessions, token) == "bearer token signature is invalid"
 
