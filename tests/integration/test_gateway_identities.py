@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange import apikeys, identities
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
-from exchange.models import AuditEntry
+from exchange.models import ApiKey, AuditEntry
 from gateway import create_app
 from tests.support.keys import MASTER_KEY_B64
 from tests.support.oidc import AUDIENCE, ISSUER, Provider, jwks_server
@@ -135,7 +135,7 @@ def test_refused_credentials_get_401_and_one_audit_entry(
         key = _expired_key(gw)
         with transaction(gw.sessions) as session:
             row = session.scalars(
-                select(apikeys.ApiKey).where(apikeys.ApiKey.key_id == apikeys.key_id_of(key))
+                select(ApiKey).where(ApiKey.key_id == apikeys.key_id_of(key))
             ).one()
             row.expires_at = utcnow() - timedelta(minutes=1)
         headers["X-API-Key"] = key
