@@ -55,6 +55,15 @@ def _keys_app() -> typer.Typer:
 app.add_typer(_keys_app(), name="keys")
 
 
+def _admin_app() -> typer.Typer:
+    from exchange.admin_cli import app as admin_cli_app
+
+    return admin_cli_app
+
+
+app.add_typer(_admin_app(), name="admin")
+
+
 def _registry_app() -> typer.Typer:
     from exchange.registry_cli import app as registry_cli_app
 

@@ -69,6 +69,38 @@ class KafkaSettings(_Section):
 class GatewaySettings(_Section):
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(default=18080, description="Port the gateway listens on.")
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute each identity (user, or key without a user) may make, "
+        "on average, to one gateway process; over it the gateway answers 429 with "
+        "Retry-After. 0 turns the limit off. Default: 600.",
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="How many requests an identity may make at once before the per-minute "
+        "rate applies (the token bucket's size). Default: 100.",
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="URL of the OIDC provider's JSON Web Key Set. When set, the gateway also "
+        "accepts `Authorization: Bearer <JWT>` signed by those keys, and oidc_issuer and "
+        "oidc_audience are required. Default: none (bearer tokens are refused).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="The `iss` a bearer token must carry. Default: none."
+    )
+    oidc_audience: str | None = Field(
+        default=None,
+        description="The `aud` a bearer token must carry (the gateway's client id). Default: none.",
+    )
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> GatewaySettings:
+        if self.oidc_jwks_url and not (self.oidc_issuer and self.oidc_audience):
+            raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience as well")
+        return self
 
     @property
     def url(self) -> str:

@@ -24,6 +24,8 @@ only the gateway maps them to responses.
     │   KeyDestroyedError, KeyNotFoundError; (exchange.provenance) UnverifiedRecordError
     ├── AuthenticationError    no, wrong, revoked or expired credentials
     ├── PermissionDeniedError  authenticated, but no grant allows it
+    ├── RateLimitedError       the caller's request budget is spent for now (retriable)
+    ├── ConflictError          the object exists already, or its state forbids the change
     ├── NotFoundError          no such record or entity
     └── AuditWriteError        the audit log could not be appended (the request fails closed)
 """
@@ -156,6 +158,21 @@ class AuthenticationError(ExchangeError):
 
 class PermissionDeniedError(ExchangeError):
     code = "forbidden"
+
+
+class RateLimitedError(ExchangeError):
+    """Too many requests from one identity; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConflictError(ExchangeError):
+    code = "conflict"
 
 
 class NotFoundError(ExchangeError):

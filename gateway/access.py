@@ -2,8 +2,11 @@
 
 The decision is appended to the audit log and committed before the route runs;
 a denied request raises after its entry is written, so every decision, allow or
-deny, leaves exactly one entry. Keys come in ``X-API-Key`` or, for clients that
-only speak HTTP Basic (Confluent's schema registry clients), as the password.
+deny, leaves exactly one entry. Keys come in ``X-API-Key``, as
+``Authorization: Bearer dx_...`` or, for clients that only speak HTTP Basic
+(Confluent's schema registry clients), as the password. A bearer token that is
+not an API key is verified as an OIDC JWT when the gateway is configured for one.
+Each identity's requests are then counted against its rate limit.
 """
 
 from __future__ import annotations
@@ -14,19 +17,35 @@ import binascii
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from exchange import apikeys, audit
+from exchange import apikeys, audit, ratelimit
 from exchange.apikeys import Identity
 from exchange.db import transaction, utcnow
-from exchange.errors import AuditWriteError, AuthenticationError, PermissionDeniedError
+from exchange.errors import (
+    AuditWriteError,
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
 from gateway.deps import AppState
+
+# What a refusal raised by identify or authorize answers, for routes that audit themselves.
+REFUSAL_STATUS: dict[type[Exception], int] = {
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    RateLimitedError: 429,
+}
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key sent in ``X-API-Key``, or as the password of HTTP Basic auth."""
+    """The API key sent in ``X-API-Key``, as a ``dx_`` bearer token, or as the password of
+    HTTP Basic auth."""
     key = request.headers.get("x-api-key")
     if key:
         return key
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value.startswith(apikeys.PREFIX):
+        return value
     if scheme.lower() == "basic" and value:
         try:
             _, _, password = base64.b64decode(value, validate=True).decode().partition(":")
@@ -36,15 +55,48 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def identify(state: AppState, session: Session, request: Request) -> Identity:
+def _bearer_token(request: Request) -> str | None:
+    """A bearer token that is not an API key (an OIDC JWT, if anything)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value or value.startswith(apikeys.PREFIX):
+        return None
+    return value
+
+
+def identify(
+    state: AppState,
+    session: Session,
+    request: Request,
+    decision: audit.Decision | None = None,
+) -> Identity:
     """Who is calling: the identity of the credentials the request presents.
 
     Raises AuthenticationError (401) for missing, malformed, wrong, revoked or
-    expired credentials. Every route authenticates through here, inside the
-    transaction that writes its audit entry.
+    expired credentials, or those of a disabled user, and RateLimitedError (429)
+    when the identity has spent its request budget. Every route authenticates
+    through here, inside the transaction that writes its audit entry; a route that
+    audits itself maps these with :data:`REFUSAL_STATUS`. ``decision``, when given,
+    gets the caller's actor, department and role as soon as they are known, so a
+    rate-limited request is audited under the identity that made it.
     """
-    del state  # reserved for per-identity limits and token verification
-    return apikeys.authenticate(session, presented_key(request))
+    token = None if request.headers.get("x-api-key") else _bearer_token(request)
+    if token is None:
+        identity = apikeys.authenticate(session, presented_key(request))
+    elif state.oidc is None:
+        raise AuthenticationError(
+            "bearer tokens are not accepted here: send an API key in the X-API-Key header"
+        )
+    else:
+        identity = state.oidc.authenticate(session, token)
+    if decision is not None:
+        decision.actor, decision.department, decision.role = (
+            identity.actor,
+            identity.department,
+            identity.role,
+        )
+    state.rate_limiter.acquire(identity.limit_key)
+    return identity
 
 
 def authorize(
@@ -55,9 +107,13 @@ def authorize(
     roles: frozenset[str],
     dataset: str | None = None,
     department: str | None = None,
+    target: str | None = None,
 ) -> Identity:
     """Return the caller's identity if its role is in ``roles`` (and, when given, it
-    belongs to ``department``); audit the decision either way."""
+    belongs to ``department``); audit the decision either way.
+
+    ``target`` names the object the request creates or changes (e.g. ``user li.na``);
+    it is written into the audit entry's reason. Never put a secret in it."""
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action=action,
@@ -67,15 +123,10 @@ def authorize(
         dataset=dataset,
     )
     identity: Identity | None = None
-    error: AuthenticationError | PermissionDeniedError | None = None
+    error: AuthenticationError | PermissionDeniedError | RateLimitedError | None = None
     with state.audit_lock, transaction(state.sessions) as session:
         try:
-            identity = identify(state, session, request)
-            decision.actor, decision.department, decision.role = (
-                identity.actor,
-                identity.department,
-                identity.role,
-            )
+            identity = identify(state, session, request, decision)
             if identity.role not in roles:
                 raise PermissionDeniedError(
                     f"role {identity.role!r} may not {action}; allowed: {', '.join(sorted(roles))}"
@@ -90,6 +141,10 @@ def authorize(
             error, decision.reason = exc, exc.message
         except PermissionDeniedError as exc:
             error, decision.status, decision.reason = exc, 403, exc.message
+        except RateLimitedError as exc:
+            error, decision.status, decision.reason = exc, 429, ratelimit.REASON
+        if target is not None:
+            decision.reason = f"{decision.reason}; target: {target}"
         try:
             audit.append(session, decision, at=utcnow())
         except Exception as exc:

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import LocalKeyStore, master_key_from_settings
-from gateway import persons, problems, publish, registry
+from gateway import admin, persons, problems, publish, registry
 from gateway.deps import AppState
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(persons.router)
     app.include_router(registry.router)
     app.include_router(publish.router)
+    app.include_router(admin.router)
 
     @app.middleware("http")
     async def request_id(

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.config import Settings
 from exchange.keystore import FieldCipher, KeyStore
+from exchange.oidc import OidcVerifier
+from exchange.ratelimit import RateLimiter
 from schemas.store import SchemaStore
 
 
@@ -28,6 +30,13 @@ class AppState:
         self.publishers: Any = None  # gateway.publish._Publishers, created by the app
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
+        gw = settings.gateway
+        self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
+        self.oidc: OidcVerifier | None = None
+        if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:
+            self.oidc = OidcVerifier(
+                gw.oidc_jwks_url, issuer=gw.oidc_issuer, audience=gw.oidc_audience
+            )
 
 
 def get_state(request: Request) -> AppState:

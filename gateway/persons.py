@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from exchange import audit
+from exchange import audit, ratelimit
 from exchange.blindindex import blind_index
 from exchange.crypto import DecryptionError
 from exchange.db import transaction, utcnow
@@ -26,16 +26,18 @@ from exchange.errors import (
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     ValidationError,
 )
 from exchange.keystore import KeyDestroyedError
 from exchange.models import SourceRecord
-from gateway.access import identify
+from gateway import security
+from gateway.access import REFUSAL_STATUS, identify
 from gateway.deps import AppState, RequestIdDep, StateDep
 from schemas.standards import BLIND_INDEX_SUFFIX, standard_from_schema
 from schemas.validators import normalise_resident_id
 
-router = APIRouter(prefix="/v1", tags=["persons"])
+router = APIRouter(prefix="/v1", tags=["persons"], dependencies=security.API)
 
 DATASET = "person"
 ID_FIELD = "resident_id"
@@ -148,12 +150,7 @@ def get_person(
     outcome: PersonView | ExchangeError
     with state.audit_lock, transaction(state.sessions) as session:
         try:
-            identity = identify(state, session, request)
-            decision.actor, decision.department, decision.role = (
-                identity.actor,
-                identity.department,
-                identity.role,
-            )
+            identity = identify(state, session, request, decision)
             if identity.role not in READER_ROLES:
                 raise PermissionDeniedError(f"role {identity.role!r} may not look up persons")
             if not purpose or not purpose.strip():
@@ -185,12 +182,15 @@ def get_person(
         except NotFoundError as exc:
             outcome = exc
             decision.decision, decision.status, decision.reason = "allow", 404, exc.message
-        except (AuthenticationError, PermissionDeniedError, ValidationError) as exc:
+        except (
+            AuthenticationError,
+            PermissionDeniedError,
+            RateLimitedError,
+            ValidationError,
+        ) as exc:
             outcome = exc
-            decision.status = {AuthenticationError: 401, PermissionDeniedError: 403}.get(
-                type(exc), 400
-            )
-            decision.reason = exc.message
+            decision.status = REFUSAL_STATUS.get(type(exc), 400)
+            decision.reason = ratelimit.REASON if isinstance(exc, RateLimitedError) else exc.message
         try:
             audit.append(session, decision, at=utcnow())
         except Exception as exc:

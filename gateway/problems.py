@@ -8,6 +8,7 @@ stack trace (the trace goes to the server log).
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,9 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exchange.errors import (
     AuditWriteError,
     AuthenticationError,
+    ConflictError,
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     RegistryError,
     SchemaNotFoundError,
     ValidationError,
@@ -34,6 +37,8 @@ _STATUS: dict[type[ExchangeError], int] = {
     NotFoundError: 404,
     SchemaNotFoundError: 404,
     ValidationError: 400,
+    ConflictError: 409,
+    RateLimitedError: 429,
     AuditWriteError: 503,
 }
 
@@ -48,7 +53,12 @@ def status_for(exc: ExchangeError) -> int:
 
 
 def problem(
-    status: int, title: str, detail: str, code: str, request: Request | None = None
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = {
         "type": f"urn:exchange:error:{code}",
@@ -60,8 +70,10 @@ def problem(
     request_id = getattr(request.state, "request_id", None) if request else None
     if request_id:
         body["request_id"] = request_id
-    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 REGISTRY_PREFIX = "/registry"
@@ -78,15 +90,25 @@ def _registry_code(exc: ExchangeError, status: int) -> int:
     }.get(status, 50001 if status >= 500 else status)
 
 
-def confluent_error(status: int, error_code: int, message: str) -> JSONResponse:
+def confluent_error(
+    status: int, error_code: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """An error body as Confluent's schema registry writes it."""
-    headers = {"WWW-Authenticate": 'Basic realm="exchange"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="exchange"'
     return JSONResponse(
         {"error_code": error_code, "message": message},
         status_code=status,
         media_type=REGISTRY_TYPE,
-        headers=headers,
+        headers=headers or None,
     )
+
+
+def _headers(exc: ExchangeError) -> dict[str, str] | None:
+    if isinstance(exc, RateLimitedError):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return None
 
 
 def _is_registry(request: Request) -> bool:
@@ -99,9 +121,10 @@ def install(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("request failed: %s: %s", exc.code, exc.message)
+        headers = _headers(exc)
         if _is_registry(request):
-            return confluent_error(status, _registry_code(exc, status), exc.message)
-        return problem(status, type(exc).__name__, exc.message, exc.code, request)
+            return confluent_error(status, _registry_code(exc, status), exc.message, headers)
+        return problem(status, type(exc).__name__, exc.message, exc.code, request, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from exchange.errors import InvalidSchemaError
+from gateway import security
 from gateway.access import authorize
 from gateway.deps import StateDep
 from schemas.store import SchemaStore
@@ -26,7 +27,7 @@ CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
 WRITERS = frozenset({"publisher", "admin"})
 
-router = APIRouter(prefix="/registry", tags=["schema registry"])
+router = APIRouter(prefix="/registry", tags=["schema registry"], dependencies=security.REGISTRY)
 
 
 class SchemaRequest(BaseModel):

@@ -1,0 +1,245 @@
+"""The admin API: departments, users and their API keys.
+
+Admin role only. Each call is authorized and audited through
+:func:`gateway.access.authorize` (actions ``admin.<object>.<verb>``), with the
+object it creates or changes named in the entry; the entry is written before the
+change is made. A new key's plaintext is in the response to its creation only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from exchange import apikeys, identities
+from exchange.db import transaction, utcnow
+from gateway import security
+from gateway.access import authorize
+from gateway.deps import StateDep
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=security.API)
+
+ADMIN = frozenset({"admin"})
+Role = Literal["caseworker", "publisher", "auditor", "admin"]
+_REFUSALS: dict[int | str, dict[str, str]] = {
+    401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
+    403: {"description": "The caller is not an admin"},
+    429: {"description": "The caller's rate limit is spent (see Retry-After)"},
+    503: {"description": "The audit log could not be written; nothing was changed"},
+}
+Username = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+class DepartmentCreate(BaseModel):
+    code: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        examples=["civil_affairs"],
+        description="Stable code: lower case letters, digits and underscores.",
+    )
+    name: str = Field(min_length=1, max_length=255, examples=["Civil Affairs Bureau"])
+
+
+class DepartmentPublic(BaseModel):
+    code: str
+    name: str
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=255, examples=["li.na"])
+    department: str = Field(min_length=1, max_length=100, examples=["civil_affairs"])
+    role: Role
+    display_name: str | None = Field(default=None, max_length=255)
+    oidc_subject: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The `sub` claim the OIDC provider gives this user, if bearer tokens are used.",
+    )
+
+
+class UserPublic(BaseModel):
+    username: str
+    department: str
+    role: str
+    display_name: str | None
+    oidc_subject: str | None
+    active: bool
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class KeyCreate(BaseModel):
+    label: str | None = Field(default=None, max_length=255, examples=["laptop"])
+    expires_in_days: int | None = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days until the key expires; null for a key that never expires.",
+    )
+
+
+class KeyPublic(BaseModel):
+    """A key as it may be listed: never its secret."""
+
+    key_id: str
+    username: str
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key's plaintext: shown in this response only.")
+
+
+def _department(info: identities.DepartmentInfo) -> DepartmentPublic:
+    return DepartmentPublic(code=info.code, name=info.name, created_at=info.created_at)
+
+
+def _user(info: identities.UserInfo) -> UserPublic:
+    return UserPublic(
+        username=info.username,
+        department=info.department,
+        role=info.role,
+        display_name=info.display_name,
+        oidc_subject=info.oidc_subject,
+        active=info.active,
+        created_at=info.created_at,
+        disabled_at=info.disabled_at,
+    )
+
+
+def _key(info: identities.KeyInfo) -> KeyPublic:
+    return KeyPublic(
+        key_id=info.key_id,
+        username=info.username,
+        label=info.label,
+        created_at=info.created_at,
+        expires_at=info.expires_at,
+        revoked_at=info.revoked_at,
+    )
+
+
+@router.post(
+    "/departments",
+    status_code=201,
+    summary="Register a department",
+    responses={**_REFUSALS, 409: {"description": "The department exists already"}},
+)
+def create_department(
+    body: DepartmentCreate, request: Request, state: StateDep
+) -> DepartmentPublic:
+    target = f"department {body.code}"
+    authorize(state, request, action="admin.department.create", roles=ADMIN, target=target)
+    with transaction(state.sessions) as session:
+        return _department(identities.create_department(session, body.code, body.name))
+
+
+@router.get("/departments", summary="List the departments", responses=_REFUSALS)
+def list_departments(request: Request, state: StateDep) -> list[DepartmentPublic]:
+    authorize(state, request, action="admin.department.list", roles=ADMIN)
+    with state.sessions() as session:
+        return [_department(d) for d in identities.list_departments(session)]
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    summary="Register a user in a department, with a role",
+    responses={
+        **_REFUSALS,
+        400: {"description": "No such department, or an unusable user name"},
+        409: {"description": "The user name or OIDC subject is taken"},
+    },
+)
+def create_user(body: UserCreate, request: Request, state: StateDep) -> UserPublic:
+    target = f"user {body.username} ({body.role} in {body.department})"
+    authorize(state, request, action="admin.user.create", roles=ADMIN, target=target)
+    with transaction(state.sessions) as session:
+        return _user(
+            identities.create_user(
+                session,
+                username=body.username,
+                department=body.department,
+                role=body.role,
+                display_name=body.display_name,
+                oidc_subject=body.oidc_subject,
+            )
+        )
+
+
+@router.get("/users", summary="List the users", responses=_REFUSALS)
+def list_users(
+    request: Request,
+    state: StateDep,
+    department: Annotated[str | None, Query(max_length=100)] = None,
+) -> list[UserPublic]:
+    authorize(state, request, action="admin.user.list", roles=ADMIN)
+    with state.sessions() as session:
+        return [_user(u) for u in identities.list_users(session, department=department)]
+
+
+@router.post(
+    "/users/{username}/disable",
+    summary="Disable a user: their keys and tokens are refused from the next request",
+    responses={**_REFUSALS, 404: {"description": "No such user"}},
+)
+def disable_user(username: Username, request: Request, state: StateDep) -> UserPublic:
+    authorize(state, request, action="admin.user.disable", roles=ADMIN, target=f"user {username}")
+    with transaction(state.sessions) as session:
+        return _user(identities.disable_user(session, username))
+
+
+@router.post(
+    "/users/{username}/keys",
+    status_code=201,
+    summary="Make an API key for a user (its plaintext is in this response only)",
+    responses={
+        **_REFUSALS,
+        404: {"description": "No such user"},
+        409: {"description": "The user is disabled"},
+    },
+)
+def create_key(
+    username: Username, body: KeyCreate, request: Request, state: StateDep
+) -> KeyCreated:
+    # Drawn first so the audit entry, written before the key is stored, can name it.
+    plaintext = apikeys.new_key()
+    target = f"key {apikeys.key_id_of(plaintext)} for user {username}"
+    authorize(state, request, action="admin.key.create", roles=ADMIN, target=target)
+    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    with transaction(state.sessions) as session:
+        created = identities.create_key(
+            session, username, label=body.label, expires_at=expires, plaintext=plaintext
+        )
+    return KeyCreated(key=created.key, **_key(created.info).model_dump())
+
+
+@router.get(
+    "/users/{username}/keys",
+    summary="List a user's keys (never their secrets)",
+    responses={**_REFUSALS, 404: {"description": "No such user"}},
+)
+def list_keys(username: Username, request: Request, state: StateDep) -> list[KeyPublic]:
+    authorize(state, request, action="admin.key.list", roles=ADMIN, target=f"user {username}")
+    with state.sessions() as session:
+        return [_key(k) for k in identities.list_keys(session, username)]
+
+
+@router.delete(
+    "/keys/{key_id}",
+    summary="Revoke an API key: it is refused from the next request",
+    responses={**_REFUSALS, 404: {"description": "No such key"}},
+)
+def revoke_key(
+    key_id: Annotated[str, Path(min_length=1, max_length=32)], request: Request, state: StateDep
+) -> KeyPublic:
+    authorize(state, request, action="admin.key.revoke", roles=ADMIN, target=f"key {key_id}")
+    with transaction(state.sessions) as session:
+        return _key(identities.revoke_key(session, key_id))
