@@ -114,7 +114,8 @@ def dead_letter_count(bootstrap: str) -> int:
         consumer.close()
 
 
-def _group_is_active(bootstrap: str, group_id: str) -> bool:
+def group_is_active(bootstrap: str, group_id: str = GROUP_ID) -> bool:
+    """Whether the consumer group has members (a registry builder is running)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="exchange-registry-ops")
     try:
         described = admin.describe_groups([group_id])  # {group id: {"members": [...], ...}}
@@ -191,9 +192,9 @@ def rebuild(
     """Replay every std.* topic into an emptied registry; see the module docstring."""
     # A builder that was killed stays a member until its session times out (seconds).
     deadline = time.monotonic() + member_timeout_s
-    while _group_is_active(bootstrap, GROUP_ID) and time.monotonic() < deadline:
+    while group_is_active(bootstrap, GROUP_ID) and time.monotonic() < deadline:
         time.sleep(1.0)
-    if _group_is_active(bootstrap, GROUP_ID):
+    if group_is_active(bootstrap, GROUP_ID):
         raise RebuildError(
             f"the registry builder (consumer group {GROUP_ID!r}) is running; "
             "stop it first (exchange down, or stop its process)"

@@ -32,7 +32,7 @@ from exchange.broker import LocalKafka
 from exchange.checksum import registry_checksum
 from exchange.db import make_engine, migrate, session_factory
 from exchange.models import RecordVersion, SourceRecord
-from exchange.rebuild import RebuildError, rebuild
+from exchange.rebuild import RebuildError, group_is_active, rebuild
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.integration.test_registry_linkage import BENEFIT, PERSON, PERSON_HEADER
@@ -227,7 +227,13 @@ def test_a_builder_killed_at_random_converges_and_a_rebuild_reproduces_it(
     # While a builder is running, a rebuild is refused with a clear reason.
     running = _builder(env)
     try:
-        time.sleep(8)
+        # Until the builder has joined its group (slow to start on a loaded machine) there is
+        # nothing to refuse: wait for it, as an operator's `exchange status` would show it.
+        joined_by = time.monotonic() + 180
+        while not group_is_active(broker.bootstrap_servers):
+            assert running.poll() is None, "the builder exited at start"
+            assert time.monotonic() < joined_by, "the builder did not join its group in 180 s"
+            time.sleep(0.5)
         with pytest.raises(RebuildError, match="is running; stop it first"):
             rebuild(
                 broker.bootstrap_servers,
