@@ -25,6 +25,7 @@ only the gateway maps them to responses.
     ├── AuthenticationError    no, wrong, revoked or expired credentials
     ├── PermissionDeniedError  authenticated, but no grant allows it
     ├── NotFoundError          no such record or entity
+    ├── ConflictError          the change conflicts with what is stored (a duplicate, a repeat)
     └── AuditWriteError        the audit log could not be appended (the request fails closed)
 """
 
@@ -160,6 +161,10 @@ class PermissionDeniedError(ExchangeError):
 
 class NotFoundError(ExchangeError):
     code = "not_found"
+
+
+class ConflictError(ExchangeError):
+    code = "conflict"
 
 
 class AuditWriteError(ExchangeError):

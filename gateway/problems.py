@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exchange.errors import (
     AuditWriteError,
     AuthenticationError,
+    ConflictError,
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
@@ -32,6 +33,7 @@ _STATUS: dict[type[ExchangeError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,
+    ConflictError: 409,
     SchemaNotFoundError: 404,
     ValidationError: 400,
     AuditWriteError: 503,
