@@ -150,10 +150,9 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
+def env(tmp_path: Path) -> Iterator[Env]:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     engine = make_engine(url)
-    request.addfinalizer(engine.dispose)
     migrate(engine)
     sessions = session_factory(engine)
     insert_rows(sessions, ROWS)
@@ -189,8 +188,11 @@ def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
         other = create_key(session, actor="bob", department="tax_bureau", role="caseworker")
         admin = create_key(session, actor="root", department="exchange_office", role="admin")
     settings = Settings(database_url=url, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64)
-    with TestClient(create_app(settings)) as client:
-        yield Env(client, sessions, caseworker, other, admin)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield Env(client, sessions, caseworker, other, admin)
+    finally:
+        engine.dispose()
 
 
 def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
@@ -199,7 +201,8 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert P1 not in response.text
-    assert body["total"] == 2 and body["next"] is None
+    assert body["total"] == 2
+    assert body["next"] is None
     by_dataset = {r["dataset"]: r for r in body["records"]}
     # No grant on social insurance or organisations: those records are absent.
     assert set(by_dataset) == {"person", "benefit_payment"}
@@ -231,7 +234,8 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     assert entry.dataset == "benefit_payment,person"
     assert "E1" in entry.subjects
     assert P1 not in json.dumps([entry.subjects, entry.reason, entry.fields])
-    assert "person.full_name" in entry.fields and "person.nationality" not in entry.fields
+    assert "person.full_name" in entry.fields
+    assert "person.nationality" not in entry.fields
 
 
 def test_row_constraint_hides_a_row_as_if_it_did_not_exist(env: Env) -> None:
@@ -293,9 +297,11 @@ def test_full_beats_masked_across_grants(env: Env) -> None:
 def test_pagination(env: Env) -> None:
     first = env.get(f"/v1/persons/{P1}", purpose=MLA, limit=1).json()
     assert (first["total"], first["limit"], first["offset"]) == (2, 1, 0)
-    assert len(first["records"]) == 1 and first["next"]
+    assert len(first["records"]) == 1
+    assert first["next"]
     second = env.client.get(first["next"], headers={"X-API-Key": env.caseworker}).json()
-    assert second["offset"] == 1 and second["next"] is None
+    assert second["offset"] == 1
+    assert second["next"] is None
     assert {first["records"][0]["dataset"], second["records"][0]["dataset"]} == {
         "person",
         "benefit_payment",
@@ -361,14 +367,16 @@ def test_search_needs_the_searched_fields_in_full(env: Env) -> None:
         purposes=["tax-audit"],
     )
     ok = env.get("/v1/persons", key=env.other, name="王秀英", purpose="tax-audit")
-    assert ok.status_code == 200 and ok.json()["total"] == 1
+    assert ok.status_code == 200
+    assert ok.json()["total"] == 1
     denied = env.get(
         "/v1/persons", key=env.other, name="王秀英", birth_date="1980-05-07", purpose="tax-audit"
     )
     assert denied.status_code == 403
     assert "birth_date" in denied.json()["detail"]
     bad = env.get("/v1/persons", name="王", birth_date="1980-13-45", purpose=MLA)
-    assert bad.status_code == 400 and env.last_entry().status == 400
+    assert bad.status_code == 400
+    assert env.last_entry().status == 400
 
 
 def test_entity_view_is_restricted_to_visible_fields_and_records(env: Env) -> None:
@@ -434,7 +442,8 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
     assert grant.status_code == 201, grant.text
     grant_id = grant.json()["id"]
     entry = env.last_entry()
-    assert entry.action == "catalogue.grant.add" and f"grant {grant_id}" in entry.reason
+    assert entry.action == "catalogue.grant.add"
+    assert f"grant {grant_id}" in entry.reason
     listed = env.client.get("/v1/admin/grants", headers=admin).json()
     assert grant_id in [g["id"] for g in listed]
     assert env.client.delete(f"/v1/admin/grants/{grant_id}", headers=admin).status_code == 200
