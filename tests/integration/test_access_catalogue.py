@@ -79,6 +79,10 @@ from = "division"
 
 [fields.phone]
 from = "phone"
+
+[fields.sex]
+from = "sex"
+codes = {{ "1" = "MALE", "2" = "FEMALE" }}
 """
 
 
@@ -89,8 +93,8 @@ def test_grants_decide_what_the_gateway_returns(
     engine = make_engine(database_url)
     migrate(engine)
     sessions = session_factory(engine)
-    rows = ["local_id,id_number,surname,given,dob,division,phone"]
-    rows += [f"{local},{','.join(values)}" for local, values in PEOPLE.items()]
+    rows = ["local_id,id_number,surname,given,dob,division,phone,sex"]
+    rows += [f"{local},{','.join(values)},2" for local, values in PEOPLE.items()]
     (tmp_path / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (tmp_path / "connector.toml").write_text(
         DEFINITION.format(connector_id=f"catalogue-{department}", department=department),
