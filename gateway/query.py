@@ -119,7 +119,7 @@ def _lookup(
     def work(session: Session, identity: Identity) -> LookupView:
         purpose = catalogue.active_purpose(session, decision.purpose).code
         scope = Scope.of(session, identity, purpose, utcnow())
-        scope.require_any(catalogue.available_datasets(), what)
+        scope.require_any(catalogue.available_datasets())
         condition = SourceRecord.lookup_key == subject
         ids = extra_ids(session) if extra_ids else []
         if ids:
@@ -274,7 +274,7 @@ def get_entity(
     def work(session: Session, identity: Identity) -> EntityView:
         code = catalogue.active_purpose(session, purpose).code
         scope = Scope.of(session, identity, code, utcnow())
-        scope.require_any(catalogue.available_datasets(), "any dataset")
+        scope.require_any(catalogue.available_datasets())
         entity = session.get(Entity, entity_id)
         rows = (
             session.scalars(

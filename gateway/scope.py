@@ -46,13 +46,12 @@ class Scope:
             )
         return found
 
-    def require_any(self, datasets: Iterable[str], what: str) -> list[str]:
+    def require_any(self, datasets: Iterable[str]) -> list[str]:
         """The datasets among ``datasets`` the caller has a grant for; 403 if none."""
-        names = list(datasets)
-        allowed = [d for d in names if isinstance(self.access(d), Access)]
+        allowed = [d for d in datasets if isinstance(self.access(d), Access)]
         if not allowed:
             raise PermissionDeniedError(
-                f"no grant gives {self.identity.department}/{self.identity.role} {what} "
+                f"no grant gives {self.identity.department}/{self.identity.role} any dataset "
                 f"for the purpose {self.purpose!r}"
             )
         return allowed
