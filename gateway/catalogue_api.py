@@ -10,7 +10,7 @@ grant, and a refused change is audited as a denial with its reason.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -30,6 +30,11 @@ from gateway.params import ApiKeyHeader
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 ADMIN = frozenset({"admin"})
+_DENIED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
+    403: {"description": "The caller's role may not do this"},
+    503: {"description": "The audit log could not be written; nothing was changed or disclosed"},
+}
 EVERYONE = frozenset(catalogue.ROLES)
 
 
@@ -147,6 +152,7 @@ def _decision(request_id: str, action: str, dataset: str | None = None) -> audit
     "/catalogue/datasets",
     response_model=list[DatasetView],
     summary="The datasets grants may name: fields, sensitivity, identifiers, masking",
+    responses=_DENIED,
 )
 def list_datasets(
     request: Request, state: StateDep, x_api_key: ApiKeyHeader = None
@@ -175,7 +181,12 @@ def list_datasets(
     ]
 
 
-@router.get("/admin/purposes", response_model=list[PurposeView], summary="List purposes")
+@router.get(
+    "/admin/purposes",
+    response_model=list[PurposeView],
+    summary="List purposes",
+    responses=_DENIED,
+)
 def list_purposes(
     request: Request, state: StateDep, x_api_key: ApiKeyHeader = None
 ) -> list[PurposeView]:
@@ -190,7 +201,11 @@ def list_purposes(
     response_model=PurposeView,
     status_code=201,
     summary="Add a purpose (legal basis) requests may state",
-    responses={400: {"description": "Invalid code or title"}, 409: {"description": "Exists"}},
+    responses={
+        **_DENIED,
+        400: {"description": "Invalid code or title"},
+        409: {"description": "Exists"},
+    },
 )
 def add_purpose(
     body: PurposeCreate,
@@ -215,7 +230,7 @@ def add_purpose(
     "/admin/purposes/{code}",
     response_model=PurposeView,
     summary="Deactivate a purpose: no request may state it, no new grant may serve it",
-    responses={404: {"description": "No such purpose"}},
+    responses={**_DENIED, 404: {"description": "No such purpose"}},
 )
 def deactivate_purpose(
     code: Annotated[str, Path(max_length=100)],
@@ -236,7 +251,9 @@ def deactivate_purpose(
     return run_audited(state, request, decision, work, roles=ADMIN)
 
 
-@router.get("/admin/grants", response_model=list[GrantView], summary="List grants")
+@router.get(
+    "/admin/grants", response_model=list[GrantView], summary="List grants", responses=_DENIED
+)
 def list_grants(
     request: Request,
     state: StateDep,
@@ -256,7 +273,10 @@ def list_grants(
     response_model=GrantView,
     status_code=201,
     summary="Add a grant, checked against the catalogue",
-    responses={400: {"description": "The grant names something the catalogue does not hold"}},
+    responses={
+        **_DENIED,
+        400: {"description": "The grant names something the catalogue does not hold"},
+    },
 )
 def add_grant(
     body: GrantCreate,
@@ -292,7 +312,11 @@ def add_grant(
     "/admin/grants/{grant_id}",
     response_model=GrantView,
     summary="Revoke a grant (it stays on record)",
-    responses={404: {"description": "No such grant"}, 409: {"description": "Already revoked"}},
+    responses={
+        **_DENIED,
+        404: {"description": "No such grant"},
+        409: {"description": "Already revoked"},
+    },
 )
 def revoke_grant(
     grant_id: int,

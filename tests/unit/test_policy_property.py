@@ -253,7 +253,16 @@ ROUTES = [
     ("organisation", USCC),
     ("search", "王秀英"),
     ("search", "李伟"),
+    ("search_born", "王秀英|1980-07-05"),  # day and month swapped
+    ("orgsearch", "杭州秀英商贸"),
 ]
+NAMES = ("family_name", "given_name", "full_name")
+SEARCHES: dict[str, tuple[str, list[tuple[str, ...]]]] = {
+    # route kind: (dataset searched, the fields it needs in full: groups of alternatives)
+    "search": ("person", [NAMES]),
+    "search_born": ("person", [NAMES, ("birth_date",)]),
+    "orgsearch": ("organisation", [("legal_name",)]),
+}
 
 
 def requests_for(
@@ -325,7 +334,7 @@ def rows_for(route: tuple[str, str]) -> list[Row]:
         return [s.row for s in POPULATION if s.row.entity_id == value]
     if kind == "organisation":
         return [s.row for s in POPULATION if s.row.entity_id == "O1"]
-    return [s.row for s in POPULATION if s.row.dataset == "person"]
+    return [s.row for s in POPULATION if s.row.dataset == SEARCHES[kind][0]]
 
 
 def expected_fields(row: Row, visible: dict[str, str]) -> dict[str, Any]:
@@ -400,6 +409,11 @@ def url_of(route: tuple[str, str]) -> tuple[str, dict[str, str]]:
         "entity": (f"/v1/entities/{value}", {}),
         "organisation": (f"/v1/organisations/{value}", {}),
         "search": ("/v1/persons", {"name": value}),
+        "search_born": (
+            "/v1/persons",
+            dict(zip(("name", "birth_date"), value.split("|"), strict=False)),
+        ),
+        "orgsearch": ("/v1/organisations", {"name": value}),
     }[kind]
 
 
@@ -428,9 +442,9 @@ def check(
         assert (entry.decision, entry.fields) == ("deny", [])
         return
     kind = route[0]
-    searchable_needs: list[tuple[str, ...]] = [("family_name", "given_name", "full_name")]
-    if kind == "search":
-        if not any_grant(cat, caller, purpose, "person"):
+    searched, needs = SEARCHES.get(kind, ("", []))
+    if kind in SEARCHES:
+        if not any_grant(cat, caller, purpose, searched):
             assert response.status_code == 403, response.text
             return
     elif not any_grant(cat, caller, purpose):
@@ -445,12 +459,12 @@ def check(
     ]
     allowed = {(r.dataset, r.department, r.source_id): (r, v) for r, v in candidates}
 
-    if kind == "search":
+    if kind in SEARCHES:
         possible: dict[str, str] = {}
         for g in cat.grants:
             if (
                 g.department == caller
-                and g.dataset == "person"
+                and g.dataset == searched
                 and purpose in g.purposes
                 and g.window == "current"
                 and not g.revoked
@@ -458,14 +472,14 @@ def check(
                 for n, m in g.fields.items():
                     if possible.get(n) != "full":
                         possible[n] = m
-        if not any(possible.get(n) == "full" for n in searchable_needs[0]):
+        if not all(any(possible.get(n) == "full" for n in group) for group in needs):
             assert response.status_code == 403, response.text
             return
         assert response.status_code == 200, response.text
         records = [hit["record"] for hit in response.json()["results"]]
         for record in records:
             row, vis = allowed[(record["dataset"], record["department"], record["source_id"])]
-            assert any(vis.get(n) == "full" for n in searchable_needs[0])
+            assert all(any(vis.get(n) == "full" for n in group) for group in needs)
     else:
         if not allowed:
             assert response.status_code == 404, response.text
