@@ -32,8 +32,12 @@ from exchange.models import Grant, Purpose
 from exchange.policy import CONSTRAINTS, DEPARTMENT, DIVISION_PREFIX, GrantRule, Mode
 from schemas.standards import Sensitivity, available, load_standard
 
-# Roles a grant may name: the users' roles (exchange.models.User).
+# The users' roles (exchange.models.User).
 ROLES = ("caseworker", "auditor", "publisher", "admin")
+# Roles a grant may name. DESIGN.md, "Who uses it": a publisher must never read other
+# departments' data through its publisher identity, an auditor never the records beyond
+# what the log holds, and an administrator manages the catalogue without reading data.
+GRANTEE_ROLES = ("caseworker",)
 _CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
 _DIVISION_PREFIX = re.compile(r"^[0-9]{2,6}$")
 
@@ -190,6 +194,15 @@ def _check(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
     if spec.role not in ROLES:
         problems.append(
             ("role", "grant.role_unknown", f"role {spec.role!r} is not one of {', '.join(ROLES)}")
+        )
+    elif spec.role not in GRANTEE_ROLES:
+        problems.append(
+            (
+                "role",
+                "grant.role_not_grantee",
+                f"role {spec.role!r} never reads records; grants are for "
+                + ", ".join(GRANTEE_ROLES),
+            )
         )
     try:
         ds: Dataset | None = dataset(spec.dataset)

@@ -161,7 +161,7 @@ def _pairs(values: list[str], sep: str, what: str) -> dict[str, str]:
 @app.command("grant-add")
 def grant_add(
     department: Annotated[str, typer.Option(help="The consuming department.")],
-    role: Annotated[str, typer.Option(help="caseworker, auditor, publisher or admin.")],
+    role: Annotated[str, typer.Option(help="The grantee role: caseworker.")],
     dataset: Annotated[str, typer.Option(help="A dataset (standard), e.g. person.")],
     field: Annotated[
         list[str], typer.Option("--field", help="name or name:masked; repeat for each field.")

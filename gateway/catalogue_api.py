@@ -73,7 +73,7 @@ class PurposeView(BaseModel):
 
 class GrantCreate(BaseModel):
     department: str = Field(max_length=100, description="The consuming department.")
-    role: str = Field(description=f"One of {', '.join(catalogue.ROLES)}.")
+    role: str = Field(description=f"One of {', '.join(catalogue.GRANTEE_ROLES)}.")
     dataset: str
     fields: dict[str, str] = Field(description="Field name to 'full' or 'masked'.")
     purposes: list[str]

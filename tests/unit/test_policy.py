@@ -177,6 +177,8 @@ def spec(**kw: object) -> catalogue.GrantSpec:
         ({"purposes": ["old"]}, "grant.purpose_inactive"),
         ({"purposes": []}, "grant.purposes_missing"),
         ({"role": "janitor"}, "grant.role_unknown"),
+        ({"role": "publisher"}, "grant.role_not_grantee"),
+        ({"role": "auditor"}, "grant.role_not_grantee"),
         ({"department": " "}, "grant.department_missing"),
         ({"row_constraints": {"planet": "earth"}}, "grant.constraint_unknown"),
         ({"row_constraints": {"division_prefix": "33x"}}, "grant.constraint_invalid"),
