@@ -25,7 +25,7 @@ from exchange.db import utcnow
 from exchange.errors import NotFoundError
 from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
-from exchange.policy import Mode
+from exchange.policy import Access, Mode
 from exchange.registry import record_ref
 from gateway.audited import run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
@@ -151,7 +151,8 @@ def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
     ids: set[int] = set()
     for name in {v.dataset for v in views}:
         found = scope.access(name)
-        ids.update(getattr(found, "grant_ids", []))
+        if isinstance(found, Access):
+            ids.update(found.grant_ids)
     return sorted(ids)
 
 
