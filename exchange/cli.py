@@ -73,6 +73,15 @@ def _registry_app() -> typer.Typer:
 app.add_typer(_registry_app(), name="registry", no_args_is_help=True)
 
 
+def _catalogue_app() -> typer.Typer:
+    from exchange.catalogue_cli import app as catalogue_cli_app
+
+    return catalogue_cli_app
+
+
+app.add_typer(_catalogue_app(), name="catalogue")
+
+
 def settings() -> Settings:
     return load_settings()
 

@@ -2,8 +2,11 @@
 
 Starts the local stack if needed, writes a small synthetic department export
 (CSV, with a few rows a clerk must fix), runs the department's connector,
-waits for the registry builder, and queries the gateway as a caseworker for a
-declared purpose, printing the response and a command the reader can paste.
+waits for the registry builder, sets up the access catalogue (deny by default:
+a purpose and a grant for the civil affairs bureau's caseworkers, identifier and
+phone masked) and queries the gateway as a caseworker for that purpose,
+printing the response, a refused request for another purpose, and a command
+the reader can paste.
 """
 
 from __future__ import annotations
@@ -20,17 +23,31 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from exchange import catalogue
 from exchange.apikeys import create_key
 from exchange.config import Settings
-from exchange.db import make_engine, session_factory, transaction
+from exchange.db import make_engine, session_factory, transaction, utcnow
 from exchange.errors import StackError
-from exchange.models import SourceRecord
+from exchange.models import Purpose, SourceRecord
 from exchange.stack import Stack
 from schemas.validators import resident_id_check_character
 
 DEPARTMENT = "household_registry"
-PURPOSE = "minimum-living-allowance-eligibility"
+CASEWORKERS = "civil_affairs"
+PURPOSE = "minimum-living-allowance"
+OTHER_PURPOSE = "tax-assessment"
+GRANT_FIELDS = {
+    "resident_id": "masked",
+    "family_name": "full",
+    "given_name": "full",
+    "full_name": "full",
+    "birth_date": "full",
+    "sex": "full",
+    "residence_division_code": "full",
+    "phone": "masked",
+}
 
 _DEFINITION = """\
 # The household registry's residents export, mapped to the Person standard.
@@ -119,6 +136,42 @@ def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
     return definition, first_id
 
 
+def setup_catalogue(session: Session) -> list[str]:
+    """The demo's purposes and its one grant; does nothing that is already there."""
+    said = []
+    for code, title in (
+        (PURPOSE, "Minimum living allowance (dibao) eligibility review"),
+        (OTHER_PURPOSE, "Tax assessment"),
+    ):
+        if session.get(Purpose, code) is None:
+            catalogue.add_purpose(session, code, title)
+            said.append(f"purpose {code!r} added")
+    for grant in catalogue.list_grants(session):
+        if (
+            grant.grantee_department == CASEWORKERS
+            and grant.dataset == "person"
+            and PURPOSE in grant.purposes
+        ):
+            said.append(catalogue.summary(grant) + " (already there)")
+            return said
+    grant = catalogue.add_grant(
+        session,
+        catalogue.GrantSpec(
+            department=CASEWORKERS,
+            role="caseworker",
+            dataset="person",
+            fields=GRANT_FIELDS,
+            purposes=[PURPOSE],
+            row_constraints={},
+            note="demo: civil affairs caseworkers review minimum living allowance applications",
+        ),
+        created_by="demo",
+        at=utcnow(),
+    )
+    said.append("added " + catalogue.summary(grant))
+    return said
+
+
 def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
     stack = Stack(settings)
     console.rule("[bold]1. start the local stack")
@@ -159,13 +212,18 @@ def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
             time.sleep(0.5)
     console.print(f"registry holds {count} person records from {DEPARTMENT}")
 
-    console.rule("[bold]4. a caseworker looks up a resident, for a declared purpose")
+    console.rule("[bold]4. the access catalogue: a purpose and a grant (deny by default)")
+    with transaction(sessions) as session:
+        for line in setup_catalogue(session):
+            console.print(line)
+
+    console.rule("[bold]5. a caseworker looks up a resident, for a declared purpose")
     key = settings.demo_api_key.get_secret_value() if settings.demo_api_key else None
     with transaction(sessions) as session:
         key = create_key(
             session,
             actor="demo.caseworker",
-            department="civil_affairs",
+            department=CASEWORKERS,
             role="caseworker",
             plaintext=key,
         )
@@ -177,6 +235,13 @@ def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
     console.print_json(json.dumps(response.json(), ensure_ascii=False))
     if response.status_code != 200:
         raise StackError(f"the gateway answered {response.status_code}")
+    refused = httpx.get(
+        url, params={"purpose": OTHER_PURPOSE}, headers={"X-API-Key": key}, timeout=30
+    )
+    console.print(
+        f"the same lookup for the purpose {OTHER_PURPOSE!r}, which no grant serves -> "
+        f"{refused.status_code}: {refused.json().get('detail')}"
+    )
     console.rule("[bold]try it yourself")
     console.print(
         f"curl -s -H 'X-API-Key: {key}' '{url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001'",

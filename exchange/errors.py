@@ -27,6 +27,7 @@ only the gateway maps them to responses.
     ├── RateLimitedError       the caller's request budget is spent for now (retriable)
     ├── ConflictError          the object exists already, or its state forbids the change
     ├── NotFoundError          no such record or entity
+    ├── ConflictError          the change conflicts with what is stored (a duplicate, a repeat)
     └── AuditWriteError        the audit log could not be appended (the request fails closed)
 """
 

@@ -1,7 +1,9 @@
-"""The FastAPI gateway: caseworkers' person lookups, answered only after they are audited.
+"""The FastAPI gateway: caseworkers' queries under the access catalogue, audited first.
 
-Rule of this package: every access decision is audited before it is answered,
-and a field leaves only if a rule allows it.
+Rules of this package: every access decision is audited before it is answered;
+a field, a dataset or a row leaves only if a grant allows it for the stated
+purpose (``exchange.policy``); only permitted fields are decrypted, and a
+decrypted value is never logged.
 """
 
 from gateway.app import create_app

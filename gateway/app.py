@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import LocalKeyStore, master_key_from_settings
-from gateway import admin, persons, problems, publish, registry
+from gateway import admin, catalogue_api, problems, publish, query, registry, search
 from gateway.deps import AppState
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    app.include_router(persons.router)
+    app.include_router(query.router)
+    app.include_router(search.router)
+    app.include_router(catalogue_api.router)
     app.include_router(registry.router)
     app.include_router(publish.router)
     app.include_router(admin.router)

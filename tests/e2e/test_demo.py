@@ -64,7 +64,12 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
         person = response.json()
         assert person["records"][0]["department"] == "household_registry"
         assert person["records"][0]["fields"]["full_name"]
-        assert "*" in person["resident_id"]
+        record = person["records"][0]["fields"]
+        assert "*" in record["resident_id"]
+        assert "*" in record["phone"]
+        assert "resident_id_bidx" not in record
+        assert "tax-assessment" in out
+        assert "-> 403" in out
 
         status = _exchange(["status"], tmp_path, env)
         pids = [int(p) for p in re.findall(r"running\s*│\s*(\d+)", status.stdout)]

@@ -33,6 +33,7 @@ from exchange.models import AuditEntry, DataKeyRecord, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.catalogue import add_grant, add_purpose
 from tests.support.kafka import end_offsets, read_topic, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64, keys_for
 
@@ -190,7 +191,15 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
                 == PEOPLE[record.source_id][1] + PEOPLE[record.source_id][2]
             )
 
-        # 3. A caseworker sees the identifier decrypted, then masked.
+        # 3. A caseworker whose grant shows the identifier masked sees it decrypted, then masked.
+        add_purpose(sessions, PURPOSE)
+        add_grant(
+            sessions,
+            department="civil_affairs",
+            dataset="person",
+            fields={"resident_id": "masked", "full_name": "full", "birth_date": "full"},
+            purposes=[PURPOSE],
+        )
         with transaction(sessions) as session:
             caseworker = create_key(
                 session, actor="alice", department="civil_affairs", role="caseworker"

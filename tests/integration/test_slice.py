@@ -25,6 +25,7 @@ from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
+from tests.support.catalogue import add_grant, add_purpose
 from tests.support.kafka import end_offsets, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
@@ -172,7 +173,15 @@ def test_csv_to_registry_to_gateway_to_audit(
     assert a2.lookup_key
     assert "110105198005170017" not in a2.lookup_key
 
-    # 4. The gateway serves the person to a caseworker with a key, for a purpose.
+    # 4. The gateway serves the person to a caseworker with a key, for a purpose a grant serves.
+    add_purpose(sessions, "minimum-living-allowance")
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={"resident_id": "masked", "full_name": "full"},
+        purposes=["minimum-living-allowance"],
+    )
     with transaction(sessions) as session:
         key = create_key(session, actor="alice", department="civil_affairs", role="caseworker")
         clerk = create_key(session, actor="bob", department="civil_affairs", role="publisher")
@@ -187,21 +196,21 @@ def test_csv_to_registry_to_gateway_to_audit(
         )
         assert ok.status_code == 200, ok.text
         body = ok.json()
-        assert body["resident_id"] == "110105********0017"
         [record] = [r for r in body["records"] if r["department"] == department]
-        assert record["fields"]["full_name"] == "李伟"
-        assert record["fields"]["resident_id"] == "110105********0017"
+        assert record["fields"] == {"full_name": "李伟", "resident_id": "110105********0017"}
 
         denied = [
-            client.get("/v1/persons/110105198005170017", params={"purpose": "x"}),
+            client.get(
+                "/v1/persons/110105198005170017", params={"purpose": "minimum-living-allowance"}
+            ),
             client.get(
                 "/v1/persons/110105198005170017",
-                params={"purpose": "x"},
+                params={"purpose": "minimum-living-allowance"},
                 headers={"X-API-Key": key[:-2] + "zz"},
             ),
             client.get(
                 "/v1/persons/110105198005170017",
-                params={"purpose": "x"},
+                params={"purpose": "minimum-living-allowance"},
                 headers={"X-API-Key": clerk},
             ),
             client.get("/v1/persons/110105198005170017", headers={"X-API-Key": key}),

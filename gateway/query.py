@@ -1,0 +1,322 @@
+"""Caseworkers' lookups: a person, an organisation, a linked entity, for a stated purpose.
+
+Deny by default: the response holds exactly what the caller's grants allow for
+the purpose (see :mod:`exchange.policy`); a row no grant admits is left out as
+if it did not exist. Each request writes exactly one audit entry (see
+:mod:`gateway.audited`) naming the purpose, the case, the datasets and fields
+returned, and the data subjects as blind references (the blind index of the
+identifier asked for, entity ids), never identifiers or names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from exchange import audit, catalogue
+from exchange.apikeys import Identity
+from exchange.blindindex import blind_index
+from exchange.db import utcnow
+from exchange.errors import NotFoundError
+from exchange.linkage import golden_record, trust_ranks
+from exchange.models import Entity, LinkKey, SourceRecord
+from exchange.policy import Access, Mode
+from exchange.registry import record_ref
+from gateway.audited import run_audited
+from gateway.deps import AppState, RequestIdDep, StateDep
+from gateway.params import (
+    DEFAULT_LIMIT,
+    ApiKeyHeader,
+    CaseRefParam,
+    LimitParam,
+    OffsetParam,
+    PurposeParam,
+    page,
+    paging,
+)
+from gateway.scope import Scope
+from gateway.views import Page, RecordView, record_view, returned_fields
+from schemas.validators import normalise_resident_id
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+PERSON_DOMAIN = "cn.resident_id"  # the blind-index domains connectors use (validator names)
+ORGANISATION_DOMAIN = "cn.uscc"
+_LINKED = frozenset({"person", "organisation"})  # datasets whose fields make golden records
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "No purpose stated, or the purpose is unknown or deactivated"},
+    401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
+    403: {"description": "No grant gives the caller's department and role this, for the purpose"},
+    404: {"description": "Nothing the caller may see"},
+    503: {"description": "The audit log could not be written; nothing was disclosed"},
+}
+
+
+class LookupView(Page):
+    """The records of one identifier the caller may see, across datasets."""
+
+    entity_ids: list[str]
+    records: list[RecordView]
+
+
+class GoldenValue(BaseModel):
+    value: Any
+    source: str
+    rule: str
+
+
+class EntityView(Page):
+    """A linked entity: its golden record from the fields and records the caller may see."""
+
+    entity_id: str
+    kind: str
+    golden_record: dict[str, GoldenValue]
+    records: list[RecordView]
+
+
+def _visible(
+    scope: Scope, rows: Sequence[SourceRecord]
+) -> list[tuple[SourceRecord, dict[str, Mode]]]:
+    out = []
+    for row in rows:
+        fields = scope.fields_for(row)
+        if fields is not None:
+            out.append((row, fields))
+    return out
+
+
+def _with_members(session: Session, matched: Sequence[SourceRecord]) -> list[SourceRecord]:
+    """The matched rows and every live record of their entities, in a stable order."""
+    entity_ids = sorted({r.entity_id for r in matched if r.entity_id})
+    rows = {r.id: r for r in matched}
+    if entity_ids:
+        for r in session.scalars(
+            select(SourceRecord).where(
+                SourceRecord.entity_id.in_(entity_ids), SourceRecord.deleted.is_(False)
+            )
+        ):
+            rows[r.id] = r
+    return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
+
+
+def _lookup(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    *,
+    subject: str,
+    extra_ids: Callable[[Session], list[int]] | None,
+    what: str,
+    limit: int,
+    offset: int,
+) -> LookupView:
+    def work(session: Session, identity: Identity) -> LookupView:
+        purpose = catalogue.active_purpose(session, decision.purpose).code
+        scope = Scope.of(session, identity, purpose, utcnow())
+        scope.require_any(catalogue.available_datasets())
+        condition = SourceRecord.lookup_key == subject
+        ids = extra_ids(session) if extra_ids else []
+        if ids:
+            condition = or_(condition, SourceRecord.id.in_(ids))
+        matched = session.scalars(
+            select(SourceRecord).where(condition, SourceRecord.deleted.is_(False))
+        ).all()
+        visible = _visible(scope, _with_members(session, matched))
+        if not visible:
+            raise NotFoundError(f"no record of this {what} that the caller may see")
+        shown = [record_view(state, row, fields) for row, fields in page(visible, limit, offset)]
+        decision.dataset = ",".join(sorted({v.dataset for v in shown}))[:100] or None
+        entity_ids = sorted({r.entity_id for r, _ in visible if r.entity_id})
+        decision.subjects = [subject, *sorted({v.entity_id for v in shown if v.entity_id})]
+        decision.fields = returned_fields(shown)
+        decision.reason = f"{len(shown)} of {len(visible)} records returned" + (
+            f" under grants {_grant_ids(scope, shown)}" if shown else ""
+        )
+        return LookupView(
+            entity_ids=entity_ids,
+            records=shown,
+            **paging(request, len(visible), limit, offset),
+        )
+
+    return run_audited(state, request, decision, work)
+
+
+def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
+    ids: set[int] = set()
+    for name in {v.dataset for v in views}:
+        found = scope.access(name)
+        if isinstance(found, Access):
+            ids.update(found.grant_ids)
+    return sorted(ids)
+
+
+def _decision(
+    request_id: str, action: str, purpose: str | None, case_ref: str | None, dataset: str
+) -> audit.Decision:
+    return audit.Decision(
+        request_id=request_id,
+        action=action,
+        decision="deny",
+        reason="",
+        status=500,
+        purpose=purpose,
+        case_ref=case_ref,
+        dataset=dataset,
+    )
+
+
+@router.get(
+    "/persons/{resident_id}",
+    response_model=LookupView,
+    summary="Look up a person by resident identity number",
+    description="The records, of any dataset, that the caller's grants allow for the purpose: "
+    "found through the identifier's blind index, with the records linked to the same entity.",
+    responses=ERRORS,
+)
+def get_person(
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+    resident_id: Annotated[str, Path(min_length=1, max_length=64)],
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+    x_api_key: ApiKeyHeader = None,
+) -> LookupView:
+    del x_api_key  # documented here; read by gateway.access.identify
+    key = state.settings.linkage_key.get_secret_value().encode()
+    subject = blind_index(key, PERSON_DOMAIN, normalise_resident_id(resident_id))
+    decision = _decision(request_id, "person.lookup", purpose, case_ref, "person")
+    decision.subjects = [subject]
+    return _lookup(
+        state,
+        request,
+        decision,
+        subject=subject,
+        extra_ids=None,
+        what="person",
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/organisations/{credit_code}",
+    response_model=LookupView,
+    summary="Look up an organisation by unified social credit code",
+    description="The records, of any dataset, that the caller's grants allow for the purpose, "
+    "of the organisation with this code and of the entity it is linked to.",
+    responses=ERRORS,
+)
+def get_organisation(
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+    credit_code: Annotated[str, Path(min_length=1, max_length=64)],
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+    x_api_key: ApiKeyHeader = None,
+) -> LookupView:
+    del x_api_key
+    code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
+    key = state.settings.linkage_key.get_secret_value().encode()
+    subject = blind_index(key, ORGANISATION_DOMAIN, code)
+    decision = _decision(request_id, "organisation.lookup", purpose, case_ref, "organisation")
+    decision.subjects = [subject]
+
+    def keyed(session: Session) -> list[int]:
+        # Organisation records carry the code in the clear and are keyed by it for linkage.
+        return list(session.scalars(select(LinkKey.record_id).where(LinkKey.key == "u:" + code)))
+
+    return _lookup(
+        state,
+        request,
+        decision,
+        subject=subject,
+        extra_ids=keyed,
+        what="organisation",
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/entities/{entity_id}",
+    response_model=EntityView,
+    summary="The linked view of an entity",
+    description="The golden record built only from the fields and records the caller may see "
+    "for the purpose, and the contributing records it may see.",
+    responses=ERRORS,
+)
+def get_entity(
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+    entity_id: Annotated[str, Path(min_length=1, max_length=32)],
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+    x_api_key: ApiKeyHeader = None,
+) -> EntityView:
+    del x_api_key
+    decision = _decision(request_id, "entity.view", purpose, case_ref, "entity")
+    decision.subjects = [entity_id]
+
+    def work(session: Session, identity: Identity) -> EntityView:
+        code = catalogue.active_purpose(session, purpose).code
+        scope = Scope.of(session, identity, code, utcnow())
+        scope.require_any(catalogue.available_datasets())
+        entity = session.get(Entity, entity_id)
+        rows = (
+            session.scalars(
+                select(SourceRecord)
+                .where(SourceRecord.entity_id == entity_id, SourceRecord.deleted.is_(False))
+                .order_by(SourceRecord.dataset, SourceRecord.department, SourceRecord.source_id)
+            ).all()
+            if entity is not None
+            else []
+        )
+        visible = _visible(scope, rows)
+        if entity is None or not visible:
+            raise NotFoundError("no entity with records the caller may see")
+        views = [record_view(state, row, fields) for row, fields in visible]
+        ranks = trust_ranks(state.settings.registry.trusted_departments)
+        unlisted = len(ranks) + 1
+        sources = [
+            (
+                (record_ref(v.dataset, v.department, v.source_id), v.fields),
+                ranks.get(v.department, unlisted),
+                v.updated_at,
+            )
+            for v in views
+            if v.dataset in _LINKED and v.fields
+        ]
+        golden = golden_record(sources, kind=entity.kind) if sources else {}
+        shown = page(views, limit, offset)
+        decision.dataset = ",".join(sorted({v.dataset for v in views}))[:100]
+        decision.fields = sorted(
+            set(returned_fields(shown)) | {f"golden.{name}" for name in golden}
+        )
+        decision.reason = (
+            f"entity view: {len(shown)} of {len(views)} records returned "
+            f"under grants {_grant_ids(scope, views)}"
+        )
+        return EntityView(
+            entity_id=entity.id,
+            kind=entity.kind,
+            golden_record={k: GoldenValue(**v) for k, v in golden.items()},
+            records=shown,
+            **paging(request, len(views), limit, offset),
+        )
+
+    return run_audited(state, request, decision, work)

@@ -1,0 +1,70 @@
+"""What one caller may see for one stated purpose, at the time of the request.
+
+Built once per request from the caller's grants (:func:`exchange.catalogue.grants_of`);
+answers, dataset by dataset and row by row, through :mod:`exchange.policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from exchange import catalogue, policy
+from exchange.apikeys import Identity
+from exchange.errors import PermissionDeniedError
+from exchange.models import SourceRecord
+from exchange.policy import Access, Denial, GrantRule, Mode
+from gateway.views import row_facts
+
+
+@dataclass
+class Scope:
+    identity: Identity
+    purpose: str
+    at: datetime
+    grants: list[GrantRule]
+    _cache: dict[str, Access | Denial] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Session, identity: Identity, purpose: str, at: datetime) -> Scope:
+        grants = catalogue.grants_of(session, identity.department, identity.role)
+        return cls(identity, purpose, at, grants)
+
+    def access(self, dataset: str) -> Access | Denial:
+        found = self._cache.get(dataset)
+        if found is None:
+            found = self._cache[dataset] = policy.access(
+                self.grants,
+                department=self.identity.department,
+                role=self.identity.role,
+                dataset=dataset,
+                purpose=self.purpose,
+                at=self.at,
+            )
+        return found
+
+    def require_any(self, datasets: Iterable[str]) -> list[str]:
+        """The datasets among ``datasets`` the caller has a grant for; 403 if none."""
+        allowed = [d for d in datasets if isinstance(self.access(d), Access)]
+        if not allowed:
+            raise PermissionDeniedError(
+                f"no grant gives {self.identity.department}/{self.identity.role} any dataset "
+                f"for the purpose {self.purpose!r}"
+            )
+        return allowed
+
+    def require(self, dataset: str) -> Access:
+        found = self.access(dataset)
+        if isinstance(found, Denial):
+            raise PermissionDeniedError(found.reason)
+        return found
+
+    def fields_for(self, row: SourceRecord) -> dict[str, Mode] | None:
+        """The row's visible fields, or None if no grant admits it."""
+        found = self.access(row.dataset)
+        if isinstance(found, Denial):
+            return None
+        return found.fields_for(row_facts(row))

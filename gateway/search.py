@@ -1,0 +1,271 @@
+"""Fuzzy search: persons by name and birth date, organisations by name, ranked and scored.
+
+The ranking reuses record linkage (:mod:`exchange.linkage`): the query becomes
+a link record, each candidate is compared with it field by field (pinyin
+homophones, family/given order, day and month swapped, one-character typos),
+and the score is the shipped linkage model's match weight over the fields
+searched on (log2 likelihood ratio: higher is more alike). A candidate whose
+score is not positive is not a match.
+
+A search only looks at rows the caller's grants admit, and only if the grants
+show the fields searched on in ``full`` for that row: matching on a masked or
+hidden field would tell the caller what the mask hides. With a birth date the
+candidates come from the linkage blocking keys (same or swapped date, same name
+pinyin and year, same family name and day); without one, every record of the
+dataset is scanned, which is slow on a large registry.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange import audit, catalogue
+from exchange.apikeys import Identity
+from exchange.db import utcnow
+from exchange.errors import PermissionDeniedError, ValidationError
+from exchange.linkage import (
+    ORGANISATION,
+    PERSON,
+    LinkRecord,
+    block_keys,
+    compare,
+    default_model,
+    fields_of,
+    organisation_record,
+    person_record,
+)
+from exchange.models import LinkKey, SourceRecord
+from exchange.policy import Mode
+from exchange.registry import record_ref
+from gateway.audited import run_audited
+from gateway.deps import AppState, RequestIdDep, StateDep
+from gateway.params import (
+    DEFAULT_LIMIT,
+    ApiKeyHeader,
+    CaseRefParam,
+    LimitParam,
+    OffsetParam,
+    PurposeParam,
+    page,
+    paging,
+)
+from gateway.query import ERRORS
+from gateway.scope import Scope
+from gateway.views import Page, RecordView, record_view, returned_fields
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+_PERSON_NAME = ("family_name", "given_name", "full_name")
+
+
+class SearchHit(BaseModel):
+    score: float = Field(description="Linkage match weight over the fields searched on.")
+    match: dict[str, str] = Field(description="How each searched field compared (level name).")
+    record: RecordView
+
+
+class SearchView(Page):
+    results: list[SearchHit]
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return date.fromisoformat(text if "-" in text else f"{text[:4]}-{text[4:6]}-{text[6:]}")
+    except ValueError as exc:
+        raise ValidationError(
+            [("birth_date", "search.date_invalid", f"{value!r} is not a date (YYYY-MM-DD)")]
+        ) from exc
+
+
+def _searchable(fields: dict[str, Mode], needed: list[tuple[str, ...]]) -> bool:
+    """Every group of ``needed`` has a field shown in full (a group: alternatives)."""
+    return all(any(fields.get(n) is Mode.FULL for n in group) for group in needed)
+
+
+def _search(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    *,
+    kind: str,
+    name: str,
+    birth_date: str | None,
+    limit: int,
+    offset: int,
+) -> SearchView:
+    dataset = kind  # the person and organisation standards hold the names
+    model = default_model(kind)
+    levels = fields_of(kind)
+
+    def work(session: Session, identity: Identity) -> SearchView:
+        code = catalogue.active_purpose(session, decision.purpose).code
+        born = _parse_date(birth_date)
+        query, needed = _query(kind, name, born)
+        scope = Scope.of(session, identity, code, utcnow())
+        access = scope.require(dataset)
+        if not _searchable(access.possible_fields, needed):
+            raise PermissionDeniedError(
+                f"the grants of {identity.department}/{identity.role} on {dataset!r} for "
+                f"{code!r} do not show the fields searched on in full: "
+                + " and ".join("/".join(g) for g in needed)
+            )
+        hits: list[tuple[float, dict[str, str], SourceRecord, dict[str, Mode]]] = []
+        for row in _candidates(session, dataset, query, born is not None):
+            fields = scope.fields_for(row)
+            if fields is None or not _searchable(fields, needed):
+                continue
+            # Compare only what the caller may see in full of the fields searched on.
+            seen = {
+                n: row.payload.get(n)
+                for group in needed
+                for n in group
+                if fields.get(n) is Mode.FULL
+            }
+            ref = record_ref(row.dataset, row.department, row.source_id)
+            make = person_record if kind == PERSON else organisation_record
+            candidate: LinkRecord = make(ref, row.department, seen)
+            vector = compare(query, candidate)
+            score = model.weight(vector)
+            if score <= 0:
+                continue
+            match = {f.name: f.levels[lv] for f, lv in zip(levels, vector, strict=True) if lv}
+            hits.append((score, match, row, fields))
+        hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
+        shown = [
+            SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
+            for score, match, row, fields in page(hits, limit, offset)
+        ]
+        views = [h.record for h in shown]
+        decision.subjects = sorted({v.entity_id for v in views if v.entity_id})
+        decision.fields = returned_fields(views)
+        decision.reason = (
+            f"search: {len(shown)} of {len(hits)} matches returned under grants {access.grant_ids}"
+        )
+        return SearchView(results=shown, **paging(request, len(hits), limit, offset))
+
+    return run_audited(state, request, decision, work)
+
+
+def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:
+    """The query as a link record, and the fields it searches on (groups of alternatives)."""
+    if kind == PERSON:
+        needed: list[tuple[str, ...]] = [_PERSON_NAME]
+        if born is not None:
+            needed.append(("birth_date",))
+        return person_record("query", "", {"full_name": name, "birth_date": born}), needed
+    return organisation_record("query", "", {"legal_name": name}), [("legal_name",)]
+
+
+def _candidates(
+    session: Session, dataset: str, query: LinkRecord, blocked: bool
+) -> list[SourceRecord]:
+    base = select(SourceRecord).where(
+        SourceRecord.dataset == dataset, SourceRecord.deleted.is_(False)
+    )
+    if blocked:
+        keys = sorted(block_keys(query))
+        if not keys:
+            return []
+        ids = select(LinkKey.record_id).where(LinkKey.key.in_(keys))
+        base = base.where(SourceRecord.id.in_(ids))
+    return list(session.scalars(base.order_by(SourceRecord.id)))
+
+
+def _decision(
+    request_id: str, action: str, purpose: str | None, case_ref: str | None
+) -> audit.Decision:
+    return audit.Decision(
+        request_id=request_id,
+        action=action,
+        decision="deny",
+        reason="",
+        status=500,
+        purpose=purpose,
+        case_ref=case_ref,
+    )
+
+
+NameParam = Annotated[
+    str, Query(min_length=1, max_length=100, description="The name searched for.")
+]
+
+
+@router.get(
+    "/persons",
+    response_model=SearchView,
+    summary="Search persons by name and birth date",
+    description="Fuzzy and ranked: homophones, swapped family/given names, swapped day and month "
+    "and one-character typos still match. Only rows the caller's grants admit, and only if they "
+    "show the searched fields in full.",
+    responses=ERRORS,
+)
+def search_persons(
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+    name: NameParam,
+    birth_date: Annotated[
+        str | None, Query(max_length=10, description="YYYY-MM-DD (or YYYYMMDD).")
+    ] = None,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+    x_api_key: ApiKeyHeader = None,
+) -> SearchView:
+    del x_api_key
+    decision = _decision(request_id, "person.search", purpose, case_ref)
+    decision.dataset = "person"
+    return _search(
+        state,
+        request,
+        decision,
+        kind=PERSON,
+        name=name,
+        birth_date=birth_date,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/organisations",
+    response_model=SearchView,
+    summary="Search organisations by name",
+    description="Fuzzy and ranked on the name without region, brackets and legal form, and its "
+    "pinyin. Scans the organisation records the caller's grants admit.",
+    responses=ERRORS,
+)
+def search_organisations(
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+    name: NameParam,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+    x_api_key: ApiKeyHeader = None,
+) -> SearchView:
+    del x_api_key
+    decision = _decision(request_id, "organisation.search", purpose, case_ref)
+    decision.dataset = "organisation"
+    return _search(
+        state,
+        request,
+        decision,
+        kind=ORGANISATION,
+        name=name,
+        birth_date=None,
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,116 @@
+"""What a caseworker sees of a record: the response shapes and the projection into them.
+
+A record is projected field by field from what the policy allows (see
+:mod:`exchange.policy`): only fields the caller may see are decrypted (a masked
+sensitive field is decrypted, then masked); nothing else is ever decrypted. A
+field whose data key was destroyed (crypto-shredded) shows ``null`` and is
+listed in ``unreadable_fields``. Decrypted values are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from exchange import catalogue
+from exchange.crypto import DecryptionError
+from exchange.errors import ValidationError
+from exchange.keystore import KeyDestroyedError
+from exchange.models import SourceRecord
+from exchange.policy import Mode, RowFacts, project
+from gateway.deps import AppState
+from schemas.standards import standard_from_schema
+
+
+class RecordView(BaseModel):
+    """One department's record, as the caller may see it for the stated purpose."""
+
+    dataset: str
+    department: str
+    source_id: str
+    entity_id: str | None
+    version: int
+    updated_at: datetime
+    fields: dict[str, Any] = Field(description="Only the fields the caller's grants allow.")
+    masked_fields: list[str] = Field(description="Fields shown masked.")
+    unreadable_fields: list[str] = Field(
+        default_factory=list, description="Permitted encrypted fields whose key was destroyed."
+    )
+
+
+class Page(BaseModel):
+    """Pagination of a list: ``next`` is the URL of the next page, if there is one."""
+
+    total: int
+    limit: int
+    offset: int
+    next: str | None
+
+
+def row_facts(row: SourceRecord) -> RowFacts:
+    """What row constraints look at (the division code field is never encrypted)."""
+    division_field = _division_field(row.dataset)
+    value = row.payload.get(division_field) if division_field else None
+    return RowFacts(department=row.department, division=value if isinstance(value, str) else None)
+
+
+def _division_field(name: str) -> str | None:
+    try:
+        return catalogue.dataset(name).division_field
+    except ValidationError:  # not a shipped standard: no grant can name it anyway
+        return None
+
+
+def encrypted_fields(state: AppState, schema_id: int) -> list[str]:
+    """The fields a record's own (wire) schema says are ciphertext."""
+    cached = state.encrypted_fields.get(schema_id)
+    if cached is None:
+        standard = standard_from_schema(json.loads(state.schema_store.schema_text(schema_id)))
+        cached = state.encrypted_fields[schema_id] = [
+            f.name for f in standard.fields if f.encrypted
+        ]
+    return cached
+
+
+def record_view(state: AppState, row: SourceRecord, visible: Mapping[str, Mode]) -> RecordView:
+    """Decrypt what ``visible`` allows, then project it (mask, leave the rest out)."""
+    encrypted = set(encrypted_fields(state, row.schema_id))
+    plain: dict[str, Any] = {}
+    unreadable: list[str] = []
+    for name in visible:
+        if name not in row.payload:
+            continue
+        value = row.payload[name]
+        if name in encrypted and isinstance(value, str):
+            try:
+                clear = state.cipher.decrypt(
+                    row.dataset, name, f"{row.department}:{row.source_id}", base64.b64decode(value)
+                )
+                value = json.loads(clear)
+            except (KeyDestroyedError, DecryptionError):
+                # Crypto-shredded (or not ours to read): the value is gone, say so.
+                value = None
+                unreadable.append(name)
+        plain[name] = value
+    fields = project(plain, visible, catalogue.dataset(row.dataset).mask_kinds) or {}
+    return RecordView(
+        dataset=row.dataset,
+        department=row.department,
+        source_id=row.source_id,
+        entity_id=row.entity_id,
+        version=row.version,
+        updated_at=row.updated_at,
+        fields=fields,
+        masked_fields=sorted(n for n in fields if visible[n] is Mode.MASKED),
+        unreadable_fields=sorted(unreadable),
+    )
+
+
+def returned_fields(views: list[RecordView]) -> list[str]:
+    """``dataset.field`` of every field returned, for the audit entry."""
+    return sorted({f"{v.dataset}.{name}" for v in views for name in v.fields})

@@ -1,0 +1,469 @@
+"""The caseworkers' query API and the catalogue admin API, on SQLite, without Kafka.
+
+Registry rows are stored as the builder stores them (ciphertext, blind indexes,
+link keys); grants decide what each response holds, and every request leaves
+exactly one audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange import audit
+from exchange.apikeys import create_key
+from exchange.config import Settings
+from exchange.db import make_engine, migrate, session_factory, transaction
+from exchange.keystore import LocalKeyStore
+from exchange.models import AuditEntry
+from gateway import create_app
+from schemas.validators import resident_id_check_character
+from tests.support.catalogue import Row, add_grant, add_purpose, insert_rows
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64
+
+MLA = "minimum-living-allowance"
+
+
+def rid(first17: str) -> str:
+    return first17 + resident_id_check_character(first17)
+
+
+P1 = rid("33010619800507001")
+P2 = rid("11010519900709002")
+USCC = "91330106MA2XXXXX1X"
+ROWS = [
+    Row(
+        "person",
+        "household_registry",
+        "HR-1",
+        {
+            "resident_id": P1,
+            "family_name": "王",
+            "given_name": "秀英",
+            "full_name": "王秀英",
+            "birth_date": "1980-05-07",
+            "sex": "FEMALE",
+            "nationality": "CN",
+            "residence_division_code": "330106",
+            "phone": "13800001234",
+        },
+        entity_id="E1",
+    ),
+    Row(
+        "person",
+        "household_registry",
+        "HR-2",
+        {
+            "resident_id": P2,
+            "family_name": "李",
+            "given_name": "伟",
+            "full_name": "李伟",
+            "birth_date": "1990-07-09",
+            "sex": "MALE",
+            "nationality": "CN",
+            "residence_division_code": "110105",
+            "phone": "13900005678",
+        },
+        entity_id="E2",
+    ),
+    Row(
+        "benefit_payment",
+        "civil_affairs",
+        "BP-1",
+        {
+            "resident_id": P1,
+            "payment_id": "BP-1",
+            "benefit_type": "MINIMUM_LIVING_ALLOWANCE",
+            "amount_fen": 50000,
+            "period_start": "2026-01-01",
+            "period_end": "2026-01-31",
+            "paid_on": "2026-02-01",
+            "case_reference": "C-9",
+            "division_code": "330106",
+        },
+        entity_id="E1",
+    ),
+    Row(
+        "social_insurance",
+        "hrss",
+        "SI-1",
+        {
+            "resident_id": P1,
+            "insurance_record_id": "SI-1",
+            "employment_status": "UNEMPLOYED",
+            "contribution_base_fen": 300000,
+            "insured_division_code": "330106",
+            "period_start": "2025-01-01",
+        },
+        entity_id="E1",
+    ),
+    Row(
+        "organisation",
+        "market_regulation",
+        "MR-1",
+        {
+            "uscc": USCC,
+            "legal_name": "杭州秀英商贸有限公司",
+            "legal_form": "LIMITED_LIABILITY_COMPANY",
+            "registration_date": "2019-03-01",
+            "legal_representative_name": "王秀英",
+            "legal_representative_resident_id": P1,
+            "registered_address": "浙江省杭州市西湖区文三路1号",
+            "registered_division_code": "330106",
+            "status": "ACTIVE",
+        },
+        entity_id="O1",
+    ),
+]
+
+
+@dataclass
+class Env:
+    client: TestClient
+    sessions: sessionmaker[Session]
+    caseworker: str
+    other: str
+    admin: str
+
+    def get(self, url: str, key: str | None = None, **params: Any) -> Any:
+        headers = {"X-API-Key": key or self.caseworker}
+        return self.client.get(url, params=params, headers=headers)
+
+    def audit_count(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+    def last_entry(self) -> AuditEntry:
+        with self.sessions() as session:
+            entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+            assert entry is not None
+            session.expunge(entry)
+            return entry
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    insert_rows(sessions, ROWS)
+    add_purpose(sessions, MLA)
+    add_purpose(sessions, "tax-audit")
+    add_purpose(sessions, "old-purpose", active=False)
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={
+            "resident_id": "masked",
+            "full_name": "full",
+            "family_name": "full",
+            "given_name": "full",
+            "birth_date": "full",
+            "phone": "masked",
+        },
+        purposes=[MLA],
+        constraints={"division_prefix": "33"},
+    )
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="benefit_payment",
+        fields={"resident_id": "masked", "amount_fen": "full", "benefit_type": "masked"},
+        purposes=[MLA],
+    )
+    with transaction(sessions) as session:
+        caseworker = create_key(
+            session, actor="alice", department="civil_affairs", role="caseworker"
+        )
+        other = create_key(session, actor="bob", department="tax_bureau", role="caseworker")
+        admin = create_key(session, actor="root", department="exchange_office", role="admin")
+    settings = Settings(database_url=url, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield Env(client, sessions, caseworker, other, admin)
+    finally:
+        engine.dispose()
+
+
+def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
+    before = env.audit_count()
+    response = env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-1")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert P1 not in response.text
+    assert body["total"] == 2
+    assert body["next"] is None
+    by_dataset = {r["dataset"]: r for r in body["records"]}
+    # No grant on social insurance or organisations: those records are absent.
+    assert set(by_dataset) == {"person", "benefit_payment"}
+    person = by_dataset["person"]["fields"]
+    assert person == {
+        "resident_id": P1[:6] + "********" + P1[-4:],
+        "full_name": "王秀英",
+        "family_name": "王",
+        "given_name": "秀英",
+        "birth_date": "1980-05-07",
+        "phone": "*******1234",
+    }
+    assert by_dataset["person"]["masked_fields"] == ["phone", "resident_id"]
+    payment = by_dataset["benefit_payment"]
+    assert payment["fields"] == {
+        "resident_id": P1[:6] + "********" + P1[-4:],
+        "amount_fen": 50000,  # sensitive, granted in full: decrypted
+        "benefit_type": "***",  # sensitive, granted masked: decrypted then hidden
+    }
+    assert body["entity_ids"] == ["E1"]
+    assert env.audit_count() == before + 1
+    entry = env.last_entry()
+    assert (entry.decision, entry.status, entry.purpose, entry.case_ref) == (
+        "allow",
+        200,
+        MLA,
+        "C-1",
+    )
+    assert entry.dataset == "benefit_payment,person"
+    assert "E1" in entry.subjects
+    assert P1 not in json.dumps([entry.subjects, entry.reason, entry.fields])
+    assert "person.full_name" in entry.fields
+    assert "person.nationality" not in entry.fields
+
+
+def test_row_constraint_hides_a_row_as_if_it_did_not_exist(env: Env) -> None:
+    response = env.get(f"/v1/persons/{P2}", purpose=MLA)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "李伟" not in response.text
+    entry = env.last_entry()
+    assert (entry.decision, entry.status, entry.fields) == ("allow", 404, [])
+
+
+@pytest.mark.parametrize(
+    ("purpose", "status", "code"),
+    [
+        (None, 400, "validation_failed"),
+        ("  ", 400, "validation_failed"),
+        ("no-such-purpose", 400, "validation_failed"),
+        ("old-purpose", 400, "validation_failed"),
+        ("tax-audit", 403, "forbidden"),
+    ],
+)
+def test_purpose_is_required_known_active_and_granted(
+    env: Env, purpose: str | None, status: int, code: str
+) -> None:
+    before = env.audit_count()
+    params = {} if purpose is None else {"purpose": purpose}
+    for url in (f"/v1/persons/{P1}", "/v1/entities/E1", f"/v1/organisations/{USCC}"):
+        response = env.get(url, **params)
+        assert response.status_code == status, response.text
+        assert response.json()["code"] == code
+        assert "Traceback" not in response.text
+        entry = env.last_entry()
+        assert (entry.decision, entry.status, entry.fields) == ("deny", status, [])
+    assert env.audit_count() == before + 3
+
+
+def test_a_department_without_grants_is_denied(env: Env) -> None:
+    response = env.get(f"/v1/persons/{P1}", key=env.other, purpose=MLA)
+    assert response.status_code == 403
+    assert "tax_bureau/caseworker" in response.json()["detail"]
+    assert env.last_entry().decision == "deny"
+
+
+def test_full_beats_masked_across_grants(env: Env) -> None:
+    add_grant(
+        env.sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={"resident_id": "full"},
+        purposes=[MLA],
+        constraints={"department": "household_registry"},
+    )
+    response = env.get(f"/v1/persons/{P1}", purpose=MLA)
+    person = next(r for r in response.json()["records"] if r["dataset"] == "person")
+    assert person["fields"]["resident_id"] == P1
+    assert person["fields"]["phone"] == "*******1234"
+
+
+def test_pagination(env: Env) -> None:
+    first = env.get(f"/v1/persons/{P1}", purpose=MLA, limit=1).json()
+    assert (first["total"], first["limit"], first["offset"]) == (2, 1, 0)
+    assert len(first["records"]) == 1
+    assert first["next"]
+    second = env.client.get(first["next"], headers={"X-API-Key": env.caseworker}).json()
+    assert second["offset"] == 1
+    assert second["next"] is None
+    assert {first["records"][0]["dataset"], second["records"][0]["dataset"]} == {
+        "person",
+        "benefit_payment",
+    }
+    assert env.get(f"/v1/persons/{P1}", purpose=MLA, limit=101).status_code == 422
+
+
+def test_crypto_shredded_fields_are_null_and_listed(env: Env) -> None:
+    LocalKeyStore(env.sessions, MASTER_KEY, cache_ttl=0).destroy("benefit_payment")
+    response = env.get(f"/v1/persons/{P1}", purpose=MLA)
+    payment = next(r for r in response.json()["records"] if r["dataset"] == "benefit_payment")
+    assert payment["fields"] == {"resident_id": None, "amount_fen": None, "benefit_type": None}
+    assert payment["unreadable_fields"] == ["amount_fen", "benefit_type", "resident_id"]
+
+
+def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> None:
+    assert env.get(f"/v1/organisations/{USCC}", purpose=MLA).status_code == 404
+    add_grant(
+        env.sessions,
+        department="civil_affairs",
+        dataset="organisation",
+        fields={"legal_name": "full", "legal_representative_resident_id": "masked"},
+        purposes=[MLA],
+    )
+    org = env.get(f"/v1/organisations/{USCC.lower()}", purpose=MLA).json()
+    assert [r["fields"] for r in org["records"]] == [
+        {
+            "legal_name": "杭州秀英商贸有限公司",
+            "legal_representative_resident_id": P1[:6] + "*" * 8 + P1[-4:],
+        }
+    ]
+    # The person's lookup now also shows the business she represents (journey 1).
+    person = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
+    assert {r["dataset"] for r in person["records"]} == {
+        "person",
+        "benefit_payment",
+        "organisation",
+    }
+
+
+def test_search_is_fuzzy_ranked_and_limited_to_admitted_rows(env: Env) -> None:
+    # A homophone of the given name and the day and month swapped still find her.
+    response = env.get("/v1/persons", name="王秀鹰", birth_date="1980-07-05", purpose=MLA)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == 1
+    [hit] = body["results"]
+    assert hit["score"] > 0
+    assert hit["record"]["source_id"] == "HR-1"
+    assert set(hit["match"]) == {"family_name", "given_name", "birth_date"}
+    # 李伟 exists, but outside the grant's division: never found.
+    assert env.get("/v1/persons", name="李伟", purpose=MLA).json()["total"] == 0
+    entry = env.last_entry()
+    assert (entry.action, entry.decision, entry.subjects) == ("person.search", "allow", [])
+
+
+def test_search_needs_the_searched_fields_in_full(env: Env) -> None:
+    add_grant(
+        env.sessions,
+        department="tax_bureau",
+        dataset="person",
+        fields={"full_name": "full", "birth_date": "masked"},
+        purposes=["tax-audit"],
+    )
+    ok = env.get("/v1/persons", key=env.other, name="王秀英", purpose="tax-audit")
+    assert ok.status_code == 200
+    assert ok.json()["total"] == 1
+    denied = env.get(
+        "/v1/persons", key=env.other, name="王秀英", birth_date="1980-05-07", purpose="tax-audit"
+    )
+    assert denied.status_code == 403
+    assert "birth_date" in denied.json()["detail"]
+    bad = env.get("/v1/persons", name="王", birth_date="1980-13-45", purpose=MLA)
+    assert bad.status_code == 400
+    assert env.last_entry().status == 400
+
+
+def test_entity_view_is_restricted_to_visible_fields_and_records(env: Env) -> None:
+    body = env.get("/v1/entities/E1", purpose=MLA).json()
+    assert body["kind"] == "person"
+    assert {r["dataset"] for r in body["records"]} == {"person", "benefit_payment"}
+    golden = body["golden_record"]
+    assert set(golden) == {
+        "resident_id",
+        "full_name",
+        "family_name",
+        "given_name",
+        "birth_date",
+        "phone",
+    }
+    assert golden["full_name"]["value"] == "王秀英"
+    assert golden["resident_id"]["value"] != P1
+    assert env.get("/v1/entities/E2", purpose=MLA).status_code == 404
+    assert env.get("/v1/entities/nope", purpose=MLA).status_code == 404
+
+
+def test_catalogue_admin_api_is_audited(env: Env) -> None:
+    admin = {"X-API-Key": env.admin}
+    before = env.audit_count()
+    created = env.client.post(
+        "/v1/admin/purposes",
+        json={"code": "child-benefit", "title": "Child benefit"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    again = env.client.post(
+        "/v1/admin/purposes", json={"code": "child-benefit", "title": "x"}, headers=admin
+    )
+    assert again.status_code == 409
+    bad = env.client.post(
+        "/v1/admin/grants",
+        json={
+            "department": "health",
+            "role": "caseworker",
+            "dataset": "person",
+            "fields": {"shoe_size": "full", "full_name": "blurred"},
+            "purposes": ["child-benefit", "nope"],
+            "row_constraints": {"planet": "earth"},
+        },
+        headers=admin,
+    )
+    assert bad.status_code == 400
+    detail = bad.json()["detail"]
+    for word in ("shoe_size", "blurred", "nope", "planet"):
+        assert word in detail
+    grant = env.client.post(
+        "/v1/admin/grants",
+        json={
+            "department": "health",
+            "role": "caseworker",
+            "dataset": "person",
+            "fields": {"full_name": "full"},
+            "purposes": ["child-benefit"],
+            "valid_until": "2099-01-01T00:00:00Z",
+        },
+        headers=admin,
+    )
+    assert grant.status_code == 201, grant.text
+    grant_id = grant.json()["id"]
+    entry = env.last_entry()
+    assert entry.action == "catalogue.grant.add"
+    assert f"grant {grant_id}" in entry.reason
+    listed = env.client.get("/v1/admin/grants", headers=admin).json()
+    assert grant_id in [g["id"] for g in listed]
+    assert env.client.delete(f"/v1/admin/grants/{grant_id}", headers=admin).status_code == 200
+    assert env.last_entry().action == "catalogue.grant.revoke"
+    assert env.client.delete(f"/v1/admin/grants/{grant_id}", headers=admin).status_code == 409
+    assert env.client.delete("/v1/admin/purposes/child-benefit", headers=admin).status_code == 200
+    forbidden = env.client.post(
+        "/v1/admin/purposes",
+        json={"code": "sneaky", "title": "x"},
+        headers={"X-API-Key": env.caseworker},
+    )
+    assert forbidden.status_code == 403
+    datasets = env.client.get(
+        "/v1/catalogue/datasets", headers={"X-API-Key": env.caseworker}
+    ).json()
+    person = next(d for d in datasets if d["name"] == "person")
+    assert {"name": "resident_id", "encrypted": True, "mask": "identifier"}.items() <= next(
+        f for f in person["fields"] if f["name"] == "resident_id"
+    ).items()
+    # Ten requests, each exactly one entry.
+    assert env.audit_count() == before + 10
+    with env.sessions() as session:
+        assert audit.verify(session) is None
