@@ -349,9 +349,9 @@ def caseworker_key(sessions: sessionmaker[Session]) -> str:
 # --------------------------------------------------------------------------
 
 
-def uvicorn_argv(factory: str, port: int) -> list[str]:
+def uvicorn_argv(factory: str, port: int, module: str = "uvicorn") -> list[str]:
     """The command line of ``exchange up`` (exchange/stack.py) for ``factory``."""
-    return [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+    return [sys.executable, "-m", module, "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
 
 
@@ -372,12 +372,14 @@ class Server:
                 self.process.wait(timeout=10)
 
 
-def start_server(name: str, factory: str, env: dict[str, str], logs: Path) -> Server:
+def start_server(
+    name: str, factory: str, env: dict[str, str], logs: Path, module: str = "uvicorn"
+) -> Server:
     port = free_port()
     log_path = logs / f"{name}.log"
     with log_path.open("ab") as out:
         process = subprocess.Popen(
-            uvicorn_argv(factory, port),
+            uvicorn_argv(factory, port, module),
             cwd=PROJECT_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -485,6 +487,17 @@ def run_wrk(url: str, script: Path, connections: int, duration: int) -> WrkResul
     return parse_wrk(done.stdout)
 
 
+def start_py_spy(pid: int, output: Path, duration: int) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` with py-spy (``pip install py-spy``) for ``duration`` seconds into
+    ``output`` as collapsed stacks, without pausing it (``--nonblocking``)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise BenchmarkError("--py-spy needs py-spy: .venv/bin/pip install py-spy")
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(duration), "--rate", "200",
+            "--format", "raw", "--nonblocking", "--idle", "--threads", "--output", str(output)]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def write_lua(path: Path, ids: list[str], key: str) -> None:
     quoted = ",".join(f'"{i}"' for i in ids)
     path.write_text(LUA % {"ids": quoted, "purpose": PURPOSE, "key": key}, encoding="utf-8")
@@ -502,6 +515,7 @@ class Outcome:
     persons: int
     body_bytes: int
     catalogue: str
+    variant: str
     bare: list[WrkResult]
     gateway: list[WrkResult]
     audited: int
@@ -522,7 +536,15 @@ class Outcome:
 
 
 def run(
-    base: Path, persons: int, duration: int, connections: int, rounds: int, warmup: int
+    base: Path,
+    persons: int,
+    duration: int,
+    connections: int,
+    rounds: int,
+    warmup: int,
+    *,
+    key_cache: bool = False,
+    py_spy: Path | None = None,
 ) -> Outcome:
     if shutil.which("wrk") is None:
         raise BenchmarkError(WRK_MISSING)
@@ -563,7 +585,8 @@ def run(
     gateway: list[WrkResult] = []
     try:
         log("starting the gateway (uvicorn, one worker) ...")
-        real = start_server("gateway", "gateway.asgi:app", env, logs)
+        module = "bench.keycache_uvicorn" if key_cache else "uvicorn"
+        real = start_server("gateway", "gateway.asgi:app", env, logs, module)
         servers.append(real)
         body = check_lookup(real.url, key, population[0])
         (base / "body.json").write_bytes(body)
@@ -585,7 +608,12 @@ def run(
             for name, server, results in order:
                 if warmup:
                     run_wrk(server.url, script, connections, warmup)
+                spy = None
+                if py_spy is not None and name == "gateway":
+                    spy = start_py_spy(server.process.pid, py_spy, duration)
                 result = run_wrk(server.url, script, connections, duration)
+                if spy is not None:
+                    spy.wait(timeout=duration + 60)
                 log(
                     f"  round {round_no + 1} {name}: {result.rps:,.0f} req/s, p50 "
                     f"{result.p50_ms:,.1f} ms, p99 {result.p99_ms:,.1f} ms, "
@@ -616,6 +644,13 @@ def run(
         persons=persons,
         body_bytes=len(body),
         catalogue=catalogue,
+        variant=(
+            "gateway served by bench.keycache_uvicorn (scrypt memoised per key: a preview, "
+            "not issue 6's cache)"
+            if key_cache
+            else "gateway as `exchange up` serves it"
+        )
+        + ("; sampled by py-spy during its run" if py_spy else ""),
         bare=bare,
         gateway=gateway,
         audited=audited,
@@ -637,7 +672,7 @@ def report(outcome: Outcome, command: str, connections: int, duration: int) -> s
         f"Registry: {o.persons:,} persons x {len(DEPARTMENTS)} departments on SQLite; "
         f"response body {o.body_bytes:,} bytes; {o.catalogue}; wrk -t2 -c{connections} "
         f"-d{duration}s, {len(o.gateway)} round(s), medians; {o.audited:,} audit entries "
-        "written during the gateway's runs.",
+        f"written during the gateway's runs; {o.variant}.",
         "",
         "| Side | Requests/s | p50 ms | p99 ms | Requests |",
         "|---|---:|---:|---:|---:|",
@@ -676,6 +711,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=_positive, default=DEFAULT_CONNECTIONS)
     parser.add_argument("--rounds", type=_positive, default=1)
     parser.add_argument("--warmup", type=int, default=WARMUP_S, help="seconds before each run")
+    parser.add_argument(
+        "--simulate-key-cache",
+        action="store_true",
+        help="serve the gateway through bench.keycache_uvicorn (scrypt memoised per key): a "
+        "preview of issue 6's key cache, labelled as such in the report",
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="also sample the gateway with py-spy during its measured run, into this file "
+        "(collapsed stacks; the sampling slows the gateway, so those figures are not clean)",
+    )
     parser.add_argument("--keep-dir", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -685,7 +733,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench.gateway_lookup " + " ".join(argv or sys.argv[1:])
     try:
         outcome = run(base, args.persons, args.duration, args.connections, args.rounds,
-                      args.warmup)  # fmt: skip
+                      args.warmup, key_cache=args.simulate_key_cache,
+                      py_spy=args.py_spy)  # fmt: skip
     except BenchmarkError as exc:
         print(f"CHECK FAILED: {exc}", file=sys.stderr)
         return 1
