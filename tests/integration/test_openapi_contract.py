@@ -23,6 +23,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -33,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 from exchange.apikeys import create_key
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
-from schemas import SchemaStore
 from gateway import create_app
+from schemas import SchemaStore
 from schemas.standards import load_standard
 from tests.support.gateway import running_gateway
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
@@ -65,8 +66,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     data_dir: Path = tmp_path_factory.mktemp("contract")
     settings = Settings(
         data_dir=data_dir,
-        master_key=MASTER_KEY_B64,  # type: ignore[arg-type]
-        linkage_key=LINKAGE_KEY,  # type: ignore[arg-type]
+        master_key=SecretStr(MASTER_KEY_B64),
+        linkage_key=SecretStr(LINKAGE_KEY),
     )
     engine = make_engine(settings.db_url)
     migrate(engine)
