@@ -687,6 +687,20 @@ def report(outcome: Outcome, command: str, connections: int, duration: int) -> s
         )
     met_t = "met" if o.throughput_ratio >= AIM_THROUGHPUT else "missed"
     met_p = "met" if o.p99_ratio <= AIM_P99 else "missed"
+    started = datetime.fromisoformat(o.info["date"]).astimezone(UTC)
+    ended = datetime.fromisoformat(o.finished)
+    b_p50, b_p99 = o.median(o.bare, "p50_ms"), o.median(o.bare, "p99_ms")
+    g_p50, g_p99 = o.median(o.gateway, "p50_ms"), o.median(o.gateway, "p99_ms")
+    rounds = f"{len(o.gateway)} round{'s, medians' if len(o.gateway) > 1 else ''}"
+    lines += [
+        "",
+        "Row for the table in docs/benchmarks.md:",
+        "",
+        f"| {started:%H:%M}-{ended:%H:%M} | {o.variant} | `-d{duration}s`, {rounds} | "
+        f"{o.load_start[0]:.2f}, {o.load_end[0]:.2f} | {b_rps:,.1f} | {b_p50:,.1f} / "
+        f"{b_p99:,.1f} | {g_rps:,.1f} | {g_p50:,.0f} / {g_p99:,.0f} | "
+        f"**{o.throughput_ratio:.3f}** | **{o.p99_ratio:.1f}** |",
+    ]
     lines += [
         "",
         f"Throughput ratio gateway/bare: **{o.throughput_ratio:.3f}** ({g_rps:,.1f} / "
