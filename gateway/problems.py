@@ -2,17 +2,21 @@
 
 Domain errors carry their stable code; this module alone maps them to HTTP
 statuses. An unexpected error is answered with 500 and the request id, never a
-stack trace (the trace goes to the server log).
+stack trace (the trace goes to the server log). :func:`install` also makes
+the OpenAPI document say so: every documented error response of an operation
+is described as a problem (a Confluent error body under ``/registry``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exchange.errors import (
@@ -31,6 +35,26 @@ from exchange.errors import (
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(description="urn:exchange:error:<code>")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong, for a person to read.")
+    code: str = Field(description="The stable error code (docs/errors.md).")
+    request_id: str | None = Field(default=None, description="Quote it to the operator.")
+
+
+class RegistryErrorBody(BaseModel):
+    """An error of the schema registry API, as Confluent's schema registry writes it."""
+
+    error_code: int = Field(description="Confluent's error code, e.g. 40401.")
+    message: str
+
+
 _STATUS: dict[type[ExchangeError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
@@ -116,6 +140,8 @@ def _is_registry(request: Request) -> bool:
 
 
 def install(app: FastAPI) -> None:
+    document(app)
+
     @app.exception_handler(ExchangeError)
     async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
         status = status_for(exc)
@@ -158,3 +184,48 @@ def install(app: FastAPI) -> None:
             "internal_error",
             request,
         )
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def _document_errors(doc: dict[str, Any]) -> None:
+    """Describe every documented error response (status >= 400) as the body this module
+    sends for it, document the 400 of a body that cannot be parsed, and drop FastAPI's
+    validation-error schemas that no longer apply."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, RegistryErrorBody):
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    for path, item in doc.get("paths", {}).items():
+        registry = path.startswith(REGISTRY_PREFIX)
+        media, name = (REGISTRY_TYPE, "RegistryErrorBody") if registry else (PROBLEM, "Problem")
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation and "400" not in responses:
+                # FastAPI answers 400 itself when a body cannot be parsed at all.
+                responses["400"] = {"description": "The body could not be parsed as JSON"}
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {
+                        media: {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                    }
+    text = repr(doc.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}'" not in text:
+            schemas.pop(unused, None)
+
+
+def document(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document describe its error bodies (see _document_errors)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_errors(generate())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

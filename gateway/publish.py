@@ -94,7 +94,8 @@ def _definition(state: AppState, connector_id: str) -> ConnectorDefinition:
         raise NotFoundError(f"no push connector {connector_id!r} is defined on this gateway")
     definition = load_definition(path)
     if not isinstance(definition.source, PushSourceSpec):
-        raise ConfigError(f"connector {connector_id!r} is not a push connector")
+        # A file or SQL connector of that id exists, but there is no push connector to post to.
+        raise NotFoundError(f"connector {connector_id!r} is not a push connector")
     return definition
 
 

@@ -14,6 +14,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -27,7 +28,33 @@ CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
 WRITERS = frozenset({"publisher", "admin"})
 
-router = APIRouter(prefix="/registry", tags=["schema registry"], dependencies=security.REGISTRY)
+
+class RegistryJSONResponse(JSONResponse):
+    """JSON in Confluent's media type (what the routes send, so what the document says)."""
+
+    media_type = CONTENT_TYPE
+
+
+# Error bodies are Confluent's (gateway.problems documents their schema).
+router = APIRouter(
+    prefix="/registry",
+    tags=["schema registry"],
+    default_response_class=RegistryJSONResponse,
+    dependencies=security.REGISTRY,
+    responses={
+        401: {"description": "Missing, malformed, wrong, revoked or expired API key (40101)"},
+        403: {"description": "The key's role may not do this (40301)"},
+        422: {"description": "Invalid schema, version, compatibility level or request"},
+        503: {"description": "The audit log could not be written; nothing was done"},
+    },
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such subject, version, schema or configuration (404xx)"}
+}
+REGISTER_ERRORS = {
+    **NOT_FOUND,
+    409: {"description": "Incompatible with the subject's earlier versions (409)"},
+}
 
 
 class SchemaRequest(BaseModel):
@@ -63,7 +90,7 @@ class ConfigRequest(BaseModel):
 
 
 def reply(content: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(content, status_code=status, media_type=CONTENT_TYPE)
+    return RegistryJSONResponse(content, status_code=status)
 
 
 def _store(state: StateDep) -> SchemaStore:
@@ -73,6 +100,8 @@ def _store(state: StateDep) -> SchemaStore:
 
 SchemaBody = Annotated[dict[str, Any], Body()]
 Deleted = Annotated[bool, Query(description="Include soft-deleted subjects or versions.")]
+# Confluent's schema ids are 32-bit; a larger number is refused (422), not sent to the database.
+SchemaId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="The schema's global id.")]
 Permanent = Annotated[bool, Query(description="Hard delete (only after a soft delete).")]
 
 
@@ -82,7 +111,9 @@ def list_subjects(state: StateDep, request: Request, deleted: Deleted = False) -
     return reply(_store(state).subjects(include_deleted=deleted))
 
 
-@router.get("/subjects/{subject}/versions", summary="List a subject's versions")
+@router.get(
+    "/subjects/{subject}/versions", summary="List a subject's versions", responses=NOT_FOUND
+)
 def list_versions(
     state: StateDep, request: Request, subject: str, deleted: Deleted = False
 ) -> JSONResponse:
@@ -90,7 +121,9 @@ def list_versions(
     return reply(_store(state).versions(subject, include_deleted=deleted))
 
 
-@router.get("/subjects/{subject}/versions/{version}", summary="Get one version")
+@router.get(
+    "/subjects/{subject}/versions/{version}", summary="Get one version", responses=NOT_FOUND
+)
 def get_version(
     state: StateDep, request: Request, subject: str, version: str, deleted: Deleted = False
 ) -> JSONResponse:
@@ -106,7 +139,11 @@ def get_version(
     )
 
 
-@router.get("/subjects/{subject}/versions/{version}/schema", summary="Get one version's schema")
+@router.get(
+    "/subjects/{subject}/versions/{version}/schema",
+    summary="Get one version's schema",
+    responses=NOT_FOUND,
+)
 def get_version_schema(
     state: StateDep, request: Request, subject: str, version: str, deleted: Deleted = False
 ) -> JSONResponse:
@@ -115,14 +152,22 @@ def get_version_schema(
     return reply(json.loads(found.schema))
 
 
-@router.post("/subjects/{subject}/versions", summary="Register a schema under a subject")
+@router.post(
+    "/subjects/{subject}/versions",
+    summary="Register a schema under a subject",
+    responses=REGISTER_ERRORS,
+)
 def register(state: StateDep, request: Request, subject: str, body: SchemaBody) -> JSONResponse:
     authorize(state, request, action="registry.register", roles=WRITERS, dataset=subject)
     schema_id = _store(state).register(subject, _schema_body(body).avro())
     return reply({"id": schema_id})
 
 
-@router.post("/subjects/{subject}", summary="Is this schema registered under the subject?")
+@router.post(
+    "/subjects/{subject}",
+    summary="Is this schema registered under the subject?",
+    responses=NOT_FOUND,
+)
 def lookup(
     state: StateDep, request: Request, subject: str, body: SchemaBody, deleted: Deleted = False
 ) -> JSONResponse:
@@ -138,7 +183,9 @@ def lookup(
     )
 
 
-@router.delete("/subjects/{subject}", summary="Delete a subject (soft, or permanent)")
+@router.delete(
+    "/subjects/{subject}", summary="Delete a subject (soft, or permanent)", responses=NOT_FOUND
+)
 def delete_subject(
     state: StateDep, request: Request, subject: str, permanent: Permanent = False
 ) -> JSONResponse:
@@ -146,7 +193,9 @@ def delete_subject(
     return reply(_store(state).delete_subject(subject, permanent=permanent))
 
 
-@router.delete("/subjects/{subject}/versions/{version}", summary="Delete a version")
+@router.delete(
+    "/subjects/{subject}/versions/{version}", summary="Delete a version", responses=NOT_FOUND
+)
 def delete_version(
     state: StateDep, request: Request, subject: str, version: str, permanent: Permanent = False
 ) -> JSONResponse:
@@ -154,8 +203,10 @@ def delete_version(
     return reply(_store(state).delete_version(subject, version, permanent=permanent))
 
 
-@router.get("/schemas/ids/{schema_id}", summary="Get a schema by its global id")
-def get_schema(state: StateDep, request: Request, schema_id: int) -> JSONResponse:
+@router.get(
+    "/schemas/ids/{schema_id}", summary="Get a schema by its global id", responses=NOT_FOUND
+)
+def get_schema(state: StateDep, request: Request, schema_id: SchemaId) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
     return reply({"schema": _store(state).schema_text(schema_id)})
 
@@ -163,6 +214,7 @@ def get_schema(state: StateDep, request: Request, schema_id: int) -> JSONRespons
 @router.post(
     "/compatibility/subjects/{subject}/versions/{version}",
     summary="Is a schema compatible with a version (or latest) of the subject?",
+    responses=NOT_FOUND,
 )
 def check_compatibility(
     state: StateDep,
@@ -192,7 +244,7 @@ def put_global_config(state: StateDep, request: Request, body: ConfigRequest) ->
     return reply({"compatibility": _store(state).set_config(body.compatibility)})
 
 
-@router.get("/config/{subject}", summary="A subject's compatibility level")
+@router.get("/config/{subject}", summary="A subject's compatibility level", responses=NOT_FOUND)
 def get_subject_config(
     state: StateDep,
     request: Request,
@@ -204,7 +256,7 @@ def get_subject_config(
     return reply({"compatibilityLevel": level})
 
 
-@router.put("/config/{subject}", summary="Set a subject's compatibility level")
+@router.put("/config/{subject}", summary="Set a subject's compatibility level", responses=NOT_FOUND)
 def put_subject_config(
     state: StateDep, request: Request, subject: str, body: ConfigRequest
 ) -> JSONResponse:
@@ -212,7 +264,11 @@ def put_subject_config(
     return reply({"compatibility": _store(state).set_config(body.compatibility, subject)})
 
 
-@router.delete("/config/{subject}", summary="Remove a subject's level (fall back to global)")
+@router.delete(
+    "/config/{subject}",
+    summary="Remove a subject's level (fall back to global)",
+    responses=NOT_FOUND,
+)
 def delete_subject_config(state: StateDep, request: Request, subject: str) -> JSONResponse:
     authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
     return reply({"compatibility": _store(state).delete_config(subject)})

@@ -347,6 +347,22 @@ def test_an_unknown_connector_is_answered_only_after_authentication_and_audited(
     assert gateway.published_keys() == set()
 
 
+def test_a_connector_that_is_not_a_push_connector_is_not_found(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    csv_definition = DEFINITION.format(
+        connector_id="file-one", department=gateway.department
+    ).replace('type = "push"', 'type = "csv"\npath = "people.csv"')
+    (tmp_path / "file-one.toml").write_text(csv_definition, encoding="utf-8")
+
+    response = gateway.post([person("F1")], key=gateway.publisher, connector_id="file-one")
+
+    assert response.status_code == 404, response.text  # not a server error
+    assert response.json()["code"] == "not_found"
+    assert "not a push connector" in response.json()["detail"]
+    assert gateway.published_keys() == set()
+
+
 @pytest.mark.parametrize("case", ["empty-batch", "too-many-records", "not-a-batch"])
 def test_a_malformed_batch_is_audited(gateway: Gateway, case: str) -> None:
     before = gateway.audit_count()
