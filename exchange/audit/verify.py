@@ -1,0 +1,239 @@
+"""Verifying the audit log: recompute every hash from storage and check every signed head.
+
+Entries are read once, in order, and checked in three ways:
+
+1. **sequence**: entry ``seq`` sits at index ``seq - 1``; a gap is a deleted entry;
+2. **chain and leaf**: each entry links to the one before (``prev_hash``), and its
+   ``entry_hash`` and ``leaf_hash`` match its canonical encoding: an edited,
+   deleted, inserted or reordered entry breaks this at the first index it touched
+   (an inserted entry whose own hashes were forged correctly at the entry after it);
+3. **signed heads**: at each head's tree size the Merkle root recomputed from the
+   entries must equal the signed root, and the signature must verify under the
+   audit log's public key. This catches an attacker who rewrote the entries *and*
+   recomputed every stored hash, which steps 1 and 2 cannot: the head's frontier
+   (authenticated by its root) names the first perfect subtree that differs, so the
+   report gives the range of indexes holding the first altered entry.
+
+The first problem found is reported with the index it proves bad (0-based; the
+entry's ``seq`` is ``index + 1``) and how it was localised. Public keys come from
+the database unless the auditor pins them (``--public-key``): a key read from the
+database being audited proves less than one exported earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import RowMapping, select
+from sqlalchemy.orm import Session
+
+from exchange.audit import heads
+from exchange.audit.heads import Frontier, TreeHead
+from exchange.audit.log import GENESIS, chain_hex, leaf_hex, row_content
+from exchange.models import AuditEntry, AuditTip
+
+Progress = Callable[[int, int], None]
+PROGRESS_EVERY = 100_000
+
+_COLUMNS = [
+    AuditEntry.seq, AuditEntry.at, AuditEntry.request_id, AuditEntry.actor,
+    AuditEntry.department, AuditEntry.role, AuditEntry.purpose, AuditEntry.case_ref,
+    AuditEntry.action, AuditEntry.dataset, AuditEntry.subjects, AuditEntry.fields,
+    AuditEntry.decision, AuditEntry.reason, AuditEntry.status, AuditEntry.prev_hash,
+    AuditEntry.entry_hash, AuditEntry.leaf_hash,
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing found wrong.
+
+    ``index``: the first entry proven bad (0-based), or None if only a tree head is bad.
+    ``localised_by``: ``sequence``, ``chain``, ``entry hash``, ``leaf hash``, ``tip``,
+    ``signed head`` or ``head signature``. With ``signed head``, the first altered entry
+    lies in ``[index, range_end)``.
+    """
+
+    index: int | None
+    localised_by: str
+    message: str
+    range_end: int | None = None
+
+    @property
+    def seq(self) -> int | None:
+        return None if self.index is None else self.index + 1
+
+
+@dataclass
+class VerifyReport:
+    size: int = 0
+    heads_checked: int = 0
+    latest_head: int | None = None
+    keys_from: str = "database"
+    problem: Problem | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def unsigned(self) -> int:
+        """Entries after the latest signed head: protected by the chain only, for now."""
+        return self.size - (self.latest_head or 0)
+
+
+def check(
+    session: Session,
+    *,
+    public_keys: dict[str, bytes] | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Verify the whole log; see the module docstring."""
+    report = VerifyReport()
+    if public_keys is None:
+        public_keys = heads.public_keys(session)
+    else:
+        report.keys_from = "pinned"
+    tip_size = session.scalar(select(AuditTip.size).where(AuditTip.id == 1))
+    head_list = heads.all_heads(session)
+    if head_list:
+        report.latest_head = head_list[-1][0].tree_size
+    pending = list(reversed(head_list))  # popped from the end, smallest first
+    frontier = Frontier()
+    prev_hash = GENESIS
+    last_good_head = 0
+    total = int(tip_size or 0)
+    stmt = select(*_COLUMNS).order_by(AuditEntry.seq).execution_options(yield_per=20_000)
+    for row in session.execute(stmt).mappings():
+        index = frontier.size
+        problem = _check_row(row, index, prev_hash)
+        if problem is not None:
+            report.problem = problem
+            break
+        prev_hash = row["entry_hash"]
+        frontier.append(bytes.fromhex(row["leaf_hash"]))
+        while pending and pending[-1][0].tree_size == frontier.size:
+            head, signed_frontier = pending.pop()
+            report.heads_checked += 1
+            problem = _check_head(head, signed_frontier, frontier, last_good_head, public_keys)
+            if problem is not None:
+                report.problem = problem
+                break
+            last_good_head = head.tree_size
+        if report.problem is not None:
+            break
+        if progress is not None and frontier.size % PROGRESS_EVERY == 0:
+            progress(frontier.size, total)
+    report.size = frontier.size
+    if report.problem is None:
+        report.problem = _check_end(frontier.size, tip_size, pending)
+    if report.problem is None and progress is not None:
+        progress(frontier.size, total)
+    if report.problem is None and report.unsigned:
+        report.warnings.append(
+            f"{report.unsigned} entries after the latest signed head are covered by the hash "
+            "chain only until the next head is signed (`exchange audit head --sign`)"
+        )
+    return report
+
+
+def _check_row(r: RowMapping, index: int, prev_hash: str) -> Problem | None:
+    seq = r["seq"]
+    if seq != index + 1:
+        return Problem(
+            index,
+            "sequence",
+            f"entry {index} (seq {index + 1}) is missing: the next stored entry has seq {seq}",
+        )
+    if r["prev_hash"] != prev_hash:
+        return Problem(
+            index,
+            "chain",
+            f"entry {index} does not link to the entry before it (deleted, inserted or "
+            "reordered entries)",
+        )
+    encoding = row_content(r)
+    if chain_hex(prev_hash, encoding) != r["entry_hash"]:
+        return Problem(index, "entry hash", f"entry {index} was altered: its hash does not match")
+    if leaf_hex(encoding) != r["leaf_hash"]:
+        return Problem(
+            index, "leaf hash", f"entry {index} was altered: its leaf hash does not match"
+        )
+    return None
+
+
+def _check_head(
+    head: TreeHead,
+    signed_frontier: list[bytes],
+    computed: Frontier,
+    last_good: int,
+    public_keys: dict[str, bytes],
+) -> Problem | None:
+    if not head.verify(public_keys):
+        return Problem(
+            None,
+            "head signature",
+            f"the tree head of size {head.tree_size} is not signed by the audit log's key "
+            f"(key id {head.key_id}): the heads table was altered",
+        )
+    if computed.root().hex() == head.root:
+        return None
+    start, end = last_good, head.tree_size
+    try:
+        signed = Frontier(head.tree_size, signed_frontier)
+    except ValueError:
+        signed = None
+    if signed is not None and signed.root().hex() == head.root:
+        # The stored frontier hashes to the signed root, so it is authentic: the first
+        # subtree that differs holds the first altered entry.
+        for (first, count, ours), (_, _, theirs) in zip(
+            computed.subtrees(), signed.subtrees(), strict=True
+        ):
+            if ours != theirs:
+                start, end = max(first, last_good), min(first + count, end)
+                break
+    return Problem(
+        start,
+        "signed head",
+        f"the entries do not match the tree head signed at size {head.tree_size}: an entry "
+        f"in indexes {start} to {end - 1} was altered and every stored hash after it "
+        "recomputed",
+        range_end=end,
+    )
+
+
+def _check_end(
+    size: int, tip_size: int | None, pending: list[tuple[TreeHead, list[bytes]]]
+) -> Problem | None:
+    if pending:
+        head = pending[-1][0]
+        return Problem(
+            size,
+            "signed head",
+            f"a tree head was signed at size {head.tree_size} but the log holds {size} "
+            f"entries: entries from index {size} were deleted",
+            range_end=head.tree_size,
+        )
+    if tip_size is None:
+        return Problem(size, "tip", "the audit log's tip row is missing")
+    if tip_size != size:
+        return Problem(
+            min(size, tip_size),
+            "tip",
+            f"the log's tip says {tip_size} entries but the table holds {size}",
+        )
+    return None
+
+
+def verify(session: Session) -> int | None:
+    """The first bad entry's ``seq`` (1-based), or None if the log verifies.
+
+    A problem with a tree head alone (no entry index) is reported as 0; :func:`check` says
+    more.
+    """
+    problem = check(session).problem
+    if problem is None:
+        return None
+    return problem.seq if problem.seq is not None else 0
