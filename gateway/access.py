@@ -55,9 +55,11 @@ def authorize(
     roles: frozenset[str],
     dataset: str | None = None,
     department: str | None = None,
+    subjects: list[str] | None = None,
 ) -> Identity:
     """Return the caller's identity if its role is in ``roles`` (and, when given, it
-    belongs to ``department``); audit the decision either way."""
+    belongs to ``department``); audit the decision either way, naming ``subjects`` (blind
+    indexes of the data subjects the request is about) in the entry."""
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action=action,
@@ -65,6 +67,7 @@ def authorize(
         reason="",
         status=401,
         dataset=dataset,
+        subjects=list(subjects or []),
     )
     identity: Identity | None = None
     error: AuthenticationError | PermissionDeniedError | None = None

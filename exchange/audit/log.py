@@ -20,9 +20,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from exchange import merkle
@@ -102,9 +102,9 @@ def chain_hex(prev_hash: str, encoding: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + encoding).hexdigest()
 
 
-_ENTRIES = AuditEntry.__table__
-_SUBJECTS = AuditSubject.__table__
-_TIP = AuditTip.__table__
+_ENTRIES = cast(Table, AuditEntry.__table__)
+_SUBJECTS = cast(Table, AuditSubject.__table__)
+_TIP = cast(Table, AuditTip.__table__)
 # Built once: an append runs these thousands of times a second.
 _TAKE_TIP = (
     update(_TIP)
@@ -172,9 +172,8 @@ def append(session: Session, decision: Decision, *, at: datetime) -> Appended:
     values = entry_values(seq, prev_hash, decision, at)
     conn.execute(_INSERT_ENTRY, values)
     if values["subjects"]:
-        conn.execute(
-            _INSERT_SUBJECTS, [{"subject": s, "seq": seq} for s in dict.fromkeys(values["subjects"])]
-        )
+        subjects = dict.fromkeys(values["subjects"])  # each once, in order
+        conn.execute(_INSERT_SUBJECTS, [{"subject": s, "seq": seq} for s in subjects])
     conn.execute(_SET_TIP_HASH, {"hash": values["entry_hash"]})
     return Appended(seq, values["entry_hash"], values["leaf_hash"])
 

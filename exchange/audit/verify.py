@@ -154,7 +154,7 @@ def _check_row(r: RowMapping, index: int, prev_hash: str) -> Problem | None:
             f"entry {index} does not link to the entry before it (deleted, inserted or "
             "reordered entries)",
         )
-    encoding = row_content(r)
+    encoding = row_content(dict(r))
     if chain_hex(prev_hash, encoding) != r["entry_hash"]:
         return Problem(index, "entry hash", f"entry {index} was altered: its hash does not match")
     if leaf_hex(encoding) != r["leaf_hash"]:

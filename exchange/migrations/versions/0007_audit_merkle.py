@@ -94,9 +94,9 @@ def _backfill() -> None:
             at = at.replace(tzinfo=UTC)
         values["at"] = at
         conn.execute(
-            log.update().where(log.c.seq == row["seq"]).values(
-                leaf_hash=leaf_hex(row_content(values))
-            )
+            log.update()
+            .where(log.c.seq == row["seq"])
+            .values(leaf_hash=leaf_hex(row_content(values)))
         )
         for subject in dict.fromkeys(values["subjects"]):
             conn.execute(
