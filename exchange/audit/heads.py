@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -180,7 +180,13 @@ def sign(
 ) -> TreeHead | None:
     """Sign a head over every entry committed so far; the latest head if nothing was added
     since it, None if the log is empty. Safe to call from several processes at once."""
-    key_id, private = keystore.signing_key(SIGNER)  # before our transaction: it writes
+    with sessions() as session:
+        last_size = session.scalar(select(func.max(AuditTreeHead.tree_size))) or 0
+        tip_size = session.scalar(select(AuditTip.size).where(AuditTip.id == 1)) or 0
+    if tip_size == 0:
+        return None
+    # Before our transaction, which it must not wait for: the keystore writes on first use.
+    key_id, private = keystore.signing_key(SIGNER) if tip_size > last_size else ("", b"")
     with transaction(sessions) as session:
         last = session.scalar(
             select(AuditTreeHead).order_by(AuditTreeHead.tree_size.desc()).limit(1)
@@ -188,8 +194,8 @@ def sign(
         size = session.scalar(select(AuditTip.size).where(AuditTip.id == 1)) or 0
         if last is not None and last.tree_size >= size:
             return _head(last)
-        if size == 0:
-            return None
+        if size == 0 or not private:  # emptied meanwhile (verify will say), or nothing new
+            return None if last is None else _head(last)
         frontier = frontier_of(last)
         leaves = session.scalars(
             select(AuditEntry.leaf_hash)

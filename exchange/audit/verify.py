@@ -106,26 +106,30 @@ def check(
     last_good_head = 0
     total = int(tip_size or 0)
     stmt = select(*_COLUMNS).order_by(AuditEntry.seq).execution_options(yield_per=20_000)
-    for row in session.execute(stmt).mappings():
-        index = frontier.size
-        problem = _check_row(row, index, prev_hash)
-        if problem is not None:
-            report.problem = problem
-            break
-        prev_hash = row["entry_hash"]
-        frontier.append(bytes.fromhex(row["leaf_hash"]))
-        while pending and pending[-1][0].tree_size == frontier.size:
-            head, signed_frontier = pending.pop()
-            report.heads_checked += 1
-            problem = _check_head(head, signed_frontier, frontier, last_good_head, public_keys)
+    result = session.execute(stmt)
+    try:
+        for row in result.mappings():
+            index = frontier.size
+            problem = _check_row(row, index, prev_hash)
             if problem is not None:
                 report.problem = problem
                 break
-            last_good_head = head.tree_size
-        if report.problem is not None:
-            break
-        if progress is not None and frontier.size % PROGRESS_EVERY == 0:
-            progress(frontier.size, total)
+            prev_hash = row["entry_hash"]
+            frontier.append(bytes.fromhex(row["leaf_hash"]))
+            while pending and pending[-1][0].tree_size == frontier.size:
+                head, signed_frontier = pending.pop()
+                report.heads_checked += 1
+                problem = _check_head(head, signed_frontier, frontier, last_good_head, public_keys)
+                if problem is not None:
+                    report.problem = problem
+                    break
+                last_good_head = head.tree_size
+            if report.problem is not None:
+                break
+            if progress is not None and frontier.size % PROGRESS_EVERY == 0:
+                progress(frontier.size, total)
+    finally:
+        result.close()  # a server-side cursor on PostgreSQL, even if we stopped early
     report.size = frontier.size
     if report.problem is None:
         report.problem = _check_end(frontier.size, tip_size, pending)
