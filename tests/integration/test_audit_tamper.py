@@ -29,11 +29,13 @@ HEAD_EVERY = 4
 
 
 @pytest.fixture
-def sessions(database_url: str, request: pytest.FixtureRequest) -> sessionmaker[Session]:
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url)
-    request.addfinalizer(engine.dispose)
-    migrate(engine)
-    return session_factory(engine)
+    try:
+        migrate(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
