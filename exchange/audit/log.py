@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,25 +69,51 @@ def canonical_time(at: datetime) -> str:
 
 
 def row_content(row: Mapping[str, Any]) -> bytes:
-    """The canonical encoding of an entry given as a mapping of its columns."""
-    body = {
-        "seq": row["seq"],
-        "at": canonical_time(row["at"]),
-        "request_id": row["request_id"],
-        "actor": row["actor"],
-        "department": row["department"],
-        "role": row["role"],
-        "purpose": row["purpose"],
-        "case_ref": row["case_ref"],
-        "action": row["action"],
-        "dataset": row["dataset"],
-        "subjects": list(row["subjects"]),
-        "fields": list(row["fields"]),
-        "decision": row["decision"],
-        "reason": row["reason"],
-        "status": row["status"],
-    }
+    """The canonical encoding of an entry given as a mapping of its columns: compact JSON,
+    keys sorted, UTF-8 (``json.dumps(body, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)``), with ``at`` as UTC ISO 8601 with microseconds."""
+    return encode(row, canonical_time(row["at"]))
+
+
+_STRING_KEYS = (
+    "action", "actor", "case_ref", "dataset", "decision", "department", "purpose", "reason",
+    "request_id", "role",
+)  # fmt: skip
+
+
+def encode(row: Mapping[str, Any], at: str) -> bytes:
+    """:func:`row_content` with ``at`` already in its canonical form.
+
+    Built by hand, since verifying a million entries spends most of its time here; the
+    result is byte for byte what ``json.dumps`` gives (a test holds it to that), and any
+    value of an unexpected type takes ``json.dumps`` itself.
+    """
+    subjects, fields, seq, status = row["subjects"], row["fields"], row["seq"], row["status"]
+    if type(seq) is int and type(status) is int and type(subjects) is list and type(fields) is list:
+        try:  # _quote raises TypeError for anything but a string
+            q = [_NULL if (v := row[k]) is None else _quote(v) for k in _STRING_KEYS]
+            text = (
+                f'{{"action":{q[0]},"actor":{q[1]},"at":{_quote(at)},"case_ref":{q[2]},'
+                f'"dataset":{q[3]},"decision":{q[4]},"department":{q[5]},'
+                f'"fields":[{",".join(map(_quote, fields))}],"purpose":{q[6]},"reason":{q[7]},'
+                f'"request_id":{q[8]},"role":{q[9]},"seq":{seq},"status":{status},'
+                f'"subjects":[{",".join(map(_quote, subjects))}]}}'
+            )
+            return text.encode()
+        except TypeError:
+            pass
+    return reference_encoding(row, at)
+
+
+def reference_encoding(row: Mapping[str, Any], at: str) -> bytes:
+    """The definition the canonical encoding follows (slower; used for odd values)."""
+    body = {k: row[k] for k in CONTENT_COLUMNS if k not in ("at", "subjects", "fields")}
+    body |= {"at": at, "subjects": list(row["subjects"]), "fields": list(row["fields"])}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_NULL = "null"
+_quote = json.encoder.encode_basestring  # what json.dumps uses with ensure_ascii=False
 
 
 def content(entry: AuditEntry) -> bytes:
