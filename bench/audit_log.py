@@ -126,7 +126,7 @@ def run_exchange(sessions: sessionmaker[Session], signer: Signer, start: int, n:
 
 
 def run_baseline(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> float:
-    entries, subjects = insert(AuditEntry.__table__), insert(AuditSubject.__table__)
+    entries, subjects = insert(AuditEntry), insert(AuditSubject)
     t = time.perf_counter()
     for row in rows:
         with transaction(sessions) as s:
@@ -173,11 +173,7 @@ def bench_appends(folder: Path, n: int, rounds: int, interval: float) -> dict[st
 
 def fill(sessions: sessionmaker[Session], keystore: LocalKeyStore, m: int) -> float:
     """Bulk-fill ``m`` entries exactly as ``append`` would store them; a head every batch."""
-    entries, subjects, tip = (
-        insert(AuditEntry.__table__),
-        insert(AuditSubject.__table__),
-        AuditTip.__table__,
-    )
+    entries, subjects = insert(AuditEntry), insert(AuditSubject)
     prev = GENESIS
     t = time.perf_counter()
     for start in range(1, m + 1, FILL_BATCH):
@@ -190,7 +186,7 @@ def fill(sessions: sessionmaker[Session], keystore: LocalKeyStore, m: int) -> fl
             conn = s.connection()
             conn.execute(entries, rows)
             conn.execute(subjects, [{"subject": r["subjects"][0], "seq": r["seq"]} for r in rows])
-            conn.execute(update(tip).values(size=rows[-1]["seq"], entry_hash=prev))
+            conn.execute(update(AuditTip).values(size=rows[-1]["seq"], entry_hash=prev))
         heads.sign(sessions, keystore)
         if start // FILL_BATCH % 10 == 0:
             say(f"  filled {rows[-1]['seq']:,} of {m:,}")

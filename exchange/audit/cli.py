@@ -304,3 +304,16 @@ def public_key_cmd() -> None:
         key_id, _ = keystore.signing_key(heads.SIGNER)
         public = keystore.public_keys(heads.SIGNER)[key_id]
     sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")
+
+
+@app.command("rotate-key")
+def rotate_key_cmd() -> None:
+    """Make a new signing key for tree heads; heads signed before keep verifying with the
+    retired public key. Prints the new public key (PEM) for the auditors to pin."""
+    with _sessions() as (cfg, sessions):
+        from exchange.keystore import LocalKeyStore, master_key_from_settings
+
+        keystore = LocalKeyStore(sessions, master_key_from_settings(cfg))
+        key_id = keystore.rotate_signing_key(heads.SIGNER)
+        public = keystore.public_keys(heads.SIGNER)[key_id]
+    sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")
