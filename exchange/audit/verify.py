@@ -69,7 +69,7 @@ def _rows(session: Session) -> Generator[dict[str, Any], None, None]:
     stmt = select(*_CONTENT, *extra).order_by(AuditEntry.seq).execution_options(yield_per=20_000)
     result = session.execute(stmt)
     try:
-        for values in result.tuples():
+        for values in result:
             row = dict(zip(names, values, strict=True))
             if raw:
                 row["at"] = _sqlite_time(row["at"])

@@ -355,3 +355,50 @@ def test_a_log_written_before_revision_0007_is_migrated_and_verifies(tmp_path: P
     assert report.ok, report.problem
     assert (report.size, report.heads_checked) == (4, 1)
     assert [e.seq for e in found] == [2]
+
+
+# --- the canonical encoding -----------------------------------------------------------------
+
+_text = st.text(max_size=12)
+
+
+@given(
+    decision=st.builds(
+        audit.Decision,
+        request_id=_text,
+        action=_text,
+        decision=st.sampled_from(["allow", "deny"]),
+        reason=_text,
+        status=st.integers(min_value=100, max_value=599),
+        actor=st.none() | _text,
+        department=st.none() | _text,
+        purpose=st.none() | _text,
+        case_ref=st.none() | _text,
+        dataset=st.none() | _text,
+        subjects=st.lists(_text, max_size=3),
+        fields=st.lists(_text, max_size=3),
+    ),
+    seq=st.integers(min_value=1, max_value=2**40),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_the_fast_encoding_is_exactly_json_dumps(
+    decision: audit.Decision, seq: int, at: datetime
+) -> None:
+    values = audit.log.entry_values(seq, audit.GENESIS, decision, at)
+    body = {k: values[k] for k in audit.log.CONTENT_COLUMNS}
+    body["at"] = at.isoformat(timespec="microseconds")
+    expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    assert audit.log.row_content(values) == expected.encode()
+    assert values["leaf_hash"] == hashlib.sha256(b"\x00" + expected.encode()).hexdigest()
+
+
+def test_odd_values_take_the_reference_encoding() -> None:
+    values = audit.log.entry_values(1, audit.GENESIS, log.decision(1), log.T0)
+    values["status"] = True  # a bool is an int to Python, not to JSON
+    values["subjects"] = [1, None]
+
+    assert audit.log.row_content(values) == audit.log.reference_encoding(
+        values, audit.log.canonical_time(log.T0)
+    )
+    assert b'"status":true' in audit.log.row_content(values)
