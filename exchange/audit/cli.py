@@ -89,7 +89,7 @@ def verify_cmd(
     if report.problem is None:
         console.print(
             f"audit log intact: {report.size:,} entries, {report.heads_checked} signed tree "
-            f"heads verified (public key from the {report.keys_from})"
+            f"heads verified (public key: {report.keys_from})"
         )
         for warning in report.warnings:
             console.print(f"note: {warning}")

@@ -126,7 +126,7 @@ class VerifyReport:
     size: int = 0
     heads_checked: int = 0
     latest_head: int | None = None
-    keys_from: str = "database"
+    keys_from: str = "database"  # or "pinned key"
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -151,7 +151,7 @@ def check(
     if public_keys is None:
         public_keys = heads.public_keys(session)
     else:
-        report.keys_from = "pinned"
+        report.keys_from = "pinned key"
     tip_size = session.scalar(select(AuditTip.size).where(AuditTip.id == 1))
     head_list = heads.all_heads(session)
     if head_list:
