@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, Text, select, type_coerce
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import merkle
@@ -48,38 +48,48 @@ _CONTENT = [
     AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.leaf_hash,
 ]  # fmt: skip
 _NAMES = [c.key for c in _CONTENT]
-# SQLite stores what UTCDateTime and JSON wrote as text; reading the text and converting
-# it here is several times faster than SQLAlchemy's result processing of a million rows.
 _SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 
 
 def _rows(session: Session) -> Generator[dict[str, Any], None, None]:
     """Every entry's columns, in log order, with ``at`` in its canonical form."""
-    raw = session.get_bind().dialect.name == "sqlite"
-    extra: list[Any] = (
-        [
-            type_coerce(AuditEntry.at, String).label("at"),
-            type_coerce(AuditEntry.subjects, Text).label("subjects"),
-            type_coerce(AuditEntry.fields, Text).label("fields"),
-        ]
-        if raw
-        else [AuditEntry.at, AuditEntry.subjects, AuditEntry.fields]
-    )
+    if session.get_bind().dialect.name == "sqlite":
+        yield from _sqlite_rows(session)
+        return
     names = [*_NAMES, "at", "subjects", "fields"]
-    stmt = select(*_CONTENT, *extra).order_by(AuditEntry.seq).execution_options(yield_per=20_000)
+    stmt = (
+        select(*_CONTENT, AuditEntry.at, AuditEntry.subjects, AuditEntry.fields)
+        .order_by(AuditEntry.seq)
+        .execution_options(yield_per=20_000)
+    )
     result = session.execute(stmt)
     try:
         for values in result:
             row = dict(zip(names, values, strict=True))
-            if raw:
-                row["at"] = _sqlite_time(row["at"])
-                row["subjects"] = _json_list(row["subjects"])
-                row["fields"] = _json_list(row["fields"])
-            else:
-                row["at"] = canonical_time(row["at"])
+            row["at"] = canonical_time(row["at"])
             yield row
     finally:
         result.close()  # a server-side cursor on PostgreSQL, even if the caller stopped early
+
+
+def _sqlite_rows(session: Session) -> Generator[dict[str, Any], None, None]:
+    """The same from SQLite, through the driver's own cursor: SQLite stores what
+    UTCDateTime and JSON wrote as text, and converting that text here costs a third of
+    what SQLAlchemy's result processing of a million rows does."""
+    names = [*_NAMES, "at", "subjects", "fields"]
+    sql = f"SELECT {', '.join(names)} FROM audit_log ORDER BY seq"
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(20_000):
+            for values in batch:
+                row = dict(zip(names, values, strict=True))
+                row["at"] = _sqlite_time(row["at"])
+                row["subjects"] = _json_list(row["subjects"])
+                row["fields"] = _json_list(row["fields"])
+                yield row
+    finally:
+        cursor.close()
 
 
 def _sqlite_time(text: str | None) -> str:
