@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -402,3 +403,29 @@ def test_odd_values_take_the_reference_encoding() -> None:
         values, audit.log.canonical_time(log.T0)
     )
     assert b'"status":true' in audit.log.row_content(values)
+
+
+# --- verifying with several processes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("tamper", [log.delete, log.insert, log.rewrite_and_rehash])
+def test_several_processes_find_what_one_finds(
+    sessions: sessionmaker[Session], keystore: LocalKeyStore, tamper: Any
+) -> None:
+    for seq in (4, 5):  # the three workers' ranges are 1-4, 5-8 and 9-12
+        log.reset(sessions)
+        log.build(sessions, keystore, 12, head_every=4)
+        if seq == 4:
+            with sessions() as s:
+                intact = audit.check(s, workers=3, parallel_min=1)
+            assert (intact.ok, intact.size, intact.heads_checked) == (True, 12, 3)
+        tamper(sessions, seq)
+
+        with sessions() as s:
+            one = audit.check(s, workers=1).problem
+            several = audit.check(s, workers=3, parallel_min=1).problem
+
+        assert one is not None
+        assert several is not None
+        found = [(p.index, p.localised_by, p.range_end) for p in (one, several)]
+        assert found[0] == found[1], (tamper.__name__, seq)
