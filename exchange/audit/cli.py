@@ -74,6 +74,10 @@ def verify_cmd(
             "(pinned: not read from the database being verified).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes that read and hash a large SQLite log. Default: one a core."),
+    ] = None,
 ) -> None:
     """Recompute the Merkle tree from storage and check every signed head.
 
@@ -84,7 +88,7 @@ def verify_cmd(
         def progress(done: int, total: int) -> None:
             err_console.print(f"  checked {done:,} of {total:,} entries", end="\r")
 
-        report = check(session, public_keys=keys, progress=progress)
+        report = check(session, public_keys=keys, progress=progress, workers=workers)
     err_console.print(" " * 60, end="\r")
     if report.problem is None:
         console.print(
