@@ -32,9 +32,16 @@ app = typer.Typer(
     add_completion=False,
 )
 apikeys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
-audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(apikeys_app, name="apikeys")
-app.add_typer(audit_app, name="audit")
+
+
+def _audit_app() -> typer.Typer:
+    from exchange.audit.cli import app as audit_cli_app
+
+    return audit_cli_app
+
+
+app.add_typer(_audit_app(), name="audit", no_args_is_help=True)
 
 
 def _schemas_app() -> typer.Typer:
@@ -168,23 +175,6 @@ def keys_create(
         key = create_key(session, actor=actor, department=department, role=role, expires_at=expires)
     console.print("API key (shown once; store it safely):")
     console.print(key, markup=False)
-
-
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit chain from storage; report the first bad entry."""
-    from exchange import audit
-    from exchange.db import make_engine, migrate, session_factory
-
-    engine = make_engine(settings().db_url)
-    migrate(engine)
-    with session_factory(engine)() as session:
-        bad = audit.verify(session)
-    if bad is None:
-        say("audit log intact")
-    else:
-        err_console.print(f"[red]audit log broken at entry {bad}[/]")
-        raise typer.Exit(1)
 
 
 def _load_plugins() -> None:

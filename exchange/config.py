@@ -126,6 +126,58 @@ class RegistrySettings(_Section):
     )
 
 
+class AuditSettings(_Section):
+    """The audit log: signed tree heads, the Kafka mirror, and the anomaly flags."""
+
+    head_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between signed tree heads, signed by a background thread of each "
+        "gateway process when entries were appended since the last head. 0 turns periodic "
+        "signing off (heads are then signed on demand and by head_every_entries). Default: 10.",
+    )
+    head_every_entries: int = Field(
+        default=10_000,
+        ge=0,
+        description="Also sign a head as soon as this many entries were appended since the "
+        "last one (checked every second). 0: off. Default: 10000.",
+    )
+    mirror: bool = Field(
+        default=True,
+        description="Mirror entries and signed heads to the Kafka topic mirror_topic, from a "
+        "background thread of the gateway (an outbox: nothing is lost while Kafka is down). "
+        "Default: true.",
+    )
+    mirror_topic: str = Field(default="audit.access", description="The mirror's topic.")
+    mirror_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between the mirror's rounds. Default: 1."
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone of office hours, for the off-hours anomaly flag.",
+    )
+    office_hours: str = Field(
+        default="08:00-19:00",
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Office hours (HH:MM-HH:MM, Monday to Friday, in timezone); access to "
+        "personal records outside them is flagged. Default: 08:00-19:00.",
+    )
+    volume_per_hour: int = Field(
+        default=100,
+        ge=1,
+        description="Flag an actor who accesses more data subjects than this within one "
+        "hour. Default: 100.",
+    )
+    denial_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Flag an actor denied this many times within denial_window_s. Default: 10.",
+    )
+    denial_window_s: int = Field(
+        default=300, ge=1, description="Window of the denial-burst flag, seconds. Default: 300."
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the exchange. See docs/configuration.md for the full list."""
 
@@ -188,6 +240,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -266,6 +319,7 @@ def _check_environment() -> None:
         "kafka": KafkaSettings,
         "gateway": GatewaySettings,
         "registry": RegistrySettings,
+        "audit": AuditSettings,
     }
     unknown = []
     for name in os.environ:

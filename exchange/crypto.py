@@ -25,7 +25,7 @@ import logging
 import os
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import hmac as _hmac
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -148,6 +148,22 @@ def verify(public_raw: bytes, message: bytes, signature: bytes) -> None:
             len(message),
         )
         raise SignatureError() from None
+
+
+def public_key_pem(public_raw: bytes) -> str:
+    """An Ed25519 public key as PEM (SubjectPublicKeyInfo), as openssl and others read it."""
+    public = Ed25519PublicKey.from_public_bytes(public_raw)
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def public_key_from_pem(pem: str) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key given as PEM; ValueError if it is not one."""
+    public = serialization.load_pem_public_key(pem.encode("ascii"))
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return public.public_bytes_raw()
 
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:

@@ -167,12 +167,19 @@ class LinkDecision(Base):
 
 
 class AuditEntry(Base):
-    """One gateway decision, allowed or denied, hash-linked to the one before it.
+    """One gateway decision, allowed or denied: a leaf of the audit log's Merkle tree.
 
-    Holds no plaintext personal data: data subjects appear as blind references.
+    ``seq`` is the 1-based position (the Merkle leaf index is ``seq - 1``);
+    ``leaf_hash`` is the RFC 6962 leaf hash of the entry's canonical encoding, and
+    ``entry_hash`` links it to the entry before it (``prev_hash``). Holds no plaintext
+    personal data: data subjects appear as blind references.
     """
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_actor", "actor", "seq"),
+        Index("ix_audit_log_at", "at"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -191,6 +198,65 @@ class AuditEntry(Base):
     status: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditSubject(Base):
+    """Search index of the audit log by data subject (a blind reference); not authoritative:
+    the entry's ``subjects`` is what its hashes cover."""
+
+    __tablename__ = "audit_subjects"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class AuditTip(Base):
+    """The audit log's one-row tip: its size and last entry hash.
+
+    Every append updates this row first, which serialises appenders across processes
+    (a row lock on PostgreSQL, the write lock on SQLite). ``exchange audit verify``
+    does not trust it; it only compares it with what the table holds.
+    """
+
+    __tablename__ = "audit_tip"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditTreeHead(Base):
+    """A signed tree head: the Merkle root over the first ``tree_size`` entries.
+
+    ``frontier`` holds the roots of the perfect subtrees that make up the tree (hex, largest
+    first); they hash to ``root``, so the signature covers them too. The next head starts
+    from them and needs only the entries appended since.
+    """
+
+    __tablename__ = "audit_tree_heads"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[str] = mapped_column(String(64))
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))
+    frontier: Mapped[list[str]] = mapped_column(JSON)
+
+
+class AuditMirrorState(Base):
+    """How far the audit log has been mirrored to Kafka (the outbox watermark).
+
+    ``entries``: entries with ``seq <= entries`` were acknowledged by the broker;
+    ``heads``: tree heads with ``tree_size <= heads`` were.
+    """
+
+    __tablename__ = "audit_mirror"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    heads: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Department(Base):

@@ -108,12 +108,15 @@ def authorize(
     dataset: str | None = None,
     department: str | None = None,
     target: str | None = None,
+    subjects: list[str] | None = None,
 ) -> Identity:
     """Return the caller's identity if its role is in ``roles`` (and, when given, it
     belongs to ``department``); audit the decision either way.
 
     ``target`` names the object the request creates or changes (e.g. ``user li.na``);
-    it is written into the audit entry's reason. Never put a secret in it."""
+    it is written into the audit entry's reason. Never put a secret in it.
+    ``subjects`` (blind indexes of the data subjects the request is about) are named
+    in the entry."""
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action=action,
@@ -121,6 +124,7 @@ def authorize(
         reason="",
         status=401,
         dataset=dataset,
+        subjects=list(subjects or []),
     )
     identity: Identity | None = None
     error: AuthenticationError | PermissionDeniedError | RateLimitedError | None = None

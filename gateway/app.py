@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from exchange.audit.worker import AuditWorker
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import LocalKeyStore, master_key_from_settings
-from gateway import admin, catalogue_api, problems, publish, query, registry, search
+from gateway import admin, auditor, catalogue_api, problems, publish, query, registry, search
 from gateway.deps import AppState
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
         state = AppState(settings, sessions, keystore)
         state.publishers = publish.Publishers()
         app.state.exchange = state
+        worker = AuditWorker(settings, sessions, keystore)  # signs tree heads, mirrors to Kafka
+        worker.start()
         try:
             yield
         finally:
+            worker.stop()
             state.publishers.close()
             engine.dispose()
 
@@ -49,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(publish.router)
     app.include_router(admin.router)
+    app.include_router(auditor.router)
 
     @app.middleware("http")
     async def request_id(

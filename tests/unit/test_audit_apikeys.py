@@ -1,4 +1,8 @@
-"""Tests for exchange.audit (the hash-linked log) and exchange.apikeys, on SQLite."""
+"""Tests for exchange.audit (the hash chain of the Merkle log) and exchange.apikeys, on SQLite.
+
+The signed tree heads, proofs and the tamper matrix on both backends are in
+tests/unit/test_audit_merkle.py and tests/integration/test_audit_tamper.py.
+"""
 
 from __future__ import annotations
 
@@ -160,8 +164,9 @@ def test_a_non_utc_timestamp_verifies(factory: sessionmaker[Session]) -> None:
 def test_an_overlong_reason_is_cut_and_still_verifies(factory: sessionmaker[Session]) -> None:
     long = Decision(request_id="r", action="a", decision="deny", reason="x" * 900, status=403)
     with factory() as session:
-        entry = audit.append(session, long, at=T0)
+        appended = audit.append(session, long, at=T0)
         session.commit()
+        entry = session.get_one(AuditEntry, appended.seq)
 
     assert len(entry.reason) == 500
     assert _verify(factory) is None
@@ -272,6 +277,7 @@ def _forged_entry(seq: int, prev_hash: str) -> AuditEntry:
         status=200,
         prev_hash=prev_hash,
         entry_hash="f" * 64,
+        leaf_hash="f" * 64,
     )
 
 
@@ -294,6 +300,7 @@ def test_a_forged_entry_with_a_recomputed_hash_is_found_at_the_next_entry(
     _shift_up_from(factory, 3, 5)
     forged = _forged_entry(3, entries[1].entry_hash)
     forged.entry_hash = _documented_hash(entries[1].entry_hash, forged)
+    forged.leaf_hash = audit.log.leaf_hex(audit.content(forged))
 
     with factory() as session:
         session.add(forged)
@@ -333,6 +340,8 @@ def test_any_log_verifies_and_any_edit_is_found_where_it_was_made(
     shared_factory: sessionmaker[Session], log: list[Decision], data: st.DataObject
 ) -> None:
     _sql(shared_factory, "DELETE FROM audit_log")
+    _sql(shared_factory, "DELETE FROM audit_subjects")
+    _sql(shared_factory, "UPDATE audit_tip SET size = 0, entry_hash = :g", g=GENESIS)
     with shared_factory() as session:
         for n, decision in enumerate(log):
             audit.append(session, decision, at=T0 + timedelta(microseconds=n))
