@@ -308,7 +308,11 @@ def inclusion_proof(
     "/proofs/consistency",
     response_model=ConsistencyProofView,
     summary="Prove that the signed head of size SECOND extends the one of size FIRST",
-    responses={404: {"description": "No signed head of that size"}, **_ERRORS},
+    responses={
+        400: {"description": "FIRST is larger than SECOND"},
+        404: {"description": "No signed head of that size"},
+        **_ERRORS,
+    },
 )
 def consistency_proof(
     request: Request,

@@ -24,6 +24,7 @@ from exchange.blindindex import blind_index
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry
+from tests.support.catalogue import add_grant, add_purpose
 from tests.support.gateway import running_gateway
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
@@ -66,6 +67,16 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     with transaction(sessions) as s:
         auditor = create_key(s, actor="wang.audit", department="audit_office", role="auditor")
         caseworker = create_key(s, actor="li.na", department="civil_affairs", role="caseworker")
+    # Deny by default: the caseworker's lookups need purposes and a grant to be looked at at all.
+    for code in ("minimum_living_allowance", "child_benefit", "case-review"):
+        add_purpose(sessions, code)
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={"family_name": "full"},
+        purposes=["minimum_living_allowance", "child_benefit", "case-review"],
+    )
     settings = Settings(
         database_url=url,
         data_dir=tmp_path,
@@ -146,7 +157,7 @@ def test_search_filters_and_pages(gateway: Gateway) -> None:
     bad = gateway.get("/v1/audit/entries", gateway.auditor, decision="maybe")
 
     assert [(e["status"], e["reason"]) for e in denied.json()["entries"]] == [
-        (400, "purpose: state the purpose (legal basis) of the lookup")
+        (400, "purpose: state the purpose (legal basis) of the request")
     ]
     assert [e["case_ref"] for e in page.json()["entries"] + rest.json()["entries"]] == [
         "C0",
@@ -180,10 +191,10 @@ def test_exports_stream_csv_and_json_lines(gateway: Gateway) -> None:
 def test_signed_heads_and_proofs_check_out_with_the_exported_key(gateway: Gateway) -> None:
     assert gateway.get("/v1/audit/heads/latest", gateway.auditor).status_code == 404
     for n in range(4):
-        gateway.lookup(PERSON, purpose="p", case_ref=f"C{n}")
+        gateway.lookup(PERSON, purpose="case-review", case_ref=f"C{n}")
     first = gateway.post("/v1/audit/heads", gateway.auditor).json()
     for n in range(3):
-        gateway.lookup(OTHER, purpose="p", case_ref=f"D{n}")
+        gateway.lookup(OTHER, purpose="case-review", case_ref=f"D{n}")
     second = gateway.post("/v1/audit/heads", gateway.auditor).json()
     latest = gateway.get("/v1/audit/heads/latest", gateway.auditor).json()
     keys = gateway.get("/v1/audit/public-keys", gateway.auditor).json()
@@ -244,12 +255,12 @@ def test_anomalies_flag_lookups_without_a_case_reference(gateway: Gateway) -> No
 
 
 def test_when_the_audit_log_cannot_be_written_nothing_is_disclosed(gateway: Gateway) -> None:
-    gateway.lookup(PERSON, purpose="p", case_ref="C1")
+    gateway.lookup(PERSON, purpose="case-review", case_ref="C1")
     before = len(gateway.entries())
     with transaction(gateway.sessions) as s:
         s.execute(text("DELETE FROM audit_tip"))  # every append now fails
 
-    lookup = gateway.lookup(PERSON, purpose="p", case_ref="C2")
+    lookup = gateway.lookup(PERSON, purpose="case-review", case_ref="C2")
     search = gateway.get(f"/v1/audit/subjects/person/{PERSON}", gateway.auditor)
 
     for response in (lookup, search):

@@ -30,6 +30,7 @@ from exchange.keystore import LocalKeyStore
 from exchange.models import AuditEntry, AuditMirrorState
 from exchange.producer import Producer
 from tests.support import audit as log
+from tests.support.catalogue import add_grant, add_purpose
 from tests.support.gateway import running_gateway
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64
 
@@ -141,6 +142,14 @@ def test_the_gateway_mirrors_what_its_requests_appended(
     topic = _topic()
     with transaction(sessions) as s:
         key = create_key(s, actor="li.na", department="civil_affairs", role="caseworker")
+    add_purpose(sessions, "case-review")  # deny by default: a purpose and a grant to ask under
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={"family_name": "full"},
+        purposes=["case-review"],
+    )
     with sessions() as s:
         url = str(s.get_bind().url)
     settings = Settings(
@@ -155,7 +164,7 @@ def test_the_gateway_mirrors_what_its_requests_appended(
         for n in range(3):
             response = httpx.get(
                 f"{base}/v1/persons/11010519491231002X",
-                params={"purpose": "p", "case_ref": f"C{n}"},
+                params={"purpose": "case-review", "case_ref": f"C{n}"},
                 headers={"X-API-Key": key},
                 timeout=30,
             )
