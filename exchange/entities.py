@@ -40,7 +40,7 @@ from exchange.errors import NotFoundError
 from exchange.linkage.blocking import block_keys
 from exchange.linkage.clusters import assign
 from exchange.linkage.features import LinkRecord, organisation_record, person_record
-from exchange.linkage.linker import Verdict, explain, verdict
+from exchange.linkage.linker import Verdict, explain, screen, verdict
 from exchange.linkage.model import Model, default_model
 from exchange.models import Entity, LinkDecision, LinkEdge, LinkKey, SourceRecord
 from exchange.registry import Changed, record_ref
@@ -263,10 +263,12 @@ class EntityResolver:
                 if pair in done:
                     continue
                 done.add(pair)
-                found = verdict(mine.record, other.record, model)
                 decision = decisions.get(_ref_pair(mine.ref, other.ref))
-                if decision is None and found.kind == "non-link":
+                found = screen(mine.record, other.record, model)  # None: a plain non-link
+                if decision is None and (found is None or found.kind == "non-link"):
                     continue
+                if found is None:  # a reviewer decided the pair: stored with its weight
+                    found = verdict(mine.record, other.record, model)
                 status = decision or found.kind
                 a, b = (mine, other) if pair[0] == rid else (other, mine)
                 edges.append(self._edge(*pair, a.record, b.record, model, found, status, None))
