@@ -24,7 +24,7 @@ the review threshold any more, and says only that the pair does not link.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from exchange.linkage.comparators import compare, fields_of
@@ -55,6 +55,9 @@ class Verdict:
     weight: float
     deterministic: bool
     reason: str | None = None
+    # The comparison vector it was decided on, so that its explanation need not compare the
+    # pair again; not part of the decision.
+    vector: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +116,19 @@ def _verdict(a: LinkRecord, b: LinkRecord, model: Model, vector: tuple[int, ...]
     weight = model.weight(vector)
     if a.identifier is not None and a.identifier == b.identifier:
         if _conflict(a.kind, vector):
-            return Verdict(REVIEW, weight, True, IDENTIFIER_CONFLICT)
-        return Verdict(LINK, weight, True, SAME_IDENTIFIER)
+            return Verdict(REVIEW, weight, True, IDENTIFIER_CONFLICT, vector)
+        return Verdict(LINK, weight, True, SAME_IDENTIFIER, vector)
     decision = model.decision(weight)
     if decision == LINK and model.sibling_guard and _possible_sibling(a.kind, vector):
-        return Verdict(REVIEW, weight, True, POSSIBLE_SIBLING)
-    return Verdict(decision, weight, False)
+        return Verdict(REVIEW, weight, True, POSSIBLE_SIBLING, vector)
+    return Verdict(decision, weight, False, None, vector)
 
 
 def explain(
     a: LinkRecord, b: LinkRecord, model: Model, given: Verdict | None = None
 ) -> Explanation:
     """The explanation of a pair's decision (of ``given`` if a rule or a reviewer decided)."""
-    explanation = model.explain(a, b)
+    explanation = model.explain(a, b, given.vector if given is not None else None)
     decided = given or verdict(a, b, model)
     return explanation.decided(
         decided.kind, deterministic=decided.deterministic, reason=decided.reason

@@ -108,9 +108,14 @@ class Model:
             return LINK
         return REVIEW if weight >= self.review else NON_LINK
 
-    def explain(self, a: LinkRecord, b: LinkRecord) -> Explanation:
-        """Field by field evidence of a pair, its total weight and the model's decision."""
-        vector = compare(a, b)
+    def explain(
+        self, a: LinkRecord, b: LinkRecord, vector: tuple[int, ...] | None = None
+    ) -> Explanation:
+        """Field by field evidence of a pair, its total weight and the model's decision.
+
+        ``vector`` is the pair's comparison vector if already known (else compared here).
+        """
+        vector = compare(a, b) if vector is None else vector
         comparators: tuple[Field, ...] = fields_of(self.kind)
         evidence = tuple(
             Evidence(
