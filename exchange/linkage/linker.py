@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from exchange.linkage.comparators import compare, fields_of
+from exchange.linkage.comparators import FIELDS, compare
 from exchange.linkage.explanation import Explanation
 from exchange.linkage.features import LinkRecord
 from exchange.linkage.model import LINK, REVIEW, Model
@@ -70,25 +70,31 @@ class Decision:
     explanation: Explanation
 
 
-def _levels(kind: str, vector: tuple[int, ...]) -> dict[str, str]:
-    return {f.name: f.levels[level] for f, level in zip(fields_of(kind), vector, strict=True)}
+# Where each field sits in its kind's comparison vector, and its level names.
+_FIELD_AT: Final = {
+    kind: {f.name: (i, f.levels) for i, f in enumerate(fields)} for kind, fields in FIELDS.items()
+}
+
+
+def _level(kind: str, vector: tuple[int, ...], name: str) -> str | None:
+    """The level of field ``name`` in a vector (None if the kind has no such field)."""
+    found = _FIELD_AT[kind].get(name)
+    return None if found is None else found[1][vector[found[0]]]
 
 
 def _conflict(kind: str, vector: tuple[int, ...]) -> bool:
-    levels = _levels(kind, vector)
-    if levels.get(_CONFLICT_DATE[kind]) != "different":
+    if _level(kind, vector, _CONFLICT_DATE[kind]) != "different":
         return False
-    return any(levels.get(name) == "different" for name in _CONFLICT_NAMES[kind])
+    return any(_level(kind, vector, name) == "different" for name in _CONFLICT_NAMES[kind])
 
 
 def _possible_sibling(kind: str, vector: tuple[int, ...]) -> bool:
     if kind != "person":
         return False
-    levels = _levels(kind, vector)
     return (
-        levels["family_name"] in ("exact", "homophone")
-        and levels["birth_date"] == "exact"
-        and levels["given_name"] in ("one_char", "similar", "different")
+        _level(kind, vector, "birth_date") == "exact"
+        and _level(kind, vector, "family_name") in ("exact", "homophone")
+        and _level(kind, vector, "given_name") in ("one_char", "similar", "different")
     )
 
 
