@@ -6,9 +6,10 @@ proportion to its candidates (records sharing a blocking key) and the
 entities they belong to, never to the population:
 
 1. the record's blocking keys give its candidates;
-2. each candidate pair is decided (:func:`~exchange.linkage.linker.verdict`),
-   unless a reviewer already confirmed or rejected it; links become edges,
-   uncertain pairs enter the review queue;
+2. each candidate pair is decided (:func:`~exchange.linkage.linker.screen`,
+   which is :func:`~exchange.linkage.linker.verdict` without the comparisons
+   that cannot change a non-link), unless a reviewer already confirmed or
+   rejected it; links become edges, uncertain pairs enter the review queue;
 3. the entities touched (the record's old entity, and the entities of the
    records it links to) are recomputed as components of the link graph and
    given ids by :func:`~exchange.linkage.clusters.assign`.
