@@ -40,7 +40,7 @@ from exchange.errors import NotFoundError
 from exchange.linkage.blocking import block_keys
 from exchange.linkage.clusters import assign
 from exchange.linkage.features import LinkRecord, organisation_record, person_record
-from exchange.linkage.linker import Verdict, explain, verdict
+from exchange.linkage.linker import Verdict, explain, screen, verdict
 from exchange.linkage.model import Model, default_model
 from exchange.models import Entity, LinkDecision, LinkEdge, LinkKey, SourceRecord
 from exchange.registry import Changed, record_ref
@@ -127,6 +127,9 @@ class EntityResolver:
     def __init__(self, models: dict[str, Model] | None = None) -> None:
         self.models = models or {k: default_model(k) for k in ("person", "organisation")}
         self._cache: OrderedDict[int, tuple[str, LinkRecord | None]] = OrderedDict()
+        # Explanations by (kind, vector, decision): a few thousand at most (the vectors of a
+        # kind number 21,600 for persons), so unbounded.
+        self._explained: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     # -- the builder's entry point -------------------------------------------------
 
@@ -156,10 +159,12 @@ class EntityResolver:
                 continue
             live[c.id] = _Live(c.id, c.ref, c.entity_id, rec)
             keys[c.id] = block_keys(rec)
+        # Candidates first, then the batch's keys: the holders read back are then only the
+        # records of earlier batches (the batch's own are known here).
+        candidates = self._candidates(db, keys)
         rows = [{"key": k, "record_id": i} for i, ks in keys.items() for k in ks]
         if rows:
             db.execute(insert(_KEYS), rows)
-        candidates = self._candidates(db, keys)
         known = self._load(db, {i for ids_ in candidates.values() for i in ids_} - set(live))
         known.update(live)
         decisions = self._decisions(session, [lv.ref for lv in live.values()])
@@ -263,17 +268,19 @@ class EntityResolver:
                 if pair in done:
                     continue
                 done.add(pair)
-                found = verdict(mine.record, other.record, model)
                 decision = decisions.get(_ref_pair(mine.ref, other.ref))
-                if decision is None and found.kind == "non-link":
+                found = screen(mine.record, other.record, model)  # None: a plain non-link
+                if decision is None and (found is None or found.kind == "non-link"):
                     continue
+                if found is None:  # a reviewer decided the pair: stored with its weight
+                    found = verdict(mine.record, other.record, model)
                 status = decision or found.kind
                 a, b = (mine, other) if pair[0] == rid else (other, mine)
                 edges.append(self._edge(*pair, a.record, b.record, model, found, status, None))
         return edges
 
-    @staticmethod
     def _edge(
+        self,
         a_id: int,
         b_id: int,
         a: LinkRecord,
@@ -289,15 +296,32 @@ class EntityResolver:
             "status": status,
             "weight": round(found.weight, 6),
             "deterministic": found.deterministic,
-            "explanation": explain(a, b, model, found).to_dict(),
+            "explanation": self._explanation(a, b, model, found),
             "decided_by": by,
             "updated_at": utcnow(),
         }
 
+    def _explanation(
+        self, a: LinkRecord, b: LinkRecord, model: Model, found: Verdict
+    ) -> dict[str, Any]:
+        """The stored explanation of a decided pair. It depends on the pair only through its
+        comparison vector, so it is made once a vector and decision (and shared: read-only)."""
+        if found.vector is None:
+            return explain(a, b, model, found).to_dict()
+        key = (model.kind, found.vector, found.kind, found.deterministic, found.reason)
+        made = self._explained.get(key)
+        if made is None:
+            made = self._explained[key] = explain(a, b, model, found).to_dict()
+        return made
+
     def _candidates(self, db: Connection, keys: dict[int, set[str]]) -> dict[int, set[int]]:
-        """Records sharing a key with each changed record (itself excluded)."""
+        """Records sharing a key with each changed record (itself excluded): the stored
+        holders of its keys and the other changed records with one of them."""
         wanted = sorted({k for ks in keys.values() for k in ks})
         holders: dict[str, set[int]] = defaultdict(set)
+        for rid, ks in keys.items():
+            for key in ks:
+                holders[key].add(rid)
         for chunk in _chunks(wanted):
             for key, rid in db.execute(
                 select(_KEYS.c.key, _KEYS.c.record_id).where(_KEYS.c.key.in_(chunk))

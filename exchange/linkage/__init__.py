@@ -33,7 +33,7 @@ from exchange.linkage.golden import (
     trust_ranks,
 )
 from exchange.linkage.incremental import IncrementalLinker
-from exchange.linkage.linker import Decision, Verdict, decide, explain, verdict
+from exchange.linkage.linker import Decision, Verdict, decide, explain, screen, verdict
 from exchange.linkage.model import (
     LINK,
     NON_LINK,
@@ -83,6 +83,7 @@ __all__ = [
     "organisation_record",
     "person_record",
     "posterior_threshold",
+    "screen",
     "trust_ranks",
     "u_from_random",
     "verdict",

@@ -5,17 +5,22 @@ proportion to the registry; instead each record gets a few short keys, and
 only records sharing a key are compared. A true pair is missed only if the
 errors on its two sides break every key at once, so the keys are chosen to
 fail independently: the identifier; the birth date (the same key for a date
-and its day/month-swapped form); the name's pinyin (order-free, so homophones
-and family/given order swaps keep it) with the birth year; the family name's
-pinyin and the given name's first letter with the birth month and day (for
-year typos); the phone number.
+and its day/month-swapped form) with the pinyin of the family name, and again
+with the pinyin of the given name (so a typo in one of the names, or the names
+in the other order, keeps a key); the name's pinyin (order-free, so homophones
+and family/given order swaps keep it) with the birth year; the family and
+given names' pinyin with the birth month and day (for year typos); the phone
+number.
 
-Blocks grow with the registry: a birth-date block holds about one record in
-31,000 (the dates of 85 years, day and month unordered), the others fewer.
-The registry builder may cap a block's size (see ``max_block`` of
-:class:`~exchange.linkage.incremental.IncrementalLinker`).
+Blocks grow with the registry, so each key holds a value rare enough that the
+pairs it makes stay few: a birth date alone is shared by about one record in
+31,000 (the dates of 85 years, day and month unordered), some 30 records in a
+registry of a million, and the pairs of such blocks would grow with the
+square of the registry; with a name's pinyin beside it, a block holds a few
+percent of that. The registry builder may cap a block's size (see
+``max_block`` of :class:`~exchange.linkage.incremental.IncrementalLinker`).
 
-At most five keys a record, each at most 32 characters, prefixed by a letter
+At most six keys a record, each at most 32 characters, prefixed by a letter
 that says which rule made it; person and organisation keys never collide.
 """
 
@@ -39,13 +44,15 @@ def _person_keys(rec: LinkRecord) -> set[str]:
     keys: set[str] = set()
     if rec.identifier:
         keys.add("i:" + rec.identifier[:IDENTIFIER_CHARS].lower())
+    names = [p[:NAME_CHARS] for p in (rec.family_py, rec.given_py) if p]
     if rec.birth:
-        keys.add(f"d:{rec.birth[:4]}{_month_day(rec.birth)}")
-    if rec.family_py and rec.given_py:
-        first, second = sorted((rec.family_py[:NAME_CHARS], rec.given_py[:NAME_CHARS]))
-        if rec.birth:
+        date = rec.birth[:4] + _month_day(rec.birth)
+        # One key a name part, under the same letter: names in the other order keep both.
+        keys.update(f"d:{date}{name}" for name in names or [""])
+        if len(names) == 2:
+            first, second = sorted(names)
             keys.add(f"n:{first}.{second}:{rec.birth[:4]}")
-            keys.add(f"f:{rec.family_py[:NAME_CHARS]}{rec.given_py[0]}:{_month_day(rec.birth)}")
+            keys.add(f"f:{names[0]}.{names[1]}:{_month_day(rec.birth)}")
     if rec.phone_digits:
         keys.add("p:" + rec.phone_digits[-11:])
     return keys
@@ -65,7 +72,7 @@ def _organisation_keys(rec: LinkRecord) -> set[str]:
 
 
 def block_keys(rec: LinkRecord) -> set[str]:
-    """The blocking keys of a record: short strings, at most five."""
+    """The blocking keys of a record: short strings, at most six."""
     if rec.kind == ORGANISATION:
         return _organisation_keys(rec)
     return _person_keys(rec)

@@ -9,11 +9,16 @@ index per field, which is all the model looks at.
 Every comparator is symmetric (``compare(a, b) == compare(b, a)``), which the
 tests check; the linker relies on it so that the order in which records
 arrive does not change which pairs link.
+
+:func:`compare_bounded` gives the same vector, comparing the cheapest and most
+decisive fields first, or gives up (``None``) as soon as the weight reached
+plus the most the fields left could add falls below a floor: the linker's
+shortcut for the many candidate pairs that are plainly two people.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -34,6 +39,9 @@ class Field:
     levels: tuple[str, ...]
     meanings: tuple[str, ...]
     level: Callable[[LinkRecord, LinkRecord], int]
+    # For a name part: the level given ``swapped_order(a, b)``, which both name parts need
+    # and :func:`compare` therefore computes once a pair.
+    level_swapped: Callable[[LinkRecord, LinkRecord, bool | None], int] | None = None
 
     def meaning(self, level: int) -> str:
         return self.meanings[level]
@@ -77,7 +85,10 @@ def swapped_order(a: LinkRecord, b: LinkRecord) -> bool | None:
 
 
 def _family(a: LinkRecord, b: LinkRecord) -> int:
-    swapped = swapped_order(a, b)
+    return _family_swapped(a, b, swapped_order(a, b))
+
+
+def _family_swapped(a: LinkRecord, b: LinkRecord, swapped: bool | None) -> int:
     if swapped is not None:
         return 1 if swapped else 2
     if a.family is None or b.family is None:
@@ -92,7 +103,10 @@ def _family(a: LinkRecord, b: LinkRecord) -> int:
 
 
 def _given(a: LinkRecord, b: LinkRecord) -> int:
-    swapped = swapped_order(a, b)
+    return _given_swapped(a, b, swapped_order(a, b))
+
+
+def _given_swapped(a: LinkRecord, b: LinkRecord, swapped: bool | None) -> int:
     if swapped is not None:
         return 1 if swapped else 2
     if a.given is None or b.given is None:
@@ -187,6 +201,7 @@ FAMILY = Field(
     (*_NAME_LEVELS, "similar", "different"),
     (*_NAME_MEANINGS, "one contains the other, or pinyin one letter apart", "different"),
     _family,
+    _family_swapped,
 )
 GIVEN = Field(
     "given_name",
@@ -198,6 +213,7 @@ GIVEN = Field(
         "different",
     ),
     _given,
+    _given_swapped,
 )
 _DATE_LEVELS = ("null", "exact", "swapped", "close", "different")
 _DATE_MEANINGS = (
@@ -261,8 +277,64 @@ def fields_of(kind: str) -> tuple[Field, ...]:
         raise ValueError(f"no comparators for record kind {kind!r}") from None
 
 
+# Each kind's fields in the order compare_bounded compares them: the cheapest and most
+# decisive first (identifier, date, ...), the names (edit distances, Jaro-Winkler) last.
+_NAMES: Final = frozenset({FAMILY.name, GIVEN.name, ORGANISATION_NAME.name, REPRESENTATIVE.name})
+EVALUATION_ORDER: Final[dict[str, tuple[int, ...]]] = {
+    kind: tuple(i for i, _ in sorted(enumerate(fields), key=lambda f: f[1].name in _NAMES))
+    for kind, fields in FIELDS.items()
+}
+
+
 def compare(a: LinkRecord, b: LinkRecord) -> tuple[int, ...]:
     """The comparison vector of two records of the same kind: one level index per field."""
     if a.kind != b.kind:
         raise ValueError(f"cannot compare a {a.kind} with a {b.kind}")
-    return tuple(f.level(a, b) for f in fields_of(a.kind))
+    vector = []
+    swapped: bool | None = None
+    unknown = True  # swapped not computed yet
+    for f in fields_of(a.kind):
+        if f.level_swapped is None:
+            vector.append(f.level(a, b))
+            continue
+        if unknown:
+            swapped, unknown = swapped_order(a, b), False
+        vector.append(f.level_swapped(a, b, swapped))
+    return tuple(vector)
+
+
+def compare_bounded(
+    a: LinkRecord,
+    b: LinkRecord,
+    weights: Sequence[Sequence[float]],
+    rest: Sequence[float],
+    floor: float,
+) -> tuple[int, ...] | None:
+    """:func:`compare`'s vector, or ``None`` once the pair's weight is sure to stay below ``floor``.
+
+    ``weights[i][level]`` is field ``i``'s weight at ``level``; ``rest[k]`` is the
+    most the fields after the ``k``-th of ``EVALUATION_ORDER`` could add (the sum of
+    their largest weights, at least 0). Fields are compared in that order; after
+    each, if the weight so far plus ``rest[k]`` is below ``floor`` the rest are
+    not compared.
+    """
+    if a.kind != b.kind:
+        raise ValueError(f"cannot compare a {a.kind} with a {b.kind}")
+    fields = fields_of(a.kind)
+    vector = [0] * len(fields)
+    total = 0.0
+    swapped: bool | None = None
+    unknown = True
+    for k, i in enumerate(EVALUATION_ORDER[a.kind]):
+        f = fields[i]
+        if f.level_swapped is None:
+            level = f.level(a, b)
+        else:
+            if unknown:
+                swapped, unknown = swapped_order(a, b), False
+            level = f.level_swapped(a, b, swapped)
+        vector[i] = level
+        total += weights[i][level]
+        if total + rest[k] < floor:
+            return None
+    return tuple(vector)

@@ -6,9 +6,10 @@ proportion to its candidates (records sharing a blocking key) and the
 entities they belong to, never to the population:
 
 1. the record's blocking keys give its candidates;
-2. each candidate pair is decided (:func:`~exchange.linkage.linker.verdict`),
-   unless a reviewer already confirmed or rejected it; links become edges,
-   uncertain pairs enter the review queue;
+2. each candidate pair is decided (:func:`~exchange.linkage.linker.screen`,
+   which is :func:`~exchange.linkage.linker.verdict` without the comparisons
+   that cannot change a non-link), unless a reviewer already confirmed or
+   rejected it; links become edges, uncertain pairs enter the review queue;
 3. the entities touched (the record's old entity, and the entities of the
    records it links to) are recomputed as components of the link graph and
    given ids by :func:`~exchange.linkage.clusters.assign`.
@@ -28,7 +29,7 @@ from exchange.linkage.blocking import block_keys
 from exchange.linkage.clusters import assign_components, constrained_components
 from exchange.linkage.explanation import Explanation
 from exchange.linkage.features import LinkRecord
-from exchange.linkage.linker import Verdict, explain, verdict
+from exchange.linkage.linker import Verdict, explain, screen, verdict
 from exchange.linkage.model import LINK, NON_LINK, REVIEW, Model
 
 CONFIRMED = "confirmed by a reviewer"
@@ -150,10 +151,13 @@ class IncrementalLinker:
         for other in sorted(self.candidates(record)):
             if other in self._rejected.get(record.ref, ()):
                 continue
-            found = verdict(record, self._records[other], model)
+            found = screen(record, self._records[other], model)  # None: a plain non-link
             self.compared += 1
             if other in self._confirmed.get(record.ref, ()):
-                found = Verdict(LINK, found.weight, True, CONFIRMED)
+                weight = verdict(record, self._records[other], model).weight
+                found = Verdict(LINK, weight, True, CONFIRMED)
+            if found is None:
+                continue
             if found.kind == LINK:
                 self._links[record.ref][other] = self._links[other][record.ref] = found
                 touched |= self._entity_members(other)

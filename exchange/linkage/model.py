@@ -26,7 +26,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from exchange.linkage.comparators import Field, compare, fields_of
+from exchange.linkage.comparators import (
+    EVALUATION_ORDER,
+    Field,
+    compare,
+    compare_bounded,
+    fields_of,
+)
 from exchange.linkage.defaults import DEFAULT_MODELS
 from exchange.linkage.explanation import Evidence, Explanation
 from exchange.linkage.features import LinkRecord
@@ -73,6 +79,8 @@ class Model:
     # date but another given name and no shared identifier (twins, siblings; see linker.py).
     sibling_guard: bool = False
     _weights: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
+    # The most the fields after the k-th of EVALUATION_ORDER can add, for compare_bounded.
+    _rest: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.review > self.link:
@@ -80,20 +88,34 @@ class Model:
         expected = [(f.name, f.levels) for f in fields_of(self.kind)]
         if [(f.name, f.levels) for f in self.fields] != expected:
             raise ValueError(f"model fields do not match the {self.kind} comparators")
-        object.__setattr__(self, "_weights", tuple(f.weights for f in self.fields))
+        weights = tuple(f.weights for f in self.fields)
+        order = EVALUATION_ORDER[self.kind]
+        best = [max(weights[i]) for i in order]  # >= 0: a null adds 0
+        rest = tuple(sum(best[k + 1 :]) for k in range(len(order)))
+        object.__setattr__(self, "_weights", weights)
+        object.__setattr__(self, "_rest", rest)
 
     def weight(self, vector: tuple[int, ...]) -> float:
         """Match weight of a comparison vector: sum of log2(m/u), nulls 0."""
         return sum(w[level] for w, level in zip(self._weights, vector, strict=True))
+
+    def bounded_vector(self, a: LinkRecord, b: LinkRecord, floor: float) -> tuple[int, ...] | None:
+        """The comparison vector of a pair, or None if its weight is sure to be below ``floor``."""
+        return compare_bounded(a, b, self._weights, self._rest, floor)
 
     def decision(self, weight: float) -> str:
         if weight >= self.link:
             return LINK
         return REVIEW if weight >= self.review else NON_LINK
 
-    def explain(self, a: LinkRecord, b: LinkRecord) -> Explanation:
-        """Field by field evidence of a pair, its total weight and the model's decision."""
-        vector = compare(a, b)
+    def explain(
+        self, a: LinkRecord, b: LinkRecord, vector: tuple[int, ...] | None = None
+    ) -> Explanation:
+        """Field by field evidence of a pair, its total weight and the model's decision.
+
+        ``vector`` is the pair's comparison vector if already known (else compared here).
+        """
+        vector = compare(a, b) if vector is None else vector
         comparators: tuple[Field, ...] = fields_of(self.kind)
         evidence = tuple(
             Evidence(

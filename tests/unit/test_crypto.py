@@ -139,6 +139,66 @@ def test_tampered_message_signature_or_other_key_fails() -> None:
     assert info.value.code == "bad_signature"
 
 
+def _openssl_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        crypto.verify(public, message, signature)
+    except SignatureError:
+        return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)  # a busy machine must not fail it
+@given(st.binary(max_size=300), st.integers(0, 95), st.integers(0, 7), st.booleans())
+def test_verify_agrees_with_openssl(message: bytes, where: int, bit: int, tamper: bool) -> None:
+    # libsodium verifies; the keys and signatures are OpenSSL's (cryptography's): the same
+    # verdict on each signature, good or with one bit of the signature or the key flipped.
+    private, public = crypto.new_signing_key()
+    signature = crypto.sign(private, message)
+    if tamper:
+        both = bytearray(signature + public)
+        both[where] ^= 1 << bit
+        signature, public = bytes(both[:64]), bytes(both[64:])
+    assert _accepts(public, message, signature) == _openssl_accepts(public, message, signature)
+    assert _accepts(public, message, signature) is not tamper
+
+
+def test_verify_takes_rfc_8032_test_1() -> None:
+    public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = bytes.fromhex(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+        "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )
+    crypto.verify(public, b"", signature)
+    with pytest.raises(SignatureError):
+        crypto.verify(public, b"x", signature)
+
+
+def test_a_non_canonical_signature_and_a_small_order_key_fail() -> None:
+    # S + L (the group order) verifies the same equation: refused (as OpenSSL does).
+    private, public = crypto.new_signing_key()
+    signature = crypto.sign(private, b"m")
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(signature[32:], "little") + order
+    malleated = signature[:32] + s.to_bytes(32, "little")
+    assert not _accepts(public, b"m", malleated)
+    assert not _openssl_accepts(public, b"m", malleated)
+    # The neutral point as the key and as R, S = 0: every message "verifies" by the bare
+    # equation; libsodium refuses small-order points (stricter than OpenSSL here).
+    neutral = (1).to_bytes(32, "little")
+    assert not _accepts(neutral, b"m", neutral + bytes(32))
+
+
 def test_hmac_sha256_matches_rfc_4231_case_2() -> None:
     mac = crypto.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
     assert mac.hex() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
