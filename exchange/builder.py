@@ -28,6 +28,7 @@ import functools
 import json
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -108,6 +109,22 @@ def _text(headers: dict[str, bytes], name: str) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
 
 
+def exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """In a verification process: exit as soon as the builder that started it is gone.
+
+    A builder killed outright (SIGKILL, the OOM killer) cannot shut its pool down,
+    and a pool worker waiting for work would wait for ever; this thread ends it.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _chunk_bounds(count: int) -> list[tuple[int, int]]:
     """Chunks of a poll's records: small at first, so the builder soon has records to
     apply while the rest are verified, then VERIFY_CHUNK."""
@@ -147,7 +164,12 @@ class _Verifier:
         if self._pool is None:
             # spawn, not fork: the builder runs Kafka clients' threads that a fork would copy
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=context,
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def start(self, checks: list[Check]) -> list[tuple[int, int, Refusals]]:
