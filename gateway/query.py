@@ -149,7 +149,7 @@ def _lookup(
             **paging(request, len(visible), limit, offset),
         )
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)
 
 
 def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
@@ -329,4 +329,4 @@ def get_entity(
             **paging(request, len(views), limit, offset),
         )
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)

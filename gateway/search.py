@@ -152,7 +152,7 @@ def _search(
         )
         return SearchView(results=shown, **paging(request, len(hits), limit, offset))
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)
 
 
 def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:
