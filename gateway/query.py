@@ -117,8 +117,8 @@ def _lookup(
     offset: int,
 ) -> LookupView:
     def work(session: Session, identity: Identity) -> LookupView:
-        purpose = catalogue.active_purpose(session, decision.purpose).code
-        scope = Scope.of(session, identity, purpose, utcnow())
+        purpose = state.catalogue.active_purpose(decision.purpose)
+        scope = Scope.cached(state, identity, purpose, utcnow())
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
         # (a lookup_key alone would read the whole table on every request).
@@ -278,8 +278,8 @@ def get_entity(
     decision.subjects = [entity_id]
 
     def work(session: Session, identity: Identity) -> EntityView:
-        code = catalogue.active_purpose(session, purpose).code
-        scope = Scope.of(session, identity, code, utcnow())
+        code = state.catalogue.active_purpose(purpose)
+        scope = Scope.cached(state, identity, code, utcnow())
         scope.require_any(catalogue.available_datasets())
         entity = session.get(Entity, entity_id)
         rows = (

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import audit, catalogue
+from exchange import audit
 from exchange.apikeys import Identity
 from exchange.db import utcnow
 from exchange.errors import PermissionDeniedError, ValidationError
@@ -107,10 +107,10 @@ def _search(
     levels = fields_of(kind)
 
     def work(session: Session, identity: Identity) -> SearchView:
-        code = catalogue.active_purpose(session, decision.purpose).code
+        code = state.catalogue.active_purpose(decision.purpose)
         born = _parse_date(birth_date)
         query, needed = _query(kind, name, born)
-        scope = Scope.of(session, identity, code, utcnow())
+        scope = Scope.cached(state, identity, code, utcnow())
         access = scope.require(dataset)
         if not _searchable(access.possible_fields, needed):
             raise PermissionDeniedError(
