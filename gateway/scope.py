@@ -16,10 +16,9 @@ from sqlalchemy.orm import Session
 from exchange import catalogue, policy
 from exchange.apikeys import Identity
 from exchange.errors import PermissionDeniedError
-from exchange.models import SourceRecord
 from exchange.policy import Access, Denial, GrantRule, Mode
 from gateway.deps import AppState
-from gateway.views import row_facts
+from gateway.views import RecordRow, row_facts
 
 
 @dataclass
@@ -72,7 +71,7 @@ class Scope:
             raise PermissionDeniedError(found.reason)
         return found
 
-    def fields_for(self, row: SourceRecord) -> dict[str, Mode] | None:
+    def fields_for(self, row: RecordRow) -> dict[str, Mode] | None:
         """The row's visible fields, or None if no grant admits it."""
         found = self.access(row.dataset)
         if isinstance(found, Denial):
