@@ -14,8 +14,12 @@ reloads them:
 * otherwise after ``ttl_s`` seconds, which bounds how long a change made by another
   process (``exchange`` commands, another gateway replica, raw SQL) can go unseen.
 
-Entries are loaded in a session of their own, begun after the version was read,
-so an entry is never older than the version it is stored under. Grants' validity
+Entries are loaded in the caller's session and stored under the version that was
+current when that session's transaction began (a session event notes it), so an
+entry is never older than the version it is stored under: a change committed
+after the snapshot began makes the entry stale at once. Loading in the caller's
+session also means a request never waits for a second pooled connection while
+holding one. Grants' validity
 windows are not cached decisions: :mod:`exchange.policy` checks them against the
 request's time.
 """
@@ -29,7 +33,7 @@ from itertools import chain
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from exchange import catalogue
 from exchange.errors import ValidationError
@@ -38,6 +42,7 @@ from exchange.policy import GrantRule
 
 _TABLES = frozenset({Grant.__tablename__, Purpose.__tablename__})
 _CHANGED = "exchange.catalogue_cache.changed"
+_BEGUN_AT = "exchange.catalogue_cache.begun_at"
 
 
 class _Version:
@@ -71,6 +76,11 @@ def _note_bulk(state: ORMExecuteState) -> None:
             state.session.info[_CHANGED] = True
 
 
+@event.listens_for(Session, "after_begin")
+def _note_begin(session: Session, _transaction: Any, _connection: Any) -> None:
+    session.info[_BEGUN_AT] = version.value
+
+
 @event.listens_for(Session, "after_commit")
 def _bump_on_commit(session: Session) -> None:
     if session.info.pop(_CHANGED, False):
@@ -85,14 +95,7 @@ def _forget_on_rollback(session: Session) -> None:
 class CatalogueCache:
     """Active purposes and grants by (department, role); thread-safe."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        ttl_s: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -102,7 +105,11 @@ class CatalogueCache:
     def _fresh(self, stamp: int, loaded: float) -> bool:
         return stamp == version.value and self._clock() - loaded < self._ttl
 
-    def active_purpose(self, code: str | None) -> str:
+    def _stamp(self, session: Session) -> tuple[int, float]:
+        session.connection()  # begins the transaction (and notes the version) if not yet
+        return int(session.info.get(_BEGUN_AT, -1)), self._clock()
+
+    def active_purpose(self, session: Session, code: str | None) -> str:
         """The code of the purpose a request states; the ValidationErrors of
         :func:`exchange.catalogue.active_purpose` if missing, unknown or inactive."""
         if code is None or not code.strip():
@@ -113,9 +120,8 @@ class CatalogueCache:
         with self._lock:
             cached = self._purposes
         if cached is None or not self._fresh(cached[0], cached[1]):
-            stamp, loaded = version.value, self._clock()
-            with self._sessions() as session:
-                rows = session.execute(select(Purpose.code, Purpose.active)).all()
+            stamp, loaded = self._stamp(session)
+            rows = session.execute(select(Purpose.code, Purpose.active)).all()
             cached = (stamp, loaded, {c: bool(a) for c, a in rows})
             with self._lock:
                 self._purposes = cached
@@ -130,15 +136,14 @@ class CatalogueCache:
             )
         return code
 
-    def grants_of(self, department: str, role: str) -> list[GrantRule]:
+    def grants_of(self, session: Session, department: str, role: str) -> list[GrantRule]:
         """Every unrevoked grant of a department's role (the policy checks time and purpose)."""
         key = (department, role)
         with self._lock:
             cached = self._grants.get(key)
         if cached is None or not self._fresh(cached[0], cached[1]):
-            stamp, loaded = version.value, self._clock()
-            with self._sessions() as session:
-                rules = catalogue.grants_of(session, department, role)
+            stamp, loaded = self._stamp(session)
+            rules = catalogue.grants_of(session, department, role)
             cached = (stamp, loaded, rules)
             with self._lock:
                 if len(self._grants) >= 10_000:

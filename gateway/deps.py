@@ -33,7 +33,7 @@ class AppState:
         self.audit_lock = threading.Lock()
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
-        self.catalogue = CatalogueCache(sessions, gw.catalogue_cache_ttl_s)
+        self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)
         self.oidc: OidcVerifier | None = None
         if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:
             self.oidc = OidcVerifier(

@@ -124,6 +124,13 @@ def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:
     return _rows(session, statement, {})
 
 
+def _end_reads(session: Session) -> None:
+    """End the read transaction, giving its connection back to the pool, once the rows
+    (plain values) are read: decryption may take another connection (the key store's),
+    and a request must never hold one while it waits for a second."""
+    session.rollback()
+
+
 def _with_members(session: Session, matched: Sequence[RecordRow]) -> list[RecordRow]:
     """The matched rows and every live record of their entities, in a stable order."""
     entity_ids = sorted({r.entity_id for r in matched if r.entity_id})
@@ -146,13 +153,14 @@ def _lookup(
     offset: int,
 ) -> LookupView:
     def work(session: Session, identity: Identity) -> LookupView:
-        purpose = state.catalogue.active_purpose(decision.purpose)
-        scope = Scope.cached(state, identity, purpose, utcnow())
+        purpose = state.catalogue.active_purpose(session, decision.purpose)
+        scope = Scope.cached(state, session, identity, purpose, utcnow())
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
         # (a lookup_key alone would read the whole table on every request).
         matched = _matched(session, subject, extra_ids(session) if extra_ids else [])
         visible = _visible(scope, _with_members(session, matched))
+        _end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
         shown = [record_view(state, row, fields) for row, fields in page(visible, limit, offset)]
@@ -298,17 +306,15 @@ def get_entity(
     decision.subjects = [entity_id]
 
     def work(session: Session, identity: Identity) -> EntityView:
-        code = state.catalogue.active_purpose(purpose)
-        scope = Scope.cached(state, identity, code, utcnow())
+        code = state.catalogue.active_purpose(session, purpose)
+        scope = Scope.cached(state, session, identity, code, utcnow())
         scope.require_any(catalogue.available_datasets())
-        entity = session.get(Entity, entity_id)
+        entity = session.execute(
+            select(Entity.id, Entity.kind).where(Entity.id == entity_id)
+        ).one_or_none()
         rows = (
             sorted(
-                session.scalars(
-                    select(SourceRecord).where(
-                        SourceRecord.entity_id == entity_id, SourceRecord.deleted.is_(False)
-                    )
-                ),
+                _rows(session, _MEMBERS, {"entity_ids": [entity_id]}),
                 # Sorted here: an ORDER BY makes SQLite walk the (dataset, department,
                 # source_id) index over the whole table instead of the entity_id index.
                 key=lambda r: (r.dataset, r.department, r.source_id),
@@ -317,6 +323,7 @@ def get_entity(
             else []
         )
         visible = _visible(scope, rows)
+        _end_reads(session)
         if entity is None or not visible:
             raise NotFoundError("no entity with records the caller may see")
         views = [record_view(state, row, fields) for row, fields in visible]

@@ -35,11 +35,16 @@ class Scope:
         return cls(identity, purpose, at, grants)
 
     @classmethod
-    def cached(cls, state: AppState, identity: Identity, purpose: str, at: datetime) -> Scope:
+    def cached(
+        cls, state: AppState, session: Session, identity: Identity, purpose: str, at: datetime
+    ) -> Scope:
         """As :meth:`of`, from the gateway's catalogue cache (see
         :mod:`exchange.catalogue_cache` for how soon a change applies)."""
         return cls(
-            identity, purpose, at, state.catalogue.grants_of(identity.department, identity.role)
+            identity,
+            purpose,
+            at,
+            state.catalogue.grants_of(session, identity.department, identity.role),
         )
 
     def access(self, dataset: str) -> Access | Denial:

@@ -107,10 +107,10 @@ def _search(
     levels = fields_of(kind)
 
     def work(session: Session, identity: Identity) -> SearchView:
-        code = state.catalogue.active_purpose(decision.purpose)
+        code = state.catalogue.active_purpose(session, decision.purpose)
         born = _parse_date(birth_date)
         query, needed = _query(kind, name, born)
-        scope = Scope.cached(state, identity, code, utcnow())
+        scope = Scope.cached(state, session, identity, code, utcnow())
         access = scope.require(dataset)
         if not _searchable(access.possible_fields, needed):
             raise PermissionDeniedError(

@@ -17,6 +17,7 @@ from exchange.catalogue_cache import CatalogueCache, version
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.errors import ValidationError
 from exchange.models import Department, Grant
+from exchange.policy import GrantRule
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -41,6 +42,16 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
+def grants(cache: CatalogueCache, sessions: sessionmaker[Session]) -> list[GrantRule]:
+    with sessions() as session:  # each call a request of its own
+        return cache.grants_of(session, "health", "caseworker")
+
+
+def purpose(cache: CatalogueCache, sessions: sessionmaker[Session], code: str | None) -> str:
+    with sessions() as session:
+        return cache.active_purpose(session, code)
+
+
 def _grant(sessions: sessionmaker[Session]) -> int:
     with transaction(sessions) as session:
         grant = catalogue.add_grant(
@@ -63,38 +74,38 @@ def test_a_revocation_committed_here_applies_at_the_next_call(
     sessions: sessionmaker[Session],
 ) -> None:
     grant_id = _grant(sessions)
-    cache = CatalogueCache(sessions, ttl_s=3600, clock=Clock())
-    assert [g.id for g in cache.grants_of("health", "caseworker")] == [grant_id]
+    cache = CatalogueCache(ttl_s=3600, clock=Clock())
+    assert [g.id for g in grants(cache, sessions)] == [grant_id]
     with transaction(sessions) as session:
         catalogue.revoke_grant(session, grant_id, by="test", at=NOW)
-    assert cache.grants_of("health", "caseworker") == []
+    assert grants(cache, sessions) == []
     # A new grant, and a bulk delete, are seen at once too.
     second = _grant(sessions)
-    assert [g.id for g in cache.grants_of("health", "caseworker")] == [second]
+    assert [g.id for g in grants(cache, sessions)] == [second]
     with transaction(sessions) as session:
         session.execute(delete(Grant))
-    assert cache.grants_of("health", "caseworker") == []
+    assert grants(cache, sessions) == []
 
 
 def test_a_deactivated_purpose_is_refused_at_once(sessions: sessionmaker[Session]) -> None:
-    cache = CatalogueCache(sessions, ttl_s=3600, clock=Clock())
-    assert cache.active_purpose(" review ") == "review"
+    cache = CatalogueCache(ttl_s=3600, clock=Clock())
+    assert purpose(cache, sessions, " review ") == "review"
     with transaction(sessions) as session:
         catalogue.deactivate_purpose(session, "review")
     with pytest.raises(ValidationError) as caught:
-        cache.active_purpose("review")
+        purpose(cache, sessions, "review")
     assert caught.value.reasons[0][1] == "purpose.inactive"
     for code, reason in ((None, "purpose.missing"), ("nope", "purpose.unknown")):
         with pytest.raises(ValidationError) as caught:
-            cache.active_purpose(code)
+            purpose(cache, sessions, code)
         assert caught.value.reasons[0][1] == reason
 
 
 def test_a_change_behind_its_back_applies_after_the_ttl(sessions: sessionmaker[Session]) -> None:
     grant_id = _grant(sessions)
     clock = Clock()
-    cache = CatalogueCache(sessions, ttl_s=2.0, clock=clock)
-    assert len(cache.grants_of("health", "caseworker")) == 1
+    cache = CatalogueCache(ttl_s=2.0, clock=clock)
+    assert len(grants(cache, sessions)) == 1
     before = version.value
     with sessions() as session:  # raw SQL: no session event sees it
         session.execute(
@@ -103,9 +114,22 @@ def test_a_change_behind_its_back_applies_after_the_ttl(sessions: sessionmaker[S
         session.commit()
     assert version.value == before
     clock.now = 1.9
-    assert len(cache.grants_of("health", "caseworker")) == 1  # within the documented bound
+    assert len(grants(cache, sessions)) == 1  # within the documented bound
     clock.now = 2.0
-    assert cache.grants_of("health", "caseworker") == []
+    assert grants(cache, sessions) == []
+
+
+def test_a_change_committed_after_a_request_began_is_not_cached_as_current(
+    sessions: sessionmaker[Session],
+) -> None:
+    grant_id = _grant(sessions)
+    cache = CatalogueCache(ttl_s=3600, clock=Clock())
+    with sessions() as request:
+        request.connection()  # the request's transaction has begun
+        with transaction(sessions) as admin:
+            catalogue.revoke_grant(admin, grant_id, by="test", at=NOW)
+        cache.grants_of(request, "health", "caseworker")  # whatever its snapshot shows
+    assert grants(cache, sessions) == []  # the next request reloads
 
 
 def test_a_rolled_back_change_does_not_count(sessions: sessionmaker[Session]) -> None:
