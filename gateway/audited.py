@@ -86,3 +86,12 @@ def run_audited(
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome
+
+
+def end_reads(session: Session) -> None:
+    """In read-only work, once everything is read: keep the objects read (detached, their
+    values loaded) and end the read transaction, giving its connection back to the pool.
+    Decryption may take another connection (the key store's), and a request must never
+    hold one while it waits for a second: under load the pool would run dry."""
+    session.expunge_all()
+    session.rollback()

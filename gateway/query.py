@@ -27,7 +27,7 @@ from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
 from exchange.policy import Access, Mode
 from exchange.registry import record_ref
-from gateway.audited import run_audited
+from gateway.audited import end_reads, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -124,13 +124,6 @@ def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:
     return _rows(session, statement, {})
 
 
-def _end_reads(session: Session) -> None:
-    """End the read transaction, giving its connection back to the pool, once the rows
-    (plain values) are read: decryption may take another connection (the key store's),
-    and a request must never hold one while it waits for a second."""
-    session.rollback()
-
-
 def _with_members(session: Session, matched: Sequence[RecordRow]) -> list[RecordRow]:
     """The matched rows and every live record of their entities, in a stable order."""
     entity_ids = sorted({r.entity_id for r in matched if r.entity_id})
@@ -160,7 +153,7 @@ def _lookup(
         # (a lookup_key alone would read the whole table on every request).
         matched = _matched(session, subject, extra_ids(session) if extra_ids else [])
         visible = _visible(scope, _with_members(session, matched))
-        _end_reads(session)
+        end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
         shown = [record_view(state, row, fields) for row, fields in page(visible, limit, offset)]
@@ -323,7 +316,7 @@ def get_entity(
             else []
         )
         visible = _visible(scope, rows)
-        _end_reads(session)
+        end_reads(session)
         if entity is None or not visible:
             raise NotFoundError("no entity with records the caller may see")
         views = [record_view(state, row, fields) for row, fields in visible]

@@ -43,7 +43,7 @@ from exchange.linkage import (
 from exchange.models import LinkKey, SourceRecord
 from exchange.policy import Mode
 from exchange.registry import record_ref
-from gateway.audited import run_audited
+from gateway.audited import end_reads, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -140,6 +140,7 @@ def _search(
             match = {f.name: f.levels[lv] for f, lv in zip(levels, vector, strict=True) if lv}
             hits.append((score, match, row, fields))
         hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
+        end_reads(session)
         shown = [
             SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
             for score, match, row, fields in page(hits, limit, offset)
