@@ -13,9 +13,11 @@ Run from the project root (needs wrk: ``bash scripts/bench-setup.sh`` installs i
    a :class:`exchange.builder.RegistryBuilder` consumes the topics into the
    registry until it has applied all ``2N`` records. The broker is then stopped
    (a lookup does not use Kafka).
-2. Creates a caseworker's API key and, in the access catalogue's tables, the
-   department, the purpose and a grant for the ``person`` dataset
-   (:func:`grant_caseworker`; it skips what the database does not have yet).
+2. Creates a caseworker's API key and, through the access catalogue's API
+   (:mod:`exchange.catalogue`), the departments, the purpose and a grant for
+   the ``person`` dataset (:func:`grant_caseworker`). The gateway's rate limit
+   is turned off (``EXCHANGE_GATEWAY__RATE_LIMIT_PER_MINUTE=0``): wrk's
+   connections share one key.
 3. Starts the real gateway with the command line ``exchange up`` uses
    (``python -m uvicorn --factory gateway.asgi:app --host 127.0.0.1 --port P
    --log-level warning``: one worker) and checks one lookup (200, both
@@ -62,7 +64,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.serde import machine_info
@@ -90,7 +92,6 @@ DIVISIONS = ("110105", "110108", "310104", "310115", "440106", "440305", "330106
 SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴")
 GIVEN = ("秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰")
 DEPARTMENTS = ("household_registry", "social_security")
-CATALOGUE_TABLES = frozenset({"departments", "purposes", "grants"})
 COLUMNS = ("local_id", "id_number", "surname", "given", "dob", "sex", "division", "phone")
 DEFINITION = """\
 [connector]
@@ -292,11 +293,8 @@ def _secret(value: Any) -> str:
 
 
 # --- ACCESS CATALOGUE STEP --------------------------------------------------
-# Issue 6's access catalogue (grants, purposes) is being built beside this
-# benchmark. This step writes a grant into the catalogue's tables (migration
-# 0006) so the gateway's policy has something to allow; on a database without
-# those tables it does nothing and says so. When the catalogue gets its own API
-# for creating grants, call that here instead.
+# The gateway denies by default: the caseworkers get their grant through the
+# catalogue's own API (exchange.catalogue), as an administrator's would be.
 
 
 def grant_caseworker(sessions: sessionmaker[Session]) -> str:
@@ -304,14 +302,7 @@ def grant_caseworker(sessions: sessionmaker[Session]) -> str:
 
     Returns what it did, for the report.
     """
-    from exchange import models
-
-    needed = ("Department", "Purpose", "Grant")
-    with sessions() as session:
-        bind = session.get_bind()
-        tables = set(inspect(bind).get_table_names())
-    if not all(hasattr(models, n) for n in needed) or not tables.issuperset(CATALOGUE_TABLES):
-        return "no access catalogue in this database: no grant written"
+    from exchange import catalogue, models
     from schemas.standards import load_standard
 
     fields = {f.name: "full" for f in load_standard("person").fields}
@@ -321,20 +312,25 @@ def grant_caseworker(sessions: sessionmaker[Session]) -> str:
             if session.get(models.Department, code) is None:
                 session.add(models.Department(code=code, name=code.replace("_", " ")))
         if session.get(models.Purpose, PURPOSE) is None:
-            session.add(models.Purpose(code=PURPOSE, title="Minimum living allowance review"))
-        session.add(
-            models.Grant(
-                grantee_department=CASEWORKER_DEPARTMENT,
-                grantee_role="caseworker",
+            catalogue.add_purpose(session, PURPOSE, "Minimum living allowance review")
+        grant = catalogue.add_grant(
+            session,
+            catalogue.GrantSpec(
+                department=CASEWORKER_DEPARTMENT,
+                role="caseworker",
                 dataset="person",
                 fields=fields,
                 purposes=[PURPOSE],
                 row_constraints={},
                 note="bench.gateway_lookup",
-                created_by="bench",
-            )
+            ),
+            created_by="bench",
+            at=datetime.now(UTC) - timedelta(minutes=1),
         )
-    return f"grant written: {CASEWORKER_DEPARTMENT}/caseworker, person, {len(fields)} fields"
+    return (
+        f"grant {grant.id} (exchange.catalogue.add_grant): {CASEWORKER_DEPARTMENT}/caseworker, "
+        f"person, {len(fields)} fields"
+    )
 
 
 def caseworker_key(sessions: sessionmaker[Session]) -> str:
@@ -544,7 +540,6 @@ def run(
     rounds: int,
     warmup: int,
     *,
-    key_cache: bool = False,
     py_spy: Path | None = None,
 ) -> Outcome:
     if shutil.which("wrk") is None:
@@ -563,6 +558,8 @@ def run(
             "EXCHANGE_MASTER_KEY": master_key,
             "EXCHANGE_LINKAGE_KEY": linkage_key,
             "PYTHONUNBUFFERED": "1",
+            # wrk's 50 connections share one key: the per-identity limit would answer 429s.
+            "EXCHANGE_GATEWAY__RATE_LIMIT_PER_MINUTE": "0",
         }
     )
     settings = Settings(
@@ -586,8 +583,7 @@ def run(
     gateway: list[WrkResult] = []
     try:
         log("starting the gateway (uvicorn, one worker) ...")
-        module = "bench.keycache_uvicorn" if key_cache else "uvicorn"
-        real = start_server("gateway", "gateway.asgi:app", env, logs, module)
+        real = start_server("gateway", "gateway.asgi:app", env, logs)
         servers.append(real)
         body = check_lookup(real.url, key, population[0])
         (base / "body.json").write_bytes(body)
@@ -647,12 +643,7 @@ def run(
         persons=persons,
         body_bytes=len(body),
         catalogue=catalogue,
-        variant=(
-            "gateway served by bench.keycache_uvicorn (scrypt memoised per key: a preview, "
-            "not issue 6's cache)"
-            if key_cache
-            else "gateway as `exchange up` serves it"
-        )
+        variant="gateway as `exchange up` serves it"
         + ("; sampled by py-spy during its run" if py_spy else ""),
         bare=bare,
         gateway=gateway,
@@ -729,12 +720,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=_positive, default=1)
     parser.add_argument("--warmup", type=int, default=WARMUP_S, help="seconds before each run")
     parser.add_argument(
-        "--simulate-key-cache",
-        action="store_true",
-        help="serve the gateway through bench.keycache_uvicorn (scrypt memoised per key): a "
-        "preview of issue 6's key cache, labelled as such in the report",
-    )
-    parser.add_argument(
         "--py-spy",
         type=Path,
         default=None,
@@ -750,8 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench.gateway_lookup " + " ".join(argv or sys.argv[1:])
     try:
         outcome = run(base, args.persons, args.duration, args.connections, args.rounds,
-                      args.warmup, key_cache=args.simulate_key_cache,
-                      py_spy=args.py_spy)  # fmt: skip
+                      args.warmup, py_spy=args.py_spy)  # fmt: skip
     except BenchmarkError as exc:
         print(f"CHECK FAILED: {exc}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
@@ -164,6 +164,26 @@ def create_key(
     return key
 
 
+_KEY_AND_USER = (
+    select(
+        ApiKey.key_hash,
+        ApiKey.salt,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.actor,
+        ApiKey.department,
+        ApiKey.role,
+        User.id.label("user_id"),
+        User.username,
+        User.active,
+        User.department.label("user_department"),
+        User.role.label("user_role"),
+    )
+    .outerjoin(User, User.id == ApiKey.user_id)
+    .where(ApiKey.key_id == bindparam("key_id"))
+)
+
+
 def authenticate(
     session: Session,
     key: str | None,
@@ -179,14 +199,10 @@ def authenticate(
         raise AuthenticationError("missing API key: send it in the X-API-Key header")
     key_id, secret = _split(key)
     cache = verified_keys if cache is None else cache
-    found = session.execute(
-        select(ApiKey, User)
-        .outerjoin(User, User.id == ApiKey.user_id)
-        .where(ApiKey.key_id == key_id)
-    ).first()
-    if found is None:
+    # Core columns, not ORM objects: this runs on every request.
+    row = session.connection().execute(_KEY_AND_USER, {"key_id": key_id}).first()
+    if row is None:
         raise AuthenticationError("invalid API key")
-    row, user = found[0], found[1]
     if not cache.matches(key_id, secret, row.key_hash):
         if not hmac.compare_digest(_hash(secret, row.salt), row.key_hash):
             raise AuthenticationError("invalid API key")
@@ -196,14 +212,14 @@ def authenticate(
         raise AuthenticationError("API key has been revoked")
     if row.expires_at is not None and row.expires_at <= moment:
         raise AuthenticationError("API key has expired")
-    if user is None:
+    if row.user_id is None:
         return Identity(actor=row.actor, department=row.department, role=row.role, key_id=key_id)
-    if not user.active:
-        raise AuthenticationError(f"API key belongs to user {user.username!r}, who is disabled")
+    if not row.active:
+        raise AuthenticationError(f"API key belongs to user {row.username!r}, who is disabled")
     return Identity(
-        actor=user.username,
-        department=user.department,
-        role=user.role,
+        actor=row.username,
+        department=row.user_department,
+        role=row.user_role,
         key_id=key_id,
-        user_id=user.id,
+        user_id=row.user_id,
     )

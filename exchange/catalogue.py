@@ -101,8 +101,13 @@ def dataset(name: str) -> Dataset:
 
 
 def available_datasets() -> list[str]:
-    """Names of the datasets (the shipped standards)."""
-    return available()
+    """Names of the datasets (the shipped standards, read once a process)."""
+    return list(_available())
+
+
+@cache
+def _available() -> tuple[str, ...]:
+    return tuple(available())
 
 
 def datasets() -> list[Dataset]:

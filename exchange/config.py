@@ -82,6 +82,14 @@ class GatewaySettings(_Section):
         description="How many requests an identity may make at once before the per-minute "
         "rate applies (the token bucket's size). Default: 100.",
     )
+    catalogue_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds the gateway keeps the catalogue's purposes and grants in memory. "
+        "A change made through this gateway process applies at the next request; one made by "
+        "another process (exchange commands, another replica) within this many seconds. "
+        "0 reads them on every request. Default: 2.",
+    )
     oidc_jwks_url: str | None = Field(
         default=None,
         description="URL of the OIDC provider's JSON Web Key Set. When set, the gateway also "

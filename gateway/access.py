@@ -128,7 +128,9 @@ def authorize(
     )
     identity: Identity | None = None
     error: AuthenticationError | PermissionDeniedError | RateLimitedError | None = None
-    with state.audit_lock, transaction(state.sessions) as session:
+    # The checks only read: they run outside the audit lock; the entry is then appended
+    # and committed in a short transaction of its own before anything is answered.
+    with state.sessions() as session:
         try:
             identity = identify(state, session, request, decision)
             if identity.role not in roles:
@@ -147,15 +149,28 @@ def authorize(
             error, decision.status, decision.reason = exc, 403, exc.message
         except RateLimitedError as exc:
             error, decision.status, decision.reason = exc, 429, ratelimit.REASON
-        if target is not None:
-            decision.reason = f"{decision.reason}; target: {target}"
-        try:
-            audit.append(session, decision, at=utcnow())
-        except Exception as exc:
-            raise AuditWriteError(
-                "the audit log could not be written; the request is refused"
-            ) from exc
+    if target is not None:
+        decision.reason = f"{decision.reason}; target: {target}"
+    append_committed(state, decision)
     if error is not None:
         raise error
     assert identity is not None
     return identity
+
+
+def append(session: Session, decision: audit.Decision) -> None:
+    """Append ``decision`` in the caller's transaction; AuditWriteError if it fails."""
+    try:
+        audit.append(session, decision, at=utcnow())
+    except Exception as exc:
+        raise AuditWriteError("the audit log could not be written; the request is refused") from exc
+
+
+def append_committed(state: AppState, decision: audit.Decision) -> None:
+    """Append ``decision`` in a short transaction of its own, under the audit lock, and
+    commit it; AuditWriteError (nothing may be disclosed) if it cannot be written."""
+    try:
+        with state.audit_lock, transaction(state.sessions) as session:
+            audit.append(session, decision, at=utcnow())
+    except Exception as exc:
+        raise AuditWriteError("the audit log could not be written; the request is refused") from exc

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from exchange.audit.worker import AuditWorker
 from exchange.config import Settings
@@ -15,6 +14,7 @@ from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import LocalKeyStore, master_key_from_settings
 from gateway import admin, auditor, catalogue_api, problems, publish, query, registry, search
 from gateway.deps import AppState
+from gateway.requestid import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(auditor.router)
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unexpected error in request %s", request.state.request_id)
-            response = problems.problem(
-                500,
-                "Internal error",
-                "the request could not be completed; quote the request id to the operator",
-                "internal_error",
-                request,
-            )
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+    app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:

@@ -1,15 +1,22 @@
 """One audited request: authenticate, decide, do the work, write exactly one audit entry.
 
-The entry is appended in the same transaction as the work and committed before
-the response is built; if it cannot be written the request fails (503) and
-nothing is disclosed (fail closed). A domain error raised by the work is
-answered after its entry is written, so every request, allowed or denied,
-leaves exactly one entry.
+The entry is committed before the response is built; if it cannot be written the
+request fails (503) and nothing is disclosed (fail closed). A domain error raised
+by the work is answered after its entry is written, so every request, allowed or
+denied, leaves exactly one entry.
+
+Work that changes the database (``read_only=False``, the default) runs in the
+transaction that appends the entry, so the change and its entry commit together.
+Read-only work (lookups, searches) runs in its own session outside the audit
+lock, and only the append takes the lock, in a short transaction of its own: the
+gateway serves many reads at once and serialises only the appends. Such work sees
+the database as of its own reads; the entry is written after them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 from fastapi import Request
@@ -17,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from exchange import audit
 from exchange.apikeys import Identity
-from exchange.db import transaction, utcnow
-from exchange.errors import AuditWriteError, ExchangeError, NotFoundError, PermissionDeniedError
-from gateway.access import identify
+from exchange.db import transaction
+from exchange.errors import ExchangeError, NotFoundError, PermissionDeniedError
+from gateway.access import append, append_committed, identify
 from gateway.deps import AppState
 from gateway.problems import status_for
 
@@ -33,6 +40,7 @@ def run_audited(
     work: Callable[[Session, Identity], T],
     *,
     roles: frozenset[str] | None = None,
+    read_only: bool = False,
 ) -> T:
     """Run ``work`` for the caller and audit the outcome in ``decision``.
 
@@ -40,10 +48,12 @@ def run_audited(
     outcome without an error is recorded as ``allow``/200 unless ``work`` set
     another status. A :class:`NotFoundError` is recorded as an allowed request
     answered 404 (the caller was entitled to ask); any other domain error as a
-    denial with its status and message.
+    denial with its status and message. ``read_only`` work must not write: its
+    session is never committed.
     """
     outcome: T | ExchangeError
-    with state.audit_lock, transaction(state.sessions) as session:
+    lock: AbstractContextManager[object] = nullcontext() if read_only else state.audit_lock
+    with lock, state.sessions() if read_only else transaction(state.sessions) as session:
         try:
             # Fills the decision's actor, department and role as soon as they are known,
             # so a rate-limited request is audited under the identity that made it.
@@ -69,12 +79,19 @@ def run_audited(
                 exc.message,
             )
             decision.fields = []
-        try:
-            audit.append(session, decision, at=utcnow())
-        except Exception as exc:
-            raise AuditWriteError(
-                "the audit log could not be written; the request is refused"
-            ) from exc
+        if not read_only:
+            append(session, decision)
+    if read_only:
+        append_committed(state, decision)
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome
+
+
+def end_reads(session: Session) -> None:
+    """In read-only work, once everything is read: keep the objects read (detached, their
+    values loaded) and end the read transaction, giving its connection back to the pool.
+    Decryption may take another connection (the key store's), and a request must never
+    hold one while it waits for a second: under load the pool would run dry."""
+    session.expunge_all()
+    session.rollback()

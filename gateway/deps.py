@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchange.catalogue_cache import CatalogueCache
 from exchange.config import Settings
 from exchange.keystore import FieldCipher, KeyStore
 from exchange.oidc import OidcVerifier
@@ -32,6 +33,7 @@ class AppState:
         self.audit_lock = threading.Lock()
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
+        self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)
         self.oidc: OidcVerifier | None = None
         if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:
             self.oidc = OidcVerifier(

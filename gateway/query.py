@@ -11,11 +11,11 @@ identifier asked for, entity ids), never identifiers or names.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Executable, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from exchange import audit, catalogue
@@ -27,7 +27,7 @@ from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
 from exchange.policy import Access, Mode
 from exchange.registry import record_ref
-from gateway.audited import run_audited
+from gateway.audited import end_reads, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -40,7 +40,7 @@ from gateway.params import (
     paging,
 )
 from gateway.scope import Scope
-from gateway.views import Page, RecordView, record_view, returned_fields
+from gateway.views import Page, RecordRow, RecordView, record_view, returned_fields
 from schemas.validators import normalise_resident_id
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -80,9 +80,23 @@ class EntityView(Page):
     records: list[RecordView]
 
 
-def _visible(
-    scope: Scope, rows: Sequence[SourceRecord]
-) -> list[tuple[SourceRecord, dict[str, Mode]]]:
+R = TypeVar("R", bound=RecordRow)
+
+# The lookups' reads, built once: Core rows of source_records (no ORM objects), with the
+# datasets named so the (dataset, lookup_key) index is used.
+_RECORDS = SourceRecord.__table__
+_BY_KEY = select(_RECORDS).where(
+    _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
+    _RECORDS.c.lookup_key == bindparam("subject"),
+    _RECORDS.c.deleted.is_(False),
+)
+_MEMBERS = select(_RECORDS).where(
+    _RECORDS.c.entity_id.in_(bindparam("entity_ids", expanding=True)),
+    _RECORDS.c.deleted.is_(False),
+)
+
+
+def _visible(scope: Scope, rows: Sequence[R]) -> list[tuple[R, dict[str, Mode]]]:
     out = []
     for row in rows:
         fields = scope.fields_for(row)
@@ -91,16 +105,31 @@ def _visible(
     return out
 
 
-def _with_members(session: Session, matched: Sequence[SourceRecord]) -> list[SourceRecord]:
+def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> list[RecordRow]:
+    return cast(list[RecordRow], list(session.connection().execute(statement, params)))
+
+
+def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:
+    """The live records keyed by ``subject`` (its blind index), and those of ``ids``."""
+    datasets = catalogue.available_datasets()
+    if not ids:
+        return _rows(session, _BY_KEY, {"datasets": datasets, "subject": subject})
+    statement = select(_RECORDS).where(
+        or_(
+            and_(_RECORDS.c.dataset.in_(datasets), _RECORDS.c.lookup_key == subject),
+            _RECORDS.c.id.in_(ids),
+        ),
+        _RECORDS.c.deleted.is_(False),
+    )
+    return _rows(session, statement, {})
+
+
+def _with_members(session: Session, matched: Sequence[RecordRow]) -> list[RecordRow]:
     """The matched rows and every live record of their entities, in a stable order."""
     entity_ids = sorted({r.entity_id for r in matched if r.entity_id})
     rows = {r.id: r for r in matched}
     if entity_ids:
-        for r in session.scalars(
-            select(SourceRecord).where(
-                SourceRecord.entity_id.in_(entity_ids), SourceRecord.deleted.is_(False)
-            )
-        ):
+        for r in _rows(session, _MEMBERS, {"entity_ids": entity_ids}):
             rows[r.id] = r
     return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
 
@@ -117,22 +146,14 @@ def _lookup(
     offset: int,
 ) -> LookupView:
     def work(session: Session, identity: Identity) -> LookupView:
-        purpose = catalogue.active_purpose(session, decision.purpose).code
-        scope = Scope.of(session, identity, purpose, utcnow())
+        purpose = state.catalogue.active_purpose(session, decision.purpose)
+        scope = Scope.cached(state, session, identity, purpose, utcnow())
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
         # (a lookup_key alone would read the whole table on every request).
-        condition = and_(
-            SourceRecord.dataset.in_(catalogue.available_datasets()),
-            SourceRecord.lookup_key == subject,
-        )
-        ids = extra_ids(session) if extra_ids else []
-        if ids:
-            condition = or_(condition, SourceRecord.id.in_(ids))
-        matched = session.scalars(
-            select(SourceRecord).where(condition, SourceRecord.deleted.is_(False))
-        ).all()
+        matched = _matched(session, subject, extra_ids(session) if extra_ids else [])
         visible = _visible(scope, _with_members(session, matched))
+        end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
         shown = [record_view(state, row, fields) for row, fields in page(visible, limit, offset)]
@@ -149,7 +170,7 @@ def _lookup(
             **paging(request, len(visible), limit, offset),
         )
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)
 
 
 def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
@@ -278,17 +299,15 @@ def get_entity(
     decision.subjects = [entity_id]
 
     def work(session: Session, identity: Identity) -> EntityView:
-        code = catalogue.active_purpose(session, purpose).code
-        scope = Scope.of(session, identity, code, utcnow())
+        code = state.catalogue.active_purpose(session, purpose)
+        scope = Scope.cached(state, session, identity, code, utcnow())
         scope.require_any(catalogue.available_datasets())
-        entity = session.get(Entity, entity_id)
+        entity = session.execute(
+            select(Entity.id, Entity.kind).where(Entity.id == entity_id)
+        ).one_or_none()
         rows = (
             sorted(
-                session.scalars(
-                    select(SourceRecord).where(
-                        SourceRecord.entity_id == entity_id, SourceRecord.deleted.is_(False)
-                    )
-                ),
+                _rows(session, _MEMBERS, {"entity_ids": [entity_id]}),
                 # Sorted here: an ORDER BY makes SQLite walk the (dataset, department,
                 # source_id) index over the whole table instead of the entity_id index.
                 key=lambda r: (r.dataset, r.department, r.source_id),
@@ -297,6 +316,7 @@ def get_entity(
             else []
         )
         visible = _visible(scope, rows)
+        end_reads(session)
         if entity is None or not visible:
             raise NotFoundError("no entity with records the caller may see")
         views = [record_view(state, row, fields) for row, fields in visible]
@@ -329,4 +349,4 @@ def get_entity(
             **paging(request, len(views), limit, offset),
         )
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)

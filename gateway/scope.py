@@ -1,6 +1,7 @@
 """What one caller may see for one stated purpose, at the time of the request.
 
-Built once per request from the caller's grants (:func:`exchange.catalogue.grants_of`);
+Built once per request from the caller's grants (:func:`exchange.catalogue.grants_of`, through
+the gateway's cache :mod:`exchange.catalogue_cache` on the request path);
 answers, dataset by dataset and row by row, through :mod:`exchange.policy`.
 """
 
@@ -15,9 +16,9 @@ from sqlalchemy.orm import Session
 from exchange import catalogue, policy
 from exchange.apikeys import Identity
 from exchange.errors import PermissionDeniedError
-from exchange.models import SourceRecord
 from exchange.policy import Access, Denial, GrantRule, Mode
-from gateway.views import row_facts
+from gateway.deps import AppState
+from gateway.views import RecordRow, row_facts
 
 
 @dataclass
@@ -32,6 +33,19 @@ class Scope:
     def of(cls, session: Session, identity: Identity, purpose: str, at: datetime) -> Scope:
         grants = catalogue.grants_of(session, identity.department, identity.role)
         return cls(identity, purpose, at, grants)
+
+    @classmethod
+    def cached(
+        cls, state: AppState, session: Session, identity: Identity, purpose: str, at: datetime
+    ) -> Scope:
+        """As :meth:`of`, from the gateway's catalogue cache (see
+        :mod:`exchange.catalogue_cache` for how soon a change applies)."""
+        return cls(
+            identity,
+            purpose,
+            at,
+            state.catalogue.grants_of(session, identity.department, identity.role),
+        )
 
     def access(self, dataset: str) -> Access | Denial:
         found = self._cache.get(dataset)
@@ -62,7 +76,7 @@ class Scope:
             raise PermissionDeniedError(found.reason)
         return found
 
-    def fields_for(self, row: SourceRecord) -> dict[str, Mode] | None:
+    def fields_for(self, row: RecordRow) -> dict[str, Mode] | None:
         """The row's visible fields, or None if no grant admits it."""
         found = self.access(row.dataset)
         if isinstance(found, Denial):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import audit, catalogue
+from exchange import audit
 from exchange.apikeys import Identity
 from exchange.db import utcnow
 from exchange.errors import PermissionDeniedError, ValidationError
@@ -43,7 +43,7 @@ from exchange.linkage import (
 from exchange.models import LinkKey, SourceRecord
 from exchange.policy import Mode
 from exchange.registry import record_ref
-from gateway.audited import run_audited
+from gateway.audited import end_reads, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -107,10 +107,10 @@ def _search(
     levels = fields_of(kind)
 
     def work(session: Session, identity: Identity) -> SearchView:
-        code = catalogue.active_purpose(session, decision.purpose).code
+        code = state.catalogue.active_purpose(session, decision.purpose)
         born = _parse_date(birth_date)
         query, needed = _query(kind, name, born)
-        scope = Scope.of(session, identity, code, utcnow())
+        scope = Scope.cached(state, session, identity, code, utcnow())
         access = scope.require(dataset)
         if not _searchable(access.possible_fields, needed):
             raise PermissionDeniedError(
@@ -140,6 +140,7 @@ def _search(
             match = {f.name: f.levels[lv] for f, lv in zip(levels, vector, strict=True) if lv}
             hits.append((score, match, row, fields))
         hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
+        end_reads(session)
         shown = [
             SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
             for score, match, row, fields in page(hits, limit, offset)
@@ -152,7 +153,7 @@ def _search(
         )
         return SearchView(results=shown, **paging(request, len(hits), limit, offset))
 
-    return run_audited(state, request, decision, work)
+    return run_audited(state, request, decision, work, read_only=True)
 
 
 def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:

@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -21,10 +21,33 @@ from exchange import catalogue
 from exchange.crypto import DecryptionError
 from exchange.errors import ValidationError
 from exchange.keystore import KeyDestroyedError
-from exchange.models import SourceRecord
 from exchange.policy import Mode, RowFacts, project
 from gateway.deps import AppState
 from schemas.standards import standard_from_schema
+
+
+class RecordRow(Protocol):
+    """What the gateway reads of a source record: an ORM ``SourceRecord`` or a Core row of
+    its table (the lookups read rows, which costs less)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def department(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def entity_id(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def schema_id(self) -> int: ...
+    @property
+    def payload(self) -> dict[str, object]: ...
 
 
 class RecordView(BaseModel):
@@ -52,7 +75,7 @@ class Page(BaseModel):
     next: str | None
 
 
-def row_facts(row: SourceRecord) -> RowFacts:
+def row_facts(row: RecordRow) -> RowFacts:
     """What row constraints look at (the division code field is never encrypted)."""
     division_field = _division_field(row.dataset)
     value = row.payload.get(division_field) if division_field else None
@@ -77,7 +100,7 @@ def encrypted_fields(state: AppState, schema_id: int) -> list[str]:
     return cached
 
 
-def record_view(state: AppState, row: SourceRecord, visible: Mapping[str, Mode]) -> RecordView:
+def record_view(state: AppState, row: RecordRow, visible: Mapping[str, Mode]) -> RecordView:
     """Decrypt what ``visible`` allows, then project it (mask, leave the rest out)."""
     encrypted = set(encrypted_fields(state, row.schema_id))
     plain: dict[str, Any] = {}
