@@ -53,38 +53,62 @@ def run_audited(
     """
     outcome: T | ExchangeError
     lock: AbstractContextManager[object] = nullcontext() if read_only else state.audit_lock
-    with lock, state.sessions() if read_only else transaction(state.sessions) as session:
-        try:
-            # Fills the decision's actor, department and role as soon as they are known,
-            # so a rate-limited request is audited under the identity that made it.
-            identity = identify(state, session, request, decision)
-            if roles is not None and identity.role not in roles:
-                raise PermissionDeniedError(
-                    f"role {identity.role!r} may not {decision.action}; "
-                    f"allowed: {', '.join(sorted(roles))}"
-                )
-            outcome = work(session, identity)
-            decision.decision = "allow"
-            if decision.status >= 400 or decision.status < 200:
-                decision.status = 200
-        except NotFoundError as exc:
-            outcome = exc
-            decision.decision, decision.status, decision.reason = "allow", 404, exc.message
-            decision.fields = []
-        except ExchangeError as exc:
-            outcome = exc
-            decision.decision, decision.status, decision.reason = (
-                "deny",
-                status_for(exc),
-                exc.message,
-            )
-            decision.fields = []
-        if not read_only:
-            append(session, decision)
+    try:
+        with lock, state.sessions() if read_only else transaction(state.sessions) as session:
+            outcome = _decide(state, request, decision, work, session, roles)
+            if not read_only:
+                append(session, decision)
+    except Exception as exc:
+        if not read_only or isinstance(exc, ExchangeError):
+            raise
+        # An unexpected failure of read-only work (a database error): nothing was read out,
+        # but the request was still made; it leaves its entry, then the 500 is answered.
+        decision.decision, decision.status = "deny", 500
+        decision.reason, decision.fields = "internal error; nothing was disclosed", []
+        append_committed(state, decision)
+        raise
     if read_only:
         append_committed(state, decision)
     if isinstance(outcome, ExchangeError):
         raise outcome
+    return outcome
+
+
+def _decide(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    work: Callable[[Session, Identity], T],
+    session: Session,
+    roles: frozenset[str] | None,
+) -> T | ExchangeError:
+    """Authenticate, check the role and run ``work``; record the outcome in ``decision``."""
+    outcome: T | ExchangeError
+    try:
+        # Fills the decision's actor, department and role as soon as they are known,
+        # so a rate-limited request is audited under the identity that made it.
+        identity = identify(state, session, request, decision)
+        if roles is not None and identity.role not in roles:
+            raise PermissionDeniedError(
+                f"role {identity.role!r} may not {decision.action}; "
+                f"allowed: {', '.join(sorted(roles))}"
+            )
+        outcome = work(session, identity)
+        decision.decision = "allow"
+        if decision.status >= 400 or decision.status < 200:
+            decision.status = 200
+    except NotFoundError as exc:
+        outcome = exc
+        decision.decision, decision.status, decision.reason = "allow", 404, exc.message
+        decision.fields = []
+    except ExchangeError as exc:
+        outcome = exc
+        decision.decision, decision.status, decision.reason = (
+            "deny",
+            status_for(exc),
+            exc.message,
+        )
+        decision.fields = []
     return outcome
 
 

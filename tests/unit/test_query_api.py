@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
@@ -467,3 +468,29 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
     assert env.audit_count() == before + 10
     with env.sessions() as session:
         assert audit.verify(session) is None
+
+
+def test_an_unexpected_failure_is_audited_and_answered_500_without_a_trace(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = env.client.app.state.exchange  # type: ignore[attr-defined]
+
+    def broken(session: Session, code: str | None) -> None:
+        raise OperationalError("SELECT code FROM purposes", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(state.catalogue, "active_purpose", broken)
+    before = env.audit_count()
+    response = env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-9")
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "Traceback" not in response.text
+    assert "disk I/O" not in response.text
+    assert env.audit_count() == before + 1  # the request still leaves its one entry
+    entry = env.last_entry()
+    assert (entry.actor, entry.decision, entry.status, entry.fields, entry.case_ref) == (
+        "alice",
+        "deny",
+        500,
+        [],
+        "C-9",
+    )
