@@ -20,13 +20,11 @@ from pydantic import BaseModel, Field
 from exchange import crypto
 from exchange.audit import anomalies, heads, proofs, search
 from exchange.audit.heads import TreeHead, TreeHeadNotFoundError
-from exchange.blindindex import blind_index
 from exchange.db import transaction
 from exchange.models import AuditEntry
 from gateway.access import authorize
 from gateway.deps import AppState, StateDep
-from gateway.query import PERSON_DOMAIN
-from schemas.validators import normalise_resident_id
+from gateway.query import person_subject
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -184,8 +182,7 @@ def person_accesses(
     after: After = 0,
     limit: Limit = 100,
 ) -> PersonAccesses:
-    key = state.settings.linkage_key.get_secret_value().encode()
-    subject = blind_index(key, PERSON_DOMAIN, normalise_resident_id(resident_id))
+    subject = person_subject(state, resident_id)
     filters = search.Filters(subject=subject, since=since, until=until)
     authorize(state, request, action="audit.person", roles=AUDITORS, subjects=[subject])
     with transaction(state.sessions) as session:

@@ -47,6 +47,15 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 PERSON_DOMAIN = "cn.resident_id"  # the blind-index domains connectors use (validator names)
 ORGANISATION_DOMAIN = "cn.uscc"
+
+
+def person_subject(state: AppState, resident_id: str) -> str:
+    """The blind index of a resident identity number: how a person is named in the
+    registry's lookups and in the audit log, never by the number itself."""
+    key = state.settings.linkage_key.get_secret_value().encode()
+    return blind_index(key, PERSON_DOMAIN, normalise_resident_id(resident_id))
+
+
 _LINKED = frozenset({"person", "organisation"})  # datasets whose fields make golden records
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -217,8 +226,7 @@ def get_person(
     x_api_key: ApiKeyHeader = None,
 ) -> LookupView:
     del x_api_key  # documented here; read by gateway.access.identify
-    key = state.settings.linkage_key.get_secret_value().encode()
-    subject = blind_index(key, PERSON_DOMAIN, normalise_resident_id(resident_id))
+    subject = person_subject(state, resident_id)
     decision = _decision(request_id, "person.lookup", purpose, case_ref, "person")
     decision.subjects = [subject]
     return _lookup(
