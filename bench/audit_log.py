@@ -15,6 +15,13 @@ temporary directory (WAL, ``synchronous=NORMAL``, as the exchange configures the
    same rows (hashes precomputed) and their subject rows, one transaction per entry,
    into a second database with the same schema: no tip, no hashing, no signing.
    R rounds of N appends each, alternating which side goes first; medians reported.
+   Then **group commit**, as the gateway appends the entries of its lookups and
+   searches: ``--writers`` threads (default 50, wrk's connections in
+   ``bench.gateway_lookup``) each hand decisions to one
+   :class:`exchange.audit.group.GroupCommit` and wait for their commit; whoever holds
+   the lock appends every decision waiting (:func:`exchange.audit.log.append_many`).
+   Its baseline: bare INSERTs of the same rows, committed in transactions of the
+   mean batch size group commit reached, from one thread.
 2. **Verify.** A log of M entries (default 1,000,000) is filled through the bulk
    path (:func:`exchange.audit.log.entry_values`, the very rows ``append`` stores,
    inserted in batches) with a head signed by :func:`exchange.audit.heads.sign` every
@@ -49,6 +56,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
 from exchange.audit import heads
+from exchange.audit.group import GroupCommit
 from exchange.audit.log import GENESIS, entry_values
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.keystore import LocalKeyStore
@@ -59,7 +67,7 @@ FILL_BATCH = 10_000
 MASTER = bytes(range(32))
 # Appends per second of CPU time of this process (the signer thread's included), per round:
 # on a shared machine, the figure that does not depend on how much CPU others took.
-CPU: dict[str, list[float]] = {"exchange": [], "baseline": []}
+CPU: dict[str, list[float]] = {"exchange": [], "baseline": [], "group": [], "group_baseline": []}
 
 
 def say(message: str) -> None:
@@ -140,6 +148,90 @@ def run_baseline(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) ->
             conn.execute(subjects, [{"subject": row["subjects"][0], "seq": row["seq"]}])
     CPU["baseline"].append(len(rows) / (time.process_time() - cpu))
     return len(rows) / (time.perf_counter() - t)
+
+
+def run_group(
+    sessions: sessionmaker[Session], signer: Signer, start: int, n: int, writers: int
+) -> tuple[float, float]:
+    """Appends/s from ``writers`` threads through group commit, and the mean batch size."""
+    group = GroupCommit(sessions, threading.Lock())
+    signer.stop.clear()
+    signer.thread = threading.Thread(target=signer.run, daemon=True)
+    signer.thread.start()
+    failures: list[BaseException] = []
+
+    def writer(first: int) -> None:
+        try:
+            for i in range(first, start + n, writers):
+                group.append(decision(i))
+        except BaseException as exc:  # reported below: a benchmark that lost entries fails
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(start + w,)) for w in range(writers)]
+    t, cpu = time.perf_counter(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - t
+    CPU["group"].append(n / (time.process_time() - cpu))
+    signer.stop.set()
+    signer.thread.join()
+    if failures or group.appended != n:
+        say(f"error: group commit appended {group.appended} of {n}: {failures[:1]}")
+        sys.exit(1)
+    return n / elapsed, group.appended / group.batches
+
+
+def run_batched_baseline(
+    sessions: sessionmaker[Session], rows: list[dict[str, Any]], size: int
+) -> float:
+    entries, subjects = insert(AuditEntry), insert(AuditSubject)
+    t, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(rows), size):
+        batch = rows[first : first + size]
+        with transaction(sessions) as s:
+            conn = s.connection()
+            conn.execute(entries, batch)
+            conn.execute(subjects, [{"subject": r["subjects"][0], "seq": r["seq"]} for r in batch])
+    CPU["group_baseline"].append(len(rows) / (time.process_time() - cpu))
+    return len(rows) / (time.perf_counter() - t)
+
+
+def bench_group(folder: Path, n: int, rounds: int, interval: float, writers: int) -> dict[str, Any]:
+    engine, sessions = database(folder, "group.db")
+    base_engine, base_sessions = database(folder, "group_baseline.db")
+    keystore = LocalKeyStore(sessions, MASTER)
+    keystore.signing_key(heads.SIGNER)
+    signer = Signer(sessions, keystore, interval)
+    ours, theirs, sizes = [], [], []
+    next_seq = 1
+    for r in range(rounds):
+        rate, size = run_group(sessions, signer, next_seq, n, writers)
+        rows = [entry_values(next_seq + i, GENESIS, decision(next_seq + i), T0) for i in range(n)]
+        ours.append(rate)
+        sizes.append(size)
+        theirs.append(run_batched_baseline(base_sessions, rows, max(1, round(size))))
+        next_seq += n
+        say(
+            f"  round {r + 1}: group commit {ours[-1]:,.0f}/s (mean batch {size:.1f}), "
+            f"bare batched inserts {theirs[-1]:,.0f}/s"
+        )
+    signer.sign()
+    with sessions() as s:
+        report = audit.check(s)
+    engine.dispose()
+    base_engine.dispose()
+    if not report.ok or report.size != n * rounds:
+        say(f"error: the group-committed log does not verify: {report.problem}")
+        sys.exit(1)
+    return {
+        "exchange": statistics.median(ours),
+        "baseline": statistics.median(theirs),
+        "batch": statistics.median(sizes),
+        "rounds": (ours, theirs),
+        "heads": report.heads_checked,
+    }
 
 
 def bench_appends(folder: Path, n: int, rounds: int, interval: float) -> dict[str, Any]:
@@ -273,7 +365,8 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=10_000, help="appends per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--head-interval", type=float, default=1.0)
-    parser.add_argument("--verify-entries", type=int, default=1_000_000)
+    parser.add_argument("--verify-entries", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--writers", type=int, default=50, help="threads for group commit")
     args = parser.parse_args()
     load_start = os.getloadavg()
     info = machine()
@@ -281,8 +374,12 @@ def main() -> None:
         folder = Path(tmp)
         say(f"appends: {args.rounds} rounds of {args.appends:,}")
         appends = bench_appends(folder, args.appends, args.rounds, args.head_interval)
-        say(f"verify: filling {args.verify_entries:,} entries")
-        verify = bench_verify(folder, args.verify_entries)
+        say(f"group commit: {args.rounds} rounds of {args.appends:,} from {args.writers} threads")
+        group = bench_group(folder, args.appends, args.rounds, args.head_interval, args.writers)
+        verify = None
+        if args.verify_entries:
+            say(f"verify: filling {args.verify_entries:,} entries")
+            verify = bench_verify(folder, args.verify_entries)
     load_end = os.getloadavg()
     ratio = appends["exchange"] / appends["baseline"]
     print("\n".join(f"{k}: {v}" for k, v in info.items()))
@@ -292,7 +389,8 @@ def main() -> None:
     )
     print(
         f"command: python -m bench.audit_log --appends {args.appends} --rounds {args.rounds} "
-        f"--head-interval {args.head_interval} --verify-entries {args.verify_entries}"
+        f"--head-interval {args.head_interval} --verify-entries {args.verify_entries} "
+        f"--writers {args.writers}"
     )
     print()
     print("| measurement | exchange | baseline | ratio | aim |")
@@ -309,6 +407,23 @@ def main() -> None:
         f"| appends per CPU second of the process | {cpu_ours:,.0f} | {cpu_theirs:,.0f} | "
         f"{cpu_ours / cpu_theirs:.2f} | |"
     )
+    g_ratio = group["exchange"] / group["baseline"]
+    print(
+        f"| appends/s, group commit from {args.writers} threads (the gateway's path), heads "
+        f"every {args.head_interval:g} s ({group['heads']} heads), mean batch "
+        f"{group['batch']:.1f} | {group['exchange']:,.0f} | {group['baseline']:,.0f} (bare "
+        f"INSERTs of the same rows, {group['batch']:.0f} a transaction) | {g_ratio:.2f} "
+        "| >= 2,000/s |"
+    )
+    per_round = ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(*group["rounds"], strict=True))
+    print(f"| (rounds, group commit/baseline) | {per_round} | | | |")
+    g_ours, g_theirs = statistics.median(CPU["group"]), statistics.median(CPU["group_baseline"])
+    print(
+        f"| group-committed appends per CPU second | {g_ours:,.0f} | {g_theirs:,.0f} | "
+        f"{g_ours / g_theirs:.2f} | |"
+    )
+    if verify is None:
+        return
     print(
         f"| verify {args.verify_entries:,} entries in one process ({verify['heads']} heads, "
         f"{verify['size_mb']:,.0f} MB file) | {verify['verify_s']:.1f} s | "

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from exchange import apikeys, audit, ratelimit
 from exchange.apikeys import Identity
-from exchange.db import transaction, utcnow
+from exchange.db import utcnow
 from exchange.errors import (
     AuditWriteError,
     AuthenticationError,
@@ -167,10 +167,11 @@ def append(session: Session, decision: audit.Decision) -> None:
 
 
 def append_committed(state: AppState, decision: audit.Decision) -> None:
-    """Append ``decision`` in a short transaction of its own, under the audit lock, and
-    commit it; AuditWriteError (nothing may be disclosed) if it cannot be written."""
+    """Append ``decision`` and commit it, in a short transaction of its own shared with the
+    entries of other requests waiting at the same moment (group commit, under the audit
+    lock: :mod:`exchange.audit.group`); AuditWriteError (nothing may be disclosed) if it
+    cannot be written. Returns only once the entry is committed."""
     try:
-        with state.audit_lock, transaction(state.sessions) as session:
-            audit.append(session, decision, at=utcnow())
+        state.audit_writer.append(decision)
     except Exception as exc:
         raise AuditWriteError("the audit log could not be written; the request is refused") from exc

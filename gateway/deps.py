@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchange.audit.group import GroupCommit
 from exchange.catalogue_cache import CatalogueCache
 from exchange.config import Settings
 from exchange.keystore import FieldCipher, KeyStore
@@ -31,6 +32,8 @@ class AppState:
         self.publishers: Any = None  # gateway.publish._Publishers, created by the app
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
+        # Read-only requests' entries are group-committed under that lock.
+        self.audit_writer = GroupCommit(sessions, self.audit_lock)
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
         self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)

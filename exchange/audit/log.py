@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -136,7 +136,7 @@ _TIP = cast(Table, AuditTip.__table__)
 _TAKE_TIP = (
     update(_TIP)
     .where(_TIP.c.id == 1)
-    .values(size=_TIP.c.size + 1)
+    .values(size=_TIP.c.size + bindparam("count"))
     .returning(_TIP.c.size, _TIP.c.entry_hash)
 )
 _INSERT_ENTRY = insert(_ENTRIES)
@@ -189,20 +189,41 @@ def append(session: Session, decision: Decision, *, at: datetime) -> Appended:
 
     Raises AuditLogError if the log's tip row is missing; database errors propagate.
     """
+    return append_many(session, [(decision, at)])[0]
+
+
+def append_many(session: Session, batch: Sequence[tuple[Decision, datetime]]) -> list[Appended]:
+    """Append several entries, in the order given, in the caller's transaction: the tip
+    is taken once and the rows go in one statement each for entries and subjects (what
+    group commit, :mod:`exchange.audit.group`, uses). The entries are exactly those that
+    :func:`append` would store one after another.
+
+    Raises AuditLogError if the log's tip row is missing; database errors propagate.
+    """
+    if not batch:
+        return []
     conn = session.connection()
     # Taking the tip first serialises appenders: a second one waits here until the first
     # commits, then reads the size and hash the first one left.
-    tip = conn.execute(_TAKE_TIP).one_or_none()
+    tip = conn.execute(_TAKE_TIP, {"count": len(batch)}).one_or_none()
     if tip is None:
         raise AuditLogError("the audit log has no tip row; run `exchange audit verify`")
-    seq, prev_hash = int(tip[0]), str(tip[1])
-    values = entry_values(seq, prev_hash, decision, at)
-    conn.execute(_INSERT_ENTRY, values)
-    if values["subjects"]:
-        subjects = dict.fromkeys(values["subjects"])  # each once, in order
-        conn.execute(_INSERT_SUBJECTS, [{"subject": s, "seq": seq} for s in subjects])
-    conn.execute(_SET_TIP_HASH, {"hash": values["entry_hash"]})
-    return Appended(seq, values["entry_hash"], values["leaf_hash"])
+    first, prev_hash = int(tip[0]) - len(batch) + 1, str(tip[1])
+    rows: list[dict[str, Any]] = []
+    subjects: list[dict[str, Any]] = []
+    appended: list[Appended] = []
+    for seq, (decision, at) in enumerate(batch, start=first):
+        values = entry_values(seq, prev_hash, decision, at)
+        rows.append(values)
+        # each subject once per entry, in order
+        subjects.extend({"subject": s, "seq": seq} for s in dict.fromkeys(values["subjects"]))
+        prev_hash = values["entry_hash"]
+        appended.append(Appended(seq, prev_hash, values["leaf_hash"]))
+    conn.execute(_INSERT_ENTRY, rows)
+    if subjects:
+        conn.execute(_INSERT_SUBJECTS, subjects)
+    conn.execute(_SET_TIP_HASH, {"hash": prev_hash})
+    return appended
 
 
 def size(session: Session) -> int:

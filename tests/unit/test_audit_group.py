@@ -1,0 +1,223 @@
+"""Group commit of audit entries (exchange.audit.group) and batch appends (append_many):
+every decision appended exactly once, in a log that verifies, each caller released only
+after its entry is committed; a failing write refuses its caller (fail closed) and does
+not sink the other decisions of its batch; a batch stores exactly the entries that one
+append after another would."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange import audit
+from exchange.audit import Decision
+from exchange.audit.group import GroupCommit, _Pending
+from exchange.audit.log import append_many
+from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.models import AuditEntry, AuditSubject
+
+
+def _factory(path: Path) -> tuple[sessionmaker[Session], Engine]:
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    return session_factory(engine), engine
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    migrate(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _decision(n: int, subjects: list[str] | None = None) -> Decision:
+    return Decision(
+        request_id=f"r{n}",
+        action="person.lookup",
+        decision="allow",
+        reason="test",
+        status=200,
+        subjects=[f"s{n}"] if subjects is None else subjects,
+    )
+
+
+def _request_ids(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(AuditEntry.request_id).order_by(AuditEntry.seq)))
+
+
+def _stored(sessions: sessionmaker[Session]) -> list[tuple[object, ...]]:
+    with sessions() as session:
+        entries = session.execute(
+            select(
+                AuditEntry.seq, AuditEntry.request_id, AuditEntry.subjects,
+                AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.leaf_hash,
+            ).order_by(AuditEntry.seq)
+        ).all()  # fmt: skip
+        subjects = session.execute(
+            select(AuditSubject.subject, AuditSubject.seq).order_by(
+                AuditSubject.seq, AuditSubject.subject
+            )
+        ).all()
+        return [tuple(r) for r in entries] + [tuple(r) for r in subjects]
+
+
+def test_a_batch_stores_exactly_what_appends_one_by_one_store(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    at = utcnow()
+    decisions = [
+        (_decision(1), at),
+        (_decision(2, ["a", "b", "a"]), at + timedelta(microseconds=1)),  # a repeated subject
+        (_decision(3, []), at + timedelta(microseconds=2)),
+        (_decision(4), at + timedelta(microseconds=3)),
+    ]
+    with transaction(sessions) as session:
+        audit.append(session, _decision(0), at=at)
+        appended = append_many(session, decisions[:3])
+        appended += append_many(session, decisions[3:])
+        assert append_many(session, []) == []
+    other, engine = _factory(tmp_path / "one_by_one.db")
+    try:
+        with transaction(other) as session:
+            audit.append(session, _decision(0), at=at)
+            singles = [audit.append(session, d, at=t) for d, t in decisions]
+        assert appended == singles
+        assert [a.seq for a in appended] == [2, 3, 4, 5]
+        assert _stored(sessions) == _stored(other)
+    finally:
+        engine.dispose()
+    with sessions() as session:
+        assert audit.verify(session) is None
+        assert audit.log.size(session) == 5
+
+
+def test_concurrent_appends_are_each_committed_once_before_returning(
+    sessions: sessionmaker[Session],
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    committed_on_return: list[bool] = []
+    errors: list[BaseException] = []
+
+    def worker(first: int) -> None:
+        for n in range(first, first + 25):
+            try:
+                writer.append(_decision(n))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                return
+            with sessions() as session:  # visible to another connection: committed
+                committed_on_return.append(
+                    session.scalar(select(func.count()).where(AuditEntry.request_id == f"r{n}"))
+                    == 1
+                )
+
+    threads = [threading.Thread(target=worker, args=(i * 100,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(committed_on_return) == 200
+    assert all(committed_on_return)
+    ids = _request_ids(sessions)
+    assert sorted(ids) == sorted(f"r{i * 100 + n}" for i in range(8) for n in range(25))
+    assert writer.appended == 200
+    assert 1 <= writer.batches <= 200
+    with sessions() as session:
+        assert audit.verify(session) is None
+        times = list(session.scalars(select(AuditEntry.at).order_by(AuditEntry.seq)))
+    assert times == sorted(times)  # stamped in queue order: never backwards
+
+
+def test_queued_decisions_go_in_one_transaction(sessions: sessionmaker[Session]) -> None:
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock)
+    with lock:  # another writer holds the lock while three requests queue up
+        threads = [threading.Thread(target=writer.append, args=(_decision(n),)) for n in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        while len(writer._queue) < 3:
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join()
+    assert writer.batches == 1
+    assert writer.appended == 3
+    assert sorted(_request_ids(sessions)) == ["r1", "r2", "r3"]
+
+
+def test_a_failed_write_refuses_the_caller_and_writes_nothing(
+    sessions: sessionmaker[Session],
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    writer.append(_decision(1))
+    with sessions() as session:
+        session.execute(text("DELETE FROM audit_tip"))  # every append now fails
+        session.commit()
+    with pytest.raises(audit.AuditLogError):
+        writer.append(_decision(2))
+    assert _request_ids(sessions) == ["r1"]
+
+
+def test_one_unwritable_decision_does_not_sink_its_batch(
+    sessions: sessionmaker[Session],
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    bad = _decision(2)
+    bad.subjects = [None]  # type: ignore[list-item]  # the subjects index refuses it
+    # A batch as concurrent callers would leave it: three decisions queued together.
+    pending = [_Pending(d, utcnow()) for d in (_decision(1), bad, _decision(3))]
+    writer._write(pending)
+    assert [p.done for p in pending] == [True, True, True]
+    assert pending[0].error is None
+    assert pending[2].error is None
+    assert pending[1].error is not None
+    assert _request_ids(sessions) == ["r1", "r3"]
+    with sessions() as session:
+        assert audit.verify(session) is None
+
+
+def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock)
+    outcomes: dict[int, BaseException | None] = {}
+
+    def call(n: int) -> None:
+        try:
+            writer.append(_decision(n))
+            outcomes[n] = None
+        except BaseException as exc:
+            outcomes[n] = exc
+
+    real_write = writer._write
+    calls: list[int] = []
+
+    def interrupted_once(batch: list[_Pending]) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # escapes the batch's retry, unlike a database error
+        real_write(batch)
+
+    monkeypatch.setattr(writer, "_write", interrupted_once)
+    with lock:
+        threads = [threading.Thread(target=call, args=(n,)) for n in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        while len(writer._queue) < 3:
+            threading.Event().wait(0.01)
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == [1, 2, 3]
+    # None of the three was written: none may return as if it had been.
+    assert calls[0] == 3
+    assert all(isinstance(e, KeyboardInterrupt) for e in outcomes.values())
+    assert _request_ids(sessions) == []
