@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import json
 import os
 import random
 import re
@@ -564,6 +565,10 @@ def run(
     )
     settings = Settings(
         data_dir=data_dir, master_key=SecretStr(master_key), linkage_key=SecretStr(linkage_key)
+    )
+    # For --keep-dir: what serving this registry again needs (test keys of a throwaway run).
+    (base / "server-env.json").write_text(
+        json.dumps({k: v for k, v in env.items() if k.startswith("EXCHANGE_")})
     )
     population = people(persons)
     definitions = write_exports(base / "exports", population)

@@ -118,6 +118,31 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
     return cast(list[RecordRow], list(session.connection().execute(statement, params)))
 
 
+# The live records keyed by a subject and every live record of their entities, in one
+# statement (each side served by its index: (dataset, lookup_key), entity_id).
+_KEYED = and_(
+    _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
+    _RECORDS.c.lookup_key == bindparam("subject"),
+    _RECORDS.c.deleted.is_(False),
+)
+_BY_KEY_AND_MEMBERS = select(_RECORDS).where(
+    _RECORDS.c.deleted.is_(False),
+    or_(
+        _KEYED,
+        _RECORDS.c.entity_id.in_(
+            select(_RECORDS.c.entity_id).where(_KEYED, _RECORDS.c.entity_id.is_not(None))
+        ),
+    ),
+)
+
+
+def _keyed_with_members(session: Session, subject: str) -> list[RecordRow]:
+    """The live records keyed by ``subject`` and those of their entities, in a stable order."""
+    params = {"datasets": catalogue.available_datasets(), "subject": subject}
+    rows = _rows(session, _BY_KEY_AND_MEMBERS, params)
+    return sorted(rows, key=lambda r: (r.dataset, r.department, r.source_id))
+
+
 def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:
     """The live records keyed by ``subject`` (its blind index), and those of ``ids``."""
     datasets = catalogue.available_datasets()
@@ -160,8 +185,11 @@ def _lookup(
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
         # (a lookup_key alone would read the whole table on every request).
-        matched = _matched(session, subject, extra_ids(session) if extra_ids else [])
-        visible = _visible(scope, _with_members(session, matched))
+        if extra_ids is None:
+            rows = _keyed_with_members(session, subject)
+        else:
+            rows = _with_members(session, _matched(session, subject, extra_ids(session)))
+        visible = _visible(scope, rows)
         end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +24,7 @@ from exchange.apikeys import create_key
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry
+from exchange.models import AuditEntry, SourceRecord
 from gateway import create_app
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import Row, add_grant, add_purpose, insert_rows
@@ -494,3 +494,33 @@ def test_an_unexpected_failure_is_audited_and_answered_500_without_a_trace(
         [],
         "C-9",
     )
+
+
+def test_lookup_includes_the_entitys_records_not_keyed_by_the_identifier(env: Env) -> None:
+    """A record linked to the person's entity by the model (its identifier mistyped) is
+    part of the lookup; a withdrawn one, and other entities' records, are not."""
+    mistyped = rid("33010619800507009")
+    person = dict(ROWS[0].plain, resident_id=mistyped)
+    insert_rows(
+        env.sessions,
+        [
+            Row("person", "civil_affairs", "CA-7", person, entity_id="E1"),
+            Row("person", "civil_affairs", "CA-8", person, entity_id="E1"),
+        ],
+    )
+    with transaction(env.sessions) as session:
+        session.execute(
+            update(SourceRecord).where(SourceRecord.source_id == "CA-8").values(deleted=True)
+        )
+    body = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
+    shown = sorted((r["dataset"], r["department"], r["source_id"]) for r in body["records"])
+    assert shown == [
+        ("benefit_payment", "civil_affairs", "BP-1"),
+        ("person", "civil_affairs", "CA-7"),
+        ("person", "household_registry", "HR-1"),
+    ]
+    assert body["total"] == 3
+    # The mistyped identifier finds its own record and, through the entity, the rest.
+    other = env.get(f"/v1/persons/{mistyped}", purpose=MLA).json()
+    assert other["total"] == 3
+    assert other["entity_ids"] == ["E1"]
