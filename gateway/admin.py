@@ -1,28 +1,67 @@
 """The admin API: departments, users and their API keys.
 
-Admin role only. Each call is authorized and audited through
-:func:`gateway.access.authorize` (actions ``admin.<object>.<verb>``), with the
-object it creates or changes named in the entry; the entry is written before the
-change is made. A new key's plaintext is in the response to its creation only.
+Admin role only; actions ``admin.<object>.<verb>``. A change is made in the
+transaction that writes its audit entry (:func:`gateway.audited.run_audited`), so
+the entry records what happened: done, naming the object created or changed, or
+refused with the error's status and message (a name taken: 409; no such user:
+404, ...). Listings are authorized and audited through
+:func:`gateway.access.authorize`. A new key's plaintext is in the response to its
+creation only, never in the log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from exchange import apikeys, identities
-from exchange.db import transaction, utcnow
+from exchange import apikeys, audit, identities
+from exchange.apikeys import Identity
+from exchange.db import utcnow
 from gateway import security
 from gateway.access import authorize
-from gateway.deps import StateDep
+from gateway.audited import run_audited
+from gateway.deps import AppState, StateDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=security.API)
 
 ADMIN = frozenset({"admin"})
+T = TypeVar("T")
+
+
+def _change(
+    state: AppState,
+    request: Request,
+    action: str,
+    target: str,
+    change: Callable[[Session], T],
+    *,
+    status: int = 200,
+) -> T:
+    """Make an admin change and its audit entry in one transaction: the entry records the
+    outcome (done, or refused with the error's status and message), never a secret.
+    ``target`` names the object changed (e.g. ``user li.na``)."""
+    decision = audit.Decision(
+        request_id=str(request.state.request_id),
+        action=action,
+        decision="deny",
+        reason="",
+        status=500,
+    )
+
+    def work(session: Session, identity: Identity) -> T:
+        del identity
+        result = change(session)
+        decision.status, decision.reason = status, f"done; target: {target}"
+        return result
+
+    return run_audited(state, request, decision, work, roles=ADMIN)
+
+
 Role = Literal["caseworker", "publisher", "auditor", "admin"]
 _REFUSALS: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
@@ -135,10 +174,14 @@ def _key(info: identities.KeyInfo) -> KeyPublic:
 def create_department(
     body: DepartmentCreate, request: Request, state: StateDep
 ) -> DepartmentPublic:
-    target = f"department {body.code}"
-    authorize(state, request, action="admin.department.create", roles=ADMIN, target=target)
-    with transaction(state.sessions) as session:
-        return _department(identities.create_department(session, body.code, body.name))
+    return _change(
+        state,
+        request,
+        "admin.department.create",
+        f"department {body.code}",
+        lambda session: _department(identities.create_department(session, body.code, body.name)),
+        status=201,
+    )
 
 
 @router.get("/departments", summary="List the departments", responses=_REFUSALS)
@@ -159,10 +202,12 @@ def list_departments(request: Request, state: StateDep) -> list[DepartmentPublic
     },
 )
 def create_user(body: UserCreate, request: Request, state: StateDep) -> UserPublic:
-    target = f"user {body.username} ({body.role} in {body.department})"
-    authorize(state, request, action="admin.user.create", roles=ADMIN, target=target)
-    with transaction(state.sessions) as session:
-        return _user(
+    return _change(
+        state,
+        request,
+        "admin.user.create",
+        f"user {body.username} ({body.role} in {body.department})",
+        lambda session: _user(
             identities.create_user(
                 session,
                 username=body.username,
@@ -171,7 +216,9 @@ def create_user(body: UserCreate, request: Request, state: StateDep) -> UserPubl
                 display_name=body.display_name,
                 oidc_subject=body.oidc_subject,
             )
-        )
+        ),
+        status=201,
+    )
 
 
 @router.get("/users", summary="List the users", responses=_REFUSALS)
@@ -191,9 +238,13 @@ def list_users(
     responses={**_REFUSALS, 404: {"description": "No such user"}},
 )
 def disable_user(username: Username, request: Request, state: StateDep) -> UserPublic:
-    authorize(state, request, action="admin.user.disable", roles=ADMIN, target=f"user {username}")
-    with transaction(state.sessions) as session:
-        return _user(identities.disable_user(session, username))
+    return _change(
+        state,
+        request,
+        "admin.user.disable",
+        f"user {username}",
+        lambda session: _user(identities.disable_user(session, username)),
+    )
 
 
 @router.post(
@@ -209,15 +260,19 @@ def disable_user(username: Username, request: Request, state: StateDep) -> UserP
 def create_key(
     username: Username, body: KeyCreate, request: Request, state: StateDep
 ) -> KeyCreated:
-    # Drawn first so the audit entry, written before the key is stored, can name it.
+    # Drawn first so that the audit entry can name the key (by its id, never its secret).
     plaintext = apikeys.new_key()
-    target = f"key {apikeys.key_id_of(plaintext)} for user {username}"
-    authorize(state, request, action="admin.key.create", roles=ADMIN, target=target)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    with transaction(state.sessions) as session:
-        created = identities.create_key(
+    created = _change(
+        state,
+        request,
+        "admin.key.create",
+        f"key {apikeys.key_id_of(plaintext)} for user {username}",
+        lambda session: identities.create_key(
             session, username, label=body.label, expires_at=expires, plaintext=plaintext
-        )
+        ),
+        status=201,
+    )
     return KeyCreated(key=created.key, **_key(created.info).model_dump())
 
 
@@ -240,6 +295,10 @@ def list_keys(username: Username, request: Request, state: StateDep) -> list[Key
 def revoke_key(
     key_id: Annotated[str, Path(min_length=1, max_length=32)], request: Request, state: StateDep
 ) -> KeyPublic:
-    authorize(state, request, action="admin.key.revoke", roles=ADMIN, target=f"key {key_id}")
-    with transaction(state.sessions) as session:
-        return _key(identities.revoke_key(session, key_id))
+    return _change(
+        state,
+        request,
+        "admin.key.revoke",
+        f"key {key_id}",
+        lambda session: _key(identities.revoke_key(session, key_id)),
+    )

@@ -298,15 +298,36 @@ def test_admin_changes_are_audited_with_their_object_and_no_secret(gw: Gateway) 
     key = gw.client.post("/v1/admin/users/zhao/keys", json={}, headers=admin).json()
     gw.client.delete(f"/v1/admin/keys/{key['key_id']}", headers=admin)
     gw.client.post("/v1/admin/users/zhao/disable", headers=admin)
+    # Refused changes are audited with their outcome, and change nothing.
+    taken = gw.client.post(
+        "/v1/admin/users",
+        json={"username": "zhao", "department": "health", "role": "admin"},
+        headers=admin,
+    )
+    assert taken.status_code == 409
+    missing = gw.client.delete("/v1/admin/keys/nosuchkey", headers=admin)
+    assert missing.status_code == 404
+    disabled = gw.client.post("/v1/admin/users/zhao/keys", json={}, headers=admin)
+    assert disabled.status_code == 409
 
     entries = gw.entries()[before:]
-    assert [(e.action, e.decision, e.actor) for e in entries] == [
-        ("admin.department.create", "allow", "root"),
-        ("admin.user.create", "allow", "root"),
-        ("admin.key.create", "allow", "root"),
-        ("admin.key.revoke", "allow", "root"),
-        ("admin.user.disable", "allow", "root"),
+    assert [(e.action, e.decision, e.status, e.actor) for e in entries] == [
+        ("admin.department.create", "allow", 201, "root"),
+        ("admin.user.create", "allow", 201, "root"),
+        ("admin.key.create", "allow", 201, "root"),
+        ("admin.key.revoke", "allow", 200, "root"),
+        ("admin.user.disable", "allow", 200, "root"),
+        ("admin.user.create", "deny", 409, "root"),
+        ("admin.key.revoke", "allow", 404, "root"),  # entitled to ask; nothing found
+        ("admin.key.create", "deny", 409, "root"),
     ]
+    assert "exists already" in entries[5].reason
+    assert "no API key 'nosuchkey'" in entries[6].reason
+    assert "disabled" in entries[7].reason
+    users = gw.client.get("/v1/admin/users", params={"department": "health"}, headers=admin)
+    assert [(u["username"], u["role"]) for u in users.json()] == [("zhao", "auditor")]
+    keys = gw.client.get("/v1/admin/users/zhao/keys", headers=admin).json()
+    assert [k["key_id"] for k in keys] == [key["key_id"]]
     assert "department health" in entries[0].reason
     assert "user zhao" in entries[1].reason
     assert f"key {key['key_id']} for user zhao" in entries[2].reason
