@@ -249,4 +249,5 @@ def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
         soft_wrap=True,
     )
     console.print("without a purpose the gateway refuses (400); without a key, 401; both audited.")
-    console.print("verify the audit chain: exchange audit verify    stop everything: exchange down")
+    console.print("verify the audit log (Merkle tree, signed heads): exchange audit verify")
+    console.print("stop everything: exchange down")
