@@ -76,7 +76,7 @@ def verify_cmd(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Processes that read and hash a large SQLite log. Default: one a core."),
+        typer.Option(help="Processes that read and hash a large log. Default: one a core."),
     ] = None,
 ) -> None:
     """Recompute the Merkle tree from storage and check every signed head.

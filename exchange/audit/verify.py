@@ -43,7 +43,7 @@ from exchange.models import AuditEntry, AuditTip
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 100_000
-PARALLEL_MIN = 200_000  # entries from which a SQLite log is checked by several processes
+PARALLEL_MIN = 200_000  # entries from which a log is checked by several processes
 
 _CONTENT = [
     AuditEntry.seq, AuditEntry.request_id, AuditEntry.actor, AuditEntry.department,
@@ -55,17 +55,23 @@ _NAMES = [c.key for c in _CONTENT]
 _SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 
 
-def _rows(session: Session) -> Generator[dict[str, Any], None, None]:
-    """Every entry's columns, in log order, with ``at`` in its canonical form."""
+def _rows(
+    session: Session, first: int = 1, last: int | None = None
+) -> Generator[dict[str, Any], None, None]:
+    """The columns of entries ``first..last`` (seq; ``last`` None: to the end), in log
+    order, with ``at`` in its canonical form."""
     if session.get_bind().dialect.name == "sqlite":
-        yield from _sqlite_rows(session)
+        yield from _sqlite_rows(session, first, last)
         return
     names = [*_NAMES, "at", "subjects", "fields"]
     stmt = (
         select(*_CONTENT, AuditEntry.at, AuditEntry.subjects, AuditEntry.fields)
+        .where(AuditEntry.seq >= first)
         .order_by(AuditEntry.seq)
         .execution_options(yield_per=20_000)
     )
+    if last is not None:
+        stmt = stmt.where(AuditEntry.seq <= last)
     result = session.execute(stmt)
     try:
         for values in result:
@@ -105,7 +111,7 @@ def _checked(
     """``(problem, leaf hash)`` of each entry in log order, up to the first problem."""
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if session.get_bind().dialect.name == "sqlite" and workers > 1 and total >= parallel_min:
+    if workers > 1 and total >= parallel_min:
         url = session.connection().engine.url.render_as_string(hide_password=False)
         yield from _checked_in_parallel(url, workers, total)
         return
@@ -163,7 +169,7 @@ def _check_range(url: str, first: int, last: int | None) -> tuple[bytes, Problem
                 prev_hash = stored or GENESIS  # missing: the range before says so first
             leaves = bytearray()
             index = first - 1
-            for row in _sqlite_rows(session, first, last):
+            for row in _rows(session, first, last):
                 problem, leaf = _check_row(row, index, prev_hash)
                 if problem is not None:
                     return bytes(leaves), problem, index
@@ -243,7 +249,7 @@ def check(
 ) -> VerifyReport:
     """Verify the whole log; see the module docstring.
 
-    On SQLite, a log of at least ``parallel_min`` entries has its entries read and hashed
+    A log of at least ``parallel_min`` entries has its entries read and hashed
     by ``workers`` processes (default: the usable cores), each a contiguous range; the
     tree and the heads are then checked here, in order, so the report is the same.
     """

@@ -9,9 +9,11 @@ its own connection, serialise into one unbroken log.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +25,8 @@ from tests.support import audit as log
 from tests.support.keys import MASTER_KEY
 
 pytestmark = pytest.mark.integration
+# The module (the package's name ``verify`` is its function).
+verify = importlib.import_module("exchange.audit.verify")
 
 N = 12
 HEAD_EVERY = 4
@@ -171,3 +175,40 @@ def test_concurrent_appends_serialise_into_one_unbroken_log(
     assert report.ok, report.problem
     assert report.size == threads * each
     assert report.heads_checked == 1
+
+
+@pytest.mark.parametrize("tamper", [log.delete, log.insert, log.rewrite_and_rehash])
+def test_several_processes_find_what_one_finds(
+    sessions: sessionmaker[Session],
+    keystore: LocalKeyStore,
+    tamper: Callable[[sessionmaker[Session], int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verification split over worker processes (each reads a range of the log from the
+    database) reports what one process reports, on either database."""
+    split: list[int] = []
+    in_parallel = verify._checked_in_parallel
+
+    def counted(url: str, workers: int, total: int) -> Any:
+        split.append(workers)
+        return in_parallel(url, workers, total)
+
+    monkeypatch.setattr(verify, "_checked_in_parallel", counted)
+    log.build(sessions, keystore, N, head_every=HEAD_EVERY)
+    with sessions() as s:
+        intact = audit.check(s, workers=3, parallel_min=1)
+    assert (intact.ok, intact.size, intact.heads_checked) == (True, N, 3)
+    tamper(sessions, 5)  # the three workers' ranges are 1-4, 5-8 and 9-12
+
+    with sessions() as s:
+        one = audit.check(s, workers=1).problem
+        several = audit.check(s, workers=3, parallel_min=1).problem
+
+    assert split == [3, 3]  # both checks with three workers really were split
+    assert one is not None
+    assert several is not None
+    assert (several.index, several.localised_by, several.range_end) == (
+        one.index,
+        one.localised_by,
+        one.range_end,
+    )
