@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
-from sqlalchemy import Executable, and_, bindparam, or_, select
+from sqlalchemy import Executable, and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from exchange import audit, catalogue
@@ -119,16 +119,18 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
 
 
 # The live records keyed by a subject and every live record of their entities, in one
-# statement (each side served by its index: (dataset, lookup_key), entity_id).
+# statement. A UNION ALL of two selects, each served by its index ((dataset, lookup_key),
+# entity_id) on both databases: with an OR instead, PostgreSQL reads the whole table.
+# A keyed record that belongs to an entity comes twice; _keyed_with_members keeps one.
 _KEYED = and_(
     _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
     _RECORDS.c.lookup_key == bindparam("subject"),
     _RECORDS.c.deleted.is_(False),
 )
-_BY_KEY_AND_MEMBERS = select(_RECORDS).where(
-    _RECORDS.c.deleted.is_(False),
-    or_(
-        _KEYED,
+_BY_KEY_AND_MEMBERS = union_all(
+    select(_RECORDS).where(_KEYED),
+    select(_RECORDS).where(
+        _RECORDS.c.deleted.is_(False),
         _RECORDS.c.entity_id.in_(
             select(_RECORDS.c.entity_id).where(_KEYED, _RECORDS.c.entity_id.is_not(None))
         ),
@@ -139,8 +141,8 @@ _BY_KEY_AND_MEMBERS = select(_RECORDS).where(
 def _keyed_with_members(session: Session, subject: str) -> list[RecordRow]:
     """The live records keyed by ``subject`` and those of their entities, in a stable order."""
     params = {"datasets": catalogue.available_datasets(), "subject": subject}
-    rows = _rows(session, _BY_KEY_AND_MEMBERS, params)
-    return sorted(rows, key=lambda r: (r.dataset, r.department, r.source_id))
+    rows = {r.id: r for r in _rows(session, _BY_KEY_AND_MEMBERS, params)}
+    return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
 
 
 def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:

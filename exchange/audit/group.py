@@ -1,11 +1,11 @@
 """Group commit of audit entries: many requests' entries in one transaction.
 
-Each request hands its decision to :meth:`GroupCommit.append` and waits. Whoever
-holds the writers' lock appends every decision waiting at that moment, its own
-and others', in one transaction (:func:`exchange.audit.log.append_many`),
-commits, and releases them all; a request whose entry an earlier holder already
-committed returns as soon as it gets the lock. No extra thread: the requests
-take turns being the writer.
+Each request hands its decision to :meth:`GroupCommit.append` and waits while
+another request writes. The writer, once it holds the writers' lock, appends
+every decision waiting at that moment, its own and others', in one transaction
+(:func:`exchange.audit.log.append_many`), commits, and wakes them all: a request
+whose entry was in that batch returns, and one of those that came too late
+writes the next batch. No extra thread: the requests take turns being the writer.
 
 The guarantees of a single append are kept: ``append`` returns only after its
 entry is committed, and raises if it could not be (the caller then discloses
