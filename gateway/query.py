@@ -119,29 +119,36 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
 
 
 # The live records keyed by a subject and every live record of their entities, in one
-# statement. A UNION ALL of two selects, each served by its index ((dataset, lookup_key),
-# entity_id) on both databases: with an OR instead, PostgreSQL reads the whole table.
-# A keyed record that belongs to an entity comes twice; _keyed_with_members keeps one.
+# statement, each condition served by its index ((dataset, lookup_key), entity_id).
+# PostgreSQL reads the whole table for the OR of the two (a hashed subplan filter) and
+# is given a UNION ALL of two selects; SQLite serves the OR from both indexes ("MULTI-INDEX
+# OR"), which costs the gateway less than the UNION ALL. With the UNION ALL a keyed record
+# of an entity comes twice; _keyed_with_members keeps one.
 _KEYED = and_(
     _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
     _RECORDS.c.lookup_key == bindparam("subject"),
     _RECORDS.c.deleted.is_(False),
 )
-_BY_KEY_AND_MEMBERS = union_all(
-    select(_RECORDS).where(_KEYED),
-    select(_RECORDS).where(
-        _RECORDS.c.deleted.is_(False),
-        _RECORDS.c.entity_id.in_(
-            select(_RECORDS.c.entity_id).where(_KEYED, _RECORDS.c.entity_id.is_not(None))
-        ),
+_MEMBERS_OF_KEYED = and_(
+    _RECORDS.c.deleted.is_(False),
+    _RECORDS.c.entity_id.in_(
+        select(_RECORDS.c.entity_id).where(_KEYED, _RECORDS.c.entity_id.is_not(None))
     ),
 )
+_BY_KEY_AND_MEMBERS: dict[str, Executable] = {
+    "sqlite": select(_RECORDS).where(or_(_KEYED, _MEMBERS_OF_KEYED)),
+    "postgresql": union_all(
+        select(_RECORDS).where(_KEYED), select(_RECORDS).where(_MEMBERS_OF_KEYED)
+    ),
+}
 
 
 def _keyed_with_members(session: Session, subject: str) -> list[RecordRow]:
     """The live records keyed by ``subject`` and those of their entities, in a stable order."""
+    dialect = session.get_bind().dialect.name
+    statement = _BY_KEY_AND_MEMBERS["sqlite" if dialect == "sqlite" else "postgresql"]
     params = {"datasets": catalogue.available_datasets(), "subject": subject}
-    rows = {r.id: r for r in _rows(session, _BY_KEY_AND_MEMBERS, params)}
+    rows = {r.id: r for r in _rows(session, statement, params)}
     return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
 
 
