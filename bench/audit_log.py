@@ -150,6 +150,26 @@ def run_baseline(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) ->
     return len(rows) / (time.perf_counter() - t)
 
 
+def finish(
+    signer: Signer,
+    sessions: sessionmaker[Session],
+    engines: list[sqlalchemy.Engine],
+    size: int,
+    what: str,
+) -> audit.VerifyReport:
+    """Sign a last head, verify the log (exit 1 unless it holds ``size`` intact entries),
+    and close the databases."""
+    signer.sign()
+    with sessions() as s:
+        report = audit.check(s)
+    for engine in engines:
+        engine.dispose()
+    if not report.ok or report.size != size:
+        say(f"error: the {what} log does not verify: {report.problem}")
+        sys.exit(1)
+    return report
+
+
 def run_group(
     sessions: sessionmaker[Session], signer: Signer, start: int, n: int, writers: int
 ) -> tuple[float, float]:
@@ -217,14 +237,7 @@ def bench_group(folder: Path, n: int, rounds: int, interval: float, writers: int
             f"  round {r + 1}: group commit {ours[-1]:,.0f}/s (mean batch {size:.1f}), "
             f"bare batched inserts {theirs[-1]:,.0f}/s"
         )
-    signer.sign()
-    with sessions() as s:
-        report = audit.check(s)
-    engine.dispose()
-    base_engine.dispose()
-    if not report.ok or report.size != n * rounds:
-        say(f"error: the group-committed log does not verify: {report.problem}")
-        sys.exit(1)
+    report = finish(signer, sessions, [engine, base_engine], n * rounds, "group-committed")
     return {
         "exchange": statistics.median(ours),
         "baseline": statistics.median(theirs),
@@ -253,14 +266,7 @@ def bench_appends(folder: Path, n: int, rounds: int, interval: float) -> dict[st
             step()
         next_seq += n
         say(f"  round {r + 1}: exchange {ours[-1]:,.0f}/s, bare inserts {theirs[-1]:,.0f}/s")
-    signer.sign()
-    with sessions() as s:
-        report = audit.check(s)
-    engine.dispose()
-    base_engine.dispose()
-    if not report.ok or report.size != n * rounds:
-        say(f"error: the appended log does not verify: {report.problem}")
-        sys.exit(1)
+    report = finish(signer, sessions, [engine, base_engine], n * rounds, "appended")
     return {
         "exchange": statistics.median(ours),
         "baseline": statistics.median(theirs),

@@ -7,7 +7,7 @@ append after another would."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -137,17 +137,25 @@ def test_concurrent_appends_are_each_committed_once_before_returning(
     assert times == sorted(times)  # stamped in queue order: never backwards
 
 
-def test_queued_decisions_go_in_one_transaction(sessions: sessionmaker[Session]) -> None:
-    lock = threading.Lock()
-    writer = GroupCommit(sessions, lock)
-    with lock:  # another writer holds the lock while three requests queue up
-        threads = [threading.Thread(target=writer.append, args=(_decision(n),)) for n in (1, 2, 3)]
+def _queue_three_while_locked(
+    lock: threading.Lock, writer: GroupCommit, call: Callable[[int], None]
+) -> None:
+    """Run ``call(1)``, ``call(2)`` and ``call(3)`` in threads while another writer holds
+    ``lock``, until all three decisions are queued; then release it and wait for them."""
+    with lock:
+        threads = [threading.Thread(target=call, args=(n,)) for n in (1, 2, 3)]
         for t in threads:
             t.start()
         while len(writer._queue) < 3:
             threading.Event().wait(0.01)
     for t in threads:
         t.join()
+
+
+def test_queued_decisions_go_in_one_transaction(sessions: sessionmaker[Session]) -> None:
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock)
+    _queue_three_while_locked(lock, writer, lambda n: writer.append(_decision(n)))
     assert writer.batches == 1
     assert writer.appended == 3
     assert sorted(_request_ids(sessions)) == ["r1", "r2", "r3"]
@@ -208,14 +216,7 @@ def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
         real_write(batch)
 
     monkeypatch.setattr(writer, "_write", interrupted_once)
-    with lock:
-        threads = [threading.Thread(target=call, args=(n,)) for n in (1, 2, 3)]
-        for t in threads:
-            t.start()
-        while len(writer._queue) < 3:
-            threading.Event().wait(0.01)
-    for t in threads:
-        t.join()
+    _queue_three_while_locked(lock, writer, call)
     assert sorted(outcomes) == [1, 2, 3]
     # None of the three was written: none may return as if it had been.
     assert calls[0] == 3
