@@ -107,6 +107,16 @@ class Signer:
         self.signed = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def start(self) -> None:
+        """Sign every ``interval`` seconds in a thread until :meth:`finish`."""
+        self.stop.clear()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
     def run(self) -> None:
         while not self.stop.wait(self.interval):
             self.sign()
@@ -124,17 +134,14 @@ class Signer:
 
 
 def run_exchange(sessions: sessionmaker[Session], signer: Signer, start: int, n: int) -> float:
-    signer.stop.clear()
-    signer.thread = threading.Thread(target=signer.run, daemon=True)
-    signer.thread.start()
+    signer.start()
     t, cpu = time.perf_counter(), time.process_time()
     for i in range(start, start + n):
         with transaction(sessions) as s:
             audit.append(s, decision(i), at=T0 + timedelta(milliseconds=i))
     elapsed = time.perf_counter() - t
     CPU["exchange"].append(n / (time.process_time() - cpu))
-    signer.stop.set()
-    signer.thread.join()
+    signer.finish()
     return n / elapsed
 
 
@@ -175,9 +182,7 @@ def run_group(
 ) -> tuple[float, float]:
     """Appends/s from ``writers`` threads through group commit, and the mean batch size."""
     group = GroupCommit(sessions, threading.Lock())
-    signer.stop.clear()
-    signer.thread = threading.Thread(target=signer.run, daemon=True)
-    signer.thread.start()
+    signer.start()
     failures: list[BaseException] = []
 
     def writer(first: int) -> None:
@@ -195,8 +200,7 @@ def run_group(
         thread.join()
     elapsed = time.perf_counter() - t
     CPU["group"].append(n / (time.process_time() - cpu))
-    signer.stop.set()
-    signer.thread.join()
+    signer.finish()
     if failures or group.appended != n:
         say(f"error: group commit appended {group.appended} of {n}: {failures[:1]}")
         sys.exit(1)

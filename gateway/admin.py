@@ -19,12 +19,12 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from exchange import apikeys, audit, identities
+from exchange import apikeys, identities
 from exchange.apikeys import Identity
 from exchange.db import utcnow
 from gateway import security
 from gateway.access import authorize
-from gateway.audited import run_audited
+from gateway.audited import pending, run_audited
 from gateway.deps import AppState, StateDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=security.API)
@@ -45,13 +45,7 @@ def _change(
     """Make an admin change and its audit entry in one transaction: the entry records the
     outcome (done, or refused with the error's status and message), never a secret.
     ``target`` names the object changed (e.g. ``user li.na``)."""
-    decision = audit.Decision(
-        request_id=str(request.state.request_id),
-        action=action,
-        decision="deny",
-        reason="",
-        status=500,
-    )
+    decision = pending(str(request.state.request_id), action)
 
     def work(session: Session, identity: Identity) -> T:
         del identity

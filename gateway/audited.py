@@ -33,6 +33,28 @@ from gateway.problems import status_for
 T = TypeVar("T")
 
 
+def pending(
+    request_id: str,
+    action: str,
+    *,
+    purpose: str | None = None,
+    case_ref: str | None = None,
+    dataset: str | None = None,
+) -> audit.Decision:
+    """The decision of a request not decided yet: a denial answered 500 until
+    :func:`run_audited` records what happened, so nothing reads as allowed by mistake."""
+    return audit.Decision(
+        request_id=request_id,
+        action=action,
+        decision="deny",
+        reason="",
+        status=500,
+        purpose=purpose,
+        case_ref=case_ref,
+        dataset=dataset,
+    )
+
+
 def run_audited(
     state: AppState,
     request: Request,

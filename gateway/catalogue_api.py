@@ -16,14 +16,14 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from exchange import audit, catalogue
+from exchange import catalogue
 from exchange.apikeys import Identity
 from exchange.db import transaction, utcnow
 from exchange.masking import MaskKind
 from exchange.models import Grant, Purpose
 from exchange.policy import CONSTRAINTS
 from gateway.access import authorize
-from gateway.audited import run_audited
+from gateway.audited import pending, run_audited
 from gateway.deps import RequestIdDep, StateDep
 from gateway.params import ApiKeyHeader
 
@@ -137,17 +137,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _decision(request_id: str, action: str, dataset: str | None = None) -> audit.Decision:
-    return audit.Decision(
-        request_id=request_id,
-        action=action,
-        decision="deny",
-        reason="",
-        status=500,
-        dataset=dataset,
-    )
-
-
 @router.get(
     "/catalogue/datasets",
     response_model=list[DatasetView],
@@ -215,7 +204,7 @@ def add_purpose(
     x_api_key: ApiKeyHeader = None,
 ) -> PurposeView:
     del x_api_key
-    decision = _decision(request_id, "catalogue.purpose.add")
+    decision = pending(request_id, "catalogue.purpose.add")
 
     def work(session: Session, identity: Identity) -> PurposeView:
         del identity
@@ -240,7 +229,7 @@ def deactivate_purpose(
     x_api_key: ApiKeyHeader = None,
 ) -> PurposeView:
     del x_api_key
-    decision = _decision(request_id, "catalogue.purpose.deactivate")
+    decision = pending(request_id, "catalogue.purpose.deactivate")
 
     def work(session: Session, identity: Identity) -> PurposeView:
         del identity
@@ -286,7 +275,7 @@ def add_grant(
     x_api_key: ApiKeyHeader = None,
 ) -> GrantView:
     del x_api_key
-    decision = _decision(request_id, "catalogue.grant.add", body.dataset[:100])
+    decision = pending(request_id, "catalogue.grant.add", dataset=body.dataset[:100])
     spec = catalogue.GrantSpec(
         department=body.department,
         role=body.role,
@@ -326,7 +315,7 @@ def revoke_grant(
     x_api_key: ApiKeyHeader = None,
 ) -> GrantView:
     del x_api_key
-    decision = _decision(request_id, "catalogue.grant.revoke")
+    decision = pending(request_id, "catalogue.grant.revoke")
 
     def work(session: Session, identity: Identity) -> GrantView:
         grant = catalogue.revoke_grant(session, grant_id, by=identity.actor, at=utcnow())

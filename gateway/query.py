@@ -27,7 +27,7 @@ from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
 from exchange.policy import Access, Mode
 from exchange.registry import record_ref
-from gateway.audited import end_reads, run_audited
+from gateway.audited import end_reads, pending, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -94,11 +94,12 @@ R = TypeVar("R", bound=RecordRow)
 # The lookups' reads, built once: Core rows of source_records (no ORM objects), with the
 # datasets named so the (dataset, lookup_key) index is used.
 _RECORDS = SourceRecord.__table__
-_BY_KEY = select(_RECORDS).where(
+_KEYED = and_(  # live records keyed by the subject
     _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
     _RECORDS.c.lookup_key == bindparam("subject"),
     _RECORDS.c.deleted.is_(False),
 )
+_BY_KEY = select(_RECORDS).where(_KEYED)
 _MEMBERS = select(_RECORDS).where(
     _RECORDS.c.entity_id.in_(bindparam("entity_ids", expanding=True)),
     _RECORDS.c.deleted.is_(False),
@@ -124,11 +125,6 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
 # is given a UNION ALL of two selects; SQLite serves the OR from both indexes ("MULTI-INDEX
 # OR"), which costs the gateway less than the UNION ALL. With the UNION ALL a keyed record
 # of an entity comes twice; _keyed_with_members keeps one.
-_KEYED = and_(
-    _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
-    _RECORDS.c.lookup_key == bindparam("subject"),
-    _RECORDS.c.deleted.is_(False),
-)
 _MEMBERS_OF_KEYED = and_(
     _RECORDS.c.deleted.is_(False),
     _RECORDS.c.entity_id.in_(
@@ -228,21 +224,6 @@ def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
     return sorted(ids)
 
 
-def _decision(
-    request_id: str, action: str, purpose: str | None, case_ref: str | None, dataset: str
-) -> audit.Decision:
-    return audit.Decision(
-        request_id=request_id,
-        action=action,
-        decision="deny",
-        reason="",
-        status=500,
-        purpose=purpose,
-        case_ref=case_ref,
-        dataset=dataset,
-    )
-
-
 @router.get(
     "/persons/{resident_id}",
     response_model=LookupView,
@@ -264,7 +245,9 @@ def get_person(
 ) -> LookupView:
     del x_api_key  # documented here; read by gateway.access.identify
     subject = person_subject(state, resident_id)
-    decision = _decision(request_id, "person.lookup", purpose, case_ref, "person")
+    decision = pending(
+        request_id, "person.lookup", purpose=purpose, case_ref=case_ref, dataset="person"
+    )
     decision.subjects = [subject]
     return _lookup(
         state,
@@ -301,7 +284,13 @@ def get_organisation(
     code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
     key = state.settings.linkage_key.get_secret_value().encode()
     subject = blind_index(key, ORGANISATION_DOMAIN, code)
-    decision = _decision(request_id, "organisation.lookup", purpose, case_ref, "organisation")
+    decision = pending(
+        request_id,
+        "organisation.lookup",
+        purpose=purpose,
+        case_ref=case_ref,
+        dataset="organisation",
+    )
     decision.subjects = [subject]
 
     def keyed(session: Session) -> list[int]:
@@ -340,7 +329,9 @@ def get_entity(
     x_api_key: ApiKeyHeader = None,
 ) -> EntityView:
     del x_api_key
-    decision = _decision(request_id, "entity.view", purpose, case_ref, "entity")
+    decision = pending(
+        request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"
+    )
     decision.subjects = [entity_id]
 
     def work(session: Session, identity: Identity) -> EntityView:

@@ -43,7 +43,7 @@ from exchange.linkage import (
 from exchange.models import LinkKey, SourceRecord
 from exchange.policy import Mode
 from exchange.registry import record_ref
-from gateway.audited import end_reads, run_audited
+from gateway.audited import end_reads, pending, run_audited
 from gateway.deps import AppState, RequestIdDep, StateDep
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -181,20 +181,6 @@ def _candidates(
     return list(session.scalars(base.order_by(SourceRecord.id)))
 
 
-def _decision(
-    request_id: str, action: str, purpose: str | None, case_ref: str | None
-) -> audit.Decision:
-    return audit.Decision(
-        request_id=request_id,
-        action=action,
-        decision="deny",
-        reason="",
-        status=500,
-        purpose=purpose,
-        case_ref=case_ref,
-    )
-
-
 NameParam = Annotated[
     str, Query(min_length=1, max_length=100, description="The name searched for.")
 ]
@@ -224,7 +210,7 @@ def search_persons(
     x_api_key: ApiKeyHeader = None,
 ) -> SearchView:
     del x_api_key
-    decision = _decision(request_id, "person.search", purpose, case_ref)
+    decision = pending(request_id, "person.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "person"
     return _search(
         state,
@@ -258,7 +244,7 @@ def search_organisations(
     x_api_key: ApiKeyHeader = None,
 ) -> SearchView:
     del x_api_key
-    decision = _decision(request_id, "organisation.search", purpose, case_ref)
+    decision = pending(request_id, "organisation.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "organisation"
     return _search(
         state,
