@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from exchange.db import utcnow
+from exchange.driver import DriverSelect
 from exchange.errors import AuthenticationError
 from exchange.models import ApiKey, User
 
@@ -164,7 +165,7 @@ def create_key(
     return key
 
 
-_KEY_AND_USER = (
+_KEY_AND_USER = DriverSelect(
     select(
         ApiKey.key_hash,
         ApiKey.salt,
@@ -199,8 +200,9 @@ def authenticate(
         raise AuthenticationError("missing API key: send it in the X-API-Key header")
     key_id, secret = _split(key)
     cache = verified_keys if cache is None else cache
-    # Core columns, not ORM objects: this runs on every request.
-    row = session.connection().execute(_KEY_AND_USER, {"key_id": key_id}).first()
+    # On the driver's cursor: this runs on every request.
+    rows = _KEY_AND_USER.all(session, {"key_id": key_id})
+    row = rows[0] if rows else None
     if row is None:
         raise AuthenticationError("invalid API key")
     if not cache.matches(key_id, secret, row.key_hash):

@@ -11,6 +11,7 @@ identifier asked for, entity ids), never identifiers or names.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Request
@@ -22,6 +23,7 @@ from exchange import audit, catalogue
 from exchange.apikeys import Identity
 from exchange.blindindex import blind_index
 from exchange.db import utcnow
+from exchange.driver import DriverSelect
 from exchange.errors import NotFoundError
 from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
@@ -119,32 +121,46 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
     return cast(list[RecordRow], list(session.connection().execute(statement, params)))
 
 
+_ROW_COLUMNS = (  # what a RecordRow has
+    "id", "dataset", "department", "source_id", "entity_id", "version", "updated_at",
+    "schema_id", "payload",
+)  # fmt: skip
+
+
 # The live records keyed by a subject and every live record of their entities, in one
-# statement, each condition served by its index ((dataset, lookup_key), entity_id).
-# PostgreSQL reads the whole table for the OR of the two (a hashed subplan filter) and
-# is given a UNION ALL of two selects; SQLite serves the OR from both indexes ("MULTI-INDEX
-# OR"), which costs the gateway less than the UNION ALL. With the UNION ALL a keyed record
-# of an entity comes twice; _keyed_with_members keeps one.
-_MEMBERS_OF_KEYED = and_(
-    _RECORDS.c.deleted.is_(False),
-    _RECORDS.c.entity_id.in_(
-        select(_RECORDS.c.entity_id).where(_KEYED, _RECORDS.c.entity_id.is_not(None))
-    ),
-)
-_BY_KEY_AND_MEMBERS: dict[str, Executable] = {
-    "sqlite": select(_RECORDS).where(or_(_KEYED, _MEMBERS_OF_KEYED)),
-    "postgresql": union_all(
-        select(_RECORDS).where(_KEYED), select(_RECORDS).where(_MEMBERS_OF_KEYED)
-    ),
-}
+# statement, each condition served by its index ((dataset, lookup_key), entity_id), read
+# on the driver's cursor (exchange.driver: it runs on every lookup). PostgreSQL reads the
+# whole table for the OR of the two (a hashed subplan filter) and is given a UNION ALL of
+# two selects; SQLite serves the OR from both indexes ("MULTI-INDEX OR"), which costs the
+# gateway less than the UNION ALL. With the UNION ALL a keyed record of an entity comes
+# twice; _keyed_with_members keeps one.
+@cache
+def _keyed_and_members() -> dict[str, DriverSelect]:
+    keyed = and_(  # the datasets are the shipped standards': fixed for the process
+        _RECORDS.c.dataset.in_(catalogue.available_datasets()),
+        _RECORDS.c.lookup_key == bindparam("subject"),
+        _RECORDS.c.deleted.is_(False),
+    )
+    members = and_(
+        _RECORDS.c.deleted.is_(False),
+        _RECORDS.c.entity_id.in_(
+            select(_RECORDS.c.entity_id).where(keyed, _RECORDS.c.entity_id.is_not(None))
+        ),
+    )
+    columns = [_RECORDS.c[name] for name in _ROW_COLUMNS]
+    return {
+        "sqlite": DriverSelect(select(*columns).where(or_(keyed, members))),
+        "postgresql": DriverSelect(
+            union_all(select(*columns).where(keyed), select(*columns).where(members))
+        ),
+    }
 
 
 def _keyed_with_members(session: Session, subject: str) -> list[RecordRow]:
     """The live records keyed by ``subject`` and those of their entities, in a stable order."""
     dialect = session.get_bind().dialect.name
-    statement = _BY_KEY_AND_MEMBERS["sqlite" if dialect == "sqlite" else "postgresql"]
-    params = {"datasets": catalogue.available_datasets(), "subject": subject}
-    rows = {r.id: r for r in _rows(session, statement, params)}
+    statement = _keyed_and_members()["sqlite" if dialect == "sqlite" else "postgresql"]
+    rows = {r.id: r for r in statement.all(session, {"subject": subject})}
     return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
 
 
