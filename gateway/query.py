@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Executable, and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -42,7 +42,14 @@ from gateway.params import (
     paging,
 )
 from gateway.scope import Scope
-from gateway.views import Page, RecordRow, RecordView, record_view, returned_fields
+from gateway.views import (
+    Page,
+    RecordRow,
+    RecordView,
+    json_response,
+    record_view,
+    returned_fields,
+)
 from schemas.validators import normalise_resident_id
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -199,7 +206,7 @@ def _lookup(
     what: str,
     limit: int,
     offset: int,
-) -> LookupView:
+) -> Response:
     def work(session: Session, identity: Identity) -> LookupView:
         purpose = state.catalogue.active_purpose(session, decision.purpose)
         scope = Scope.cached(state, session, identity, purpose, utcnow())
@@ -228,7 +235,7 @@ def _lookup(
             **paging(request, len(visible), limit, offset),
         )
 
-    return run_audited(state, request, decision, work, read_only=True)
+    return json_response(run_audited(state, request, decision, work, read_only=True))
 
 
 def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
@@ -258,7 +265,7 @@ def get_person(
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
     x_api_key: ApiKeyHeader = None,
-) -> LookupView:
+) -> Response:
     del x_api_key  # documented here; read by gateway.access.identify
     subject = person_subject(state, resident_id)
     decision = pending(
@@ -295,7 +302,7 @@ def get_organisation(
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
     x_api_key: ApiKeyHeader = None,
-) -> LookupView:
+) -> Response:
     del x_api_key
     code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
     key = state.settings.linkage_key.get_secret_value().encode()
@@ -343,7 +350,7 @@ def get_entity(
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
     x_api_key: ApiKeyHeader = None,
-) -> EntityView:
+) -> Response:
     del x_api_key
     decision = pending(
         request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"
@@ -401,4 +408,4 @@ def get_entity(
             **paging(request, len(views), limit, offset),
         )
 
-    return run_audited(state, request, decision, work, read_only=True)
+    return json_response(run_audited(state, request, decision, work, read_only=True))

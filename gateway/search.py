@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -57,7 +57,7 @@ from gateway.params import (
 )
 from gateway.query import ERRORS
 from gateway.scope import Scope
-from gateway.views import Page, RecordView, record_view, returned_fields
+from gateway.views import Page, RecordView, json_response, record_view, returned_fields
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -101,7 +101,7 @@ def _search(
     birth_date: str | None,
     limit: int,
     offset: int,
-) -> SearchView:
+) -> Response:
     dataset = kind  # the person and organisation standards hold the names
     model = default_model(kind)
     levels = fields_of(kind)
@@ -153,7 +153,7 @@ def _search(
         )
         return SearchView(results=shown, **paging(request, len(hits), limit, offset))
 
-    return run_audited(state, request, decision, work, read_only=True)
+    return json_response(run_audited(state, request, decision, work, read_only=True))
 
 
 def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:
@@ -208,7 +208,7 @@ def search_persons(
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
     x_api_key: ApiKeyHeader = None,
-) -> SearchView:
+) -> Response:
     del x_api_key
     decision = pending(request_id, "person.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "person"
@@ -242,7 +242,7 @@ def search_organisations(
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
     x_api_key: ApiKeyHeader = None,
-) -> SearchView:
+) -> Response:
     del x_api_key
     decision = pending(request_id, "organisation.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "organisation"
