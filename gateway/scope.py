@@ -60,15 +60,14 @@ class Scope:
             )
         return found
 
-    def require_any(self, datasets: Iterable[str]) -> list[str]:
-        """The datasets among ``datasets`` the caller has a grant for; 403 if none."""
-        allowed = [d for d in datasets if isinstance(self.access(d), Access)]
-        if not allowed:
+    def require_any(self, datasets: Iterable[str]) -> None:
+        """403 unless the caller has a grant for one of ``datasets`` (checked in order, up
+        to the first that is granted)."""
+        if not any(isinstance(self.access(d), Access) for d in datasets):
             raise PermissionDeniedError(
                 f"no grant gives {self.identity.department}/{self.identity.role} any dataset "
                 f"for the purpose {self.purpose!r}"
             )
-        return allowed
 
     def require(self, dataset: str) -> Access:
         found = self.access(dataset)
