@@ -55,5 +55,13 @@ async def get_request_id(request: Request) -> str:
     return str(request.state.request_id)
 
 
+def request_context(request: Request) -> tuple[AppState, str]:
+    """The application's state and the request's id, read directly: what the caseworkers'
+    routes (served most often) use instead of :data:`StateDep` and :data:`RequestIdDep`, as
+    resolving a dependency costs FastAPI about 0.05 ms of CPU a request, even an async one."""
+    state: AppState = request.app.state.exchange
+    return state, str(request.state.request_id)
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -30,7 +30,7 @@ from exchange.models import Entity, LinkKey, SourceRecord
 from exchange.policy import Access, Mode
 from exchange.registry import record_ref
 from gateway.audited import end_reads, pending, run_audited
-from gateway.deps import AppState, RequestIdDep, StateDep
+from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
     ApiKeyHeader,
@@ -257,8 +257,6 @@ def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
 )
 def get_person(
     request: Request,
-    state: StateDep,
-    request_id: RequestIdDep,
     resident_id: Annotated[str, Path(min_length=1, max_length=64)],
     purpose: PurposeParam = None,
     case_ref: CaseRefParam = None,
@@ -267,6 +265,7 @@ def get_person(
     x_api_key: ApiKeyHeader = None,
 ) -> Response:
     del x_api_key  # documented here; read by gateway.access.identify
+    state, request_id = request_context(request)
     subject = person_subject(state, resident_id)
     decision = pending(
         request_id, "person.lookup", purpose=purpose, case_ref=case_ref, dataset="person"
@@ -294,8 +293,6 @@ def get_person(
 )
 def get_organisation(
     request: Request,
-    state: StateDep,
-    request_id: RequestIdDep,
     credit_code: Annotated[str, Path(min_length=1, max_length=64)],
     purpose: PurposeParam = None,
     case_ref: CaseRefParam = None,
@@ -304,6 +301,7 @@ def get_organisation(
     x_api_key: ApiKeyHeader = None,
 ) -> Response:
     del x_api_key
+    state, request_id = request_context(request)
     code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
     key = state.settings.linkage_key.get_secret_value().encode()
     subject = blind_index(key, ORGANISATION_DOMAIN, code)
@@ -342,8 +340,6 @@ def get_organisation(
 )
 def get_entity(
     request: Request,
-    state: StateDep,
-    request_id: RequestIdDep,
     entity_id: Annotated[str, Path(min_length=1, max_length=32)],
     purpose: PurposeParam = None,
     case_ref: CaseRefParam = None,
@@ -352,6 +348,7 @@ def get_entity(
     x_api_key: ApiKeyHeader = None,
 ) -> Response:
     del x_api_key
+    state, request_id = request_context(request)
     decision = pending(
         request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"
     )

@@ -44,7 +44,7 @@ from exchange.models import LinkKey, SourceRecord
 from exchange.policy import Mode
 from exchange.registry import record_ref
 from gateway.audited import end_reads, pending, run_audited
-from gateway.deps import AppState, RequestIdDep, StateDep
+from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
     ApiKeyHeader,
@@ -197,8 +197,6 @@ NameParam = Annotated[
 )
 def search_persons(
     request: Request,
-    state: StateDep,
-    request_id: RequestIdDep,
     name: NameParam,
     birth_date: Annotated[
         str | None, Query(max_length=10, description="YYYY-MM-DD (or YYYYMMDD).")
@@ -210,6 +208,7 @@ def search_persons(
     x_api_key: ApiKeyHeader = None,
 ) -> Response:
     del x_api_key
+    state, request_id = request_context(request)
     decision = pending(request_id, "person.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "person"
     return _search(
@@ -234,8 +233,6 @@ def search_persons(
 )
 def search_organisations(
     request: Request,
-    state: StateDep,
-    request_id: RequestIdDep,
     name: NameParam,
     purpose: PurposeParam = None,
     case_ref: CaseRefParam = None,
@@ -244,6 +241,7 @@ def search_organisations(
     x_api_key: ApiKeyHeader = None,
 ) -> Response:
     del x_api_key
+    state, request_id = request_context(request)
     decision = pending(request_id, "organisation.search", purpose=purpose, case_ref=case_ref)
     decision.dataset = "organisation"
     return _search(
