@@ -30,14 +30,16 @@ class _Compiled(NamedTuple):
     sql: str
     names: tuple[str, ...] | None  # the order of the parameters, for positional drivers
     defaults: dict[str, Any]  # values bound in the statement itself (e.g. an IN list)
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    converters: dict[str, Callable[[Any], Any]]  # the given parameters' bind processors
+    processors: tuple[Callable[[Any], Any] | None, ...]  # the columns' result processors
 
 
 class DriverSelect:
     """A Core ``select`` run on the driver's cursor; its rows have the columns' names.
 
-    Parameters are given to the driver as they are: use it for strings and
-    integers (``bindparam`` by name), not for values a column type must convert.
+    Parameters are ``bindparam``s given by name at each call, converted by their
+    types' bind processors as in a Core execution; an IN list must be bound in the
+    statement itself (it is expanded once, when compiled), not given at the call.
     """
 
     def __init__(self, statement: SelectBase) -> None:
@@ -56,14 +58,28 @@ class DriverSelect:
             # given at execution keep their names.
             done = self.statement.compile(dialect=dialect)
             given = {name for name, bind in done.binds.items() if bind.required}
+            if any(done.binds[name].expanding for name in given):
+                raise ValueError("an expanding parameter must be bound in the statement")
             expanded = done.construct_expanded_state(dict.fromkeys(given))
+            # Bind processors: the expanded IN lists' from the expansion, the others' from
+            # their types.
+            convert: dict[str, Callable[[Any], Any]] = dict(expanded.processors)
+            for name, bind in done.binds.items():
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None and not bind.expanding:
+                    convert[name] = processor
             processors = tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in self.statement.selected_columns
             )
             names = tuple(expanded.positiontup) if expanded.positiontup is not None else None
-            defaults = {k: v for k, v in expanded.parameters.items() if k not in given}
-            compiled = _Compiled(expanded.statement, names, defaults, processors)
+            defaults = {
+                k: convert[k](v) if k in convert else v
+                for k, v in expanded.parameters.items()
+                if k not in given
+            }
+            converters = {k: p for k, p in convert.items() if k in given}
+            compiled = _Compiled(expanded.statement, names, defaults, converters, processors)
             self._compiled[dialect.name] = compiled
         return compiled
 
@@ -83,6 +99,8 @@ class DriverSelect:
     def _run(self, dialect: Dialect, dbapi_connection: Any, params: Mapping[str, Any]) -> list[Any]:
         compiled = self._for(dialect)
         values = {**compiled.defaults, **params}
+        for name, convert in compiled.converters.items():
+            values[name] = convert(values[name])
         arguments: Any = (
             tuple(values[name] for name in compiled.names) if compiled.names is not None else values
         )
