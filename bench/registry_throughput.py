@@ -23,6 +23,9 @@ Run from the project root::
    * **bare**: a kafka-python ``KafkaConsumer`` with the settings of
      :func:`exchange.clients.consumer` (same pattern, fresh group) polling up
      to 5,000 records at a time and committing after each poll, to the end;
+   * **verify**: the same consumer, also checking each record's signature
+     (:func:`exchange.provenance.verify_record`, the department's public keys
+     read once) in that one process: the work no build can skip;
    * **builder**: a :class:`exchange.builder.RegistryBuilder` with a fresh
      group, from its construction until it has applied all ``N`` records
      (signature verified, decoded, upserted, linked, offsets committed).
