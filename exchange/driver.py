@@ -5,9 +5,9 @@ gateway about 0.3 ms of CPU before the database does anything: the session's
 transaction, the connection checkout, the compiled-cache lookup, the result
 object. The same read on the driver's cursor costs about 0.05 ms. A
 :class:`DriverSelect` is written as an ordinary Core ``select``, compiled once
-for each dialect, and its values are converted exactly as SQLAlchemy converts
-them (each column type's own result processor), so its rows hold what a Core
-execution's rows would.
+for each dialect, and its parameters and values are converted exactly as
+SQLAlchemy converts them (each type's own bind and result processors), so its
+rows hold what a Core execution's rows would.
 
 A read that runs outside any transaction of the session takes a pooled connection
 for that one statement and gives it back at once (nothing is held while another
