@@ -9,19 +9,17 @@ hidden, a purpose no grant serves refused; every request audited once.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors import load_definition, run_connector
 from exchange import audit
 from exchange.apikeys import create_key
 from exchange.broker import LocalKafka
-from exchange.builder import RegistryBuilder
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry, SourceRecord
@@ -29,8 +27,9 @@ from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import add_grant, add_purpose
-from tests.support.kafka import end_offsets, start_group_at
+from tests.support.kafka import end_offsets
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
@@ -109,30 +108,7 @@ def test_grants_decide_what_the_gateway_returns(
             keys=keys_for(sessions),
         )
         assert (report.read, report.published, report.rejected) == (3, 3, 0)
-        group = f"builder-{uuid.uuid4().hex[:8]}"
-        start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
-        builder = RegistryBuilder(
-            kafka.bootstrap_servers,
-            sessions,
-            linkage_key=LINKAGE_KEY.encode(),
-            keystore=keys_for(sessions).keystore,
-            group_id=group,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            count = 0
-            while count < 3:
-                assert time.monotonic() < deadline, f"registry holds {count} of 3 records"
-                builder.poll_once(500)
-                with sessions() as session:
-                    count = (
-                        session.scalar(
-                            select(func.count()).where(SourceRecord.department == department)
-                        )
-                        or 0
-                    )
-        finally:
-            builder.close()
+        build_department(kafka.bootstrap_servers, sessions, department, 3, start)
         with sessions() as session:
             stored = session.scalars(select(SourceRecord)).all()
             assert all(PEOPLE["G1"][0] not in json.dumps(r.payload) for r in stored)

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors import load_definition, run_connector
 from exchange import audit
 from exchange.apikeys import create_key
 from exchange.blindindex import blind_index
 from exchange.broker import LocalKafka
-from exchange.builder import RegistryBuilder
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.keystore import TOKEN_VERSION, KeyDestroyedError, LocalKeyStore
@@ -34,8 +32,9 @@ from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import add_grant, add_purpose
-from tests.support.kafka import end_offsets, read_topic, start_group_at
+from tests.support.kafka import end_offsets, read_topic
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64, keys_for
+from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
@@ -140,30 +139,7 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
             assert PEOPLE[local_id][1].encode() in message.value
 
         # 2. The registry holds ciphertext and the blind index, never the identifier.
-        group = f"builder-{uuid.uuid4().hex[:8]}"
-        start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
-        builder = RegistryBuilder(
-            kafka.bootstrap_servers,
-            sessions,
-            linkage_key=LINKAGE_KEY.encode(),
-            keystore=keys_for(sessions).keystore,
-            group_id=group,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            count = 0
-            while count < 3:
-                assert time.monotonic() < deadline, f"registry holds {count} of 3 records"
-                builder.poll_once(500)
-                with sessions() as session:
-                    count = (
-                        session.scalar(
-                            select(func.count()).where(SourceRecord.department == department)
-                        )
-                        or 0
-                    )
-        finally:
-            builder.close()
+        build_department(kafka.bootstrap_servers, sessions, department, 3, start)
         with sessions() as session:
             records = session.scalars(
                 select(SourceRecord).where(SourceRecord.department == department)

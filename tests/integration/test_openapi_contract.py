@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,23 +34,22 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from exchange.apikeys import create_key
 from exchange.broker import LocalKafka
-from exchange.builder import RegistryBuilder
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import Department, Grant, Purpose, SourceRecord
+from exchange.models import Department, Grant, Purpose
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.standards import load_standard
 from schemas.validators import resident_id_check_character
 from tests.support.gateway import running_gateway
-from tests.support.kafka import end_offsets, start_group_at
+from tests.support.kafka import end_offsets
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
@@ -129,30 +127,7 @@ def _publish_people(
         keys=keys_for(sessions),
     )
     assert (report.published, report.rejected) == (len(PEOPLE), 0)
-    group = f"contract-{uuid.uuid4().hex[:8]}"
-    start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
-    builder = RegistryBuilder(
-        kafka.bootstrap_servers,
-        sessions,
-        linkage_key=LINKAGE_KEY.encode(),
-        keystore=keys_for(sessions).keystore,
-        group_id=group,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        count = 0
-        while count < len(PEOPLE):
-            assert time.monotonic() < deadline, f"registry holds {count} of {len(PEOPLE)}"
-            builder.poll_once(500)
-            with sessions() as session:
-                count = (
-                    session.scalar(
-                        select(func.count()).where(SourceRecord.department == department)
-                    )
-                    or 0
-                )
-    finally:
-        builder.close()
+    build_department(kafka.bootstrap_servers, sessions, department, len(PEOPLE), start)
     return ids
 
 

@@ -13,21 +13,21 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors import load_definition, run_connector
 from exchange import audit
 from exchange.apikeys import create_key
 from exchange.broker import LocalKafka
-from exchange.builder import RegistryBuilder
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory, transaction
 from exchange.models import AuditEntry, SourceRecord
 from gateway import create_app
 from schemas import SchemaStore
 from tests.support.catalogue import add_grant, add_purpose
-from tests.support.kafka import end_offsets, start_group_at
+from tests.support.kafka import end_offsets
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
@@ -142,26 +142,7 @@ def test_csv_to_registry_to_gateway_to_audit(
     assert reasons == ["date.invalid", "resident_id.check_character"]
 
     # 3. The registry builder applies exactly the valid rows.
-    group = f"builder-{uuid.uuid4().hex[:8]}"
-    start_group_at(kafka.bootstrap_servers, group, "std.person.v1", start)
-    builder = RegistryBuilder(
-        kafka.bootstrap_servers,
-        sessions,
-        linkage_key=LINKAGE_KEY.encode(),
-        keystore=keys_for(sessions).keystore,
-        group_id=group,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        count = 0
-        while count < 3 and time.monotonic() < deadline:
-            builder.poll_once(500)
-            with sessions() as session:
-                count = session.scalar(
-                    select(func.count()).where(SourceRecord.department == department)
-                )
-    finally:
-        builder.close()
+    build_department(kafka.bootstrap_servers, sessions, department, 3, start)
     with sessions() as session:
         rows = session.scalars(
             select(SourceRecord).where(SourceRecord.department == department)

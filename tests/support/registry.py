@@ -1,0 +1,53 @@
+"""Building the registry from what a test published: one helper for the tests that need it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.builder import RegistryBuilder
+from exchange.models import SourceRecord
+from tests.support.kafka import start_group_at
+from tests.support.keys import LINKAGE_KEY, keys_for
+
+
+def build_department(
+    bootstrap: str,
+    sessions: sessionmaker[Session],
+    department: str,
+    count: int,
+    start: dict[int, int],
+    *,
+    topic: str = "std.person.v1",
+    timeout_s: float = 90.0,
+) -> None:
+    """Run a registry builder over ``topic`` from the offsets ``start`` (where the test began
+    publishing, in a new consumer group) until the registry holds ``count`` records of
+    ``department``; fail the test if it does not within ``timeout_s``."""
+    group = f"builder-{uuid.uuid4().hex[:8]}"
+    start_group_at(bootstrap, group, topic, start)
+    builder = RegistryBuilder(
+        bootstrap,
+        sessions,
+        linkage_key=LINKAGE_KEY.encode(),
+        keystore=keys_for(sessions).keystore,
+        group_id=group,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        held = 0
+        while held < count:
+            assert time.monotonic() < deadline, f"registry holds {held} of {count} records"
+            builder.poll_once(500)
+            with sessions() as session:
+                held = (
+                    session.scalar(
+                        select(func.count()).where(SourceRecord.department == department)
+                    )
+                    or 0
+                )
+    finally:
+        builder.close()
