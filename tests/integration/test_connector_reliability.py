@@ -34,21 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from sqlalchemy import func, select
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors.publisher import RunReport
 from exchange.broker import LocalKafka, pid_alive
 from exchange.builder import DLQ_TOPIC as REGISTRY_DLQ
-from exchange.builder import RegistryBuilder
 from exchange.clients import ensure_topics
 from exchange.db import make_engine, migrate, session_factory
 from exchange.models import ConnectorCheckpoint, ConnectorRun, SourceRecord
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.registry import build_department
 
 # kafka-python 3.0 leaves some sockets to the garbage collector: always the socket of a
 # refused connection (kafka/net/inet.py, KafkaNetSocket.connect never closes it), which
@@ -267,43 +267,16 @@ def _build_registry(
 ) -> None:
     """Run a registry builder (own group, starting at ``start`` on the topic) until it
     holds every valid row of ``source`` and then nothing more arrives."""
-    group = f"reliability-builder-{uuid.uuid4().hex[:8]}"
-    # The new group starts where this test started publishing: other tests' records
-    # on the shared topic (other departments, other keys) are not this test's concern.
-    seed = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        seed.commit(
-            {TopicPartition(TOPIC, p): OffsetAndMetadata(o, "", -1) for p, o in start.items()}
-        )
-    finally:
-        seed.close()
-    builder = RegistryBuilder(
+    build_department(
         bootstrap,
         sessions,
-        linkage_key=LINKAGE_KEY.encode(),
-        keystore=keys_for(sessions).keystore,
-        group_id=group,
+        source.department,
+        len(source.valid),
+        start,
+        topic=TOPIC,
+        timeout_s=timeout,
+        drain=True,
     )
-    try:
-        deadline = time.monotonic() + timeout
-        count = 0
-        while count < len(source.valid):
-            assert time.monotonic() < deadline, (
-                f"the registry holds {count} of {len(source.valid)} records after {timeout:.0f}s"
-            )
-            builder.poll_once(500)
-            count = _registry_count(sessions, source.department)
-        # Drain the rest (records sent twice): they must change nothing.
-        builder.run_until_idle(idle_s=2.0, timeout_s=max(deadline - time.monotonic(), 10.0))
-    finally:
-        builder.close()
-
-
-def _registry_count(sessions: sessionmaker[Session], department: str) -> int:
-    with sessions() as session:
-        return (
-            session.scalar(select(func.count()).where(SourceRecord.department == department)) or 0
-        )
 
 
 def _assert_registry(sessions: sessionmaker[Session], source: Source) -> None:

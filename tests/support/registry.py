@@ -23,10 +23,13 @@ def build_department(
     *,
     topic: str = "std.person.v1",
     timeout_s: float = 90.0,
+    drain: bool = False,
 ) -> None:
     """Run a registry builder over ``topic`` from the offsets ``start`` (where the test began
     publishing, in a new consumer group) until the registry holds ``count`` records of
-    ``department``; fail the test if it does not within ``timeout_s``."""
+    ``department``; fail the test if it does not within ``timeout_s``. With ``drain``, the
+    builder then reads on until nothing more arrives (records sent twice, which must
+    change nothing)."""
     group = f"builder-{uuid.uuid4().hex[:8]}"
     start_group_at(bootstrap, group, topic, start)
     builder = RegistryBuilder(
@@ -40,7 +43,9 @@ def build_department(
         deadline = time.monotonic() + timeout_s
         held = 0
         while held < count:
-            assert time.monotonic() < deadline, f"registry holds {held} of {count} records"
+            assert time.monotonic() < deadline, (
+                f"the registry holds {held} of {count} records after {timeout_s:.0f}s"
+            )
             builder.poll_once(500)
             with sessions() as session:
                 held = (
@@ -49,5 +54,7 @@ def build_department(
                     )
                     or 0
                 )
+        if drain:
+            builder.run_until_idle(idle_s=2.0, timeout_s=max(deadline - time.monotonic(), 10.0))
     finally:
         builder.close()
