@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Executable, and_, bindparam, or_, select, union_all
+from sqlalchemy import ColumnElement, Executable, and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from exchange import audit, catalogue
@@ -100,15 +100,22 @@ class EntityView(Page):
 
 R = TypeVar("R", bound=RecordRow)
 
-# The lookups' reads, built once: Core rows of source_records (no ORM objects), with the
-# datasets named so the (dataset, lookup_key) index is used.
+# The lookups' reads, built once: Core rows of source_records (no ORM objects).
 _RECORDS = SourceRecord.__table__
-_KEYED = and_(  # live records keyed by the subject
-    _RECORDS.c.dataset.in_(bindparam("datasets", expanding=True)),
-    _RECORDS.c.lookup_key == bindparam("subject"),
-    _RECORDS.c.deleted.is_(False),
-)
-_BY_KEY = select(_RECORDS).where(_KEYED)
+
+
+@cache
+def _keyed() -> ColumnElement[bool]:
+    """Live records keyed by the ``subject`` parameter. The datasets are named so that the
+    (dataset, lookup_key) index is used; they are the shipped standards', fixed for the
+    process."""
+    return and_(
+        _RECORDS.c.dataset.in_(catalogue.available_datasets()),
+        _RECORDS.c.lookup_key == bindparam("subject"),
+        _RECORDS.c.deleted.is_(False),
+    )
+
+
 _MEMBERS = select(_RECORDS).where(
     _RECORDS.c.entity_id.in_(bindparam("entity_ids", expanding=True)),
     _RECORDS.c.deleted.is_(False),
@@ -143,11 +150,7 @@ _ROW_COLUMNS = (  # what a RecordRow has
 # twice; _keyed_with_members keeps one.
 @cache
 def _keyed_and_members() -> dict[str, DriverSelect]:
-    keyed = and_(  # the datasets are the shipped standards': fixed for the process
-        _RECORDS.c.dataset.in_(catalogue.available_datasets()),
-        _RECORDS.c.lookup_key == bindparam("subject"),
-        _RECORDS.c.deleted.is_(False),
-    )
+    keyed = _keyed()
     members = and_(
         _RECORDS.c.deleted.is_(False),
         _RECORDS.c.entity_id.in_(
@@ -173,17 +176,12 @@ def _keyed_with_members(session: Session, subject: str) -> list[RecordRow]:
 
 def _matched(session: Session, subject: str, ids: list[int]) -> list[RecordRow]:
     """The live records keyed by ``subject`` (its blind index), and those of ``ids``."""
-    datasets = catalogue.available_datasets()
-    if not ids:
-        return _rows(session, _BY_KEY, {"datasets": datasets, "subject": subject})
-    statement = select(_RECORDS).where(
-        or_(
-            and_(_RECORDS.c.dataset.in_(datasets), _RECORDS.c.lookup_key == subject),
-            _RECORDS.c.id.in_(ids),
-        ),
-        _RECORDS.c.deleted.is_(False),
+    statement = (
+        select(_RECORDS).where(or_(_keyed(), _RECORDS.c.id.in_(ids)), _RECORDS.c.deleted.is_(False))
+        if ids
+        else select(_RECORDS).where(_keyed())
     )
-    return _rows(session, statement, {})
+    return _rows(session, statement, {"subject": subject})
 
 
 def _with_members(session: Session, matched: Sequence[RecordRow]) -> list[RecordRow]:

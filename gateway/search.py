@@ -209,8 +209,9 @@ def search_persons(
 ) -> Response:
     del x_api_key
     state, request_id = request_context(request)
-    decision = pending(request_id, "person.search", purpose=purpose, case_ref=case_ref)
-    decision.dataset = "person"
+    decision = pending(
+        request_id, "person.search", purpose=purpose, case_ref=case_ref, dataset="person"
+    )
     return _search(
         state,
         request,
@@ -242,8 +243,13 @@ def search_organisations(
 ) -> Response:
     del x_api_key
     state, request_id = request_context(request)
-    decision = pending(request_id, "organisation.search", purpose=purpose, case_ref=case_ref)
-    decision.dataset = "organisation"
+    decision = pending(
+        request_id,
+        "organisation.search",
+        purpose=purpose,
+        case_ref=case_ref,
+        dataset="organisation",
+    )
     return _search(
         state,
         request,
