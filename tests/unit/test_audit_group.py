@@ -222,3 +222,43 @@ def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
     assert calls[0] == 3
     assert all(isinstance(e, KeyboardInterrupt) for e in outcomes.values())
     assert _request_ids(sessions) == []
+
+
+def test_decisions_that_come_during_a_write_are_the_next_batch_written_by_one_of_them(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    writing, finish = threading.Event(), threading.Event()
+    real_write = writer._write
+    writers: list[tuple[str, list[str]]] = []
+
+    def slow_first(batch: list[_Pending]) -> None:
+        writers.append((threading.current_thread().name, [p.decision.request_id for p in batch]))
+        if len(writers) == 1:
+            writing.set()
+            assert finish.wait(10)
+        real_write(batch)
+
+    monkeypatch.setattr(writer, "_write", slow_first)
+    first = threading.Thread(target=writer.append, args=(_decision(0),), name="t0")
+    first.start()
+    assert writing.wait(10)
+    late = [
+        threading.Thread(target=writer.append, args=(_decision(n),), name=f"t{n}")
+        for n in (1, 2, 3)
+    ]
+    for t in late:
+        t.start()
+    while len(writer._queue) < 3:
+        threading.Event().wait(0.01)
+    assert _request_ids(sessions) == []  # nobody else writes while the first batch is written
+    finish.set()
+    for t in [first, *late]:
+        t.join(10)
+        assert not t.is_alive()
+    assert writer.batches == 2
+    assert writers[0] == ("t0", ["r0"])
+    # The three that came too late are one batch, written by one of them.
+    assert writers[1][0] in {"t1", "t2", "t3"}
+    assert sorted(writers[1][1]) == ["r1", "r2", "r3"]
+    assert sorted(_request_ids(sessions)) == ["r0", "r1", "r2", "r3"]
