@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            state.audit_writer.close()  # the last entries committed before the last head
             worker.stop()
             state.publishers.close()
             engine.dispose()

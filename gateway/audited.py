@@ -11,26 +11,40 @@ Read-only work (lookups, searches) runs in its own session outside the audit
 lock, and only the append takes the lock, in a short transaction of its own: the
 gateway serves many reads at once and serialises only the appends. Such work sees
 the database as of its own reads; the entry is written after them.
+
+:func:`run_audited_read` is the caseworkers' form of read-only work: the route
+returns at once an :class:`AuditedResponse`, which waits in the event loop for its
+entry's batch to commit (:mod:`exchange.audit.group`) before it sends anything, and
+sends a 503 problem instead if the entry could not be written. A request holds no
+worker thread while its entry waits.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.types import Receive, Scope, Send
 
 from exchange import audit
 from exchange.apikeys import Identity
+from exchange.audit.group import Ticket
 from exchange.db import transaction
-from exchange.errors import ExchangeError, NotFoundError, PermissionDeniedError
+from exchange.errors import AuditWriteError, ExchangeError, NotFoundError, PermissionDeniedError
 from gateway.access import append, append_committed, identify
 from gateway.deps import AppState
-from gateway.problems import status_for
+from gateway.problems import domain_problem, status_for
+from gateway.views import json_response
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def pending(
@@ -94,6 +108,57 @@ def run_audited(
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome
+
+
+class AuditedResponse(Response):
+    """``response``, sent once the audit entry of ``ticket`` is committed; if it could not
+    be, a 503 problem is sent instead and nothing of ``response`` (fail closed)."""
+
+    def __init__(self, ticket: Ticket, response: Response, request: Request) -> None:
+        # Not Response.__init__: the body and headers are ``response``'s, already rendered.
+        self.status_code = response.status_code
+        self.body = response.body
+        self.raw_headers = response.raw_headers
+        self.background = response.background
+        self._ticket = ticket
+        self._request = request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._ticket.settled()
+        if self._ticket.error is None:
+            await super().__call__(scope, receive, send)
+            return
+        log.error("audit entry not written: %r", self._ticket.error)
+        refused = AuditWriteError("the audit log could not be written; the request is refused")
+        await domain_problem(self._request, refused)(scope, receive, send)
+
+
+def run_audited_read(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    work: Callable[[Session, Identity], M],
+) -> Response:
+    """:func:`run_audited` for read-only work that answers a model: the answer (the model as
+    JSON, or the problem of a domain error) is sent by an :class:`AuditedResponse`, once the
+    entry is committed."""
+    try:
+        with state.sessions() as session:
+            outcome = _decide(state, request, decision, work, session, None)
+    except Exception:
+        # As in run_audited: a failure of the work itself (a database error) still leaves its
+        # entry, then the 500 is answered.
+        decision.decision, decision.status = "deny", 500
+        decision.reason, decision.fields = "internal error; nothing was disclosed", []
+        append_committed(state, decision)
+        raise
+    try:
+        ticket = state.audit_writer.submit(decision)
+    except Exception as exc:
+        raise AuditWriteError("the audit log could not be written; the request is refused") from exc
+    if isinstance(outcome, ExchangeError):
+        return AuditedResponse(ticket, domain_problem(request, outcome), request)
+    return AuditedResponse(ticket, json_response(outcome), request)
 
 
 def _decide(

@@ -139,18 +139,24 @@ def _is_registry(request: Request) -> bool:
     return request.url.path.startswith(REGISTRY_PREFIX)
 
 
+def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
+    """The answer to a domain error: what the gateway's handler of ``ExchangeError`` sends,
+    for routes that answer their errors themselves."""
+    status = status_for(exc)
+    if status >= 500:
+        log.error("request failed: %s: %s", exc.code, exc.message)
+    headers = _headers(exc)
+    if _is_registry(request):
+        return confluent_error(status, _registry_code(exc, status), exc.message, headers)
+    return problem(status, type(exc).__name__, exc.message, exc.code, request, headers)
+
+
 def install(app: FastAPI) -> None:
     document(app)
 
     @app.exception_handler(ExchangeError)
     async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
-        status = status_for(exc)
-        if status >= 500:
-            log.error("request failed: %s: %s", exc.code, exc.message)
-        headers = _headers(exc)
-        if _is_registry(request):
-            return confluent_error(status, _registry_code(exc, status), exc.message, headers)
-        return problem(status, type(exc).__name__, exc.message, exc.code, request, headers)
+        return domain_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,7 +29,7 @@ from exchange.linkage import golden_record, trust_ranks
 from exchange.models import Entity, LinkKey, SourceRecord
 from exchange.policy import Access, Mode
 from exchange.registry import record_ref
-from gateway.audited import end_reads, pending, run_audited
+from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -46,7 +46,6 @@ from gateway.views import (
     Page,
     RecordRow,
     RecordView,
-    json_response,
     record_view,
     returned_fields,
 )
@@ -233,7 +232,7 @@ def _lookup(
             **paging(request, len(visible), limit, offset),
         )
 
-    return json_response(run_audited(state, request, decision, work, read_only=True))
+    return run_audited_read(state, request, decision, work)
 
 
 def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
@@ -403,4 +402,4 @@ def get_entity(
             **paging(request, len(views), limit, offset),
         )
 
-    return json_response(run_audited(state, request, decision, work, read_only=True))
+    return run_audited_read(state, request, decision, work)

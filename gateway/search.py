@@ -43,7 +43,7 @@ from exchange.linkage import (
 from exchange.models import LinkKey, SourceRecord
 from exchange.policy import Mode
 from exchange.registry import record_ref
-from gateway.audited import end_reads, pending, run_audited
+from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -57,7 +57,7 @@ from gateway.params import (
 )
 from gateway.query import ERRORS
 from gateway.scope import Scope
-from gateway.views import Page, RecordView, json_response, record_view, returned_fields
+from gateway.views import Page, RecordView, record_view, returned_fields
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -153,7 +153,7 @@ def _search(
         )
         return SearchView(results=shown, **paging(request, len(hits), limit, offset))
 
-    return json_response(run_audited(state, request, decision, work, read_only=True))
+    return run_audited_read(state, request, decision, work)
 
 
 def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:

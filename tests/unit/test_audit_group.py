@@ -6,6 +6,7 @@ append after another would."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
 from exchange.audit import Decision
-from exchange.audit.group import GroupCommit, _Pending
+from exchange.audit.group import GroupCommit, Ticket
 from exchange.audit.log import append_many
 from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
 from exchange.models import AuditEntry, AuditSubject
@@ -181,9 +182,8 @@ def test_one_unwritable_decision_does_not_sink_its_batch(
     bad = _decision(2)
     bad.subjects = [None]  # type: ignore[list-item]  # the subjects index refuses it
     # A batch as concurrent callers would leave it: three decisions queued together.
-    pending = [_Pending(d, utcnow()) for d in (_decision(1), bad, _decision(3))]
+    pending = [Ticket(d, utcnow()) for d in (_decision(1), bad, _decision(3))]
     writer._write(pending)
-    assert [p.done for p in pending] == [True, True, True]
     assert pending[0].error is None
     assert pending[2].error is None
     assert pending[1].error is not None
@@ -209,7 +209,7 @@ def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
     real_write = writer._write
     calls: list[int] = []
 
-    def interrupted_once(batch: list[_Pending]) -> None:
+    def interrupted_once(batch: list[Ticket]) -> None:
         calls.append(len(batch))
         if len(calls) == 1:
             raise KeyboardInterrupt  # escapes the batch's retry, unlike a database error
@@ -224,41 +224,85 @@ def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
     assert _request_ids(sessions) == []
 
 
-def test_decisions_that_come_during_a_write_are_the_next_batch_written_by_one_of_them(
+def test_decisions_that_come_during_a_write_are_the_next_batch(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = GroupCommit(sessions, threading.Lock())
     writing, finish = threading.Event(), threading.Event()
     real_write = writer._write
-    writers: list[tuple[str, list[str]]] = []
+    batches: list[list[str]] = []
 
-    def slow_first(batch: list[_Pending]) -> None:
-        writers.append((threading.current_thread().name, [p.decision.request_id for p in batch]))
-        if len(writers) == 1:
+    def slow_first(batch: list[Ticket]) -> None:
+        batches.append([t.decision.request_id for t in batch])
+        if len(batches) == 1:
             writing.set()
             assert finish.wait(10)
         real_write(batch)
 
     monkeypatch.setattr(writer, "_write", slow_first)
-    first = threading.Thread(target=writer.append, args=(_decision(0),), name="t0")
-    first.start()
+    first = writer.submit(_decision(0))
     assert writing.wait(10)
-    late = [
-        threading.Thread(target=writer.append, args=(_decision(n),), name=f"t{n}")
-        for n in (1, 2, 3)
-    ]
-    for t in late:
-        t.start()
-    while len(writer._queue) < 3:
-        threading.Event().wait(0.01)
-    assert _request_ids(sessions) == []  # nobody else writes while the first batch is written
+    late = [writer.submit(_decision(n)) for n in (1, 2, 3)]
+    assert not first.done  # settled only once committed
+    assert _request_ids(sessions) == []
     finish.set()
-    for t in [first, *late]:
-        t.join(10)
-        assert not t.is_alive()
+    for ticket in [first, *late]:
+        ticket.wait()
+        assert ticket.done
+        assert ticket.error is None
+    assert batches == [["r0"], ["r1", "r2", "r3"]]  # the three that came meanwhile: one batch
     assert writer.batches == 2
-    assert writers[0] == ("t0", ["r0"])
-    # The three that came too late are one batch, written by one of them.
-    assert writers[1][0] in {"t1", "t2", "t3"}
-    assert sorted(writers[1][1]) == ["r1", "r2", "r3"]
-    assert sorted(_request_ids(sessions)) == ["r0", "r1", "r2", "r3"]
+    assert _request_ids(sessions) == ["r0", "r1", "r2", "r3"]
+
+
+def test_a_ticket_is_awaited_in_the_event_loop(sessions: sessionmaker[Session]) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+
+    async def lookup(n: int) -> tuple[bool, BaseException | None]:
+        ticket = writer.submit(_decision(n))
+        await ticket.settled()
+        with sessions() as session:  # committed by the time it is settled
+            seen = session.scalar(select(func.count()).where(AuditEntry.request_id == f"r{n}"))
+        return seen == 1, ticket.error
+
+    async def many() -> list[tuple[bool, BaseException | None]]:
+        return list(await asyncio.gather(*(lookup(n) for n in range(20))))
+
+    assert asyncio.run(many()) == [(True, None)] * 20
+    with sessions() as session:
+        assert audit.verify(session) is None
+
+
+def test_a_failed_entry_settles_its_awaiting_request_with_the_error(
+    sessions: sessionmaker[Session],
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    with sessions() as session:
+        session.execute(text("DELETE FROM audit_tip"))
+        session.commit()
+
+    async def one() -> BaseException | None:
+        ticket = writer.submit(_decision(1))
+        await ticket.settled()
+        return ticket.error
+
+    assert isinstance(asyncio.run(one()), audit.AuditLogError)
+
+
+def test_a_closed_writer_writes_what_is_queued_and_refuses_the_rest(
+    sessions: sessionmaker[Session],
+) -> None:
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock)
+    with lock:  # the writer cannot write yet: both wait in the queue
+        tickets = [writer.submit(_decision(n)) for n in (1, 2)]
+        closing = threading.Thread(target=writer.close)
+        closing.start()
+        while not writer._closed:
+            threading.Event().wait(0.01)
+        with pytest.raises(audit.AuditLogError, match="stopped"):
+            writer.submit(_decision(3))
+    closing.join(10)
+    assert not closing.is_alive()
+    assert all(t.done and t.error is None for t in tickets)
+    assert _request_ids(sessions) == ["r1", "r2"]
