@@ -18,8 +18,8 @@ temporary directory (WAL, ``synchronous=NORMAL``, as the exchange configures the
    Then **group commit**, as the gateway appends the entries of its lookups and
    searches: ``--writers`` threads (default 50, wrk's connections in
    ``bench.gateway_lookup``) each hand decisions to one
-   :class:`exchange.audit.group.GroupCommit` and wait for their commit; whoever holds
-   the lock appends every decision waiting (:func:`exchange.audit.log.append_many`).
+   :class:`exchange.audit.group.GroupCommit` and wait for their commit; its writer
+   thread appends every decision waiting (:func:`exchange.audit.log.append_many`).
    Its baseline: bare INSERTs of the same rows, committed in transactions of the
    mean batch size group commit reached, from one thread.
 2. **Verify.** A log of M entries (default 1,000,000) is filled through the bulk
@@ -200,6 +200,7 @@ def run_group(
         thread.join()
     elapsed = time.perf_counter() - t
     CPU["group"].append(n / (time.process_time() - cpu))
+    group.close()
     signer.finish()
     if failures or group.appended != n:
         say(f"error: group commit appended {group.appended} of {n}: {failures[:1]}")
