@@ -1,29 +1,26 @@
 """One audited request: authenticate, decide, do the work, write exactly one audit entry.
 
-The entry is committed before the response is built; if it cannot be written the
+The entry is committed before anything is answered; if it cannot be written the
 request fails (503) and nothing is disclosed (fail closed). A domain error raised
 by the work is answered after its entry is written, so every request, allowed or
 denied, leaves exactly one entry.
 
-Work that changes the database (``read_only=False``, the default) runs in the
-transaction that appends the entry, so the change and its entry commit together.
-Read-only work (lookups, searches) runs in its own session outside the audit
-lock, and only the append takes the lock, in a short transaction of its own: the
-gateway serves many reads at once and serialises only the appends. Such work sees
-the database as of its own reads; the entry is written after them.
-
-:func:`run_audited_read` is the caseworkers' form of read-only work: the route
-returns at once an :class:`AuditedResponse`, which waits in the event loop for its
-entry's batch to commit (:mod:`exchange.audit.group`) before it sends anything, and
-sends a 503 problem instead if the entry could not be written. A request holds no
-worker thread while its entry waits.
+Work that changes the database (:func:`run_audited`) runs in the transaction that
+appends the entry, under the audit lock, so the change and its entry commit
+together. Read-only work (lookups, searches: :func:`run_audited_read`) runs in its
+own session outside the audit lock, and its entry is group-committed afterwards
+(:mod:`exchange.audit.group`): the gateway serves many reads at once and
+serialises only the appends. Such work sees the database as of its own reads.
+The route returns at once an :class:`AuditedResponse`, which waits in the event
+loop for the entry's commit before it sends anything, and sends a 503 problem
+instead if the entry could not be written: a request holds no worker thread while
+its entry waits.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 from fastapi import Request, Response
@@ -76,35 +73,19 @@ def run_audited(
     work: Callable[[Session, Identity], T],
     *,
     roles: frozenset[str] | None = None,
-    read_only: bool = False,
 ) -> T:
-    """Run ``work`` for the caller and audit the outcome in ``decision``.
+    """Run ``work`` for the caller, in the transaction that appends its entry, and audit
+    the outcome in ``decision``.
 
     ``work`` may fill in ``decision`` (datasets, subjects, fields, reason); an
     outcome without an error is recorded as ``allow``/200 unless ``work`` set
     another status. A :class:`NotFoundError` is recorded as an allowed request
     answered 404 (the caller was entitled to ask); any other domain error as a
-    denial with its status and message. ``read_only`` work must not write: its
-    session is never committed.
+    denial with its status and message.
     """
-    outcome: T | ExchangeError
-    lock: AbstractContextManager[object] = nullcontext() if read_only else state.audit_lock
-    try:
-        with lock, state.sessions() if read_only else transaction(state.sessions) as session:
-            outcome = _decide(state, request, decision, work, session, roles)
-            if not read_only:
-                append(session, decision)
-    except Exception as exc:
-        if not read_only or isinstance(exc, ExchangeError):
-            raise
-        # An unexpected failure of read-only work (a database error): nothing was read out,
-        # but the request was still made; it leaves its entry, then the 500 is answered.
-        decision.decision, decision.status = "deny", 500
-        decision.reason, decision.fields = "internal error; nothing was disclosed", []
-        append_committed(state, decision)
-        raise
-    if read_only:
-        append_committed(state, decision)
+    with state.audit_lock, transaction(state.sessions) as session:
+        outcome = _decide(state, request, decision, work, session, roles)
+        append(session, decision)
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome
@@ -139,15 +120,16 @@ def run_audited_read(
     decision: audit.Decision,
     work: Callable[[Session, Identity], M],
 ) -> Response:
-    """:func:`run_audited` for read-only work that answers a model: the answer (the model as
-    JSON, or the problem of a domain error) is sent by an :class:`AuditedResponse`, once the
-    entry is committed."""
+    """Run read-only ``work`` for the caller and audit the outcome in ``decision`` (as
+    :func:`run_audited` does); the answer, the model as JSON or the problem of a domain
+    error, is sent by an :class:`AuditedResponse` once the entry is committed. ``work``
+    must not write: its session is never committed."""
     try:
         with state.sessions() as session:
             outcome = _decide(state, request, decision, work, session, None)
     except Exception:
-        # As in run_audited: a failure of the work itself (a database error) still leaves its
-        # entry, then the 500 is answered.
+        # A failure of the work itself (a database error): nothing was read out, but the
+        # request was still made; it leaves its entry, then the 500 is answered.
         decision.decision, decision.status = "deny", 500
         decision.reason, decision.fields = "internal error; nothing was disclosed", []
         append_committed(state, decision)
