@@ -8,6 +8,8 @@ exactly one audit entry.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -524,3 +526,25 @@ def test_lookup_includes_the_entitys_records_not_keyed_by_the_identifier(env: En
     other = env.get(f"/v1/persons/{mistyped}", purpose=MLA).json()
     assert other["total"] == 3
     assert other["entity_ids"] == ["E1"]
+
+
+def test_a_lookup_is_answered_only_once_its_audit_entry_is_committed(env: Env) -> None:
+    state = env.client.app.state.exchange  # type: ignore[attr-defined]
+    before = env.audit_count()
+    answers: list[Any] = []
+    lookup = threading.Thread(
+        target=lambda: answers.append(env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-7"))
+    )
+    with state.audit_lock:  # the writer cannot append: the entry waits, and so must the answer
+        lookup.start()
+        deadline = time.monotonic() + 10
+        while not state.audit_writer._queue and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(state.audit_writer._queue) == 1  # the work is done, its entry queued
+        time.sleep(0.3)
+        assert answers == []
+        assert env.audit_count() == before
+    lookup.join(10)
+    assert [a.status_code for a in answers] == [200]
+    assert env.audit_count() == before + 1
+    assert env.last_entry().case_ref == "C-7"
