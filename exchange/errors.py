@@ -183,3 +183,8 @@ class NotFoundError(ExchangeError):
 class AuditWriteError(ExchangeError):
     code = "audit_write_failed"
     retriable = True
+
+    def __init__(
+        self, message: str = "the audit log could not be written; the request is refused"
+    ) -> None:
+        super().__init__(message)

@@ -163,7 +163,7 @@ def append(session: Session, decision: audit.Decision) -> None:
     try:
         audit.append(session, decision, at=utcnow())
     except Exception as exc:
-        raise AuditWriteError("the audit log could not be written; the request is refused") from exc
+        raise AuditWriteError() from exc
 
 
 def append_committed(state: AppState, decision: audit.Decision) -> None:
@@ -174,4 +174,4 @@ def append_committed(state: AppState, decision: audit.Decision) -> None:
     try:
         state.audit_writer.append(decision)
     except Exception as exc:
-        raise AuditWriteError("the audit log could not be written; the request is refused") from exc
+        raise AuditWriteError() from exc

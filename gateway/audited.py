@@ -110,8 +110,7 @@ class AuditedResponse(Response):
             await super().__call__(scope, receive, send)
             return
         log.error("audit entry not written: %r", self._ticket.error)
-        refused = AuditWriteError("the audit log could not be written; the request is refused")
-        await domain_problem(self._request, refused)(scope, receive, send)
+        await domain_problem(self._request, AuditWriteError())(scope, receive, send)
 
 
 def run_audited_read(
@@ -137,7 +136,7 @@ def run_audited_read(
     try:
         ticket = state.audit_writer.submit(decision)
     except Exception as exc:
-        raise AuditWriteError("the audit log could not be written; the request is refused") from exc
+        raise AuditWriteError() from exc
     if isinstance(outcome, ExchangeError):
         return AuditedResponse(ticket, domain_problem(request, outcome), request)
     return AuditedResponse(ticket, json_response(outcome), request)
