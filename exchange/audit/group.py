@@ -122,13 +122,20 @@ class GroupCommit:
         self.submit(decision).wait()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the writer; later submits are refused."""
+        """Write what is queued, then stop the writer; later submits are refused. What the
+        writer has not taken within ``timeout`` seconds (the database stuck) is refused, so
+        that no request waits for ever."""
         with self._changed:
             self._closed = True
             self._changed.notify()
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        with self._changed:
+            left, self._queue = self._queue, []
+        for ticket in left:
+            ticket.error = AuditLogError("the audit writer stopped before writing this entry")
+        self._settle(left)
 
     def _run(self) -> None:
         while True:
@@ -142,7 +149,8 @@ class GroupCommit:
                 with self._lock:  # the batch is taken once the lock is ours: all waiting
                     with self._changed:
                         batch, self._queue = self._queue, []
-                    self._write(batch)
+                    if batch:  # empty if close() gave up on them meanwhile
+                        self._write(batch)
             except BaseException as exc:  # not even retried: every waiter is refused
                 log.exception("audit group commit: a batch of %d failed", len(batch))
                 for ticket in batch:

@@ -306,3 +306,20 @@ def test_a_closed_writer_writes_what_is_queued_and_refuses_the_rest(
     assert not closing.is_alive()
     assert all(t.done and t.error is None for t in tickets)
     assert _request_ids(sessions) == ["r1", "r2"]
+
+
+def test_a_writer_that_cannot_finish_in_time_refuses_what_is_left(
+    sessions: sessionmaker[Session],
+) -> None:
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock)
+    with lock:  # the database "stuck": the writer cannot take its batch
+        tickets = [writer.submit(_decision(n)) for n in (1, 2)]
+        writer.close(timeout=0.2)
+        for ticket in tickets:  # settled, refused: their requests answer 503, never hang
+            assert ticket.done
+            assert isinstance(ticket.error, audit.AuditLogError)
+    writer._thread.join(10)  # type: ignore[union-attr]
+    assert not writer._thread.is_alive()  # type: ignore[union-attr]
+    assert _request_ids(sessions) == []
+    assert writer.batches == 0
