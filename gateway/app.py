@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from exchange.audit.worker import AuditWorker
@@ -31,6 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
         state = AppState(settings, sessions, keystore)
         state.publishers = publish.Publishers()
         app.state.exchange = state
+        # The threadpool that runs the routes' work (FastAPI's sync routes), for this loop.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.gateway.worker_threads
         worker = AuditWorker(settings, sessions, keystore)  # signs tree heads, mirrors to Kafka
         worker.start()
         try:

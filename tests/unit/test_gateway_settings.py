@@ -51,3 +51,13 @@ def test_a_jwks_url_without_issuer_and_audience_is_refused() -> None:
 def test_negative_limits_are_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ConfigError, match="rate_limit"):
         load_settings(gateway=bad)
+
+
+def test_worker_threads_default_to_eight_and_must_be_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().gateway.worker_threads == 8
+    monkeypatch.setenv("EXCHANGE_GATEWAY__WORKER_THREADS", "32")
+    assert load_settings().gateway.worker_threads == 32
+    with pytest.raises(ConfigError, match="worker_threads"):
+        load_settings(gateway={"worker_threads": 0})

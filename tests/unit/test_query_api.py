@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -548,3 +549,13 @@ def test_a_lookup_is_answered_only_once_its_audit_entry_is_committed(env: Env) -
     assert [a.status_code for a in answers] == [200]
     assert env.audit_count() == before + 1
     assert env.last_entry().case_ref == "C-7"
+
+
+def test_the_routes_work_runs_in_as_many_threads_as_configured(env: Env) -> None:
+    portal = env.client.portal
+    assert portal is not None
+
+    def limit() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert portal.call(limit) == 8  # gateway.worker_threads' default, not AnyIO's 40
