@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from exchange import apikeys, audit, ratelimit
 from exchange.apikeys import Identity
+from exchange.audit.group import Ticket
 from exchange.db import utcnow
 from exchange.errors import (
     AuditWriteError,
@@ -173,5 +174,15 @@ def append_committed(state: AppState, decision: audit.Decision) -> None:
     cannot be written. Returns only once the entry is committed."""
     try:
         state.audit_writer.append(decision)
+    except Exception as exc:
+        raise AuditWriteError() from exc
+
+
+def submit(state: AppState, decision: audit.Decision) -> Ticket:
+    """Queue ``decision`` for group commit and return its ticket at once (what
+    :func:`append_committed` waits for); AuditWriteError if it cannot even be queued (the
+    writer is closed)."""
+    try:
+        return state.audit_writer.submit(decision)
     except Exception as exc:
         raise AuditWriteError() from exc

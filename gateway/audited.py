@@ -33,7 +33,7 @@ from exchange.apikeys import Identity
 from exchange.audit.group import Ticket
 from exchange.db import transaction
 from exchange.errors import AuditWriteError, ExchangeError, NotFoundError, PermissionDeniedError
-from gateway.access import append, append_committed, identify
+from gateway.access import append, append_committed, identify, submit
 from gateway.deps import AppState
 from gateway.problems import domain_problem, status_for
 from gateway.views import json_response
@@ -133,10 +133,7 @@ def run_audited_read(
         decision.reason, decision.fields = "internal error; nothing was disclosed", []
         append_committed(state, decision)
         raise
-    try:
-        ticket = state.audit_writer.submit(decision)
-    except Exception as exc:
-        raise AuditWriteError() from exc
+    ticket = submit(state, decision)
     if isinstance(outcome, ExchangeError):
         return AuditedResponse(ticket, domain_problem(request, outcome), request)
     return AuditedResponse(ticket, json_response(outcome), request)

@@ -154,7 +154,7 @@ class GroupCommit:
             except BaseException as exc:  # not even retried: every waiter is refused
                 log.exception("audit group commit: a batch of %d failed", len(batch))
                 for ticket in batch:
-                    if ticket.error is None and not ticket.done:
+                    if ticket.error is None:  # (none is settled before the finally below)
                         ticket.error = exc
             finally:
                 self._settle(batch)
