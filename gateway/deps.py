@@ -33,7 +33,9 @@ class AppState:
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
         # Read-only requests' entries are group-committed under that lock.
-        self.audit_writer = GroupCommit(sessions, self.audit_lock)
+        self.audit_writer = GroupCommit(
+            sessions, self.audit_lock, delay=settings.audit.commit_delay_ms / 1000
+        )
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
         self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)

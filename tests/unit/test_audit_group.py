@@ -323,3 +323,53 @@ def test_a_writer_that_cannot_finish_in_time_refuses_what_is_left(
     assert not writer._thread.is_alive()  # type: ignore[union-attr]
     assert _request_ids(sessions) == []
     assert writer.batches == 0
+
+
+def _sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The writer's gathering pauses, recorded (and still taken)."""
+    import exchange.audit.group as group
+
+    taken: list[float] = []
+    real = group.time.sleep
+
+    def sleep(seconds: float) -> None:
+        taken.append(seconds)
+        real(seconds)
+
+    monkeypatch.setattr(group.time, "sleep", sleep)
+    return taken
+
+
+def test_under_load_the_writer_gathers_before_its_next_batch(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = _sleeps(monkeypatch)
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock, delay=0.3)
+    # Three at once: a batch of more than one, so the writer is under load.
+    _queue_three_while_locked(lock, writer, lambda n: writer.append(_decision(n)))
+    assert (writer.batches, taken) == (1, [])  # its first batch was not delayed
+    first = writer.submit(_decision(4))
+    # Sent while the writer gathers: written in the same transaction as the first.
+    assert not first.done
+    second = writer.submit(_decision(5))
+    first.wait()
+    second.wait()
+    assert taken == [0.3]
+    assert writer.batches == 2
+    stored = _request_ids(sessions)
+    assert sorted(stored[:3]) == ["r1", "r2", "r3"]
+    assert stored[3:] == ["r4", "r5"]
+
+
+def test_a_lone_request_is_never_delayed(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = _sleeps(monkeypatch)
+    writer = GroupCommit(sessions, threading.Lock(), delay=5.0)
+    for n in range(3):  # one after another: each batch holds one entry
+        writer.append(_decision(n))
+    assert taken == []
+    assert writer.batches == 3
+    with pytest.raises(ValueError, match="negative"):
+        GroupCommit(sessions, threading.Lock(), delay=-1)

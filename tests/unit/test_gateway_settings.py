@@ -53,11 +53,22 @@ def test_negative_limits_are_refused(bad: dict[str, int]) -> None:
         load_settings(gateway=bad)
 
 
-def test_worker_threads_default_to_eight_and_must_be_positive(
+def test_worker_threads_default_to_two_and_must_be_positive(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert load_settings().gateway.worker_threads == 8
+    assert load_settings().gateway.worker_threads == 2
     monkeypatch.setenv("EXCHANGE_GATEWAY__WORKER_THREADS", "32")
     assert load_settings().gateway.worker_threads == 32
     with pytest.raises(ConfigError, match="worker_threads"):
         load_settings(gateway={"worker_threads": 0})
+
+
+def test_the_audit_commit_delay_defaults_to_ten_ms_and_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().audit.commit_delay_ms == 10.0
+    monkeypatch.setenv("EXCHANGE_AUDIT__COMMIT_DELAY_MS", "0")
+    assert load_settings().audit.commit_delay_ms == 0.0
+    for bad in (-1, 1001):
+        with pytest.raises(ConfigError, match="commit_delay_ms"):
+            load_settings(audit={"commit_delay_ms": bad})

@@ -558,4 +558,8 @@ def test_the_routes_work_runs_in_as_many_threads_as_configured(env: Env) -> None
     def limit() -> float:
         return anyio.to_thread.current_default_thread_limiter().total_tokens
 
-    assert portal.call(limit) == 8  # gateway.worker_threads' default, not AnyIO's 40
+    assert portal.call(limit) == 2  # gateway.worker_threads' default, not AnyIO's 40
+
+
+def test_the_audit_writer_gathers_for_the_configured_delay(env: Env) -> None:
+    assert env.client.app.state.exchange.audit_writer._delay == 0.01  # audit.commit_delay_ms
