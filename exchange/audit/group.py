@@ -18,9 +18,10 @@ transaction each, so one unwritable decision does not refuse the others.
 
 A transaction has a fixed cost (taking the tip, committing) that its entries
 share. Under load the writer can wait ``delay`` seconds before taking its next
-batch, so that more entries share it: only when its last batch held more than
-one entry (requests are arriving faster than one a commit), never for a lone
-request. PostgreSQL's ``commit_delay`` and ``commit_siblings`` work alike.
+batch, so that more entries share it: only while it is busy, that is when
+entries were already waiting as it finished a transaction that held more than
+one. A request that finds the writer idle is never delayed. PostgreSQL's
+``commit_delay`` and ``commit_siblings`` work alike.
 """
 
 from __future__ import annotations
@@ -156,12 +157,14 @@ class GroupCommit:
     def _run(self) -> None:
         while True:
             with self._changed:
+                busy = bool(self._queue)  # entries came while the last batch was written
                 while not self._queue and not self._closed:
                     self._changed.wait()
                 if not self._queue:
                     return
                 gather = (
                     self._delay > 0
+                    and busy
                     and self._last > 1
                     and not self._closed
                     and len(self._queue) < self.GATHER_UP_TO

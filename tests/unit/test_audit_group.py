@@ -325,51 +325,68 @@ def test_a_writer_that_cannot_finish_in_time_refuses_what_is_left(
     assert writer.batches == 0
 
 
-def _sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The writer's gathering pauses, recorded (and still taken)."""
+def _sleeps(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], threading.Event]:
+    """The writer's gathering pauses, recorded (and still taken), and an event set as one
+    begins."""
     import exchange.audit.group as group
 
     taken: list[float] = []
+    began = threading.Event()
     real = group.time.sleep
 
     def sleep(seconds: float) -> None:
         taken.append(seconds)
+        began.set()
         real(seconds)
 
     monkeypatch.setattr(group.time, "sleep", sleep)
-    return taken
+    return taken, began
 
 
-def test_under_load_the_writer_gathers_before_its_next_batch(
+def test_a_busy_writer_gathers_before_its_next_batch(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    taken = _sleeps(monkeypatch)
+    taken, gathering = _sleeps(monkeypatch)
     lock = threading.Lock()
     writer = GroupCommit(sessions, lock, delay=0.3)
-    # Three at once: a batch of more than one, so the writer is under load.
-    _queue_three_while_locked(lock, writer, lambda n: writer.append(_decision(n)))
-    assert (writer.batches, taken) == (1, [])  # its first batch was not delayed
-    first = writer.submit(_decision(4))
-    # Sent while the writer gathers: written in the same transaction as the first.
-    assert not first.done
-    second = writer.submit(_decision(5))
-    first.wait()
-    second.wait()
+    writing, finish = threading.Event(), threading.Event()
+    real_write = writer._write
+    batches: list[list[str]] = []
+
+    def slow_first(batch: list[Ticket]) -> None:
+        batches.append([t.decision.request_id for t in batch])
+        if len(batches) == 1:
+            writing.set()
+            assert finish.wait(10)
+        real_write(batch)
+
+    monkeypatch.setattr(writer, "_write", slow_first)
+    with lock:  # both are queued before the writer may take a batch
+        first = [writer.submit(_decision(n)) for n in (1, 2)]
+    assert writing.wait(10)
+    # Comes while a batch of two is written: the writer is busy, so it gathers next.
+    third = writer.submit(_decision(3))
+    finish.set()
+    assert gathering.wait(10)
+    fourth = writer.submit(_decision(4))  # sent while the writer gathers
+    for ticket in [*first, third, fourth]:
+        ticket.wait()
     assert taken == [0.3]
-    assert writer.batches == 2
-    stored = _request_ids(sessions)
-    assert sorted(stored[:3]) == ["r1", "r2", "r3"]
-    assert stored[3:] == ["r4", "r5"]
+    assert batches == [["r1", "r2"], ["r3", "r4"]]
+    assert _request_ids(sessions) == ["r1", "r2", "r3", "r4"]
 
 
-def test_a_lone_request_is_never_delayed(
+def test_a_request_that_finds_the_writer_idle_is_never_delayed(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    taken = _sleeps(monkeypatch)
-    writer = GroupCommit(sessions, threading.Lock(), delay=5.0)
-    for n in range(3):  # one after another: each batch holds one entry
+    taken, _ = _sleeps(monkeypatch)
+    lock = threading.Lock()
+    writer = GroupCommit(sessions, lock, delay=5.0)
+    # A batch of three, after which the writer is idle: the next request is not delayed.
+    _queue_three_while_locked(lock, writer, lambda n: writer.append(_decision(n)))
+    for n in range(4, 7):  # one after another: each finds the writer idle
         writer.append(_decision(n))
     assert taken == []
-    assert writer.batches == 3
+    assert writer.batches == 4
     with pytest.raises(ValueError, match="negative"):
         GroupCommit(sessions, threading.Lock(), delay=-1)
