@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -224,10 +225,11 @@ def test_an_interrupted_writer_refuses_every_waiter_of_its_batch(
     assert _request_ids(sessions) == []
 
 
-def test_decisions_that_come_during_a_write_are_the_next_batch(
-    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writer = GroupCommit(sessions, threading.Lock())
+def _hold_first_batch(
+    writer: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[list[str]], threading.Event, threading.Event]:
+    """Record the request ids of each batch the writer writes, and hold its first batch
+    until ``finish`` is set (``writing`` is set as it begins)."""
     writing, finish = threading.Event(), threading.Event()
     real_write = writer._write
     batches: list[list[str]] = []
@@ -240,6 +242,14 @@ def test_decisions_that_come_during_a_write_are_the_next_batch(
         real_write(batch)
 
     monkeypatch.setattr(writer, "_write", slow_first)
+    return batches, writing, finish
+
+
+def test_decisions_that_come_during_a_write_are_the_next_batch(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = GroupCommit(sessions, threading.Lock())
+    batches, writing, finish = _hold_first_batch(writer, monkeypatch)
     first = writer.submit(_decision(0))
     assert writing.wait(10)
     late = [writer.submit(_decision(n)) for n in (1, 2, 3)]
@@ -328,18 +338,16 @@ def test_a_writer_that_cannot_finish_in_time_refuses_what_is_left(
 def _sleeps(monkeypatch: pytest.MonkeyPatch) -> tuple[list[float], threading.Event]:
     """The writer's gathering pauses, recorded (and still taken), and an event set as one
     begins."""
-    import exchange.audit.group as group
-
     taken: list[float] = []
     began = threading.Event()
-    real = group.time.sleep
+    real = time.sleep
 
     def sleep(seconds: float) -> None:
         taken.append(seconds)
         began.set()
         real(seconds)
 
-    monkeypatch.setattr(group.time, "sleep", sleep)
+    monkeypatch.setattr("exchange.audit.group.time.sleep", sleep)
     return taken, began
 
 
@@ -349,18 +357,7 @@ def test_a_busy_writer_gathers_before_its_next_batch(
     taken, gathering = _sleeps(monkeypatch)
     lock = threading.Lock()
     writer = GroupCommit(sessions, lock, delay=0.3)
-    writing, finish = threading.Event(), threading.Event()
-    real_write = writer._write
-    batches: list[list[str]] = []
-
-    def slow_first(batch: list[Ticket]) -> None:
-        batches.append([t.decision.request_id for t in batch])
-        if len(batches) == 1:
-            writing.set()
-            assert finish.wait(10)
-        real_write(batch)
-
-    monkeypatch.setattr(writer, "_write", slow_first)
+    batches, writing, finish = _hold_first_batch(writer, monkeypatch)
     with lock:  # both are queued before the writer may take a batch
         first = [writer.submit(_decision(n)) for n in (1, 2)]
     assert writing.wait(10)
