@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,19 @@ from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
+
+
+def _freeze_startup_heap() -> None:
+    """Take what start-up built out of the garbage collector's way.
+
+    The gateway starts with about 320,000 long-lived objects (SQLAlchemy's
+    mappers and compiled statements, pydantic's validators, the migrations).
+    A full collection walks every one of them with the GIL held: 120 to 160 ms
+    in which no request moves. Frozen, they are never walked again; what the
+    requests allocate is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,9 +51,11 @@ def create_app(settings: Settings) -> FastAPI:
         limiter.total_tokens = settings.gateway.worker_threads
         worker = AuditWorker(settings, sessions, keystore)  # signs tree heads, mirrors to Kafka
         worker.start()
+        _freeze_startup_heap()
         try:
             yield
         finally:
+            gc.unfreeze()  # a process that builds apps in turn (tests) lets each one go
             state.audit_writer.close()  # the last entries committed before the last head
             worker.stop()
             state.publishers.close()
