@@ -14,7 +14,18 @@ from exchange.audit.worker import AuditWorker
 from exchange.config import Settings
 from exchange.db import make_engine, migrate, session_factory
 from exchange.keystore import LocalKeyStore, master_key_from_settings
-from gateway import admin, auditor, catalogue_api, problems, publish, query, registry, search
+from gateway import (
+    admin,
+    auditor,
+    catalogue_api,
+    openapi,
+    problems,
+    publish,
+    query,
+    registry,
+    search,
+    security,
+)
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
 
@@ -81,5 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    openapi.complete(app, problems.document, security.document)
 
     return app

@@ -25,7 +25,6 @@ from exchange.policy import CONSTRAINTS
 from gateway.access import authorize
 from gateway.audited import pending, run_audited
 from gateway.deps import RequestIdDep, StateDep
-from gateway.params import ApiKeyHeader
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -143,10 +142,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     summary="The datasets grants may name: fields, sensitivity, identifiers, masking",
     responses=_DENIED,
 )
-def list_datasets(
-    request: Request, state: StateDep, x_api_key: ApiKeyHeader = None
-) -> list[DatasetView]:
-    del x_api_key
+def list_datasets(request: Request, state: StateDep) -> list[DatasetView]:
     authorize(state, request, action="catalogue.datasets", roles=EVERYONE)
     return [
         DatasetView(
@@ -176,10 +172,7 @@ def list_datasets(
     summary="List purposes",
     responses=_DENIED,
 )
-def list_purposes(
-    request: Request, state: StateDep, x_api_key: ApiKeyHeader = None
-) -> list[PurposeView]:
-    del x_api_key
+def list_purposes(request: Request, state: StateDep) -> list[PurposeView]:
     authorize(state, request, action="catalogue.purpose.list", roles=ADMIN)
     with transaction(state.sessions) as session:
         return [_purpose_view(p) for p in catalogue.list_purposes(session)]
@@ -201,9 +194,7 @@ def add_purpose(
     request: Request,
     state: StateDep,
     request_id: RequestIdDep,
-    x_api_key: ApiKeyHeader = None,
 ) -> PurposeView:
-    del x_api_key
     decision = pending(request_id, "catalogue.purpose.add")
 
     def work(session: Session, identity: Identity) -> PurposeView:
@@ -226,9 +217,7 @@ def deactivate_purpose(
     request: Request,
     state: StateDep,
     request_id: RequestIdDep,
-    x_api_key: ApiKeyHeader = None,
 ) -> PurposeView:
-    del x_api_key
     decision = pending(request_id, "catalogue.purpose.deactivate")
 
     def work(session: Session, identity: Identity) -> PurposeView:
@@ -247,9 +236,7 @@ def list_grants(
     request: Request,
     state: StateDep,
     include_revoked: Annotated[bool, Query(description="Also list revoked grants.")] = False,
-    x_api_key: ApiKeyHeader = None,
 ) -> list[GrantView]:
-    del x_api_key
     authorize(state, request, action="catalogue.grant.list", roles=ADMIN)
     with transaction(state.sessions) as session:
         return [
@@ -272,9 +259,7 @@ def add_grant(
     request: Request,
     state: StateDep,
     request_id: RequestIdDep,
-    x_api_key: ApiKeyHeader = None,
 ) -> GrantView:
-    del x_api_key
     decision = pending(request_id, "catalogue.grant.add", dataset=body.dataset[:100])
     spec = catalogue.GrantSpec(
         department=body.department,
@@ -312,9 +297,7 @@ def revoke_grant(
     request: Request,
     state: StateDep,
     request_id: RequestIdDep,
-    x_api_key: ApiKeyHeader = None,
 ) -> GrantView:
-    del x_api_key
     decision = pending(request_id, "catalogue.grant.revoke")
 
     def work(session: Session, identity: Identity) -> GrantView:

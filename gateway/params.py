@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Header, Query, Request
+from fastapi import Query, Request
 
 T = TypeVar("T")
 
@@ -24,9 +24,6 @@ CaseRefParam = Annotated[
 ]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 OffsetParam = Annotated[int, Query(ge=0, description="Items to skip.")]
-ApiKeyHeader = Annotated[
-    str | None, Header(description="The caller's API key (or send a bearer token).")
-]
 
 
 def page(items: Sequence[T], limit: int, offset: int) -> list[T]:

@@ -152,8 +152,6 @@ def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    document(app)
-
     @app.exception_handler(ExchangeError)
     async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
         return domain_problem(request, exc)
@@ -195,7 +193,7 @@ def install(app: FastAPI) -> None:
 _METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 
-def _document_errors(doc: dict[str, Any]) -> None:
+def document(doc: dict[str, Any]) -> None:
     """Describe every documented error response (status >= 400) as the body this module
     sends for it, document the 400 of a body that cannot be parsed, and drop FastAPI's
     validation-error schemas that no longer apply."""
@@ -223,15 +221,3 @@ def _document_errors(doc: dict[str, Any]) -> None:
     for unused in ("HTTPValidationError", "ValidationError"):
         if f"#/components/schemas/{unused}'" not in text:
             schemas.pop(unused, None)
-
-
-def document(app: FastAPI) -> None:
-    """Make ``app``'s OpenAPI document describe its error bodies (see _document_errors)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            _document_errors(generate())
-        return app.openapi_schema  # type: ignore[return-value]
-
-    app.openapi = openapi  # type: ignore[method-assign]

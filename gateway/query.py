@@ -33,7 +33,6 @@ from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
-    ApiKeyHeader,
     CaseRefParam,
     LimitParam,
     OffsetParam,
@@ -259,9 +258,7 @@ def get_person(
     case_ref: CaseRefParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
-    x_api_key: ApiKeyHeader = None,
 ) -> Response:
-    del x_api_key  # documented here; read by gateway.access.identify
     state, request_id = request_context(request)
     subject = person_subject(state, resident_id)
     decision = pending(
@@ -295,9 +292,7 @@ def get_organisation(
     case_ref: CaseRefParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
-    x_api_key: ApiKeyHeader = None,
 ) -> Response:
-    del x_api_key
     state, request_id = request_context(request)
     code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
     key = state.settings.linkage_key.get_secret_value().encode()
@@ -342,9 +337,7 @@ def get_entity(
     case_ref: CaseRefParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
-    x_api_key: ApiKeyHeader = None,
 ) -> Response:
-    del x_api_key
     state, request_id = request_context(request)
     decision = pending(
         request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"

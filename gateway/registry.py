@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from exchange.errors import InvalidSchemaError
-from gateway import security
 from gateway.access import authorize
 from gateway.deps import StateDep
 from schemas.store import SchemaStore
@@ -40,7 +39,6 @@ router = APIRouter(
     prefix="/registry",
     tags=["schema registry"],
     default_response_class=RegistryJSONResponse,
-    dependencies=security.REGISTRY,
     responses={
         401: {"description": "Missing, malformed, wrong, revoked or expired API key (40101)"},
         403: {"description": "The key's role may not do this (40301)"},

@@ -47,7 +47,6 @@ from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
-    ApiKeyHeader,
     CaseRefParam,
     LimitParam,
     OffsetParam,
@@ -205,9 +204,7 @@ def search_persons(
     case_ref: CaseRefParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
-    x_api_key: ApiKeyHeader = None,
 ) -> Response:
-    del x_api_key
     state, request_id = request_context(request)
     decision = pending(
         request_id, "person.search", purpose=purpose, case_ref=case_ref, dataset="person"
@@ -239,9 +236,7 @@ def search_organisations(
     case_ref: CaseRefParam = None,
     limit: LimitParam = DEFAULT_LIMIT,
     offset: OffsetParam = 0,
-    x_api_key: ApiKeyHeader = None,
 ) -> Response:
-    del x_api_key
     state, request_id = request_context(request)
     decision = pending(
         request_id,

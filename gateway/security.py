@@ -1,56 +1,74 @@
-"""The gateway's security schemes, as OpenAPI documents them.
+"""The gateway's security schemes, as its OpenAPI document declares them.
 
-The credentials themselves are read and checked by :func:`gateway.access.identify`
-(inside the transaction that audits the decision); these dependencies only
-declare the schemes, so they never refuse a request themselves. FastAPI's own
-``HTTPBasic`` would answer a malformed Basic header with its own 401, unaudited
-and not in the Confluent error shape the schema registry clients expect.
+The credentials themselves are read and checked by :func:`gateway.access.identify`,
+inside the transaction that audits the decision, so that every refusal is audited
+(FastAPI's own security dependencies would answer some refusals themselves,
+unaudited). The schemes are therefore declared in the document only
+(:func:`document`), not as dependencies: a route pays nothing for them on each
+request.
+
+Every operation accepts an API key and an OIDC bearer token; the schema registry's
+also accept HTTP Basic, as Confluent's clients send it. ``/healthz`` is public.
 """
 
 from __future__ import annotations
 
-from fastapi import Security
-from fastapi.params import Depends
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
-from starlette.requests import HTTPConnection
+from fastapi.security.base import SecurityBase
 
+from gateway.problems import REGISTRY_PREFIX
 
-class _ApiKey(APIKeyHeader):
-    async def __call__(self, request: HTTPConnection) -> None:
-        del request
+PUBLIC = frozenset({"/healthz"})
 
-
-class _Bearer(HTTPBearer):
-    async def __call__(self, request: HTTPConnection) -> None:
-        del request
-
-
-class _Basic(HTTPBasic):
-    async def __call__(self, request: HTTPConnection) -> None:
-        del request
-
-
-api_key = _ApiKey(
+api_key = APIKeyHeader(
     name="X-API-Key",
     scheme_name="ApiKey",
     description="An API key, `dx_<key id>_<secret>` (also accepted as `Authorization: "
     "Bearer dx_...`).",
     auto_error=False,
 )
-bearer = _Bearer(
+bearer = HTTPBearer(
     scheme_name="OidcBearer",
     bearerFormat="JWT",
     description="A JWT from the configured OIDC provider (settings gateway.oidc_*); its "
     "`sub` must be a registered user's OIDC subject.",
     auto_error=False,
 )
-basic = _Basic(
+basic = HTTPBasic(
     scheme_name="BasicApiKey",
     description="HTTP Basic with any user name and the API key as the password (for "
     "Confluent schema registry clients).",
     auto_error=False,
 )
 
-# Dependencies for routers: which schemes their routes accept.
-API: list[Depends] = [Security(api_key), Security(bearer)]
-REGISTRY: list[Depends] = [Security(api_key), Security(bearer), Security(basic)]
+API: tuple[SecurityBase, ...] = (api_key, bearer)
+REGISTRY: tuple[SecurityBase, ...] = (api_key, bearer, basic)
+
+_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
+def accepted(path: str) -> tuple[SecurityBase, ...]:
+    """The schemes an operation on ``path`` accepts (none: a public operation)."""
+    if path in PUBLIC:
+        return ()
+    return REGISTRY if path.startswith(REGISTRY_PREFIX) else API
+
+
+def document(doc: dict[str, Any]) -> None:
+    """Declare the schemes in ``doc``'s components, and on each operation the ones it
+    accepts (any one of them: OpenAPI's list of alternatives)."""
+    schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in REGISTRY:
+        schemes[scheme.scheme_name] = jsonable_encoder(
+            scheme.model, by_alias=True, exclude_none=True
+        )
+    for path, item in doc.get("paths", {}).items():
+        requirements: list[dict[str, list[str]]] = [
+            {scheme.scheme_name: []} for scheme in accepted(path)
+        ]
+        for method, operation in item.items():
+            if method in _METHODS and requirements:
+                operation["security"] = requirements
