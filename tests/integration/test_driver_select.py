@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,16 +41,23 @@ def _row(n: int, **changes: object) -> dict[str, object]:
     return row
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
+@contextmanager
+def seeded_engine(url: str, rows: int) -> Iterator[Engine]:
+    """A migrated database at ``url`` holding ``_row(1)`` to ``_row(rows)``."""
+    engine = make_engine(url)
     migrate(engine)
     with engine.begin() as connection:
-        connection.execute(insert(RECORDS), [_row(n) for n in range(1, 13)])
+        connection.execute(insert(RECORDS), [_row(n) for n in range(1, rows + 1)])
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    with seeded_engine(database_url, 12) as engine:
+        yield engine
 
 
 @pytest.fixture
