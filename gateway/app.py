@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 def _freeze_startup_heap() -> None:
     """Take what start-up built out of the garbage collector's way.
 
-    The gateway starts with about 320,000 long-lived objects (SQLAlchemy's
+    The gateway starts with about 340,000 long-lived objects (SQLAlchemy's
     mappers and compiled statements, pydantic's validators, the migrations).
     A full collection walks every one of them with the GIL held: 120 to 160 ms
     in which no request moves. Frozen, they are never walked again; what the

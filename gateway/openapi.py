@@ -9,6 +9,9 @@ from fastapi import FastAPI
 
 Step = Callable[[dict[str, Any]], None]
 
+# The keys of a path item that are operations (the others: parameters, summary...).
+METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
 
 def complete(app: FastAPI, *steps: Step) -> None:
     """Have ``app`` serve FastAPI's document as changed by each of ``steps``, in turn;

@@ -31,6 +31,7 @@ from exchange.errors import (
     SchemaNotFoundError,
     ValidationError,
 )
+from gateway.openapi import METHODS
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +191,6 @@ def install(app: FastAPI) -> None:
         )
 
 
-_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
-
-
 def document(doc: dict[str, Any]) -> None:
     """Describe every documented error response (status >= 400) as the body this module
     sends for it, document the 400 of a body that cannot be parsed, and drop FastAPI's
@@ -206,7 +204,7 @@ def document(doc: dict[str, Any]) -> None:
         registry = path.startswith(REGISTRY_PREFIX)
         media, name = (REGISTRY_TYPE, "RegistryErrorBody") if registry else (PROBLEM, "Problem")
         for method, operation in item.items():
-            if method not in _METHODS:
+            if method not in METHODS:
                 continue
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation and "400" not in responses:

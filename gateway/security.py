@@ -19,6 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from fastapi.security.base import SecurityBase
 
+from gateway.openapi import METHODS
 from gateway.problems import REGISTRY_PREFIX
 
 PUBLIC = frozenset({"/healthz"})
@@ -47,8 +48,6 @@ basic = HTTPBasic(
 API: tuple[SecurityBase, ...] = (api_key, bearer)
 REGISTRY: tuple[SecurityBase, ...] = (api_key, bearer, basic)
 
-_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
-
 
 def accepted(path: str) -> tuple[SecurityBase, ...]:
     """The schemes an operation on ``path`` accepts (none: a public operation)."""
@@ -70,5 +69,5 @@ def document(doc: dict[str, Any]) -> None:
             {scheme.scheme_name: []} for scheme in accepted(path)
         ]
         for method, operation in item.items():
-            if method in _METHODS and requirements:
+            if method in METHODS and requirements:
                 operation["security"] = requirements
