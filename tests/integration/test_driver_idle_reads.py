@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, event, insert, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from exchange.db import session_factory, transaction
 from exchange.driver import IDLE_READS_KEPT, DriverSelect, _IdleReads
@@ -36,6 +37,19 @@ def _idle(engine: Engine) -> list[sqlite3.Connection]:
     return [raw.dbapi_connection for raw in _IdleReads.of(engine)._idle]  # type: ignore[misc]
 
 
+def _read_once(engine: Engine, sessions: sessionmaker[Session]) -> sqlite3.Connection:
+    """Read the live records once; the connection the read left idle (the only one)."""
+    with sessions() as session:
+        assert len(COUNT.all(session, {})) == 3
+    (idle,) = _idle(engine)
+    return idle
+
+
+def _assert_closed(connection: sqlite3.Connection) -> None:
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        connection.execute("SELECT 1")
+
+
 def test_reads_reuse_one_connection_without_the_pools_checkout(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
@@ -55,9 +69,7 @@ def test_reads_reuse_one_connection_without_the_pools_checkout(
 def test_a_read_sees_what_was_committed_since_and_keeps_no_snapshot(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    with sessions() as session:
-        assert len(COUNT.all(session, {})) == 3
-    (idle,) = _idle(engine)
+    idle = _read_once(engine, sessions)
     assert not idle.in_transaction
     with transaction(sessions) as session:
         session.execute(insert(RECORDS), [_row(5), _row(6)])  # both live
@@ -69,15 +81,12 @@ def test_a_read_sees_what_was_committed_since_and_keeps_no_snapshot(
 def test_a_failed_read_closes_its_connection(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    with sessions() as session:
-        COUNT.all(session, {})
-    (idle,) = _idle(engine)
+    idle = _read_once(engine, sessions)
     missing = Table("not_a_table", MetaData(), Column("id", Integer))
     with sessions() as session, pytest.raises(sqlite3.OperationalError, match="no such table"):
         DriverSelect(select(missing.c.id)).all(session, {})
     assert _idle(engine) == []
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        idle.execute("SELECT 1")
+    _assert_closed(idle)
     with sessions() as session:
         assert len(COUNT.all(session, {})) == 3  # on a new connection
     assert len(_idle(engine)) == 1
@@ -87,13 +96,10 @@ def test_a_failed_read_closes_its_connection(
 def test_dispose_closes_the_idle_connections_and_reads_go_on(
     engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
-    with sessions() as session:
-        COUNT.all(session, {})
-    (idle,) = _idle(engine)
+    idle = _read_once(engine, sessions)
     engine.dispose()
     assert _idle(engine) == []
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-        idle.execute("SELECT 1")
+    _assert_closed(idle)
     with sessions() as session:
         assert len(COUNT.all(session, {})) == 3
 
@@ -107,8 +113,7 @@ def test_at_most_the_kept_number_stay_idle(engine: Engine) -> None:
         reads.give_back(raw)
     assert _idle(engine) == dbapi[:IDLE_READS_KEPT]  # the first ones given back are kept
     for extra in dbapi[IDLE_READS_KEPT:]:
-        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
-            extra.execute("SELECT 1")  # type: ignore[union-attr]
+        _assert_closed(extra)  # type: ignore[arg-type]
 
 
 def test_concurrent_reads_never_share_a_connection(
@@ -120,7 +125,7 @@ def test_concurrent_reads_never_share_a_connection(
     guard = threading.Lock()
     take, give_back = reads.take, reads.give_back
 
-    def tracked_take(engine: Engine):  # type: ignore[no-untyped-def]
+    def tracked_take(engine: Engine) -> PoolProxiedConnection:
         raw = take(engine)
         with guard:
             if id(raw) in in_use:
@@ -128,7 +133,7 @@ def test_concurrent_reads_never_share_a_connection(
             in_use.add(id(raw))
         return raw
 
-    def tracked_give_back(raw) -> None:  # type: ignore[no-untyped-def]
+    def tracked_give_back(raw: PoolProxiedConnection) -> None:
         with guard:
             in_use.discard(id(raw))
         give_back(raw)
