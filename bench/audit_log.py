@@ -58,9 +58,9 @@ from exchange import audit
 from exchange.audit import heads
 from exchange.audit.group import GroupCommit
 from exchange.audit.log import GENESIS, entry_values
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry, AuditSubject, AuditTip
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, AuditSubject, AuditTip
+from exchange.security.keystore import LocalKeyStore
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 FILL_BATCH = 10_000

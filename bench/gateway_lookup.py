@@ -9,12 +9,12 @@ Run from the project root (needs wrk: ``bash scripts/bench-setup.sh`` installs i
    social security: two records a person, linked to one entity), the real way:
    each department's connector (:func:`connectors.run_connector`: map,
    validate, encrypt the sensitive fields, blind-index, sign) produces through
-   its own single-node Kafka broker (:class:`exchange.broker.LocalKafka`), and
-   a :class:`exchange.builder.RegistryBuilder` consumes the topics into the
+   its own single-node Kafka broker (:class:`exchange.local.broker.LocalKafka`), and
+   a :class:`exchange.registry.builder.RegistryBuilder` consumes the topics into the
    registry until it has applied all ``2N`` records. The broker is then stopped
    (a lookup does not use Kafka).
 2. Creates a caseworker's API key and, through the access catalogue's API
-   (:mod:`exchange.catalogue`), the departments, the purpose and a grant for
+   (:mod:`exchange.access.catalogue`), the departments, the purpose and a grant for
    the ``person`` dataset (:func:`grant_caseworker`). The gateway's rate limit
    is turned off (``EXCHANGE_GATEWAY__RATE_LIMIT_PER_MINUTE=0``): wrk's
    connections share one key.
@@ -71,14 +71,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench.serde import machine_info
 from connectors import load_definition, run_connector
 from connectors.pipeline import Keys
-from exchange.apikeys import create_key
-from exchange.broker import LocalKafka, free_port
-from exchange.builder import RegistryBuilder
-from exchange.config import PROJECT_ROOT, Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.demo import resident_number
-from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry, SourceRecord
+from exchange.core.config import PROJECT_ROOT, Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, SourceRecord
+from exchange.identity.apikeys import create_key
+from exchange.local.broker import LocalKafka, free_port
+from exchange.local.demo import resident_number
+from exchange.registry.builder import RegistryBuilder
+from exchange.security.keystore import LocalKeyStore
 
 DEFAULT_PERSONS = 10_000
 DEFAULT_DURATION_S = 30
@@ -295,7 +295,7 @@ def _secret(value: Any) -> str:
 
 # --- ACCESS CATALOGUE STEP --------------------------------------------------
 # The gateway denies by default: the caseworkers get their grant through the
-# catalogue's own API (exchange.catalogue), as an administrator's would be.
+# catalogue's own API (exchange.access.catalogue), as an administrator's would be.
 
 
 def grant_caseworker(sessions: sessionmaker[Session]) -> str:
@@ -303,7 +303,8 @@ def grant_caseworker(sessions: sessionmaker[Session]) -> str:
 
     Returns what it did, for the report.
     """
-    from exchange import catalogue, models
+    from exchange.access import catalogue
+    from exchange.core import models
     from schemas.standards import load_standard
 
     fields = {f.name: "full" for f in load_standard("person").fields}
@@ -329,7 +330,8 @@ def grant_caseworker(sessions: sessionmaker[Session]) -> str:
             at=datetime.now(UTC) - timedelta(minutes=1),
         )
     return (
-        f"grant {grant.id} (exchange.catalogue.add_grant): {CASEWORKER_DEPARTMENT}/caseworker, "
+        f"grant {grant.id} (exchange.access.catalogue.add_grant): "
+        f"{CASEWORKER_DEPARTMENT}/caseworker, "
         f"person, {len(fields)} fields"
     )
 
@@ -347,7 +349,7 @@ def caseworker_key(sessions: sessionmaker[Session]) -> str:
 
 
 def uvicorn_argv(factory: str, port: int, module: str = "uvicorn") -> list[str]:
-    """The command line of ``exchange up`` (exchange/stack.py) for ``factory``."""
+    """The command line of ``exchange up`` (exchange/local/stack.py) for ``factory``."""
     return [sys.executable, "-m", module, "--factory", factory, "--host", "127.0.0.1",
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
 

@@ -5,8 +5,8 @@ Run from the project root::
     .venv/bin/python -m bench.ingest [--rows N] [--workers W] [--keep-dir]
 
 In a fresh temporary directory it starts its own single-node Kafka broker
-(:class:`exchange.broker.LocalKafka`, heap 512m), a SQLite registry database
-(migrated) and a :class:`~exchange.keystore.LocalKeyStore` under a random
+(:class:`exchange.local.broker.LocalKafka`, heap 512m), a SQLite registry database
+(migrated) and a :class:`~exchange.security.keystore.LocalKeyStore` under a random
 master key (the linkage key is random too), then writes an N-row household
 registry export for the ``Person`` standard (the columns of the demo's
 ``write_dataset``; every 100th row is deliberately invalid, in turn a wrong ID
@@ -38,7 +38,7 @@ mixes into another's):
   letter per 100 records), one ``flush`` at the end;
 * **raw librdkafka**: the same records, counts and interleaving through a bare
   confluent-kafka ``Producer`` with the exchange's producer settings
-  (``exchange.producer.DEFAULTS``), no delivery callbacks, one ``flush`` at the
+  (``exchange.kafka.producer.DEFAULTS``), no delivery callbacks, one ``flush`` at the
   end. Not the issue's baseline (that is kafka-python), but the fair one for the
   client the exchange uses: it shows what the exchange's own work costs.
 
@@ -120,16 +120,16 @@ from connectors.mapping import map_row
 from connectors.pipeline import Keys, Prepared, RecordPipeline
 from connectors.sources import open_source
 from connectors.workers import usable_cores
-from exchange import provenance
-from exchange.blindindex import blind_index
-from exchange.broker import LocalKafka, kafka_version
-from exchange.clients import ensure_topics
-from exchange.crypto import sign
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keystore import FieldCipher, LocalKeyStore
-from exchange.producer import DEFAULTS as PRODUCER_DEFAULTS
-from exchange.producer import Delivery, Headers, Producer
-from exchange.wire import AvroSerde
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
+from exchange.kafka.producer import Delivery, Headers, Producer
+from exchange.kafka.wire import AvroSerde
+from exchange.local.broker import LocalKafka, kafka_version
+from exchange.security import provenance
+from exchange.security.blindindex import blind_index
+from exchange.security.crypto import sign
+from exchange.security.keystore import FieldCipher, LocalKeyStore
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
 from schemas.validators import resident_id_check_character
@@ -149,7 +149,7 @@ WARMUP = 20_000  # records sent before the exchange run, so the broker is warm f
 WARMUP_TOPIC = "bench.warmup"
 PARTITIONS = 3  # what ensure_topics gives the exchange's topics
 
-# The producer settings of exchange.producer.DEFAULTS, in kafka-python's spelling.
+# The producer settings of exchange.kafka.producer.DEFAULTS, in kafka-python's spelling.
 RAW_PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": True,
@@ -160,7 +160,7 @@ RAW_PRODUCER_CONFIG: dict[str, Any] = {
     "client_id": "bench-raw-producer",
 }
 
-# A copy of exchange/demo.py's _DEFINITION (the household registry's connector).
+# A copy of exchange/local/demo.py's _DEFINITION (the household registry's connector).
 DEFINITION = """\
 # The household registry's residents export, mapped to the Person standard.
 [connector]
@@ -203,7 +203,7 @@ from = "division"
 from = "phone"
 """
 
-# As in exchange/demo.py.
+# As in exchange/local/demo.py.
 _SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
 _GIVEN = ["秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"]
 _DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
@@ -227,7 +227,7 @@ def log(message: str) -> None:
 
 
 def _resident_number(division: str, born: date, serial: int, sex: str) -> str:
-    """As exchange.demo.resident_number: division, birth date, serial (odd for men), check."""
+    """As exchange.local.demo.resident_number: division, birth date, serial (odd for men), check."""
     serial = serial * 2 + (1 if sex == "1" else 0)
     body = f"{division}{born:%Y%m%d}{serial % 1000:03d}"
     return body + resident_id_check_character(body)
@@ -766,7 +766,7 @@ def breakdown(
             publish_us,
             len(prepared),
         ),
-        Step("Ed25519 sign alone (exchange.crypto.sign)", sign_us, len(messages)),
+        Step("Ed25519 sign alone (exchange.security.crypto.sign)", sign_us, len(messages)),
     ]
 
 

@@ -9,7 +9,7 @@ Run from the project root::
    of every record known.
 2. Estimates a model by EM on the blocked candidate pairs of this population
    (``u`` started from random pairs, ``m`` from the shipped model).
-3. Runs :class:`exchange.linkage.IncrementalLinker` record by record, in the
+3. Runs :class:`exchange.registry.linkage.IncrementalLinker` record by record, in the
    generated arrival order, with the shipped default model and with the
    EM-estimated one (same thresholds), timing it.
 4. Scores the links pairwise: a predicted pair is two records in one
@@ -21,7 +21,7 @@ Run from the project root::
    "Linkage quality" section (``--no-write`` to skip).
 
 ``--emit-models PATH`` writes the models EM estimated (persons and
-organisations) as JSON, which is how :mod:`exchange.linkage.defaults` was
+organisations) as JSON, which is how :mod:`exchange.registry.linkage.defaults` was
 made (from a population with another seed than the benchmark's).
 Progress goes to stderr, the report to stdout.
 """
@@ -45,7 +45,7 @@ import rapidfuzz
 from bench import population
 from bench.population import GeneratedRecord
 from bench.serde import machine_info
-from exchange.linkage import (
+from exchange.registry.linkage import (
     ORGANISATION,
     PERSON,
     IncrementalLinker,
@@ -57,8 +57,8 @@ from exchange.linkage import (
     organisation_record,
     person_record,
 )
-from exchange.linkage.linker import verdict
-from exchange.linkage.training import candidate_pairs, fit_em, fit_model
+from exchange.registry.linkage.linker import verdict
+from exchange.registry.linkage.training import candidate_pairs, fit_em, fit_model
 
 DEFAULT_PERSONS = 20_000
 DEFAULT_ORGANISATIONS = 5_000
@@ -302,10 +302,12 @@ def markdown(reports: Sequence[KindReport], info: dict[str, str], seed: int) -> 
         "households). Records are linked one by one "
         "as they arrive, in one process, in memory. Scores are pairwise: a predicted pair is "
         "two records in one entity, a true pair two records of one true person. The shipped "
-        "model was fitted to a population of another seed (`exchange.linkage.fit_model`: u "
+        "model was fitted to a population of another seed "
+        "(`exchange.registry.linkage.fit_model`: u "
         "from random pairs, m from pairs sharing an identifier; see "
-        "`exchange/linkage/defaults.py`); the EM model is fitted by EM to the candidate "
-        "pairs of the very population it links (`exchange.linkage.fit_em`), with thresholds "
+        "`exchange/registry/linkage/defaults.py`); the EM model is fitted by EM to the candidate "
+        "pairs of the very population it links (`exchange.registry.linkage.fit_em`), "
+        "with thresholds "
         "at a posterior match probability of 0.95 (link) and 0.5 (review); both person "
         "models hold possible twins for review (the sibling guard, see docs/linkage.md).",
         "",
@@ -375,7 +377,7 @@ def write_section(text: str, path: Path = DOCS) -> None:
 DEFAULTS_HEADER = '''"""The shipped linkage models (generated: do not edit by hand).
 
 Made by ``python -m bench.linkage_quality --seed 1 --emit-defaults
-exchange/linkage/defaults.py``: :func:`exchange.linkage.training.fit_model`
+exchange/registry/linkage/defaults.py``: :func:`exchange.registry.linkage.training.fit_model`
 on a synthetic population (:mod:`bench.population`, default corruption,
 20,000 persons and 5,000 organisations, seed 1, which is not the benchmark's
 seed): ``u`` from a million random pairs, ``m`` from the candidate pairs that

@@ -59,7 +59,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench import population_data as data
-from exchange.blindindex import blind_index
+from exchange.security.blindindex import blind_index
 from schemas.validators import resident_id_check_character, uscc_check_character
 
 LINKAGE_KEY = b"bench-linkage-key-not-a-secret-0"

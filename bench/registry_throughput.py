@@ -4,7 +4,7 @@ Run from the project root::
 
     .venv/bin/python -m bench.registry_throughput [--records N] [--backends sqlite,postgresql]
 
-1. Starts its own single-node Kafka broker (:class:`exchange.broker.LocalKafka`,
+1. Starts its own single-node Kafka broker (:class:`exchange.local.broker.LocalKafka`,
    heap 512m) and a catalogue database (schema registry and keystore) in a
    temporary directory.
 2. Publishes ``N`` person records once, through real connector runs
@@ -21,12 +21,12 @@ Run from the project root::
    after the other:
 
    * **bare**: a kafka-python ``KafkaConsumer`` with the settings of
-     :func:`exchange.clients.consumer` (same pattern, fresh group) polling up
+     :func:`exchange.kafka.clients.consumer` (same pattern, fresh group) polling up
      to 5,000 records at a time and committing after each poll, to the end;
    * **verify**: the same consumer, also checking each record's signature
-     (:func:`exchange.provenance.verify_record`, the department's public keys
+     (:func:`exchange.security.provenance.verify_record`, the department's public keys
      read once) in that one process: the work no build can skip;
-   * **builder**: a :class:`exchange.builder.RegistryBuilder` with a fresh
+   * **builder**: a :class:`exchange.registry.builder.RegistryBuilder` with a fresh
      group, from its construction until it has applied all ``N`` records
      (signature verified, decoded, upserted, linked, offsets committed).
 
@@ -73,13 +73,13 @@ from bench import population
 from bench.serde import machine_info
 from connectors import load_definition, run_connector
 from connectors.pipeline import Keys
-from exchange import provenance
-from exchange.broker import LocalKafka
-from exchange.builder import DLQ_TOPIC, MAX_POLL_RECORDS, TOPIC_PATTERN, RegistryBuilder
-from exchange.config import RegistrySettings
-from exchange.db import Base, make_engine, migrate, session_factory
-from exchange.keystore import LocalKeyStore
-from exchange.models import Entity, LinkEdge, RecordVersion, SourceRecord
+from exchange.core.config import RegistrySettings
+from exchange.core.db import Base, make_engine, migrate, session_factory
+from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
+from exchange.local.broker import LocalKafka
+from exchange.registry.builder import DLQ_TOPIC, MAX_POLL_RECORDS, TOPIC_PATTERN, RegistryBuilder
+from exchange.security import provenance
+from exchange.security.keystore import LocalKeyStore
 from schemas import SchemaStore
 from schemas.validators import resident_id
 
@@ -376,7 +376,7 @@ def _verify_child(
     conn: Connection, bootstrap: str, url: str, master_key: bytes, total: int
 ) -> None:
     """The bare consumer that also checks each record's signature, as the builder must
-    (:func:`exchange.provenance.verify_record`, the department's public keys read once),
+    (:func:`exchange.security.provenance.verify_record`, the department's public keys read once),
     in this one process: the work no build can skip, so the rate no build on one core
     can pass."""
     engine = make_engine(url)

@@ -9,8 +9,8 @@ Encodes and decodes N synthetic ``Person`` records (fixed seed) with
 * the baseline: bare fastavro, ``schemaless_writer`` into a fresh ``BytesIO``
   per record and ``schemaless_reader`` from a ``BytesIO`` per record, with the
   parsed schema passed in (what a careful user of fastavro would write), and
-* the exchange: :meth:`exchange.wire.AvroSerde.encode` and
-  :meth:`~exchange.wire.AvroSerde.decode` per record (framing, schema cache).
+* the exchange: :meth:`exchange.kafka.wire.AvroSerde.encode` and
+  :meth:`~exchange.kafka.wire.AvroSerde.decode` per record (framing, schema cache).
 
 Correctness is checked once, on every record, before anything is timed: the
 exchange's bytes must be the 5-byte header followed by exactly the baseline's
@@ -46,8 +46,8 @@ import fastavro
 from fastavro import schemaless_reader, schemaless_writer
 
 import schemas
-from exchange.errors import SchemaNotFoundError
-from exchange.wire import HEADER_SIZE, AvroSerde
+from exchange.core.errors import SchemaNotFoundError
+from exchange.kafka.wire import HEADER_SIZE, AvroSerde
 from schemas import load_standard
 from schemas.validators import resident_id_check_character
 

@@ -23,10 +23,10 @@ from rich.table import Table
 from connectors.definition import load_definition
 from connectors.pipeline import Keys
 from connectors.publisher import run_connector
-from exchange.clients import consumer
-from exchange.config import load_settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keystore import LocalKeyStore, master_key_from_settings
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.kafka.clients import consumer
+from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from schemas import SchemaStore
 
 app = typer.Typer(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exchange.errors import SourceError
+from exchange.core.errors import SourceError
 
 FIELD_LIMIT = 16 * 1024 * 1024  # characters in one CSV cell; longer cells make a malformed row
 

@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from exchange.errors import ConfigError, SchemaNotFoundError
+from exchange.core.errors import ConfigError, SchemaNotFoundError
 from schemas import Standard, load_standard
 
 Transform = Literal["strip", "halfwidth", "upper", "lower", "collapse_spaces"]

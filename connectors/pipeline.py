@@ -28,13 +28,13 @@ from typing import Any
 from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import Problem, json_safe, map_row
-from exchange import provenance
-from exchange.blindindex import blind_index
-from exchange.crypto import hmac_sha256, sign
-from exchange.errors import SchemaNotFoundError, WireFormatError
-from exchange.keystore import FieldCipher, KeyStore, period_of
-from exchange.producer import Delivery, Producer
-from exchange.wire import AvroSerde
+from exchange.core.errors import SchemaNotFoundError, WireFormatError
+from exchange.kafka.producer import Delivery, Producer
+from exchange.kafka.wire import AvroSerde
+from exchange.security import provenance
+from exchange.security.blindindex import blind_index
+from exchange.security.crypto import hmac_sha256, sign
+from exchange.security.keystore import FieldCipher, KeyStore, period_of
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
 
@@ -171,7 +171,10 @@ class RecordPreparer:
         return Prepared(source_id, value, content_hash)
 
     def sign(self, prepared: Prepared) -> bytes:
-        """The department's Ed25519 signature of a prepared record (see exchange.provenance)."""
+        """The department's Ed25519 signature of a prepared record.
+
+        See :mod:`exchange.security.provenance`.
+        """
         return sign(
             self._signing_key,
             provenance.signed_message(

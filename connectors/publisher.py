@@ -31,10 +31,10 @@ from connectors.definition import ConnectorDefinition, SqlSourceSpec
 from connectors.pipeline import Keys, RecordPipeline, Tally
 from connectors.sources import open_source
 from connectors.workers import ParallelPreparation, usable_cores
-from exchange.clients import ensure_topics
-from exchange.db import transaction, utcnow
-from exchange.models import ConnectorCheckpoint, ConnectorRun
-from exchange.producer import Producer
+from exchange.core.db import transaction, utcnow
+from exchange.core.models import ConnectorCheckpoint, ConnectorRun
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
 from schemas import SchemaStore
 
 BATCH = 5_000

@@ -15,7 +15,7 @@ strings, so the mapper never sees a source's native types:
 
 Problems that stop a source from being read at all (a missing file, an unknown
 encoding, an unset URL variable, an unreachable database, a missing table or
-column) raise :class:`~exchange.errors.SourceError` when the source is opened;
+column) raise :class:`~exchange.core.errors.SourceError` when the source is opened;
 library errors are translated here and never leak.
 """
 
@@ -60,7 +60,7 @@ from connectors.definition import (
     JsonLinesSourceSpec,
     SqlSourceSpec,
 )
-from exchange.errors import SourceError
+from exchange.core.errors import SourceError
 
 __all__ = [
     "CsvSource",

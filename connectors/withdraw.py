@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from connectors.definition import ConnectorDefinition
 from connectors.pipeline import Keys, RecordPipeline
-from exchange.clients import ensure_topics
-from exchange.producer import Producer
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
 from schemas import SchemaStore
 
 

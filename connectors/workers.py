@@ -65,8 +65,8 @@ from connectors.pipeline import (
     RecordPreparer,
     Tally,
 )
-from exchange.errors import ExchangeError
-from exchange.keystore import DataKey, FieldCipher, KeyStore
+from exchange.core.errors import ExchangeError
+from exchange.security.keystore import DataKey, FieldCipher, KeyStore
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Rules of this package: every access decision is audited before it is answered;
 a field, a dataset or a row leaves only if a grant allows it for the stated
-purpose (``exchange.policy``); only permitted fields are decrypted, and a
+purpose (``exchange.access.policy``); only permitted fields are decrypted, and a
 decrypted value is never logged.
 """
 

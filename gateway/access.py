@@ -17,16 +17,17 @@ import binascii
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from exchange import apikeys, audit, ratelimit
-from exchange.apikeys import Identity
+from exchange import audit
 from exchange.audit.group import Ticket
-from exchange.db import utcnow
-from exchange.errors import (
+from exchange.core.db import utcnow
+from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
     PermissionDeniedError,
     RateLimitedError,
 )
+from exchange.identity import apikeys, ratelimit
+from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
 
 # What a refusal raised by identify or authorize answers, for routes that audit themselves.

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from exchange import apikeys, identities
-from exchange.apikeys import Identity
-from exchange.db import utcnow
+from exchange.core.db import utcnow
+from exchange.identity import apikeys, identities
+from exchange.identity.apikeys import Identity
 from gateway.access import authorize
 from gateway.audited import pending, run_audited
 from gateway.deps import AppState, StateDep

@@ -11,9 +11,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from exchange.audit.worker import AuditWorker
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keystore import LocalKeyStore, master_key_from_settings
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from gateway import (
     admin,
     auditor,
@@ -22,7 +22,7 @@ from gateway import (
     problems,
     publish,
     query,
-    registry,
+    schema_registry,
     search,
     security,
 )
@@ -82,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(query.router)
     app.include_router(search.router)
     app.include_router(catalogue_api.router)
-    app.include_router(registry.router)
+    app.include_router(schema_registry.router)
     app.include_router(publish.router)
     app.include_router(admin.router)
     app.include_router(auditor.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from exchange.config import load_settings
+from exchange.core.config import load_settings
 from gateway.app import create_app
 
 

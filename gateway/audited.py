@@ -29,10 +29,15 @@ from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
 from exchange import audit
-from exchange.apikeys import Identity
 from exchange.audit.group import Ticket
-from exchange.db import transaction
-from exchange.errors import AuditWriteError, ExchangeError, NotFoundError, PermissionDeniedError
+from exchange.core.db import transaction
+from exchange.core.errors import (
+    AuditWriteError,
+    ExchangeError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from exchange.identity.apikeys import Identity
 from gateway.access import append, append_committed, identify, submit
 from gateway.deps import AppState
 from gateway.problems import domain_problem, status_for

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from exchange import crypto
 from exchange.audit import anomalies, heads, proofs, search
 from exchange.audit.heads import TreeHead, TreeHeadNotFoundError
-from exchange.db import transaction
-from exchange.models import AuditEntry
+from exchange.core.db import transaction
+from exchange.core.models import AuditEntry
+from exchange.security import crypto
 from gateway.access import authorize
 from gateway.deps import AppState, StateDep
 from gateway.query import person_subject

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from exchange import catalogue
-from exchange.apikeys import Identity
-from exchange.db import transaction, utcnow
-from exchange.masking import MaskKind
-from exchange.models import Grant, Purpose
-from exchange.policy import CONSTRAINTS
+from exchange.access import catalogue
+from exchange.access.masking import MaskKind
+from exchange.access.policy import CONSTRAINTS
+from exchange.core.db import transaction, utcnow
+from exchange.core.models import Grant, Purpose
+from exchange.identity.apikeys import Identity
 from gateway.access import authorize
 from gateway.audited import pending, run_audited
 from gateway.deps import RequestIdDep, StateDep

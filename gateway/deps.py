@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from exchange.access.catalogue_cache import CatalogueCache
 from exchange.audit.group import GroupCommit
-from exchange.catalogue_cache import CatalogueCache
-from exchange.config import Settings
-from exchange.keystore import FieldCipher, KeyStore
-from exchange.oidc import OidcVerifier
-from exchange.ratelimit import RateLimiter
+from exchange.core.config import Settings
+from exchange.identity.oidc import OidcVerifier
+from exchange.identity.ratelimit import RateLimiter
+from exchange.security.keystore import FieldCipher, KeyStore
 from schemas.store import SchemaStore
 
 

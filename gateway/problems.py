@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from exchange.errors import (
+from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
     ConflictError,

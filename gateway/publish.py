@@ -23,9 +23,9 @@ from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
 from connectors.pipeline import Keys, RecordPipeline, Tally
 from connectors.sources import stringify
-from exchange.clients import ensure_topics
-from exchange.errors import ConfigError, NotFoundError
-from exchange.producer import Producer
+from exchange.core.errors import ConfigError, NotFoundError
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
 from gateway.access import authorize
 from gateway.deps import AppState, StateDep
 from schemas.store import SchemaStore

@@ -1,7 +1,7 @@
 """Caseworkers' lookups: a person, an organisation, a linked entity, for a stated purpose.
 
 Deny by default: the response holds exactly what the caller's grants allow for
-the purpose (see :mod:`exchange.policy`); a row no grant admits is left out as
+the purpose (see :mod:`exchange.access.policy`); a row no grant admits is left out as
 if it did not exist. Each request writes exactly one audit entry (see
 :mod:`gateway.audited`) naming the purpose, the case, the datasets and fields
 returned, and the data subjects as blind references (the blind index of the
@@ -19,16 +19,17 @@ from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Executable, and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from exchange import audit, catalogue
-from exchange.apikeys import Identity
-from exchange.blindindex import blind_index
-from exchange.db import utcnow
-from exchange.driver import DriverSelect
-from exchange.errors import NotFoundError
-from exchange.linkage import golden_record, trust_ranks
-from exchange.models import Entity, LinkKey, SourceRecord
-from exchange.policy import Access, Mode
-from exchange.registry import record_ref
+from exchange import audit
+from exchange.access import catalogue
+from exchange.access.policy import Access, Mode
+from exchange.core.db import utcnow
+from exchange.core.driver import DriverSelect
+from exchange.core.errors import NotFoundError
+from exchange.core.models import Entity, LinkKey, SourceRecord
+from exchange.identity.apikeys import Identity
+from exchange.registry.linkage import golden_record, trust_ranks
+from exchange.registry.records import record_ref
+from exchange.security.blindindex import blind_index
 from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (
@@ -141,7 +142,7 @@ _ROW_COLUMNS = (  # what a RecordRow has
 
 # The live records keyed by a subject and every live record of their entities, in one
 # statement, each condition served by its index ((dataset, lookup_key), entity_id), read
-# on the driver's cursor (exchange.driver: it runs on every lookup). PostgreSQL reads the
+# on the driver's cursor (exchange.core.driver: it runs on every lookup). PostgreSQL reads the
 # whole table for the OR of the two (a hashed subplan filter) and is given a UNION ALL of
 # two selects; SQLite serves the OR from both indexes ("MULTI-INDEX OR"), which costs the
 # gateway less than the UNION ALL. With the UNION ALL a keyed record of an entity comes

@@ -1,8 +1,9 @@
 """What one caller may see for one stated purpose, at the time of the request.
 
-Built once per request from the caller's grants (:func:`exchange.catalogue.grants_of`, through
-the gateway's cache :mod:`exchange.catalogue_cache` on the request path);
-answers, dataset by dataset and row by row, through :mod:`exchange.policy`.
+Built once per request from the caller's grants
+(:func:`exchange.access.catalogue.grants_of`, through the gateway's cache
+:mod:`exchange.access.catalogue_cache` on the request path); answers, dataset by
+dataset and row by row, through :mod:`exchange.access.policy`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from exchange import catalogue, policy
-from exchange.apikeys import Identity
-from exchange.errors import PermissionDeniedError
-from exchange.policy import Access, Denial, GrantRule, Mode
+from exchange.access import catalogue, policy
+from exchange.access.policy import Access, Denial, GrantRule, Mode
+from exchange.core.errors import PermissionDeniedError
+from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
 from gateway.views import RecordRow, row_facts
 
@@ -39,7 +40,7 @@ class Scope:
         cls, state: AppState, session: Session, identity: Identity, purpose: str, at: datetime
     ) -> Scope:
         """As :meth:`of`, from the gateway's catalogue cache (see
-        :mod:`exchange.catalogue_cache` for how soon a change applies)."""
+        :mod:`exchange.access.catalogue_cache` for how soon a change applies)."""
         return cls(
             identity,
             purpose,

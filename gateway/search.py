@@ -1,6 +1,6 @@
 """Fuzzy search: persons by name and birth date, organisations by name, ranked and scored.
 
-The ranking reuses record linkage (:mod:`exchange.linkage`): the query becomes
+The ranking reuses record linkage (:mod:`exchange.registry.linkage`): the query becomes
 a link record, each candidate is compared with it field by field (pinyin
 homophones, family/given order, day and month swapped, one-character typos),
 and the score is the shipped linkage model's match weight over the fields
@@ -26,10 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import audit
-from exchange.apikeys import Identity
-from exchange.db import utcnow
-from exchange.errors import PermissionDeniedError, ValidationError
-from exchange.linkage import (
+from exchange.access.policy import Mode
+from exchange.core.db import utcnow
+from exchange.core.errors import PermissionDeniedError, ValidationError
+from exchange.core.models import LinkKey, SourceRecord
+from exchange.identity.apikeys import Identity
+from exchange.registry.linkage import (
     ORGANISATION,
     PERSON,
     LinkRecord,
@@ -40,9 +42,7 @@ from exchange.linkage import (
     organisation_record,
     person_record,
 )
-from exchange.models import LinkKey, SourceRecord
-from exchange.policy import Mode
-from exchange.registry import record_ref
+from exchange.registry.records import record_ref
 from gateway.audited import end_reads, pending, run_audited_read
 from gateway.deps import AppState, request_context
 from gateway.params import (

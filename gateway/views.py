@@ -1,7 +1,7 @@
 """What a caseworker sees of a record: the response shapes and the projection into them.
 
 A record is projected field by field from what the policy allows (see
-:mod:`exchange.policy`): only fields the caller may see are decrypted (a masked
+:mod:`exchange.access.policy`): only fields the caller may see are decrypted (a masked
 sensitive field is decrypted, then masked); nothing else is ever decrypted. A
 field whose data key was destroyed (crypto-shredded) shows ``null`` and is
 listed in ``unreadable_fields``. Decrypted values are never logged.
@@ -18,11 +18,11 @@ from typing import Any, Protocol
 from fastapi import Response
 from pydantic import BaseModel, Field
 
-from exchange import catalogue
-from exchange.crypto import DecryptionError
-from exchange.errors import ValidationError
-from exchange.keystore import KeyDestroyedError
-from exchange.policy import Mode, RowFacts, project
+from exchange.access import catalogue
+from exchange.access.policy import Mode, RowFacts, project
+from exchange.core.errors import ValidationError
+from exchange.security.crypto import DecryptionError
+from exchange.security.keystore import KeyDestroyedError
 from gateway.deps import AppState
 from schemas.standards import standard_from_schema
 

@@ -63,7 +63,7 @@ from avro.schema import (
     UnionSchema,
 )
 
-from exchange import errors
+from exchange.core import errors
 
 __all__ = [
     "CompatibilityLevel",

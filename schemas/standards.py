@@ -20,7 +20,7 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, to_parsing_canonical_form
 
-from exchange.errors import SchemaNotFoundError
+from exchange.core.errors import SchemaNotFoundError
 
 
 class Sensitivity(StrEnum):

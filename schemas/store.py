@@ -23,8 +23,8 @@ from fastavro.schema import SchemaParseException, to_parsing_canonical_form
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.db import transaction, utcnow
-from exchange.errors import (
+from exchange.core.db import transaction, utcnow
+from exchange.core.errors import (
     ConfigNotFoundError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
@@ -37,7 +37,7 @@ from exchange.errors import (
     VersionNotFoundError,
     VersionNotSoftDeletedError,
 )
-from exchange.models import GLOBAL_CONFIG, RegistryConfig, SchemaRecord, SubjectVersion
+from exchange.core.models import GLOBAL_CONFIG, RegistryConfig, SchemaRecord, SubjectVersion
 from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD

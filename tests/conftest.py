@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange.broker import LocalKafka
+from exchange.local.broker import LocalKafka
 from tests.support.postgres import PostgresServer
 
 

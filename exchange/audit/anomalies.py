@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.config import AuditSettings
-from exchange.models import AuditEntry
+from exchange.core.config import AuditSettings
+from exchange.core.models import AuditEntry
 
 DEFAULT_PERIOD = timedelta(days=30)
 SAMPLE = 20  # seqs shown per flag

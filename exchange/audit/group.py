@@ -36,7 +36,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.audit.log import AuditLogError, Decision, append_many
-from exchange.db import transaction, utcnow
+from exchange.core.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -29,14 +29,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import crypto, merkle
 from exchange.audit.log import AuditLogError
-from exchange.db import transaction
-from exchange.errors import NotFoundError
-from exchange.models import AuditEntry, AuditTip, AuditTreeHead, SigningKeyRecord
+from exchange.core.db import transaction
+from exchange.core.errors import NotFoundError
+from exchange.core.models import AuditEntry, AuditTip, AuditTreeHead, SigningKeyRecord
+from exchange.security import crypto, merkle
 
 if TYPE_CHECKING:
-    from exchange.keystore import KeyStore
+    from exchange.security.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 

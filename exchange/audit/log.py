@@ -26,9 +26,9 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from exchange import merkle
-from exchange.errors import ExchangeError
-from exchange.models import AuditEntry, AuditSubject, AuditTip
+from exchange.core.errors import ExchangeError
+from exchange.core.models import AuditEntry, AuditSubject, AuditTip
+from exchange.security import merkle
 
 GENESIS = "0" * 64
 REASON_MAX = 500

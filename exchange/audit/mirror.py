@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.audit.log import content
-from exchange.db import transaction, utcnow
-from exchange.models import AuditEntry, AuditMirrorState, AuditTreeHead
+from exchange.core.db import transaction, utcnow
+from exchange.core.models import AuditEntry, AuditMirrorState, AuditTreeHead
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import merkle
 from exchange.audit import heads
 from exchange.audit.heads import TreeHead, TreeHeadNotFoundError
 from exchange.audit.log import AuditLogError, content
-from exchange.errors import NotFoundError, ValidationError
-from exchange.models import AuditEntry
+from exchange.core.errors import NotFoundError, ValidationError
+from exchange.core.models import AuditEntry
+from exchange.security import merkle
 
 
 @dataclass(frozen=True)

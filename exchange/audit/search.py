@@ -21,8 +21,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from exchange.audit.log import canonical_time
-from exchange.errors import ValidationError
-from exchange.models import AuditEntry, AuditSubject
+from exchange.core.errors import ValidationError
+from exchange.core.models import AuditEntry, AuditSubject
 
 MAX_PAGE = 1000
 EXPORT_FORMATS = ("csv", "jsonl")

@@ -35,11 +35,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import merkle
 from exchange.audit import heads
 from exchange.audit.heads import Frontier, TreeHead
 from exchange.audit.log import GENESIS, canonical_time, chain_hex, encode
-from exchange.models import AuditEntry, AuditTip
+from exchange.core.models import AuditEntry, AuditTip
+from exchange.security import merkle
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 100_000
@@ -156,7 +156,7 @@ def _checked_in_parallel(
 def _check_range(url: str, first: int, last: int | None) -> tuple[bytes, Problem | None, int]:
     """In a worker process: check entries ``first..last`` (seq); their leaf hashes
     concatenated, the first problem, and how many entries (from index 0) were checked."""
-    from exchange.db import make_engine, session_factory
+    from exchange.core.db import make_engine, session_factory
 
     engine = make_engine(url)
     try:

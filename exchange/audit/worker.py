@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.audit import heads, mirror
 from exchange.audit.log import size
-from exchange.clients import ensure_topics
-from exchange.config import Settings
-from exchange.errors import ExchangeError
-from exchange.keystore import KeyStore
-from exchange.producer import Producer
+from exchange.core.config import Settings
+from exchange.core.errors import ExchangeError
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
+from exchange.security.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 

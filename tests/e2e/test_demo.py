@@ -15,14 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exchange.broker import free_port, pid_alive
+from exchange.local.broker import free_port, pid_alive
 
 pytestmark = pytest.mark.e2e
 
 
 def _exchange(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300):
     return subprocess.run(
-        [sys.executable, "-m", "exchange.cli", *args],
+        [sys.executable, "-m", "exchange.cli.main", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from connectors import load_definition, run_connector
 from exchange import audit
-from exchange.apikeys import create_key
-from exchange.broker import LocalKafka
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import AuditEntry, SourceRecord
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, SourceRecord
+from exchange.identity.apikeys import create_key
+from exchange.local.broker import LocalKafka
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character

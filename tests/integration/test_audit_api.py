@@ -1,5 +1,5 @@
 """The auditor API against a running gateway (SQLite): who looked at a person, search,
-export, signed heads and proofs checked with exchange.merkle, anomalies; only auditors
+export, signed heads and proofs checked with exchange.security.merkle, anomalies; only auditors
 get in, every call is audited, and a failed audit write discloses nothing."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import crypto, merkle
-from exchange.apikeys import create_key
-from exchange.blindindex import blind_index
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import AuditEntry
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry
+from exchange.identity.apikeys import create_key
+from exchange.security import crypto, merkle
+from exchange.security.blindindex import blind_index
 from tests.support.catalogue import add_grant, add_purpose
 from tests.support.gateway import running_gateway
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64

@@ -19,16 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
-from exchange.apikeys import create_key
 from exchange.audit import heads, mirror
-from exchange.broker import LocalKafka
-from exchange.clients import ensure_topics
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.errors import BrokerError
-from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry, AuditMirrorState
-from exchange.producer import Producer
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import BrokerError
+from exchange.core.models import AuditEntry, AuditMirrorState
+from exchange.identity.apikeys import create_key
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
+from exchange.local.broker import LocalKafka
+from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
 from tests.support.catalogue import add_grant, add_purpose
 from tests.support.gateway import running_gateway

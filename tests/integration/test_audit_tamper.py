@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.keystore import LocalKeyStore
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
 from tests.support.keys import MASTER_KEY
 

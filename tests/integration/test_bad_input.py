@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors.mapping import MAX_STRING
-from exchange.broker import LocalKafka
-from exchange.clients import ensure_topics
-from exchange.db import make_engine, migrate, session_factory
-from exchange.errors import ConfigError
-from exchange.wire import AvroSerde
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.errors import ConfigError
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.wire import AvroSerde
+from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.keys import keys_for

@@ -14,15 +14,15 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
-from exchange import provenance
-from exchange.broker import LocalKafka
-from exchange.builder import DLQ_TOPIC, RegistryBuilder
-from exchange.clients import ensure_topics
-from exchange.crypto import sign
-from exchange.db import make_engine, migrate, session_factory
-from exchange.models import SourceRecord
-from exchange.producer import Producer
-from exchange.wire import frame
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.models import SourceRecord
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
+from exchange.kafka.wire import frame
+from exchange.local.broker import LocalKafka
+from exchange.registry.builder import DLQ_TOPIC, RegistryBuilder
+from exchange.security import provenance
+from exchange.security.crypto import sign
 from schemas import SchemaStore, load_standard
 from tests.support.keys import keys_for
 

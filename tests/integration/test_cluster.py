@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
-from exchange.broker import LocalKafka, pid_alive
-from exchange.clients import ensure_topics
-from exchange.errors import BrokerError
-from exchange.producer import Producer
+from exchange.core.errors import BrokerError
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.producer import Producer
+from exchange.local.broker import LocalKafka, pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

@@ -40,11 +40,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors.publisher import RunReport
-from exchange.broker import LocalKafka, pid_alive
-from exchange.builder import DLQ_TOPIC as REGISTRY_DLQ
-from exchange.clients import ensure_topics
-from exchange.db import make_engine, migrate, session_factory
-from exchange.models import ConnectorCheckpoint, ConnectorRun, SourceRecord
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.models import ConnectorCheckpoint, ConnectorRun, SourceRecord
+from exchange.kafka.clients import ensure_topics
+from exchange.local.broker import LocalKafka, pid_alive
+from exchange.registry.builder import DLQ_TOPIC as REGISTRY_DLQ
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
@@ -428,7 +428,7 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
     ensure_topics(bootstrap, [TOPIC, DLQ, REGISTRY_DLQ])
     start = {topic: _end_offsets(bootstrap, topic) for topic in (TOPIC, DLQ, REGISTRY_DLQ)}
 
-    cmd = [sys.executable, "-m", "exchange.cli", "connector", "run", str(source.definition)]
+    cmd = [sys.executable, "-m", "exchange.cli.main", "connector", "run", str(source.definition)]
     env = _connector_env(tmp_path, database_url, bootstrap)
     env["EXCHANGE_CONNECTOR_WORKERS"] = str(workers)
     run_ids = set()

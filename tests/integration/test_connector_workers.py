@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors import workers as workers_module
-from exchange import provenance
-from exchange.broker import LocalKafka
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keystore import FieldCipher
-from exchange.wire import AvroSerde
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.kafka.wire import AvroSerde
+from exchange.local.broker import LocalKafka
+from exchange.security import provenance
+from exchange.security.keystore import FieldCipher
 from schemas import SchemaStore, load_standard
 from schemas.standards import Sensitivity
 from tests.support.exports import write_definition, write_export

@@ -1,4 +1,4 @@
-"""exchange.driver on SQLite: reads outside a transaction use the engine's idle-read
+"""exchange.core.driver on SQLite: reads outside a transaction use the engine's idle-read
 connections (no pool checkout), see the latest commits, and leave nothing open."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, event, insert, 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
-from exchange.db import session_factory, transaction
-from exchange.driver import IDLE_READS_KEPT, DriverSelect, _IdleReads
-from exchange.models import SourceRecord
+from exchange.core.db import session_factory, transaction
+from exchange.core.driver import IDLE_READS_KEPT, DriverSelect, _IdleReads
+from exchange.core.models import SourceRecord
 from tests.integration.test_driver_select import _row, seeded_engine
 
 RECORDS = SourceRecord.__table__

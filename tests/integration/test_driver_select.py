@@ -1,4 +1,4 @@
-"""exchange.driver.DriverSelect on SQLite and PostgreSQL: the rows a Core execution gives."""
+"""exchange.core.driver.DriverSelect on SQLite and PostgreSQL: the rows a Core execution gives."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, and_, bindparam, insert, or_, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.driver import DriverSelect
-from exchange.models import SourceRecord
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.driver import DriverSelect
+from exchange.core.models import SourceRecord
 
 RECORDS = SourceRecord.__table__
 AT = datetime(2026, 11, 30, 17, 5, 9, 123456, tzinfo=UTC)

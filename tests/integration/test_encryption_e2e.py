@@ -21,13 +21,13 @@ from sqlalchemy import select
 
 from connectors import load_definition, run_connector
 from exchange import audit
-from exchange.apikeys import create_key
-from exchange.blindindex import blind_index
-from exchange.broker import LocalKafka
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.keystore import TOKEN_VERSION, KeyDestroyedError, LocalKeyStore
-from exchange.models import AuditEntry, DataKeyRecord, SourceRecord
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, DataKeyRecord, SourceRecord
+from exchange.identity.apikeys import create_key
+from exchange.local.broker import LocalKafka
+from exchange.security.blindindex import blind_index
+from exchange.security.keystore import TOKEN_VERSION, KeyDestroyedError, LocalKeyStore
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character

@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import apikeys, identities
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
-from exchange.models import ApiKey, AuditEntry
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.models import ApiKey, AuditEntry
+from exchange.identity import apikeys, identities
 from gateway import create_app
 from tests.support.keys import MASTER_KEY_B64
 from tests.support.oidc import AUDIENCE, ISSUER, Provider, jwks_server

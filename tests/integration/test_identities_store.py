@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import apikeys, identities
-from exchange.apikeys import VerifiedKeyCache, authenticate
-from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
-from exchange.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from exchange.identity import apikeys, identities
+from exchange.identity.apikeys import VerifiedKeyCache, authenticate
 
 
 @pytest.fixture

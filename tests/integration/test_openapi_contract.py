@@ -37,11 +37,11 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
-from exchange.apikeys import create_key
-from exchange.broker import LocalKafka
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import Department, Grant, Purpose
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import Department, Grant, Purpose
+from exchange.identity.apikeys import create_key
+from exchange.local.broker import LocalKafka
 from gateway import create_app
 from schemas import SchemaStore
 from schemas.standards import load_standard

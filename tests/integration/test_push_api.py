@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
-from exchange.apikeys import create_key
-from exchange.broker import LocalKafka
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import AuditEntry
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry
+from exchange.identity.apikeys import create_key
+from exchange.local.broker import LocalKafka
 from schemas.validators import resident_id_check_character
 from tests.support.gateway import running_gateway
 from tests.support.kafka import read_topic

@@ -24,13 +24,13 @@ from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
 from connectors import load_definition, run_connector
-from exchange.apikeys import create_key
-from exchange.broker import LocalKafka
-from exchange.clients import ensure_topics
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.models import AuditEntry
-from exchange.wire import AvroSerde
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry
+from exchange.identity.apikeys import create_key
+from exchange.kafka.clients import ensure_topics
+from exchange.kafka.wire import AvroSerde
+from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from tests.support.gateway import running_gateway
 from tests.support.keys import MASTER_KEY_B64, keys_for

@@ -25,14 +25,14 @@ from typer.testing import CliRunner
 
 from connectors import load_definition, run_connector
 from connectors.withdraw import withdraw_records
-from exchange.broker import LocalKafka
-from exchange.builder import RegistryBuilder
-from exchange.checksum import registry_checksum
-from exchange.cli import app as cli_app
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.entities import EntityResolver
-from exchange.entityview import ENCRYPTED, entity_view
-from exchange.models import Entity, LinkEdge, RecordVersion, SourceRecord
+from exchange.cli.main import app as cli_app
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
+from exchange.local.broker import LocalKafka
+from exchange.registry.builder import RegistryBuilder
+from exchange.registry.checksum import registry_checksum
+from exchange.registry.entities import EntityResolver
+from exchange.registry.entityview import ENCRYPTED, entity_view
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.kafka import end_offsets, start_group_at
@@ -351,7 +351,7 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
     [member] = groups[wang]
     assert [r["ref"] for r in shown["records"]] == [f"person/{member}"]
     missing = subprocess.run(
-        [sys.executable, "-m", "exchange.cli", "registry", "entity", "show", "P-no-such"],
+        [sys.executable, "-m", "exchange.cli.main", "registry", "entity", "show", "P-no-such"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

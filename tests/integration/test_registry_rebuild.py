@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors.withdraw import withdraw_records
-from exchange.broker import LocalKafka
-from exchange.checksum import registry_checksum
-from exchange.db import make_engine, migrate, session_factory
-from exchange.models import RecordVersion, SourceRecord
-from exchange.rebuild import RebuildError, group_is_active, rebuild
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.models import RecordVersion, SourceRecord
+from exchange.local.broker import LocalKafka
+from exchange.registry.checksum import registry_checksum
+from exchange.registry.rebuild import RebuildError, group_is_active, rebuild
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.integration.test_registry_linkage import BENEFIT, PERSON, PERSON_HEADER
@@ -107,7 +107,7 @@ def _count(sessions: sessionmaker[Session]) -> int:
 
 def _builder(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "exchange.cli", "registry", "build", *args],
+        [sys.executable, "-m", "exchange.cli.main", "registry", "build", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

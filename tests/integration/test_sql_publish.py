@@ -29,10 +29,10 @@ from sqlalchemy import (
 )
 
 from connectors import load_definition, run_connector
-from exchange.broker import LocalKafka
-from exchange.db import make_engine, migrate, session_factory
-from exchange.models import ConnectorRun
-from exchange.wire import AvroSerde
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.models import ConnectorRun
+from exchange.kafka.wire import AvroSerde
+from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.kafka import read_topic

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from connectors.definition import ConnectorDefinition
 from connectors.sources import SqlSource, open_source
-from exchange.errors import SourceError
+from exchange.core.errors import SourceError
 
 pytestmark = pytest.mark.integration
 

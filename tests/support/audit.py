@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange import audit
 from exchange.audit import heads
 from exchange.audit.log import GENESIS, chain_hex, leaf_hex, row_content
-from exchange.db import transaction
-from exchange.keystore import KeyStore
+from exchange.core.db import transaction
+from exchange.security.keystore import KeyStore
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Beijing
 

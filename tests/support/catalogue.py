@@ -1,6 +1,6 @@
 """Registry rows, purposes and grants for gateway tests, without Kafka.
 
-Rows go in through :func:`exchange.registry.apply` (as the builder does) with
+Rows go in through :func:`exchange.registry.records.apply` (as the builder does) with
 their sensitive fields encrypted by a real :class:`FieldCipher`, the blind
 index and lookup key computed as connectors and the builder compute them, and
 the linkage blocking keys stored as the entity resolver stores them.
@@ -18,12 +18,12 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import catalogue
-from exchange.blindindex import blind_index
-from exchange.db import transaction
-from exchange.linkage import block_keys, organisation_record, person_record
-from exchange.models import Entity, LinkKey, SourceRecord
-from exchange.registry import Incoming, apply, record_ref
+from exchange.access import catalogue
+from exchange.core.db import transaction
+from exchange.core.models import Entity, LinkKey, SourceRecord
+from exchange.registry.linkage import block_keys, organisation_record, person_record
+from exchange.registry.records import Incoming, apply, record_ref
+from exchange.security.blindindex import blind_index
 from schemas.standards import load_standard
 from schemas.store import SchemaStore
 from tests.support.keys import LINKAGE_KEY, keys_for

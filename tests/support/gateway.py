@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from exchange.broker import free_port
-from exchange.config import Settings
+from exchange.core.config import Settings
+from exchange.local.broker import free_port
 from gateway import create_app
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-from exchange.clients import ensure_topics
+from exchange.kafka.clients import ensure_topics
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

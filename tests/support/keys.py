@@ -7,7 +7,7 @@ import base64
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.pipeline import Keys
-from exchange.keystore import LocalKeyStore
+from exchange.security.keystore import LocalKeyStore
 
 MASTER_KEY = bytes(range(32))
 MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()

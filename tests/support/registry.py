@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.builder import RegistryBuilder
-from exchange.models import SourceRecord
+from exchange.core.models import SourceRecord
+from exchange.registry.builder import RegistryBuilder
 from tests.support.kafka import start_group_at
 from tests.support.keys import LINKAGE_KEY, keys_for
 

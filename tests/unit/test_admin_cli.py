@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from exchange.apikeys import VerifiedKeyCache, authenticate
-from exchange.cli import app
-from exchange.config import load_settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.errors import AuthenticationError
+from exchange.cli.main import app
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.errors import AuthenticationError
+from exchange.identity.apikeys import VerifiedKeyCache, authenticate
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}

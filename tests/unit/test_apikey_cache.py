@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import apikeys, identities
-from exchange.apikeys import VerifiedKeyCache, authenticate
-from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
-from exchange.errors import AuthenticationError
-from exchange.models import ApiKey
+from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.errors import AuthenticationError
+from exchange.core.models import ApiKey
+from exchange.identity import apikeys, identities
+from exchange.identity.apikeys import VerifiedKeyCache, authenticate
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for exchange.audit (the hash chain of the Merkle log) and exchange.apikeys, on SQLite.
+"""Tests for exchange.audit (the hash chain of the Merkle log) and apikeys, on SQLite.
 
 The signed tree heads, proofs and the tamper matrix on both backends are in
 tests/unit/test_audit_merkle.py and tests/integration/test_audit_tamper.py.
@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import apikeys, audit
-from exchange.apikeys import Identity, authenticate, create_key
+from exchange import audit
 from exchange.audit import GENESIS, Decision
-from exchange.db import make_engine, migrate, session_factory
-from exchange.errors import AuthenticationError
-from exchange.models import ApiKey, AuditEntry
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.errors import AuthenticationError
+from exchange.core.models import ApiKey, AuditEntry
+from exchange.identity import apikeys
+from exchange.identity.apikeys import Identity, authenticate, create_key
 
 T0 = datetime(2025, 6, 1, 9, 0, 0, 123456, tzinfo=UTC)
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from exchange import merkle
-from exchange.audit.cli import app
-from exchange.blindindex import blind_index
-from exchange.config import load_settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keystore import LocalKeyStore, master_key_from_settings
+from exchange.cli.audit import app
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.security import merkle
+from exchange.security.blindindex import blind_index
+from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from tests.support import audit as log
 
 runner = CliRunner()

@@ -21,8 +21,8 @@ from exchange import audit
 from exchange.audit import Decision
 from exchange.audit.group import GroupCommit, Ticket
 from exchange.audit.log import append_many
-from exchange.db import make_engine, migrate, session_factory, transaction, utcnow
-from exchange.models import AuditEntry, AuditSubject
+from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.models import AuditEntry, AuditSubject
 
 
 def _factory(path: Path) -> tuple[sessionmaker[Session], Engine]:

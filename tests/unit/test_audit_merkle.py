@@ -18,14 +18,15 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import audit, crypto, merkle
+from exchange import audit
 from exchange.audit import anomalies, heads, proofs, search
 from exchange.audit.heads import Frontier, TreeHeadNotFoundError
-from exchange.config import AuditSettings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.errors import NotFoundError, ValidationError
-from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry
+from exchange.core.config import AuditSettings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import NotFoundError, ValidationError
+from exchange.core.models import AuditEntry
+from exchange.security import crypto, merkle
+from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
 from tests.support.keys import MASTER_KEY
 
@@ -308,7 +309,7 @@ def test_a_log_written_before_revision_0007_is_migrated_and_verifies(tmp_path: P
     from alembic import command
     from alembic.config import Config
 
-    from exchange.db import MIGRATIONS_DIR
+    from exchange.core.db import MIGRATIONS_DIR
 
     engine = make_engine(f"sqlite:///{tmp_path}/old.db")
     cfg = Config()

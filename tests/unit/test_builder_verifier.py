@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # chunk so its worker exists, prints the worker's pid, then waits to be killed.
 BUILDER = """
 import sys, time
-from exchange.builder import _Verifier
+from exchange.registry.builder import _Verifier
 verifier = _Verifier(1)
 for _, _, refusals in verifier.start([]):
     refusals()

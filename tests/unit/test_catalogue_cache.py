@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import catalogue
-from exchange.catalogue_cache import CatalogueCache, version
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.errors import ValidationError
-from exchange.models import Department, Grant
-from exchange.policy import GrantRule
+from exchange.access import catalogue
+from exchange.access.catalogue_cache import CatalogueCache, version
+from exchange.access.policy import GrantRule
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import ValidationError
+from exchange.core.models import Department, Grant
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from exchange import audit
-from exchange.catalogue_cli import app
-from exchange.config import load_settings
-from exchange.db import make_engine, session_factory
-from exchange.errors import ValidationError
-from exchange.models import AuditEntry, Grant
+from exchange.cli.catalogue import app
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, session_factory
+from exchange.core.errors import ValidationError
+from exchange.core.models import AuditEntry, Grant
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}

@@ -31,7 +31,7 @@ from avro.errors import IgnoredLogicalType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange import errors
+from exchange.core import errors
 from schemas.compatibility import (
     CompatibilityLevel,
     Direction,

@@ -1,4 +1,4 @@
-"""Tests for exchange.config: defaults, precedence, unknown keys and secret handling."""
+"""Tests for exchange.core.config: defaults, precedence, unknown keys and secret handling."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange.config import DEV_DEMO_KEY, DEV_LINKAGE_KEY, Environment, load_settings
-from exchange.errors import ConfigError
+from exchange.core.config import DEV_DEMO_KEY, DEV_LINKAGE_KEY, Environment, load_settings
+from exchange.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""exchange.crypto: sealing, wrapping, signing; every failure is one opaque error."""
+"""exchange.security.crypto: sealing, wrapping, signing; every failure is one opaque error."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange import crypto
-from exchange.crypto import DecryptionError, SignatureError
-from exchange.errors import ExchangeError
-from exchange.keystore import DataKey, FieldCipher
+from exchange.core.errors import ExchangeError
+from exchange.security import crypto
+from exchange.security.crypto import DecryptionError, SignatureError
+from exchange.security.keystore import DataKey, FieldCipher
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -65,7 +65,7 @@ def test_error_is_opaque_and_the_cause_is_logged_without_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     token = crypto.seal(KEY, b"PLAINTEXT-MARKER", b"aad")
-    caplog.set_level(logging.DEBUG, logger="exchange.crypto")
+    caplog.set_level(logging.DEBUG, logger="exchange.security.crypto")
 
     with pytest.raises(DecryptionError) as info:
         crypto.open_sealed(OTHER_KEY, token, b"aad")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert
 
-from exchange.db import migrate
-from exchange.entities import MAX_BLOCK, EntityResolver
-from exchange.models import LinkKey
+from exchange.core.db import migrate
+from exchange.core.models import LinkKey
+from exchange.registry.entities import MAX_BLOCK, EntityResolver
 
 
 def test_a_crowded_key_is_skipped_and_said_so(

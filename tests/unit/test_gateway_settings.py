@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange.config import load_settings
-from exchange.errors import ConfigError
+from exchange.core.config import load_settings
+from exchange.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

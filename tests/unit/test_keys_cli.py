@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from exchange.config import load_settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.keys_cli import app
-from exchange.keystore import (
+from exchange.cli.keys import app
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.security.keystore import (
     FieldCipher,
     KeyDestroyedError,
     LocalKeyStore,

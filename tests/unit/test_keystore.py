@@ -1,4 +1,4 @@
-"""exchange.keystore: data keys, rotation, crypto-shredding, signing keys, the master key."""
+"""The keystore: data keys, rotation, crypto-shredding, signing keys, the master key."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import crypto
-from exchange.config import load_settings
-from exchange.crypto import DecryptionError
-from exchange.db import Base, make_engine, migrate, session_factory
-from exchange.errors import ConfigError
-from exchange.keystore import (
+from exchange.core.config import load_settings
+from exchange.core.db import Base, make_engine, migrate, session_factory
+from exchange.core.errors import ConfigError
+from exchange.security import crypto
+from exchange.security.crypto import DecryptionError
+from exchange.security.keystore import (
     DataKey,
     FieldCipher,
     KeyDestroyedError,
@@ -185,7 +185,7 @@ def test_losing_a_creation_race_retries_and_uses_the_winner(
         return current_kek(session)
 
     monkeypatch.setattr(loser, "_current_kek", other_process_gets_there_first)
-    caplog.set_level(logging.INFO, logger="exchange.keystore")
+    caplog.set_level(logging.INFO, logger="exchange.security.keystore")
 
     assert loser.data_key("person", "2026-11") == won[0]
     assert "key write conflicted" in caplog.text

@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.clusters: components and stable entity ids."""
+"""Tests for exchange.registry.linkage.clusters: components and stable entity ids."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.linkage import assign, components
-from exchange.linkage.clusters import constrained_components
+from exchange.registry.linkage import assign, components
+from exchange.registry.linkage.clusters import constrained_components
 
 
 def counter(prefix: str = "N") -> Callable[[], str]:

@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.comparators: every level of every field, and symmetry."""
+"""Tests for exchange.registry.linkage.comparators: every level of every field, and symmetry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.linkage import ORGANISATION, PERSON, LinkRecord, block_keys, compare, fields_of
-from exchange.linkage.comparators import swapped_order
+from exchange.registry.linkage import (
+    ORGANISATION,
+    PERSON,
+    LinkRecord,
+    block_keys,
+    compare,
+    fields_of,
+)
+from exchange.registry.linkage.comparators import swapped_order
 
 LP, RP = "\uff08", "\uff09"  # full-width brackets, as on Chinese licences
 

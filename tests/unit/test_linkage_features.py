@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.features: link records read from registry payloads."""
+"""Tests for exchange.registry.linkage.features: link records read from registry payloads."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-import exchange.linkage as linkage
-from exchange.linkage import ORGANISATION, PERSON, LinkRecord, organisation_record, person_record
-from exchange.linkage.features import (
+import exchange.registry.linkage as linkage
+from exchange.registry.linkage import (
+    ORGANISATION,
+    PERSON,
+    LinkRecord,
+    organisation_record,
+    person_record,
+)
+from exchange.registry.linkage.features import (
     normalise_name,
     normalise_phone,
     organisation_core,

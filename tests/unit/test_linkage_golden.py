@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.golden: survivorship rules of the golden record."""
+"""Tests for exchange.registry.linkage.golden: survivorship rules of the golden record."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from exchange.linkage import (
+from exchange.registry.linkage import (
     MOST_COMMON,
     MOST_RECENT,
     MOST_TRUSTED,

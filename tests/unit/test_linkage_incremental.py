@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.incremental: entities kept consistent as records come and go."""
+"""Tests for the incremental linker: entities kept consistent as records come and go."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exchange.linkage import PERSON, IncrementalLinker, LinkRecord, default_model
+from exchange.registry.linkage import PERSON, IncrementalLinker, LinkRecord, default_model
 
 MODEL = default_model(PERSON)
 

@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.linker: identifier rules first, the model second."""
+"""Tests for exchange.registry.linkage.linker: identifier rules first, the model second."""
 
 from __future__ import annotations
 
@@ -7,8 +7,13 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from exchange.linkage import PERSON, LinkRecord, decide, default_model, organisation_record
-from exchange.linkage.linker import IDENTIFIER_CONFLICT, POSSIBLE_SIBLING, SAME_IDENTIFIER, verdict
+from exchange.registry.linkage import PERSON, LinkRecord, decide, default_model, organisation_record
+from exchange.registry.linkage.linker import (
+    IDENTIFIER_CONFLICT,
+    POSSIBLE_SIBLING,
+    SAME_IDENTIFIER,
+    verdict,
+)
 
 MODEL = default_model(PERSON)
 

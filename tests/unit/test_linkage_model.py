@@ -1,4 +1,4 @@
-"""Tests for exchange.linkage.model: weights, explanations, JSON, EM and the shipped models."""
+"""Tests for the linkage model: weights, explanations, JSON, EM and the shipped models."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.linkage import (
+from exchange.registry.linkage import (
     ORGANISATION,
     PERSON,
     FieldModel,

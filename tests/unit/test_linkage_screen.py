@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bench import population
 from bench.linkage_quality import link_records
-from exchange.linkage import (
+from exchange.registry.linkage import (
     ORGANISATION,
     PERSON,
     LinkRecord,
@@ -28,8 +28,8 @@ from exchange.linkage import (
     screen,
     verdict,
 )
-from exchange.linkage.comparators import EVALUATION_ORDER
-from exchange.linkage.model import NON_LINK
+from exchange.registry.linkage.comparators import EVALUATION_ORDER
+from exchange.registry.linkage.model import NON_LINK
 from tests.unit.test_linkage_comparators import organisation_records, person, person_records
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from connectors.csvsource import SourceRow, read_csv
 from connectors.definition import ConnectorDefinition, load_definition
 from connectors.mapping import MAX_STRING, Problem, json_safe, map_row
-from exchange.errors import ConfigError, SourceError
+from exchange.core.errors import ConfigError, SourceError
 
 HEADER = "local_id,id_number,surname,given,dob,sex,division,phone"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.merkle import (
+from exchange.security.merkle import (
     EMPTY_ROOT,
     ProofError,
     consistency_proof,

@@ -10,10 +10,10 @@ import jwt
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import identities
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.errors import AuthenticationError
-from exchange.oidc import OidcVerifier
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import AuthenticationError
+from exchange.identity import identities
+from exchange.identity.oidc import OidcVerifier
 from tests.support.oidc import AUDIENCE, ISSUER, KID, Provider, jwks_server, new_rsa_key
 
 
@@ -155,7 +155,7 @@ def test_a_disabled_users_token_is_refused(
 def test_an_unreachable_key_set_is_refused_with_its_own_reason(
     sessions: sessionmaker[Session], provider: Provider
 ) -> None:
-    from exchange.broker import free_port
+    from exchange.local.broker import free_port
 
     dead = OidcVerifier(
         f"http://127.0.0.1:{free_port()}/jwks.json", issuer=ISSUER, audience=AUDIENCE

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from exchange.config import Settings
+from exchange.core.config import Settings
 from gateway import create_app
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from exchange import catalogue
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.errors import ConflictError, NotFoundError, ValidationError
-from exchange.masking import MaskKind, mask, mask_kind
-from exchange.policy import Access, Denial, GrantRule, Mode, RowFacts, access, project
+from exchange.access import catalogue
+from exchange.access.masking import MaskKind, mask, mask_kind
+from exchange.access.policy import Access, Denial, GrantRule, Mode, RowFacts, access, project
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import ConflictError, NotFoundError, ValidationError
 from schemas.standards import load_standard
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange import catalogue
-from exchange.apikeys import create_key
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.masking import mask
-from exchange.models import AuditEntry, Grant, Purpose
+from exchange.access import catalogue
+from exchange.access.masking import mask
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, Grant, Purpose
+from exchange.identity.apikeys import create_key
 from gateway import create_app
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import Row, insert_rows

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from exchange.broker import free_port
-from exchange.errors import BrokerError
-from exchange.producer import DEFAULTS, Producer
+from exchange.core.errors import BrokerError
+from exchange.kafka.producer import DEFAULTS, Producer
+from exchange.local.broker import free_port
 
 
 def test_no_broker_at_the_address_is_a_clear_error_not_a_hang() -> None:

@@ -24,11 +24,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
-from exchange.apikeys import create_key
-from exchange.config import Settings
-from exchange.db import make_engine, migrate, session_factory, transaction
-from exchange.keystore import LocalKeyStore
-from exchange.models import AuditEntry, SourceRecord
+from exchange.core.config import Settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.models import AuditEntry, SourceRecord
+from exchange.identity.apikeys import create_key
+from exchange.security.keystore import LocalKeyStore
 from gateway import create_app
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import Row, add_grant, add_purpose, insert_rows

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from exchange.errors import RateLimitedError
-from exchange.ratelimit import RateLimiter
+from exchange.core.errors import RateLimitedError
+from exchange.identity.ratelimit import RateLimiter
 
 
 class Clock:

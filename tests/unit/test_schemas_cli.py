@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from exchange.schemas_cli import app
+from exchange.cli.schemas import app
 from schemas import available, load_standard
 
 runner = CliRunner()

@@ -22,7 +22,7 @@ from connectors.definition import (
     load_definition,
 )
 from connectors.sources import CsvSource, JsonLinesSource, SqlSource, open_source, to_text
-from exchange.errors import ConfigError, SourceError
+from exchange.core.errors import ConfigError, SourceError
 
 FIELDS = """
 [fields.resident_id]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from exchange.broker import _ephemeral_range, free_port
-from exchange.config import Settings
-from exchange.stack import Stack
+from exchange.core.config import Settings
+from exchange.local.broker import _ephemeral_range, free_port
+from exchange.local.stack import Stack
 
 
 def test_a_component_that_dies_at_start_is_reported_with_the_end_of_its_log(

@@ -1,4 +1,4 @@
-"""Tests for exchange.wire: the Confluent framing and the Avro serde."""
+"""Tests for exchange.kafka.wire: the Confluent framing and the Avro serde."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exchange.errors import SchemaNotFoundError, WireFormatError
-from exchange.wire import HEADER_SIZE, AvroSerde, frame, unframe
+from exchange.core.errors import SchemaNotFoundError, WireFormatError
+from exchange.kafka.wire import HEADER_SIZE, AvroSerde, frame, unframe
 from schemas import load_standard
 
 SCHEMA_ID = 7

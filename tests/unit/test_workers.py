@@ -24,14 +24,14 @@ from connectors import workers as workers_module
 from connectors.pipeline import Keys, RecordPreparer
 from connectors.publisher import RunReport
 from connectors.workers import CHUNK_ROWS, WorkerError, usable_cores
-from exchange import provenance
-from exchange.config import load_settings
-from exchange.db import make_engine, migrate, session_factory
-from exchange.errors import ConfigError
-from exchange.keystore import FieldCipher
-from exchange.models import ConnectorCheckpoint
-from exchange.producer import Delivery, Headers, Producer
-from exchange.wire import AvroSerde
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.errors import ConfigError
+from exchange.core.models import ConnectorCheckpoint
+from exchange.kafka.producer import Delivery, Headers, Producer
+from exchange.kafka.wire import AvroSerde
+from exchange.security import provenance
+from exchange.security.keystore import FieldCipher
 from schemas import SchemaStore, load_standard
 from schemas.standards import Sensitivity
 from tests.support.exports import write_definition, write_export

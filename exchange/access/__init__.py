@@ -1,0 +1,1 @@
+"""Access: the catalogue's datasets, purposes and grants, the policy and masking."""

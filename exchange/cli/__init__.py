@@ -1,0 +1,1 @@
+"""The ``exchange`` command line: every command, on one shared context."""

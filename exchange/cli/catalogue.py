@@ -1,0 +1,208 @@
+"""``exchange catalogue ...``: datasets, purposes and grants of the access catalogue.
+
+Changes made here are audited like the admin API's (actions ``catalogue.*``),
+with the operator's login name as the actor (``cli:<user>``).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange import audit
+from exchange.access import catalogue
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+
+app = typer.Typer(help="The access catalogue: datasets, purposes, grants.", no_args_is_help=True)
+console = Console(highlight=False)
+T = TypeVar("T")
+
+
+@contextmanager
+def _sessions() -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(load_settings().db_url)
+    try:
+        migrate(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container): still say it came from the CLI
+        return "cli"
+
+
+def _change(action: str, do: Callable[[Session], tuple[T, str, str | None]]) -> T:
+    """Make a change and audit it in one transaction (a refused change is not stored)."""
+    with _sessions() as sessions, transaction(sessions) as session:
+        result, reason, dataset = do(session)
+        decision = audit.Decision(
+            request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
+            action=action,
+            decision="allow",
+            reason=reason,
+            status=200,
+            actor=_actor(),
+            role="operator",
+            dataset=dataset,
+        )
+        audit.append(session, decision, at=utcnow())
+        return result
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not an ISO date or time") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@app.command("datasets")
+def datasets() -> None:
+    """The datasets grants may name, with each field's sensitivity and masking."""
+    for d in catalogue.datasets():
+        table = Table("field", "type", "sensitivity", "identifier", "encrypted", "masked as")
+        for f in d.fields:
+            table.add_row(
+                f.name,
+                f.type,
+                f.sensitivity.value,
+                "yes" if f.identifier else "",
+                "yes" if f.encrypted else "",
+                f.mask.value,
+            )
+        division = f", division field {d.division_field}" if d.division_field else ""
+        console.print(f"[bold]{d.name}[/] v{d.version} ({d.topic}{division})")
+        console.print(table)
+
+
+@app.command("purposes")
+def purposes() -> None:
+    """List purposes, active and deactivated."""
+    with _sessions() as sessions, sessions() as session:
+        table = Table("code", "title", "legal basis", "active")
+        for p in catalogue.list_purposes(session):
+            table.add_row(p.code, p.title, p.legal_basis or "", "yes" if p.active else "no")
+    console.print(table)
+
+
+@app.command("purpose-add")
+def purpose_add(
+    code: Annotated[str, typer.Argument(help="e.g. minimum-living-allowance")],
+    title: Annotated[str, typer.Option(help="What the purpose is, in words.")],
+    legal_basis: Annotated[str | None, typer.Option(help="The law or regulation.")] = None,
+) -> None:
+    """Add a purpose that requests may state and grants may serve."""
+
+    def do(session: Session) -> tuple[str, str, None]:
+        purpose = catalogue.add_purpose(session, code, title, legal_basis)
+        return purpose.code, f"purpose {purpose.code!r} added", None
+
+    console.print(f"purpose {_change('catalogue.purpose.add', do)} added")
+
+
+@app.command("purpose-deactivate")
+def purpose_deactivate(code: str) -> None:
+    """Deactivate a purpose: no request may state it any more, no new grant may serve it."""
+
+    def do(session: Session) -> tuple[str, str, None]:
+        catalogue.deactivate_purpose(session, code)
+        return code, f"purpose {code!r} deactivated", None
+
+    console.print(f"purpose {_change('catalogue.purpose.deactivate', do)} deactivated")
+
+
+@app.command("grants")
+def grants(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
+) -> None:
+    """List grants."""
+    with _sessions() as sessions, sessions() as session:
+        table = Table("id", "grantee", "dataset", "fields", "purposes", "rows", "valid", "revoked")
+        for g in catalogue.list_grants(session, include_revoked=all_):
+            table.add_row(
+                str(g.id),
+                f"{g.grantee_department}/{g.grantee_role}",
+                g.dataset,
+                ", ".join(f"{k}:{v}" if v != "full" else k for k, v in sorted(g.fields.items())),
+                ", ".join(g.purposes),
+                ", ".join(f"{k}={v}" for k, v in sorted((g.row_constraints or {}).items())),
+                f"{g.valid_from:%Y-%m-%d} .. "
+                + (f"{g.valid_until:%Y-%m-%d}" if g.valid_until else ""),
+                f"{g.revoked_at:%Y-%m-%d} by {g.revoked_by}" if g.revoked_at else "",
+            )
+    console.print(table)
+
+
+def _pairs(values: list[str], sep: str, what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, found, rest = value.partition(sep)
+        if not name or (sep == "=" and not found):
+            raise typer.BadParameter(f"{what} {value!r}: expected name{sep}value")
+        out[name] = rest
+    return out
+
+
+@app.command("grant-add")
+def grant_add(
+    department: Annotated[str, typer.Option(help="The consuming department.")],
+    role: Annotated[str, typer.Option(help="The grantee role: caseworker.")],
+    dataset: Annotated[str, typer.Option(help="A dataset (standard), e.g. person.")],
+    field: Annotated[
+        list[str], typer.Option("--field", help="name or name:masked; repeat for each field.")
+    ],
+    purpose: Annotated[list[str], typer.Option("--purpose", help="A purpose code; repeatable.")],
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option("--constraint", help="Row constraint name=value, e.g. division_prefix=3301."),
+    ] = None,
+    valid_from: Annotated[str | None, typer.Option(help="ISO date or time (UTC).")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="ISO date or time (UTC).")] = None,
+    note: Annotated[str | None, typer.Option(help="Why the grant exists.")] = None,
+) -> None:
+    """Add a grant; it is checked against the catalogue and every problem is named."""
+    fields = {k: (v or "full") for k, v in _pairs(field, ":", "field").items()}
+    spec = catalogue.GrantSpec(
+        department=department,
+        role=role,
+        dataset=dataset,
+        fields=fields,
+        purposes=purpose,
+        row_constraints=_pairs(constraint or [], "=", "constraint"),
+        valid_from=_when(valid_from),
+        valid_until=_when(valid_until),
+        note=note,
+    )
+
+    def do(session: Session) -> tuple[int, str, str]:
+        grant = catalogue.add_grant(session, spec, created_by=_actor(), at=utcnow())
+        return grant.id, catalogue.summary(grant), grant.dataset
+
+    console.print(f"grant {_change('catalogue.grant.add', do)} added")
+
+
+@app.command("grant-revoke")
+def grant_revoke(grant_id: int) -> None:
+    """Revoke a grant; it stays on record."""
+
+    def do(session: Session) -> tuple[int, str, str]:
+        grant = catalogue.revoke_grant(session, grant_id, by=_actor(), at=utcnow())
+        return grant.id, "revoked " + catalogue.summary(grant), grant.dataset
+
+    console.print(f"grant {_change('catalogue.grant.revoke', do)} revoked")

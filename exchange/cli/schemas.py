@@ -1,0 +1,123 @@
+"""``exchange schemas ...``: the standards and the schema registry from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from exchange.core.config import load_settings
+from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.errors import ConfigError, SubjectNotFoundError
+from schemas.standards import Standard, available, load_standard, standard_from_schema
+from schemas.store import SchemaStore, incompatibility_error
+
+app = typer.Typer(help="The common data standards and the schema registry.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _store() -> SchemaStore:
+    engine = make_engine(load_settings().db_url)
+    migrate(engine)
+    return SchemaStore(session_factory(engine))
+
+
+def _read_file(path: Path) -> Standard:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        return standard_from_schema(schema)
+    except Exception as exc:  # fastavro raises several kinds for a bad schema
+        raise ConfigError(f"{path} is not a valid Avro schema: {exc}") from exc
+
+
+@app.command("list")
+def list_standards() -> None:
+    """The shipped standards, their topics, and their versions in the registry."""
+    store = _store()
+    table = Table("standard", "record", "topic", "fields", "identifiers", "registered versions")
+    for name in available():
+        std = load_standard(name)
+        try:
+            versions = ", ".join(str(v) for v in store.versions(std.subject))
+        except SubjectNotFoundError:
+            versions = "-"
+        ids = ", ".join(f.name for f in std.identifier_fields) or "-"
+        table.add_row(name, std.name, std.topic, str(len(std.fields)), ids, versions)
+    console.print(table)
+
+
+@app.command("show")
+def show(name: Annotated[str, typer.Argument(help="A standard, e.g. person.")]) -> None:
+    """A standard's fields with their type, sensitivity, identifier role and validator."""
+    std = load_standard(name)
+    console.print(f"[bold]{std.name}[/] ({std.schema.get('namespace')}): {std.schema.get('doc')}")
+    console.print(f"topic {std.topic}, registry subject {std.subject}")
+    table = Table("field", "type", "sensitivity", "identifier", "validator", "required", "doc")
+    for f in std.fields:
+        table.add_row(
+            f.name,
+            json.dumps(f.avro_type, ensure_ascii=False),
+            f.sensitivity.value,
+            "yes" if f.identifier else "",
+            f.validator or "",
+            "yes" if f.required else "",
+            f.doc,
+        )
+    console.print(table)
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(help="A new version of a standard (.avsc).")],
+    subject: Annotated[str | None, typer.Option(help="Default: std.<dataset>.v<N>-value.")] = None,
+) -> None:
+    """Would FILE be accepted as the next version? Says why not, field by field."""
+    std = _read_file(file)
+    target = subject or std.subject
+    store = _store()
+    level = store.get_config(target, default_to_global=True)
+    try:
+        problems = store.check(target, std.schema)
+    except SubjectNotFoundError:
+        console.print(
+            f"[green]compatible[/]: {target} has no versions yet; this would be version 1"
+        )
+        return
+    if not problems:
+        console.print(f"[green]compatible[/] with {target} at level {level}")
+        return
+    console.print(f"[red]incompatible[/] with {target} at level {level}:")
+    for line in incompatibility_error(problems).details:  # type: ignore[attr-defined]
+        console.print(f"  - {line}", markup=False)
+    raise typer.Exit(1)
+
+
+@app.command("register")
+def register(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Schemas to register. Default: every standard.")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="Only with one FILE.")] = None,
+) -> None:
+    """Register standards in the registry (idempotent); refuses incompatible versions."""
+    if subject and (not files or len(files) != 1):
+        raise ConfigError("--subject needs exactly one FILE")
+    standards = [_read_file(f) for f in files] if files else [load_standard(n) for n in available()]
+    store = _store()
+    for std in standards:
+        target = subject or std.subject
+        schema_id = store.register(target, std.schema)
+        version = store.lookup(target, std.schema).version
+        console.print(f"{target}: schema id {schema_id}, version {version}")
+
+
+__all__ = ["app"]

@@ -1,0 +1,1 @@
+"""Core: the one error tree, settings, the database, its driver reads, tables and migrations."""

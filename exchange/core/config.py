@@ -1,0 +1,381 @@
+"""Settings: one typed class, read from the environment and an optional TOML file.
+
+Precedence, highest first: keyword arguments, environment variables
+(``EXCHANGE_`` prefix, ``__`` for nesting, e.g. ``EXCHANGE_KAFKA__PORT=19092``),
+the TOML file named by ``EXCHANGE_CONFIG`` (default ``exchange.toml`` in the
+working directory, if present), then the defaults documented on each field and
+in ``docs/configuration.md``. Unknown keys are refused, so a misspelt setting
+fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from exchange.core.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEV_DEMO_KEY = "dx_demo_caseworker_not_secret"
+DEV_LINKAGE_KEY = "development-linkage-key-not-secret"
+
+
+class Environment(StrEnum):
+    """Where the exchange runs; development allows built-in demo credentials."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Kafka: either an external cluster (``bootstrap_servers``) or the local broker."""
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Comma-separated host:port list of an external cluster. "
+        "Default: none, use the local broker started by `exchange up`.",
+    )
+    host: str = Field(default="127.0.0.1", description="Loopback address of the local broker.")
+    port: int = Field(default=19092, description="Client port of the local broker.")
+    controller_port: int = Field(default=19093, description="KRaft controller port.")
+    heap: str = Field(default="512m", description="JVM heap (-Xmx) of each local broker.")
+    jars_dir: Path | None = Field(
+        default=None,
+        description="Directory of the broker jars. Default: .cache/kafka/<version>/libs "
+        "under the project, fetched by deploy/kafka/fetch.sh.",
+    )
+    start_timeout_s: float = Field(default=120.0, description="How long to wait for a broker.")
+    partitions: int = Field(default=3, description="Partitions of each topic the exchange creates.")
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class GatewaySettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=18080, description="Port the gateway listens on.")
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests a minute each identity (user, or key without a user) may make, "
+        "on average, to one gateway process; over it the gateway answers 429 with "
+        "Retry-After. 0 turns the limit off. Default: 600.",
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="How many requests an identity may make at once before the per-minute "
+        "rate applies (the token bucket's size). Default: 100.",
+    )
+    catalogue_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds the gateway keeps the catalogue's purposes and grants in memory. "
+        "A change made through this gateway process applies at the next request; one made by "
+        "another process (exchange commands, another replica) within this many seconds. "
+        "0 reads them on every request. Default: 2.",
+    )
+    worker_threads: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Threads of each gateway process that run requests' work (reads, policy, "
+        "decryption): at most this many requests are worked on at once, the rest wait their "
+        "turn. The work holds Python's GIL most of the time, and every thread that wants it "
+        "delays the event loop, which answers every connection: at 150 lookups/s, 2 threads "
+        "answered in a median 15-25 ms where 8 took 70-90 ms (docs/benchmarks.md). Raise it "
+        "when the database is remote and slow to answer. Default: 2.",
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="URL of the OIDC provider's JSON Web Key Set. When set, the gateway also "
+        "accepts `Authorization: Bearer <JWT>` signed by those keys, and oidc_issuer and "
+        "oidc_audience are required. Default: none (bearer tokens are refused).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None, description="The `iss` a bearer token must carry. Default: none."
+    )
+    oidc_audience: str | None = Field(
+        default=None,
+        description="The `aud` a bearer token must carry (the gateway's client id). Default: none.",
+    )
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> GatewaySettings:
+        if self.oidc_jwks_url and not (self.oidc_issuer and self.oidc_audience):
+            raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience as well")
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class RegistrySettings(_Section):
+    """The shared registry's linkage, and its builder."""
+
+    verify_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Worker processes of the registry builder that verify records' Ed25519 "
+        "signatures while the builder applies the records already verified (each about 80-140 "
+        "MB). 0 verifies in the builder's own process. Default: 1.",
+    )
+
+    trusted_departments: list[str] = Field(
+        default_factory=list,
+        description="Departments in order of trust, most trusted first, for golden records "
+        "(survivorship 'most trusted source'). Unlisted departments rank after them, equal. "
+        "Default: none (every department equal: the most recent value wins).",
+    )
+
+
+class AuditSettings(_Section):
+    """The audit log: signed tree heads, the Kafka mirror, and the anomaly flags."""
+
+    head_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between signed tree heads, signed by a background thread of each "
+        "gateway process when entries were appended since the last head. 0 turns periodic "
+        "signing off (heads are then signed on demand and by head_every_entries). Default: 10.",
+    )
+    head_every_entries: int = Field(
+        default=10_000,
+        ge=0,
+        description="Also sign a head as soon as this many entries were appended since the "
+        "last one (checked every second). 0: off. Default: 10000.",
+    )
+    commit_delay_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="Under load, how long the gateway's audit writer waits for more entries "
+        "before its next transaction (only while busy: entries already waiting as it "
+        "finished a transaction of more than one; a request that finds it idle is never "
+        "delayed), so that more entries share a commit: with 2 worker "
+        "threads, 10 ms served 12% more lookups at 13% less CPU each "
+        "(docs/benchmarks.md). 0: off. Default: 10.",
+    )
+    mirror: bool = Field(
+        default=True,
+        description="Mirror entries and signed heads to the Kafka topic mirror_topic, from a "
+        "background thread of the gateway (an outbox: nothing is lost while Kafka is down). "
+        "Default: true.",
+    )
+    mirror_topic: str = Field(default="audit.access", description="The mirror's topic.")
+    mirror_interval_s: float = Field(
+        default=1.0, gt=0, description="Seconds between the mirror's rounds. Default: 1."
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone of office hours, for the off-hours anomaly flag.",
+    )
+    office_hours: str = Field(
+        default="08:00-19:00",
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Office hours (HH:MM-HH:MM, Monday to Friday, in timezone); access to "
+        "personal records outside them is flagged. Default: 08:00-19:00.",
+    )
+    volume_per_hour: int = Field(
+        default=100,
+        ge=1,
+        description="Flag an actor who accesses more data subjects than this within one "
+        "hour. Default: 100.",
+    )
+    denial_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Flag an actor denied this many times within denial_window_s. Default: 10.",
+    )
+    denial_window_s: int = Field(
+        default=300, ge=1, description="Window of the denial-burst flag, seconds. Default: 300."
+    )
+
+
+class Settings(BaseSettings):
+    """All settings of the exchange. See docs/configuration.md for the full list."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXCHANGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    env: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="development or production. Production refuses the demo API key.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the local stack keeps the broker's logs, SQLite file, pid files.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="SQLAlchemy URL of the registry database. "
+        "Default: sqlite:///<data_dir>/registry.db.",
+    )
+    demo_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key `exchange demo` registers for its caseworker. "
+        "Default in development: a fixed, public demo key; refused in production.",
+    )
+    linkage_key: SecretStr = Field(
+        default=SecretStr(DEV_LINKAGE_KEY),
+        description="HMAC key of the blind indexes (identifier lookups, audit data subjects). "
+        "Default: a public development key, refused in production.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte master key that wraps the key-encryption keys "
+        "of the keystore. Takes precedence over master_key_file. Default: none; in "
+        "development a key is created in <data_dir>/keys/master.key, in production one of "
+        "master_key or master_key_file is required.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="A file (mode 0600) holding the base64 master key, used when master_key "
+        "is not set. Default: none.",
+    )
+    connectors_dir: Path | None = Field(
+        default=None,
+        description="Where the gateway finds push connector definitions "
+        "(<connector id>.toml). Default: <data_dir>/connectors.",
+    )
+    connector_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Processes that prepare a connector run's records (map, validate, "
+        "encrypt, sign), the run's own process included: 1 prepares them all in the run's "
+        "process; N starts N - 1 worker processes. Default: none, which means one for each "
+        "core the run may use (its CPU affinity).",
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.env is Environment.PRODUCTION and (
+            self.linkage_key.get_secret_value() == DEV_LINKAGE_KEY
+        ):
+            raise ValueError("linkage_key: the development default is refused in production")
+        if self.env is Environment.PRODUCTION and (
+            self.demo_api_key is None or self.demo_api_key.get_secret_value() == DEV_DEMO_KEY
+        ):
+            # In production no key is ever defaulted: the demo simply has none.
+            self.demo_api_key = None
+        elif self.demo_api_key is None:
+            self.demo_api_key = SecretStr(DEV_DEMO_KEY)
+        return self
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'registry.db'}"
+
+    @property
+    def connectors_path(self) -> Path:
+        return self.connectors_dir or self.data_dir / "connectors"
+
+    @property
+    def safe_db_url(self) -> str:
+        """The database URL with any password masked, for logs and messages."""
+        return _mask_url(self.db_url)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        _check_environment()
+        toml_path = Path(os.environ.get("EXCHANGE_CONFIG", "exchange.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        elif "EXCHANGE_CONFIG" in os.environ:
+            raise ConfigError(f"EXCHANGE_CONFIG names {toml_path}, which is not a file")
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict safe to log or print: secrets are masked."""
+        data = self.model_dump(mode="json")
+        if data.get("database_url"):
+            data["database_url"] = _mask_url(data["database_url"])
+        return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+        query = {k: ("***" if "pass" in k.lower() else v) for k, v in parsed.query.items()}
+        return parsed.set(query=query).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as nothing rather than leaked
+        return "***"
+
+
+# Environment variables the exchange reads outside the Settings class.
+_OTHER_ENV = frozenset({"EXCHANGE_CONFIG", "EXCHANGE_KAFKA_CACHE"})
+
+
+def _check_environment() -> None:
+    """Refuse EXCHANGE_* variables that name no setting (pydantic-settings ignores them)."""
+    sections: dict[str, type[BaseModel]] = {
+        "kafka": KafkaSettings,
+        "gateway": GatewaySettings,
+        "registry": RegistrySettings,
+        "audit": AuditSettings,
+    }
+    unknown = []
+    for name in os.environ:
+        if not name.startswith("EXCHANGE_") or name in _OTHER_ENV:
+            continue
+        dotted = name.removeprefix("EXCHANGE_").lower().replace("__", ".")
+        top, _, rest = dotted.partition(".")
+        if top in sections:
+            if rest and rest.split(".")[0] not in sections[top].model_fields:
+                unknown.append(f"{name} ({dotted})")
+        elif top not in Settings.model_fields or rest:
+            unknown.append(f"{name} ({dotted})")
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in the environment: {', '.join(sorted(unknown))} "
+            "(see docs/configuration.md)"
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning pydantic's errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc

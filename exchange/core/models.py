@@ -1,0 +1,451 @@
+"""Tables of the shared registry, the audit log and the API keys.
+
+Stored shapes only: what callers may send or see are separate types in the
+gateway, so a stored column cannot leak into a response by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from exchange.core.db import Base, UTCDateTime, utcnow
+
+
+class SchemaRecord(Base):
+    """One distinct Avro schema, by its Parsing Canonical Form; ``id`` is the global id."""
+
+    __tablename__ = "schemas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    canonical: Mapped[str] = mapped_column(Text)
+    schema_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubjectVersion(Base):
+    """A schema registered under a subject at a version."""
+
+    __tablename__ = "subject_versions"
+    __table_args__ = (UniqueConstraint("subject", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"))
+    deleted: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RegistryConfig(Base):
+    """A compatibility level: global (subject ``GLOBAL_CONFIG``) or for one subject."""
+
+    __tablename__ = "registry_config"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    compatibility: Mapped[str] = mapped_column(String(30))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+GLOBAL_CONFIG = "__global__"
+
+
+class SourceRecord(Base):
+    """The newest version of one department's record, as published to a standard topic."""
+
+    __tablename__ = "source_records"
+    __table_args__ = (
+        UniqueConstraint("dataset", "department", "source_id"),
+        Index("ix_source_records_lookup", "dataset", "lookup_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    department: Mapped[str] = mapped_column(String(100))
+    source_id: Mapped[str] = mapped_column(String(255))
+    lookup_key: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    schema_id: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    entity_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class RecordVersion(Base):
+    """Every version of a source record, in order; a tombstone is a version with ``deleted``."""
+
+    __tablename__ = "record_versions"
+    __table_args__ = (UniqueConstraint("record_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    schema_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Entity(Base):
+    """A person or organisation known to one or more departments; its id is stable."""
+
+    __tablename__ = "entities"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkKey(Base):
+    """A blocking key of a live record: records sharing a key are compared."""
+
+    __tablename__ = "link_keys"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("source_records.id"), primary_key=True, index=True
+    )
+
+
+class LinkEdge(Base):
+    """A compared pair of live records (``a_id < b_id``) that is a link or awaits review.
+
+    ``status``: ``link`` (automatic), ``review`` (uncertain: in the review queue),
+    ``confirmed`` (a reviewer linked it), ``rejected`` (a reviewer refused it).
+    """
+
+    __tablename__ = "link_edges"
+
+    a_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True)
+    b_id: Mapped[int] = mapped_column(ForeignKey("source_records.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    weight: Mapped[float] = mapped_column(Float)
+    deterministic: Mapped[bool] = mapped_column(Boolean)
+    explanation: Mapped[dict[str, object]] = mapped_column(JSON)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkDecision(Base):
+    """A reviewer's decision on a pair, by record reference, so it outlives a rebuild."""
+
+    __tablename__ = "link_decisions"
+
+    a_ref: Mapped[str] = mapped_column(String(400), primary_key=True)
+    b_ref: Mapped[str] = mapped_column(String(400), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    decided_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One gateway decision, allowed or denied: a leaf of the audit log's Merkle tree.
+
+    ``seq`` is the 1-based position (the Merkle leaf index is ``seq - 1``);
+    ``leaf_hash`` is the RFC 6962 leaf hash of the entry's canonical encoding, and
+    ``entry_hash`` links it to the entry before it (``prev_hash``). Holds no plaintext
+    personal data: data subjects appear as blind references.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_actor", "actor", "seq"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    request_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    department: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[str | None] = mapped_column(String(50))
+    purpose: Mapped[str | None] = mapped_column(String(255))
+    case_ref: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str | None] = mapped_column(String(100))
+    subjects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    decision: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditSubject(Base):
+    """Search index of the audit log by data subject (a blind reference); not authoritative:
+    the entry's ``subjects`` is what its hashes cover."""
+
+    __tablename__ = "audit_subjects"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class AuditTip(Base):
+    """The audit log's one-row tip: its size and last entry hash.
+
+    Every append updates this row first, which serialises appenders across processes
+    (a row lock on PostgreSQL, the write lock on SQLite). ``exchange audit verify``
+    does not trust it; it only compares it with what the table holds.
+    """
+
+    __tablename__ = "audit_tip"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditTreeHead(Base):
+    """A signed tree head: the Merkle root over the first ``tree_size`` entries.
+
+    ``frontier`` holds the roots of the perfect subtrees that make up the tree (hex, largest
+    first); they hash to ``root``, so the signature covers them too. The next head starts
+    from them and needs only the entries appended since.
+    """
+
+    __tablename__ = "audit_tree_heads"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[str] = mapped_column(String(64))
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[str] = mapped_column(String(128))
+    frontier: Mapped[list[str]] = mapped_column(JSON)
+
+
+class AuditMirrorState(Base):
+    """How far the audit log has been mirrored to Kafka (the outbox watermark).
+
+    ``entries``: entries with ``seq <= entries`` were acknowledged by the broker;
+    ``heads``: tree heads with ``tree_size <= heads`` were.
+    """
+
+    __tablename__ = "audit_mirror"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    heads: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Department(Base):
+    """A department taking part in the exchange, publishing or consuming."""
+
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """A person (or service) acting through the gateway, in one department and one role.
+
+    ``role``: ``caseworker``, ``publisher``, ``auditor`` or ``admin``.
+    ``oidc_subject`` ties the user to an OIDC provider's ``sub`` claim, when bearer
+    tokens are accepted.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    role: Mapped[str] = mapped_column(String(50))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Purpose(Base):
+    """A purpose (legal basis) that a request may state and a grant may serve."""
+
+    __tablename__ = "purposes"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(255))
+    legal_basis: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Grant(Base):
+    """What a consuming department's role may see of one dataset, for which purposes.
+
+    ``fields`` maps a field name to ``full`` or ``masked``; fields not named are
+    never returned. ``purposes`` lists purpose codes. ``row_constraints`` maps a
+    constraint name to its value (e.g. ``{"division_prefix": "3301"}``); rows
+    outside it are not returned. The grant holds from ``valid_from`` until
+    ``valid_until`` (open-ended when null) unless revoked.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_grantee", "grantee_department", "grantee_role", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grantee_department: Mapped[str] = mapped_column(String(100))
+    grantee_role: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(100))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    row_constraints: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class ApiKey(Base):
+    """An API key, stored only as a salted scrypt hash; shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    salt: Mapped[bytes]
+    key_hash: Mapped[bytes]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(255))
+    department: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyEncryptionKey(Base):
+    """A key-encryption key (KEK), stored wrapped under the master key.
+
+    Exactly one is current;
+    :meth:`exchange.security.keystore.LocalKeyStore.rotate_kek` re-wraps every live key
+    under a new one and deletes the old. ``generation`` is unique, so two processes cannot
+    both create the next KEK.
+    """
+
+    __tablename__ = "key_encryption_keys"
+
+    kek_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, unique=True)
+    wrapped: Mapped[bytes] = mapped_column()
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataKeyRecord(Base):
+    """A data key of one dataset and period, wrapped under a KEK; never stored in the clear.
+
+    The current key of (dataset, period) is its highest generation if that is ``current``.
+    Retired keys still decrypt; a destroyed key (crypto-shredded) keeps this row as a
+    tombstone with ``wrapped`` and ``kek_id`` erased and ``destroyed_at`` set.
+    """
+
+    __tablename__ = "data_keys"
+    __table_args__ = (UniqueConstraint("dataset", "period", "generation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(Integer)
+    wrapped: Mapped[bytes | None] = mapped_column()
+    kek_id: Mapped[str | None] = mapped_column(ForeignKey("key_encryption_keys.kek_id"))
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SigningKeyRecord(Base):
+    """A department's Ed25519 key: the public key in the clear, the private key wrapped.
+
+    A retired key keeps its public key (to verify what was already published) but its
+    private key is erased. The current key is the department's highest generation.
+    """
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (UniqueConstraint("department", "generation"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    department: Mapped[str] = mapped_column(String(100))
+    generation: Mapped[int] = mapped_column(Integer)
+    public_key: Mapped[bytes] = mapped_column()
+    wrapped_private: Mapped[bytes | None] = mapped_column()
+    kek_id: Mapped[str | None] = mapped_column(ForeignKey("key_encryption_keys.kek_id"))
+    current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConnectorCheckpoint(Base):
+    """Where a connector's current or last run stands; a killed run resumes from here."""
+
+    __tablename__ = "connector_checkpoints"
+
+    connector_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    published: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    watermark: Mapped[str | None] = mapped_column(String(100))
+    watermark_key: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConnectorRun(Base):
+    """One run of a connector and its reconciled counts."""
+
+    __tablename__ = "connector_runs"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    connector_id: Mapped[str] = mapped_column(String(100), index=True)
+    department: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    published: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

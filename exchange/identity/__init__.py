@@ -1,0 +1,1 @@
+"""Identity: departments, users, API keys, OIDC tokens and rate limits."""

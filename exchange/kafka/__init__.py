@@ -1,0 +1,1 @@
+"""Kafka: clients, the producer and the wire format."""

@@ -1,0 +1,340 @@
+"""Field comparators: how alike two records are, field by field, as discrete levels.
+
+Each field of a record kind has an ordered list of levels, from the strongest
+agreement to outright disagreement. Level 0 is always ``null``: one side (or
+both) has no value, and the field then contributes no evidence either way
+(weight 0). :func:`compare` gives the comparison vector of a pair, one level
+index per field, which is all the model looks at.
+
+Every comparator is symmetric (``compare(a, b) == compare(b, a)``), which the
+tests check; the linker relies on it so that the order in which records
+arrive does not change which pairs link.
+
+:func:`compare_bounded` gives the same vector, comparing the cheapest and most
+decisive fields first, or gives up (``None``) as soon as the weight reached
+plus the most the fields left could add falls below a floor: the linker's
+shortcut for the many candidate pairs that are plainly two people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, cast
+
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
+
+from exchange.registry.linkage.features import ORGANISATION, PERSON, LinkRecord, pinyin
+
+NULL: Final = 0
+NAME_SIMILAR_JW: Final = 0.9  # Jaro-Winkler on pinyin above which two names are "similar"
+ORG_SIMILAR_JW: Final = 0.88  # Jaro-Winkler on organisation core names
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One compared field: its levels (``levels[0] == "null"``), what each means, the comparator."""
+
+    name: str
+    levels: tuple[str, ...]
+    meanings: tuple[str, ...]
+    level: Callable[[LinkRecord, LinkRecord], int]
+    # For a name part: the level given ``swapped_order(a, b)``, which both name parts need
+    # and :func:`compare` therefore computes once a pair.
+    level_swapped: Callable[[LinkRecord, LinkRecord, bool | None], int] | None = None
+
+    def meaning(self, level: int) -> str:
+        return self.meanings[level]
+
+
+def _identifier(a: LinkRecord, b: LinkRecord) -> int:
+    if a.identifier is None or b.identifier is None:
+        return NULL
+    return 1 if a.identifier == b.identifier else 2
+
+
+_NameParts = tuple[str, str, str, str, str, str, str, str]
+
+
+def _parts(a: LinkRecord, b: LinkRecord) -> _NameParts | None:
+    """Family and given names of both sides, hanzi then pinyin; None if a part is missing."""
+    parts = (a.family, a.given, b.family, b.given, a.family_py, a.given_py, b.family_py, b.given_py)
+    if any(p is None for p in parts):
+        return None
+    return cast(_NameParts, parts)
+
+
+def swapped_order(a: LinkRecord, b: LinkRecord) -> bool | None:
+    """Whether ``b`` holds ``a``'s name with family and given name in the other order.
+
+    ``None`` if not; else ``True`` when the characters are the same and
+    ``False`` when only the pinyin is. Symmetric.
+    """
+    parts = _parts(a, b)
+    if parts is None:
+        return None
+    fa, ga, fb, gb, pfa, pga, pfb, pgb = parts
+    if pfa == pfb and pga == pgb:
+        return None
+    found: bool | None = None
+    if pga + pfa == pfb + pgb:
+        found = ga + fa == fb + gb
+    if pfa + pga == pgb + pfb:
+        found = bool(found) or fa + ga == gb + fb
+    return found
+
+
+def _family(a: LinkRecord, b: LinkRecord) -> int:
+    return _family_swapped(a, b, swapped_order(a, b))
+
+
+def _family_swapped(a: LinkRecord, b: LinkRecord, swapped: bool | None) -> int:
+    if swapped is not None:
+        return 1 if swapped else 2
+    if a.family is None or b.family is None:
+        return NULL
+    if a.family == b.family:
+        return 1
+    if a.family_py == b.family_py:
+        return 2
+    if a.family in b.family or b.family in a.family:
+        return 3
+    return 3 if Levenshtein.distance(a.family_py or "", b.family_py or "") <= 1 else 4
+
+
+def _given(a: LinkRecord, b: LinkRecord) -> int:
+    return _given_swapped(a, b, swapped_order(a, b))
+
+
+def _given_swapped(a: LinkRecord, b: LinkRecord, swapped: bool | None) -> int:
+    if swapped is not None:
+        return 1 if swapped else 2
+    if a.given is None or b.given is None:
+        return NULL
+    if a.given == b.given:
+        return 1
+    if a.given_py == b.given_py:
+        return 2
+    if max(len(a.given), len(b.given)) >= 2 and Levenshtein.distance(a.given, b.given) == 1:
+        return 3
+    pa, pb = a.given_py or "", b.given_py or ""
+    if Levenshtein.distance(pa, pb) <= 1 or JaroWinkler.similarity(pa, pb) >= NAME_SIMILAR_JW:
+        return 4
+    return 5
+
+
+def _date(a: LinkRecord, b: LinkRecord) -> int:
+    x, y = a.birth, b.birth
+    if x is None or y is None:
+        return NULL
+    if x == y:
+        return 1
+    if x[:4] == y[:4] and x[4:6] == y[6:8] and x[6:8] == y[4:6]:
+        return 2
+    return 3 if x[:6] == y[:6] or OSA.distance(x, y) <= 1 else 4
+
+
+def _sex(a: LinkRecord, b: LinkRecord) -> int:
+    if a.sex_code is None or b.sex_code is None:
+        return NULL
+    return 1 if a.sex_code == b.sex_code else 2
+
+
+def _phone(a: LinkRecord, b: LinkRecord) -> int:
+    x, y = a.phone_digits, b.phone_digits
+    if x is None or y is None:
+        return NULL
+    if x == y or x.endswith(y) or y.endswith(x):  # with or without the area code
+        return 1
+    return 2 if len(x) == len(y) and OSA.distance(x, y) <= 1 else 3
+
+
+def _division(a: LinkRecord, b: LinkRecord) -> int:
+    x, y = a.division, b.division
+    if x is None or y is None:
+        return NULL
+    if x == y:
+        return 1
+    return 2 if x[:4] == y[:4] else 3
+
+
+def _organisation_name(a: LinkRecord, b: LinkRecord) -> int:
+    if a.full is None or b.full is None or a.core is None or b.core is None:
+        return NULL
+    if a.full == b.full:
+        return 1
+    if a.core == b.core or a.core_py == b.core_py:
+        return 2
+    return 3 if JaroWinkler.similarity(a.core, b.core) >= ORG_SIMILAR_JW else 4
+
+
+def _representative(a: LinkRecord, b: LinkRecord) -> int:
+    x, y = a.representative, b.representative
+    if x is None or y is None:
+        return NULL
+    x, y = x.replace(" ", ""), y.replace(" ", "")
+    if x == y:
+        return 1
+    px, py = a.representative_py or pinyin(x), b.representative_py or pinyin(y)
+    if px == py:
+        return 2
+    if Levenshtein.distance(x, y) <= 1 or JaroWinkler.similarity(px, py) >= NAME_SIMILAR_JW:
+        return 3
+    return 4
+
+
+_NULL_MEANING = "missing on one side or both"
+IDENTIFIER = Field(
+    "identifier",
+    ("null", "agree", "disagree"),
+    (_NULL_MEANING, "same identifier", "different identifiers"),
+    _identifier,
+)
+_NAME_LEVELS = ("null", "exact", "homophone")
+_NAME_MEANINGS = (
+    _NULL_MEANING,
+    "same characters",
+    "different characters with the same pinyin (or the same name in the other order)",
+)
+FAMILY = Field(
+    "family_name",
+    (*_NAME_LEVELS, "similar", "different"),
+    (*_NAME_MEANINGS, "one contains the other, or pinyin one letter apart", "different"),
+    _family,
+    _family_swapped,
+)
+GIVEN = Field(
+    "given_name",
+    (*_NAME_LEVELS, "one_char", "similar", "different"),
+    (
+        *_NAME_MEANINGS,
+        "one character changed, added or dropped",
+        f"pinyin one letter apart or Jaro-Winkler >= {NAME_SIMILAR_JW}",
+        "different",
+    ),
+    _given,
+    _given_swapped,
+)
+_DATE_LEVELS = ("null", "exact", "swapped", "close", "different")
+_DATE_MEANINGS = (
+    _NULL_MEANING,
+    "same date",
+    "day and month swapped",
+    "one digit changed, two adjacent digits transposed, or same year and month",
+    "different",
+)
+BIRTH_DATE = Field("birth_date", _DATE_LEVELS, _DATE_MEANINGS, _date)
+SEX = Field("sex", ("null", "agree", "disagree"), (_NULL_MEANING, "same", "different"), _sex)
+PHONE = Field(
+    "phone",
+    ("null", "agree", "typo", "disagree"),
+    (_NULL_MEANING, "same number", "one digit changed or transposed", "different"),
+    _phone,
+)
+DIVISION = Field(
+    "division_code",
+    ("null", "same", "same_city", "different"),
+    (_NULL_MEANING, "same division", "same city (first 4 digits), other district", "different"),
+    _division,
+)
+ORGANISATION_NAME = Field(
+    "legal_name",
+    ("null", "exact", "same_core", "similar", "different"),
+    (
+        _NULL_MEANING,
+        "same name",
+        "same name once region, brackets and legal form are set aside (or same pinyin)",
+        f"core names Jaro-Winkler >= {ORG_SIMILAR_JW}",
+        "different",
+    ),
+    _organisation_name,
+)
+REGISTRATION_DATE = Field("registration_date", _DATE_LEVELS, _DATE_MEANINGS, _date)
+REPRESENTATIVE = Field(
+    "legal_representative_name",
+    ("null", "exact", "homophone", "similar", "different"),
+    (
+        _NULL_MEANING,
+        "same characters",
+        "different characters with the same pinyin",
+        f"one character apart or pinyin Jaro-Winkler >= {NAME_SIMILAR_JW}",
+        "different",
+    ),
+    _representative,
+)
+
+FIELDS: Final[dict[str, tuple[Field, ...]]] = {
+    PERSON: (IDENTIFIER, FAMILY, GIVEN, BIRTH_DATE, SEX, PHONE, DIVISION),
+    ORGANISATION: (IDENTIFIER, ORGANISATION_NAME, REGISTRATION_DATE, DIVISION, REPRESENTATIVE),
+}
+
+
+def fields_of(kind: str) -> tuple[Field, ...]:
+    """The compared fields of a record kind, in comparison-vector order."""
+    try:
+        return FIELDS[kind]
+    except KeyError:
+        raise ValueError(f"no comparators for record kind {kind!r}") from None
+
+
+# Each kind's fields in the order compare_bounded compares them: the cheapest and most
+# decisive first (identifier, date, ...), the names (edit distances, Jaro-Winkler) last.
+_NAMES: Final = frozenset({FAMILY.name, GIVEN.name, ORGANISATION_NAME.name, REPRESENTATIVE.name})
+EVALUATION_ORDER: Final[dict[str, tuple[int, ...]]] = {
+    kind: tuple(i for i, _ in sorted(enumerate(fields), key=lambda f: f[1].name in _NAMES))
+    for kind, fields in FIELDS.items()
+}
+
+
+def compare(a: LinkRecord, b: LinkRecord) -> tuple[int, ...]:
+    """The comparison vector of two records of the same kind: one level index per field."""
+    if a.kind != b.kind:
+        raise ValueError(f"cannot compare a {a.kind} with a {b.kind}")
+    vector = []
+    swapped: bool | None = None
+    unknown = True  # swapped not computed yet
+    for f in fields_of(a.kind):
+        if f.level_swapped is None:
+            vector.append(f.level(a, b))
+            continue
+        if unknown:
+            swapped, unknown = swapped_order(a, b), False
+        vector.append(f.level_swapped(a, b, swapped))
+    return tuple(vector)
+
+
+def compare_bounded(
+    a: LinkRecord,
+    b: LinkRecord,
+    weights: Sequence[Sequence[float]],
+    rest: Sequence[float],
+    floor: float,
+) -> tuple[int, ...] | None:
+    """:func:`compare`'s vector, or ``None`` once the pair's weight is sure to stay below ``floor``.
+
+    ``weights[i][level]`` is field ``i``'s weight at ``level``; ``rest[k]`` is the
+    most the fields after the ``k``-th of ``EVALUATION_ORDER`` could add (the sum of
+    their largest weights, at least 0). Fields are compared in that order; after
+    each, if the weight so far plus ``rest[k]`` is below ``floor`` the rest are
+    not compared.
+    """
+    if a.kind != b.kind:
+        raise ValueError(f"cannot compare a {a.kind} with a {b.kind}")
+    fields = fields_of(a.kind)
+    vector = [0] * len(fields)
+    total = 0.0
+    swapped: bool | None = None
+    unknown = True
+    for k, i in enumerate(EVALUATION_ORDER[a.kind]):
+        f = fields[i]
+        if f.level_swapped is None:
+            level = f.level(a, b)
+        else:
+            if unknown:
+                swapped, unknown = swapped_order(a, b), False
+            level = f.level_swapped(a, b, swapped)
+        vector[i] = level
+        total += weights[i][level]
+        if total + rest[k] < floor:
+            return None
+    return tuple(vector)

@@ -1,0 +1,272 @@
+"""The schema registry's Confluent-compatible REST API, under ``/registry``.
+
+Confluent's clients (``SchemaRegistryClient``, ``AvroSerializer``,
+``AvroDeserializer``) work against it unchanged with
+``{"url": "http://<gateway>/registry", "basic.auth.user.info": "any:<api key>"}``.
+Errors use Confluent's bodies, ``{"error_code": 40401, "message": "..."}``.
+Reads need any valid key; registering, deleting and configuring need the
+publisher or admin role. Every decision is audited.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from exchange.core.errors import InvalidSchemaError
+from gateway.access import authorize
+from gateway.deps import StateDep
+from schemas.store import SchemaStore
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
+WRITERS = frozenset({"publisher", "admin"})
+
+
+class RegistryJSONResponse(JSONResponse):
+    """JSON in Confluent's media type (what the routes send, so what the document says)."""
+
+    media_type = CONTENT_TYPE
+
+
+# Error bodies are Confluent's (gateway.problems documents their schema).
+router = APIRouter(
+    prefix="/registry",
+    tags=["schema registry"],
+    default_response_class=RegistryJSONResponse,
+    responses={
+        401: {"description": "Missing, malformed, wrong, revoked or expired API key (40101)"},
+        403: {"description": "The key's role may not do this (40301)"},
+        422: {"description": "Invalid schema, version, compatibility level or request"},
+        503: {"description": "The audit log could not be written; nothing was done"},
+    },
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such subject, version, schema or configuration (404xx)"}
+}
+REGISTER_ERRORS = {
+    **NOT_FOUND,
+    409: {"description": "Incompatible with the subject's earlier versions (409)"},
+}
+
+
+class SchemaRequest(BaseModel):
+    """A schema as Confluent's clients send it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str | None = None
+    schemaType: str | None = None
+    references: list[Any] | None = None
+
+    def avro(self) -> str:
+        if self.schemaType not in (None, "AVRO"):
+            raise InvalidSchemaError(
+                f"Invalid schema type {self.schemaType}: only AVRO schemas are supported"
+            )
+        if self.references:
+            raise InvalidSchemaError("Invalid schema: schema references are not supported")
+        if not self.schema_:
+            raise InvalidSchemaError("Invalid schema: the request has no 'schema'")
+        return self.schema_
+
+
+def _schema_body(body: dict[str, Any]) -> SchemaRequest:
+    data = dict(body)
+    if "schema" in data:
+        data["schema_"] = data.pop("schema")
+    return SchemaRequest.model_validate(data)
+
+
+class ConfigRequest(BaseModel):
+    compatibility: str
+
+
+def reply(content: Any, status: int = 200) -> JSONResponse:
+    return RegistryJSONResponse(content, status_code=status)
+
+
+def _store(state: StateDep) -> SchemaStore:
+    store: SchemaStore = state.schema_store
+    return store
+
+
+SchemaBody = Annotated[dict[str, Any], Body()]
+Deleted = Annotated[bool, Query(description="Include soft-deleted subjects or versions.")]
+# Confluent's schema ids are 32-bit; a larger number is refused (422), not sent to the database.
+SchemaId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="The schema's global id.")]
+Permanent = Annotated[bool, Query(description="Hard delete (only after a soft delete).")]
+
+
+@router.get("/subjects", summary="List subjects")
+def list_subjects(state: StateDep, request: Request, deleted: Deleted = False) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply(_store(state).subjects(include_deleted=deleted))
+
+
+@router.get(
+    "/subjects/{subject}/versions", summary="List a subject's versions", responses=NOT_FOUND
+)
+def list_versions(
+    state: StateDep, request: Request, subject: str, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    return reply(_store(state).versions(subject, include_deleted=deleted))
+
+
+@router.get(
+    "/subjects/{subject}/versions/{version}", summary="Get one version", responses=NOT_FOUND
+)
+def get_version(
+    state: StateDep, request: Request, subject: str, version: str, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    found = _store(state).get_version(subject, version, include_deleted=deleted)
+    return reply(
+        {
+            "subject": found.subject,
+            "version": found.version,
+            "id": found.schema_id,
+            "schema": found.schema,
+        }
+    )
+
+
+@router.get(
+    "/subjects/{subject}/versions/{version}/schema",
+    summary="Get one version's schema",
+    responses=NOT_FOUND,
+)
+def get_version_schema(
+    state: StateDep, request: Request, subject: str, version: str, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    found = _store(state).get_version(subject, version, include_deleted=deleted)
+    return reply(json.loads(found.schema))
+
+
+@router.post(
+    "/subjects/{subject}/versions",
+    summary="Register a schema under a subject",
+    responses=REGISTER_ERRORS,
+)
+def register(state: StateDep, request: Request, subject: str, body: SchemaBody) -> JSONResponse:
+    authorize(state, request, action="registry.register", roles=WRITERS, dataset=subject)
+    schema_id = _store(state).register(subject, _schema_body(body).avro())
+    return reply({"id": schema_id})
+
+
+@router.post(
+    "/subjects/{subject}",
+    summary="Is this schema registered under the subject?",
+    responses=NOT_FOUND,
+)
+def lookup(
+    state: StateDep, request: Request, subject: str, body: SchemaBody, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    found = _store(state).lookup(subject, _schema_body(body).avro())
+    return reply(
+        {
+            "subject": found.subject,
+            "version": found.version,
+            "id": found.schema_id,
+            "schema": found.schema,
+        }
+    )
+
+
+@router.delete(
+    "/subjects/{subject}", summary="Delete a subject (soft, or permanent)", responses=NOT_FOUND
+)
+def delete_subject(
+    state: StateDep, request: Request, subject: str, permanent: Permanent = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.delete", roles=WRITERS, dataset=subject)
+    return reply(_store(state).delete_subject(subject, permanent=permanent))
+
+
+@router.delete(
+    "/subjects/{subject}/versions/{version}", summary="Delete a version", responses=NOT_FOUND
+)
+def delete_version(
+    state: StateDep, request: Request, subject: str, version: str, permanent: Permanent = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.delete", roles=WRITERS, dataset=subject)
+    return reply(_store(state).delete_version(subject, version, permanent=permanent))
+
+
+@router.get(
+    "/schemas/ids/{schema_id}", summary="Get a schema by its global id", responses=NOT_FOUND
+)
+def get_schema(state: StateDep, request: Request, schema_id: SchemaId) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply({"schema": _store(state).schema_text(schema_id)})
+
+
+@router.post(
+    "/compatibility/subjects/{subject}/versions/{version}",
+    summary="Is a schema compatible with a version (or latest) of the subject?",
+    responses=NOT_FOUND,
+)
+def check_compatibility(
+    state: StateDep,
+    request: Request,
+    subject: str,
+    version: str,
+    body: SchemaBody,
+    verbose: bool = False,
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    problems = _store(state).check(subject, _schema_body(body).avro(), version)
+    result: dict[str, Any] = {"is_compatible": not problems}
+    if verbose:
+        result["messages"] = [f"{p.location}: {p.message} [{p.rule}]" for p in problems]
+    return reply(result)
+
+
+@router.get("/config", summary="Global compatibility level")
+def get_global_config(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply({"compatibilityLevel": _store(state).get_config()})
+
+
+@router.put("/config", summary="Set the global compatibility level")
+def put_global_config(state: StateDep, request: Request, body: ConfigRequest) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS)
+    return reply({"compatibility": _store(state).set_config(body.compatibility)})
+
+
+@router.get("/config/{subject}", summary="A subject's compatibility level", responses=NOT_FOUND)
+def get_subject_config(
+    state: StateDep,
+    request: Request,
+    subject: str,
+    defaultToGlobal: bool = False,
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    level = _store(state).get_config(subject, default_to_global=defaultToGlobal)
+    return reply({"compatibilityLevel": level})
+
+
+@router.put("/config/{subject}", summary="Set a subject's compatibility level", responses=NOT_FOUND)
+def put_subject_config(
+    state: StateDep, request: Request, subject: str, body: ConfigRequest
+) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
+    return reply({"compatibility": _store(state).set_config(body.compatibility, subject)})
+
+
+@router.delete(
+    "/config/{subject}",
+    summary="Remove a subject's level (fall back to global)",
+    responses=NOT_FOUND,
+)
+def delete_subject_config(state: StateDep, request: Request, subject: str) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
+    return reply({"compatibility": _store(state).delete_config(subject)})
