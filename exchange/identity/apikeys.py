@@ -16,15 +16,12 @@ user take effect on the very next one.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -32,10 +29,9 @@ from exchange.core.db import utcnow
 from exchange.core.driver import DriverSelect
 from exchange.core.errors import AuthenticationError
 from exchange.core.models import ApiKey, User
+from exchange.security.crypto import equal, hash_secret, hmac_sha256
 
 PREFIX = "dx_"
-# scrypt cost: 2**14 * 8 * 128 bytes = 16 MiB per check, ~50 ms on this class of machine.
-_N, _R, _P = 2**14, 8, 1
 
 
 @dataclass(frozen=True)
@@ -76,16 +72,16 @@ class VerifiedKeyCache:
         self._lock = threading.Lock()
 
     def _mac(self, secret: str) -> bytes:
-        return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).digest()
+        return hmac_sha256(self._mac_key, secret.encode())
 
     def matches(self, key_id: str, secret: str, stored_hash: bytes) -> bool:
         with self._lock:
             entry = self._entries.get(key_id)
             if entry is not None:
                 self._entries.move_to_end(key_id)
-        if entry is None or not hmac.compare_digest(entry[0], stored_hash):
+        if entry is None or not equal(entry[0], stored_hash):
             return False
-        return hmac.compare_digest(entry[1], self._mac(secret))
+        return equal(entry[1], self._mac(secret))
 
     def remember(self, key_id: str, secret: str, stored_hash: bytes) -> None:
         mac = self._mac(secret)
@@ -114,7 +110,7 @@ def key_id_of(key: str) -> str:
 
 
 def _hash(secret: str, salt: bytes) -> bytes:
-    return Scrypt(salt=salt, length=32, n=_N, r=_R, p=_P).derive(secret.encode())
+    return hash_secret(secret.encode(), salt)
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -206,7 +202,7 @@ def authenticate(
     if row is None:
         raise AuthenticationError("invalid API key")
     if not cache.matches(key_id, secret, row.key_hash):
-        if not hmac.compare_digest(_hash(secret, row.salt), row.key_hash):
+        if not equal(_hash(secret, row.salt), row.key_hash):
             raise AuthenticationError("invalid API key")
         cache.remember(key_id, secret, row.key_hash)
     moment = now or utcnow()

@@ -8,11 +8,10 @@ the index reveals nothing, even for identifiers with few possible values.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from exchange.security.crypto import hmac_sha256
 
 
 def blind_index(key: bytes, domain: str, value: str) -> str:
     """Keyed hash of ``value`` within ``domain`` (e.g. ``person.resident_id``)."""
     message = domain.encode() + b"\x00" + value.strip().upper().encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac_sha256(key, message).hex()

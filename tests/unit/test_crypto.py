@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from exchange.core.errors import ExchangeError
 from exchange.security import crypto
+from exchange.security.blindindex import blind_index
 from exchange.security.crypto import DecryptionError, SignatureError
 from exchange.security.keystore import DataKey, FieldCipher
 
@@ -258,3 +261,23 @@ def test_field_binding_is_unambiguous(a: str, b: str, c: str) -> None:
         if shifted != (a, b, c):
             with pytest.raises(DecryptionError):
                 CIPHER.decrypt(*shifted, token)
+
+
+def test_blind_index_is_hmac_sha256_of_domain_and_normalised_value() -> None:
+    # The value every registry already holds: changing it would orphan every stored index.
+    key = bytes(range(32))
+    expected = hmac.new(key, b"person.resident_id\x00AB12X", hashlib.sha256).hexdigest()
+    assert blind_index(key, "person.resident_id", "  ab12x ") == expected
+
+
+def test_equal_compares_whole_values() -> None:
+    assert crypto.equal(b"same", b"same")
+    assert not crypto.equal(b"same", b"sama")
+    assert not crypto.equal(b"same", b"same!")
+
+
+def test_hash_secret_is_scrypt_at_the_fixed_cost() -> None:
+    salt = b"0123456789abcdef"
+    expected = hashlib.scrypt(b"secret", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    assert crypto.hash_secret(b"secret", salt) == expected
+    assert crypto.hash_secret(b"secret", b"another salt....") != expected
