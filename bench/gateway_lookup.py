@@ -75,6 +75,7 @@ from exchange.core.config import PROJECT_ROOT, Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import AuditEntry, SourceRecord
 from exchange.identity.apikeys import create_key
+from exchange.local import examples
 from exchange.local.broker import LocalKafka, free_port
 from exchange.local.demo import resident_number
 from exchange.registry.builder import RegistryBuilder
@@ -94,44 +95,6 @@ SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"
 GIVEN = ("秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰")
 DEPARTMENTS = ("household_registry", "social_security")
 COLUMNS = ("local_id", "id_number", "surname", "given", "dob", "sex", "division", "phone")
-DEFINITION = """\
-[connector]
-id = "bench-{department}"
-version = "1"
-department = "{department}"
-standard = "person"
-
-[source]
-type = "csv"
-path = "{department}.csv"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
-
 WRK_MISSING = (
     "wrk is not installed; install it with `bash scripts/bench-setup.sh` "
     "(Debian's package: apt-get install -y wrk)"
@@ -210,6 +173,14 @@ def people(count: int, seed: int = 11) -> list[Person]:
     return list(found.values())
 
 
+def definition(department: str) -> str:
+    """The household registry's example definition, as ``department``'s reading its CSV."""
+    return examples.definition_text(
+        connector={"id": f"bench-{department}", "department": department},
+        source_changes={"path": f"{department}.csv"},
+    )
+
+
 def write_exports(folder: Path, persons: list[Person]) -> list[Path]:
     """One CSV export and connector definition per department, every person in each."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,7 +195,7 @@ def write_exports(folder: Path, persons: list[Person]) -> list[Path]:
                      p.born.isoformat(), p.sex, p.division, p.phone if d == 0 else ""]
                 )  # fmt: skip
         path = folder / f"{department}.toml"
-        path.write_text(DEFINITION.format(department=department), encoding="utf-8")
+        path.write_text(definition(department), encoding="utf-8")
         definitions.append(path)
     return definitions
 

@@ -125,14 +125,15 @@ from exchange.kafka.clients import ensure_topics
 from exchange.kafka.producer import DEFAULTS as PRODUCER_DEFAULTS
 from exchange.kafka.producer import Delivery, Headers, Producer
 from exchange.kafka.wire import AvroSerde
+from exchange.local import examples
 from exchange.local.broker import LocalKafka, kafka_version
+from exchange.local.demo import resident_number
 from exchange.security import provenance
 from exchange.security.blindindex import blind_index
 from exchange.security.crypto import sign
 from exchange.security.keystore import FieldCipher, LocalKeyStore
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
-from schemas.validators import resident_id_check_character
 
 SEED = 20260601
 DEFAULT_ROWS = 1_000_000
@@ -160,49 +161,6 @@ RAW_PRODUCER_CONFIG: dict[str, Any] = {
     "client_id": "bench-raw-producer",
 }
 
-# A copy of exchange/local/demo.py's _DEFINITION (the household registry's connector).
-DEFINITION = """\
-# The household registry's residents export, mapped to the Person standard.
-[connector]
-id = "household-registry-residents"
-version = "1"
-department = "household_registry"
-standard = "person"
-
-[source]
-type = "csv"
-path = "residents.csv"
-encoding = "utf-8-sig"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = { "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
-
 # As in exchange/local/demo.py.
 _SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
 _GIVEN = ["秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"]
@@ -226,13 +184,6 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def _resident_number(division: str, born: date, serial: int, sex: str) -> str:
-    """As exchange.local.demo.resident_number: division, birth date, serial (odd for men), check."""
-    serial = serial * 2 + (1 if sex == "1" else 0)
-    body = f"{division}{born:%Y%m%d}{serial % 1000:03d}"
-    return body + resident_id_check_character(body)
-
-
 def _rows(count: int, seed: int) -> Iterator[str]:
     rng = random.Random(seed)
     first_day = date(1950, 1, 1).toordinal()
@@ -240,7 +191,7 @@ def _rows(count: int, seed: int) -> Iterator[str]:
         born = date.fromordinal(first_day + rng.randrange(0, 365 * 55))
         sex = rng.choice("12")
         division = rng.choice(_DIVISIONS)
-        number = _resident_number(division, born, i + 10, sex)
+        number = resident_number(division, born, i + 10, sex)
         phone = f"13{rng.randrange(0, 10**9):09d}"
         dob = born.strftime(rng.choice(_DOB_FORMATS))
         surname, given = rng.choice(_SURNAMES), rng.choice(_GIVEN)
@@ -260,7 +211,8 @@ def invalid_rows(count: int) -> int:
 
 
 def write_source(folder: Path, count: int, seed: int = SEED) -> Path:
-    """Stream the CSV to disk and write the connector definition; return its path."""
+    """Stream the CSV to disk and write the demo's connector definition (``examples/``) beside
+    it; return the definition's path."""
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "residents.csv").open("w", encoding="utf-8", newline="") as handle:
         handle.write("local_id,id_number,surname,given,dob,sex,division,phone\n")
@@ -272,7 +224,7 @@ def write_source(folder: Path, count: int, seed: int = SEED) -> Path:
                 chunk.clear()
         handle.write("".join(chunk))
     definition = folder / "household_registry.toml"
-    definition.write_text(DEFINITION, encoding="utf-8")
+    definition.write_text(examples.HOUSEHOLD_REGISTRY.read_text(encoding="utf-8"), encoding="utf-8")
     return definition
 
 

@@ -76,6 +76,7 @@ from connectors.pipeline import Keys
 from exchange.core.config import RegistrySettings
 from exchange.core.db import Base, make_engine, migrate, session_factory
 from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
+from exchange.local import examples
 from exchange.local.broker import LocalKafka
 from exchange.registry.builder import DLQ_TOPIC, MAX_POLL_RECORDS, TOPIC_PATTERN, RegistryBuilder
 from exchange.security import provenance
@@ -98,51 +99,19 @@ CATALOGUE_TABLES = (
     "signing_keys",
 )
 
-DEFINITION = """\
-[connector]
-id = "bench-{department}"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "{department}.csv"
-key = "local_id"
-
-[fields.resident_id]
-from = "resident_id"
-
-[fields.family_name]
-from = "family_name"
-
-[fields.given_name]
-from = "given_name"
-
-[fields.full_name]
-from = "full_name"
-
-[fields.birth_date]
-from = "birth_date"
-
-[fields.sex]
-from = "sex"
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
-COLUMNS = (
-    "local_id",
-    "resident_id",
-    "family_name",
-    "given_name",
-    "full_name",
-    "birth_date",
-    "sex",
-    "division",
-    "phone",
-)
+# The exports are in the standard's shape already (bench.population's records): the
+# household registry's example definition, each field read from the column of its name.
+FIELD_COLUMNS = {
+    "resident_id": "resident_id",
+    "family_name": "family_name",
+    "given_name": "given_name",
+    "full_name": "full_name",
+    "birth_date": "birth_date",
+    "sex": "sex",
+    "residence_division_code": "division",
+    "phone": "phone",
+}
+COLUMNS = ("local_id", *FIELD_COLUMNS.values())
 
 
 class BenchmarkError(RuntimeError):
@@ -156,6 +125,15 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------
 # The departments' exports
 # --------------------------------------------------------------------------
+
+
+def definition(department: str) -> str:
+    """``department``'s connector definition for its CSV export (see FIELD_COLUMNS)."""
+    return examples.definition_text(
+        connector={"id": f"bench-{department}", "department": department},
+        source={"path": f"{department}.csv", "key": "local_id"},
+        fields={field: {"from": column} for field, column in FIELD_COLUMNS.items()},
+    )
 
 
 def write_exports(folder: Path, records: int, seed: int) -> tuple[list[Path], dict[str, str]]:
@@ -200,7 +178,7 @@ def write_exports(folder: Path, records: int, seed: int) -> tuple[list[Path], di
             writer.writerow(COLUMNS)
             writer.writerows(lines)
         path = folder / f"{department}.toml"
-        path.write_text(DEFINITION.format(department=department), encoding="utf-8")
+        path.write_text(definition(department), encoding="utf-8")
         definitions.append(path)
     return definitions, truth
 

@@ -31,6 +31,7 @@ from exchange.core.db import make_engine, session_factory, transaction, utcnow
 from exchange.core.errors import StackError
 from exchange.core.models import Purpose, SourceRecord
 from exchange.identity.apikeys import create_key
+from exchange.local import examples
 from exchange.local.stack import Stack
 from schemas.validators import resident_id_check_character
 
@@ -49,47 +50,6 @@ GRANT_FIELDS = {
     "phone": "masked",
 }
 
-_DEFINITION = """\
-# The household registry's residents export, mapped to the Person standard.
-[connector]
-id = "household-registry-residents"
-version = "1"
-department = "household_registry"
-standard = "person"
-
-[source]
-type = "csv"
-path = "residents.csv"
-encoding = "utf-8-sig"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = { "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
 
 _SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
 _GIVEN = ["秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"]
@@ -104,7 +64,11 @@ def resident_number(division: str, born: date, serial: int, sex: str) -> str:
 
 
 def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
-    """Write the connector definition and CSV; return (definition path, a valid ID to query)."""
+    """Write the connector definition (``examples/household_registry``'s) and a CSV of
+    ``people`` residents and 3 rows to fix; return (definition path, a valid ID to query).
+
+    With the default 8 people and seed, the CSV is ``examples/household_registry/residents.csv``.
+    """
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     rows = ["local_id,id_number,surname,given,dob,sex,division,phone"]
@@ -132,7 +96,7 @@ def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
     ]
     (folder / "residents.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     definition = folder / "household_registry.toml"
-    definition.write_text(_DEFINITION, encoding="utf-8")
+    definition.write_text(examples.HOUSEHOLD_REGISTRY.read_text(encoding="utf-8"), encoding="utf-8")
     return definition, first_id
 
 
