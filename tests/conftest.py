@@ -15,6 +15,8 @@ import pytest
 from exchange.local.broker import LocalKafka
 from tests.support.postgres import PostgresServer
 
+pytest_plugins = ["tests.support.markers"]  # every integration / e2e test carries its marker
+
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:

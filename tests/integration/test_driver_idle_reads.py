@@ -18,6 +18,8 @@ from exchange.core.driver import IDLE_READS_KEPT, DriverSelect, _IdleReads
 from exchange.core.models import SourceRecord
 from tests.integration.test_driver_select import _row, seeded_engine
 
+pytestmark = pytest.mark.integration
+
 RECORDS = SourceRecord.__table__
 COUNT = DriverSelect(select(RECORDS.c.id).where(RECORDS.c.deleted.is_(False)))
 

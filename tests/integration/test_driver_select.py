@@ -14,6 +14,8 @@ from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.driver import DriverSelect
 from exchange.core.models import SourceRecord
 
+pytestmark = pytest.mark.integration
+
 RECORDS = SourceRecord.__table__
 AT = datetime(2026, 11, 30, 17, 5, 9, 123456, tzinfo=UTC)
 

@@ -29,6 +29,8 @@ from gateway import create_app
 from tests.support.keys import MASTER_KEY_B64
 from tests.support.oidc import AUDIENCE, ISSUER, Provider, jwks_server
 
+pytestmark = pytest.mark.integration
+
 ADMIN_PATH = "/v1/admin/departments"
 
 

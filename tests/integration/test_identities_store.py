@@ -14,6 +14,8 @@ from exchange.core.errors import AuthenticationError, ConflictError, NotFoundErr
 from exchange.identity import apikeys, identities
 from exchange.identity.apikeys import VerifiedKeyCache, authenticate
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 
 from tests.support.postgres import PostgresServer
 
+pytestmark = pytest.mark.integration
 
-@pytest.mark.integration
+
 def test_postgres_server_round_trip(tmp_path: Path) -> None:
     server = PostgresServer(tmp_path)
     started = time.monotonic()
