@@ -1,4 +1,8 @@
-"""``exchange connector ...``: plugged into the exchange's command line by entry point."""
+"""``exchange connector ...``: plugged into the exchange's command line by entry point.
+
+Its commands run on the command line's shared context (settings, database, keystore,
+consoles and error reporter: :mod:`exchange.cli.context`), like the exchange's own.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,21 +26,26 @@ from rich.table import Table
 from connectors.definition import load_definition
 from connectors.pipeline import Keys
 from connectors.publisher import run_connector
-from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory
+from exchange.cli.context import CliContext, state
 from exchange.kafka.clients import consumer
-from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from schemas import SchemaStore
 
 app = typer.Typer(
     help="Department connectors: check, run, and see rejected records.", no_args_is_help=True
 )
-console = Console(highlight=False)
+
+
+def _keys(cli: CliContext) -> Keys:
+    return Keys(cli.keystore, cli.settings.linkage_key.get_secret_value().encode())
 
 
 @app.command("check")
-def check(definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")]) -> None:
+def check(
+    ctx: typer.Context,
+    definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")],
+) -> None:
     """Validate a definition against its standard without publishing."""
+    console = state(ctx).console
     spec = load_definition(definition)
     std = spec.standard
     encrypted = [f.name for f in std.wire.fields if f.encrypted]
@@ -64,6 +72,7 @@ def _estimate_rows(path: Path) -> int | None:
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")],
     restart: Annotated[
         bool, typer.Option(help="Ignore the checkpoint: publish the whole source again.")
@@ -74,14 +83,9 @@ def run(
     A run that was interrupted resumes where Kafka last acknowledged.
     """
     spec = load_definition(definition)
-    cfg = load_settings()
-    engine = make_engine(cfg.db_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    keys = Keys(
-        LocalKeyStore(sessions, master_key_from_settings(cfg)),
-        cfg.linkage_key.get_secret_value().encode(),
-    )
+    cli = state(ctx)
+    cfg, sessions, console = cli.settings, cli.sessions, cli.console
+    keys = _keys(cli)
     total = _estimate_rows(spec.source_path) if spec.source.type in ("csv", "jsonl") else None
     with Progress(
         SpinnerColumn(),
@@ -145,6 +149,7 @@ def run(
 
 @app.command("withdraw")
 def withdraw(
+    ctx: typer.Context,
     definition: Annotated[Path, typer.Argument(help="Connector definition (TOML).")],
     source_ids: Annotated[
         list[str] | None, typer.Argument(help="Source ids (the key column) to withdraw.")
@@ -165,29 +170,31 @@ def withdraw(
             raise typer.BadParameter(f"cannot read {ids_file}: {exc}") from exc
     if not any(s.strip() for s in wanted):
         raise typer.BadParameter("name at least one source id (or --from-file)")
-    cfg = load_settings()
-    engine = make_engine(cfg.db_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    keys = Keys(
-        LocalKeyStore(sessions, master_key_from_settings(cfg)),
-        cfg.linkage_key.get_secret_value().encode(),
-    )
+    cli = state(ctx)
+    keys = _keys(cli)
     count = withdraw_records(
-        spec, wanted, bootstrap=cfg.kafka.bootstrap, store=SchemaStore(sessions), keys=keys
+        spec,
+        wanted,
+        bootstrap=cli.settings.kafka.bootstrap,
+        store=SchemaStore(cli.sessions),
+        keys=keys,
     )
-    console.print(f"withdrew {count} record(s) of {spec.connector.id} on {spec.standard.topic}")
+    cli.console.print(f"withdrew {count} record(s) of {spec.connector.id} on {spec.standard.topic}")
 
 
 @app.command("rejects")
 def rejects(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="The dataset, e.g. person (reads dlq.<dataset>).")],
     connector: Annotated[str | None, typer.Option(help="Only this connector's rejections.")] = None,
     examples: Annotated[int, typer.Option(help="Example rows to show per reason.")] = 2,
 ) -> None:
     """Reasons records of a dataset were rejected, with counts and example rows."""
-    cfg = load_settings()
-    kafka = consumer(cfg.kafka.bootstrap, None, [f"dlq.{dataset}"], consumer_timeout_ms=3000)
+    cli = state(ctx)
+    console = cli.console
+    kafka = consumer(
+        cli.settings.kafka.bootstrap, None, [f"dlq.{dataset}"], consumer_timeout_ms=3000
+    )
     counts: Counter[tuple[str, str]] = Counter()
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     total = 0

@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.audit import anomalies, heads, proofs, search
 from exchange.audit.verify import check
-from exchange.core.config import Settings, load_settings
+from exchange.cli.context import state
+from exchange.core.config import Settings
 from exchange.core.errors import ConfigError
 from exchange.security import crypto, merkle
 
 app = typer.Typer(help="The audit log: verify, tree heads, search, export, proofs.")
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _sessions() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
-    from exchange.core.db import make_engine, migrate, session_factory
-
-    cfg = load_settings()
-    engine = make_engine(cfg.db_url)
-    try:
-        migrate(engine)
-        yield cfg, session_factory(engine)
-    finally:
-        engine.dispose()
 
 
 def _pinned_keys(path: Path | None) -> dict[str, bytes] | None:
@@ -66,6 +48,7 @@ def _key_id(pem: str) -> str | None:
 
 @app.command("verify")
 def verify_cmd(
+    ctx: typer.Context,
     public_key: Annotated[
         Path | None,
         typer.Option(
@@ -83,20 +66,21 @@ def verify_cmd(
 
     Exit 0 if intact; exit 1 naming the first bad entry index (0-based) otherwise."""
     keys = _pinned_keys(public_key)
-    with _sessions() as (_, sessions), sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
 
         def progress(done: int, total: int) -> None:
-            err_console.print(f"  checked {done:,} of {total:,} entries", end="\r")
+            cli.err_console.print(f"  checked {done:,} of {total:,} entries", end="\r")
 
         report = check(session, public_keys=keys, progress=progress, workers=workers)
-    err_console.print(" " * 60, end="\r")
+    cli.err_console.print(" " * 60, end="\r")
     if report.problem is None:
-        console.print(
+        cli.console.print(
             f"audit log intact: {report.size:,} entries, {report.heads_checked} signed tree "
             f"heads verified (public key: {report.keys_from})"
         )
         for warning in report.warnings:
-            console.print(f"note: {warning}")
+            cli.console.print(f"note: {warning}")
         return
     problem = report.problem
     where = (
@@ -104,32 +88,30 @@ def verify_cmd(
         if problem.index is not None
         else "a signed tree head is bad"
     )
-    err_console.print(f"[red]audit log broken[/]: {where}; found by {problem.localised_by}")
-    err_console.print(problem.message, markup=False)
+    cli.err_console.print(f"[red]audit log broken[/]: {where}; found by {problem.localised_by}")
+    cli.err_console.print(problem.message, markup=False)
     raise typer.Exit(1)
 
 
 @app.command("head")
 def head_cmd(
+    ctx: typer.Context,
     sign: Annotated[
         bool, typer.Option("--sign", help="Sign a new head over every entry now.")
     ] = False,
 ) -> None:
     """Print the latest signed tree head (as JSON), signing a new one first with --sign."""
-    with _sessions() as (cfg, sessions):
-        if sign:
-            from exchange.security.keystore import LocalKeyStore, master_key_from_settings
-
-            keystore = LocalKeyStore(sessions, master_key_from_settings(cfg))
-            head = heads.sign(sessions, keystore)
-        else:
-            with sessions() as session:
-                head = heads.latest(session)
+    cli = state(ctx)
+    if sign:
+        head = heads.sign(cli.sessions, cli.keystore)
+    else:
+        with cli.sessions() as session:
+            head = heads.latest(session)
     if head is None:
         raise heads.TreeHeadNotFoundError(
             "no signed tree head yet" + ("" if sign else " (sign one with --sign)")
         )
-    console.print_json(json.dumps(head.as_dict()))
+    cli.console.print_json(json.dumps(head.as_dict()))
 
 
 def _filters(
@@ -166,6 +148,7 @@ Until = Annotated[datetime | None, typer.Option(help="Until (exclusive; UTC if n
 
 @app.command("search")
 def search_cmd(
+    ctx: typer.Context,
     actor: Actor = None,
     subject: Subject = None,
     person: Person = None,
@@ -178,8 +161,11 @@ def search_cmd(
     limit: Annotated[int, typer.Option(help="At most this many entries.")] = 50,
 ) -> None:
     """Search the log; one row per entry, in log order."""
-    with _sessions() as (cfg, sessions), sessions() as session:
-        filters = _filters(actor, subject, person, dataset, purpose, decision, since, until, cfg)
+    cli = state(ctx)
+    with cli.sessions() as session:
+        filters = _filters(
+            actor, subject, person, dataset, purpose, decision, since, until, cli.settings
+        )
         entries = search.search(session, filters, after=after, limit=limit)
     table = Table("index", "at (UTC)", "actor", "role", "action", "purpose", "case", "decision")
     for e in entries:
@@ -193,13 +179,14 @@ def search_cmd(
             e.case_ref or "-",
             f"{e.decision} {e.status}",
         )
-    console.print(table)
+    cli.console.print(table)
     if len(entries) == limit:
-        console.print(f"more: --after {entries[-1].seq}")
+        cli.console.print(f"more: --after {entries[-1].seq}")
 
 
 @app.command("export")
 def export_cmd(
+    ctx: typer.Context,
     format: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="File (default stdout).")
@@ -214,8 +201,11 @@ def export_cmd(
     until: Until = None,
 ) -> None:
     """Export matching entries as CSV or JSON Lines."""
-    with _sessions() as (cfg, sessions), sessions() as session:
-        filters = _filters(actor, subject, person, dataset, purpose, decision, since, until, cfg)
+    cli = state(ctx)
+    with cli.sessions() as session:
+        filters = _filters(
+            actor, subject, person, dataset, purpose, decision, since, until, cli.settings
+        )
         chunks = search.export(search.iter_entries(session, filters), format)
         if output is None:
             for chunk in chunks:
@@ -224,18 +214,20 @@ def export_cmd(
             with output.open("w", encoding="utf-8", newline="") as fh:
                 for chunk in chunks:
                     fh.write(chunk)
-            err_console.print(f"written to {output}")
+            cli.err_console.print(f"written to {output}")
 
 
 @app.command("prove")
 def prove_cmd(
+    ctx: typer.Context,
     index: Annotated[int, typer.Argument(help="Entry index (0-based; seq - 1).")],
     tree_size: Annotated[
         int | None, typer.Option(help="A signed head's tree size (default: the latest).")
     ] = None,
 ) -> None:
     """Print the inclusion proof of entry INDEX in a signed tree head, checked first."""
-    with _sessions() as _s, _s[1]() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         proof = proofs.inclusion(session, index, tree_size)
     merkle.verify_inclusion(
         bytes.fromhex(proof.leaf_hash),
@@ -251,16 +243,18 @@ def prove_cmd(
         "path": proof.path,
         "head": proof.head.as_dict(),
     }
-    console.print_json(json.dumps(body, ensure_ascii=False))
+    cli.console.print_json(json.dumps(body, ensure_ascii=False))
 
 
 @app.command("consistency")
 def consistency_cmd(
+    ctx: typer.Context,
     first: Annotated[int, typer.Argument(help="The older signed head's tree size.")],
     second: Annotated[int, typer.Argument(help="The newer signed head's tree size.")],
 ) -> None:
     """Print the consistency proof between two signed tree heads, checked first."""
-    with _sessions() as _s, _s[1]() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         proof = proofs.consistency(session, first, second)
     merkle.verify_consistency(
         first,
@@ -270,18 +264,20 @@ def consistency_cmd(
         [bytes.fromhex(p) for p in proof.path],
     )
     body = {"first": proof.first.as_dict(), "second": proof.second.as_dict(), "path": proof.path}
-    console.print_json(json.dumps(body))
+    cli.console.print_json(json.dumps(body))
 
 
 @app.command("anomalies")
 def anomalies_cmd(
+    ctx: typer.Context,
     since: Annotated[datetime | None, typer.Option(help="Default: 30 days ago.")] = None,
     until: Annotated[datetime | None, typer.Option(help="Default: now.")] = None,
 ) -> None:
     """List anomaly flags: volume, off-hours, denial bursts, no case reference."""
     window = search.Filters(since=since, until=until)
-    with _sessions() as (cfg, sessions), sessions() as session:
-        found = anomalies.scan(session, cfg.audit, since=window.since, until=window.until)
+    cli = state(ctx)
+    with cli.sessions() as session:
+        found = anomalies.scan(session, cli.settings.audit, since=window.since, until=window.until)
     table = Table("kind", "actor", "from (UTC)", "to (UTC)", "count", "detail")
     for a in found:
         table.add_row(
@@ -292,32 +288,26 @@ def anomalies_cmd(
             str(a.count),
             a.detail,
         )
-    console.print(table)
-    console.print(f"{len(found)} flag(s)")
+    cli.console.print(table)
+    cli.console.print(f"{len(found)} flag(s)")
 
 
 @app.command("public-key")
-def public_key_cmd() -> None:
+def public_key_cmd(ctx: typer.Context) -> None:
     """Print the audit log's current public key (PEM, with its key id) for auditors to pin.
 
     Creates the key if the log has none yet."""
-    with _sessions() as (cfg, sessions):
-        from exchange.security.keystore import LocalKeyStore, master_key_from_settings
-
-        keystore = LocalKeyStore(sessions, master_key_from_settings(cfg))
-        key_id, _ = keystore.signing_key(heads.SIGNER)
-        public = keystore.public_keys(heads.SIGNER)[key_id]
+    keystore = state(ctx).keystore
+    key_id, _ = keystore.signing_key(heads.SIGNER)
+    public = keystore.public_keys(heads.SIGNER)[key_id]
     sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")
 
 
 @app.command("rotate-key")
-def rotate_key_cmd() -> None:
+def rotate_key_cmd(ctx: typer.Context) -> None:
     """Make a new signing key for tree heads; heads signed before keep verifying with the
     retired public key. Prints the new public key (PEM) for the auditors to pin."""
-    with _sessions() as (cfg, sessions):
-        from exchange.security.keystore import LocalKeyStore, master_key_from_settings
-
-        keystore = LocalKeyStore(sessions, master_key_from_settings(cfg))
-        key_id = keystore.rotate_signing_key(heads.SIGNER)
-        public = keystore.public_keys(heads.SIGNER)[key_id]
+    keystore = state(ctx).keystore
+    key_id = keystore.rotate_signing_key(heads.SIGNER)
+    public = keystore.public_keys(heads.SIGNER)[key_id]
     sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")

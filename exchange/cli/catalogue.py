@@ -7,34 +7,21 @@ with the operator's login name as the actor (``cli:<user>``).
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from exchange import audit
 from exchange.access import catalogue
-from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.cli.context import CliContext, state
+from exchange.core.db import utcnow
 
 app = typer.Typer(help="The access catalogue: datasets, purposes, grants.", no_args_is_help=True)
-console = Console(highlight=False)
 T = TypeVar("T")
-
-
-@contextmanager
-def _sessions() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(load_settings().db_url)
-    try:
-        migrate(engine)
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
 
 
 def _actor() -> str:
@@ -44,9 +31,9 @@ def _actor() -> str:
         return "cli"
 
 
-def _change(action: str, do: Callable[[Session], tuple[T, str, str | None]]) -> T:
+def _change(cli: CliContext, action: str, do: Callable[[Session], tuple[T, str, str | None]]) -> T:
     """Make a change and audit it in one transaction (a refused change is not stored)."""
-    with _sessions() as sessions, transaction(sessions) as session:
+    with cli.transaction() as session:
         result, reason, dataset = do(session)
         decision = audit.Decision(
             request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
@@ -73,8 +60,9 @@ def _when(text: str | None) -> datetime | None:
 
 
 @app.command("datasets")
-def datasets() -> None:
+def datasets(ctx: typer.Context) -> None:
     """The datasets grants may name, with each field's sensitivity and masking."""
+    cli = state(ctx)
     for d in catalogue.datasets():
         table = Table("field", "type", "sensitivity", "identifier", "encrypted", "masked as")
         for f in d.fields:
@@ -87,22 +75,24 @@ def datasets() -> None:
                 f.mask.value,
             )
         division = f", division field {d.division_field}" if d.division_field else ""
-        console.print(f"[bold]{d.name}[/] v{d.version} ({d.topic}{division})")
-        console.print(table)
+        cli.console.print(f"[bold]{d.name}[/] v{d.version} ({d.topic}{division})")
+        cli.console.print(table)
 
 
 @app.command("purposes")
-def purposes() -> None:
+def purposes(ctx: typer.Context) -> None:
     """List purposes, active and deactivated."""
-    with _sessions() as sessions, sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         table = Table("code", "title", "legal basis", "active")
         for p in catalogue.list_purposes(session):
             table.add_row(p.code, p.title, p.legal_basis or "", "yes" if p.active else "no")
-    console.print(table)
+    cli.console.print(table)
 
 
 @app.command("purpose-add")
 def purpose_add(
+    ctx: typer.Context,
     code: Annotated[str, typer.Argument(help="e.g. minimum-living-allowance")],
     title: Annotated[str, typer.Option(help="What the purpose is, in words.")],
     legal_basis: Annotated[str | None, typer.Option(help="The law or regulation.")] = None,
@@ -113,26 +103,30 @@ def purpose_add(
         purpose = catalogue.add_purpose(session, code, title, legal_basis)
         return purpose.code, f"purpose {purpose.code!r} added", None
 
-    console.print(f"purpose {_change('catalogue.purpose.add', do)} added")
+    cli = state(ctx)
+    cli.console.print(f"purpose {_change(cli, 'catalogue.purpose.add', do)} added")
 
 
 @app.command("purpose-deactivate")
-def purpose_deactivate(code: str) -> None:
+def purpose_deactivate(ctx: typer.Context, code: str) -> None:
     """Deactivate a purpose: no request may state it any more, no new grant may serve it."""
 
     def do(session: Session) -> tuple[str, str, None]:
         catalogue.deactivate_purpose(session, code)
         return code, f"purpose {code!r} deactivated", None
 
-    console.print(f"purpose {_change('catalogue.purpose.deactivate', do)} deactivated")
+    cli = state(ctx)
+    cli.console.print(f"purpose {_change(cli, 'catalogue.purpose.deactivate', do)} deactivated")
 
 
 @app.command("grants")
 def grants(
+    ctx: typer.Context,
     all_: Annotated[bool, typer.Option("--all", help="Include revoked grants.")] = False,
 ) -> None:
     """List grants."""
-    with _sessions() as sessions, sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         table = Table("id", "grantee", "dataset", "fields", "purposes", "rows", "valid", "revoked")
         for g in catalogue.list_grants(session, include_revoked=all_):
             table.add_row(
@@ -146,7 +140,7 @@ def grants(
                 + (f"{g.valid_until:%Y-%m-%d}" if g.valid_until else ""),
                 f"{g.revoked_at:%Y-%m-%d} by {g.revoked_by}" if g.revoked_at else "",
             )
-    console.print(table)
+    cli.console.print(table)
 
 
 def _pairs(values: list[str], sep: str, what: str) -> dict[str, str]:
@@ -161,6 +155,7 @@ def _pairs(values: list[str], sep: str, what: str) -> dict[str, str]:
 
 @app.command("grant-add")
 def grant_add(
+    ctx: typer.Context,
     department: Annotated[str, typer.Option(help="The consuming department.")],
     role: Annotated[str, typer.Option(help="The grantee role: caseworker.")],
     dataset: Annotated[str, typer.Option(help="A dataset (standard), e.g. person.")],
@@ -194,15 +189,17 @@ def grant_add(
         grant = catalogue.add_grant(session, spec, created_by=_actor(), at=utcnow())
         return grant.id, catalogue.summary(grant), grant.dataset
 
-    console.print(f"grant {_change('catalogue.grant.add', do)} added")
+    cli = state(ctx)
+    cli.console.print(f"grant {_change(cli, 'catalogue.grant.add', do)} added")
 
 
 @app.command("grant-revoke")
-def grant_revoke(grant_id: int) -> None:
+def grant_revoke(ctx: typer.Context, grant_id: int) -> None:
     """Revoke a grant; it stays on record."""
 
     def do(session: Session) -> tuple[int, str, str]:
         grant = catalogue.revoke_grant(session, grant_id, by=_actor(), at=utcnow())
         return grant.id, "revoked " + catalogue.summary(grant), grant.dataset
 
-    console.print(f"grant {_change('catalogue.grant.revoke', do)} revoked")
+    cli = state(ctx)
+    cli.console.print(f"grant {_change(cli, 'catalogue.grant.revoke', do)} revoked")

@@ -2,26 +2,26 @@
 
 Commands of other packages plug in through the ``exchange.commands`` entry-point
 group (e.g. ``exchange connector ...`` from ``connectors``), so this package
-never imports them. Every ExchangeError ends the command with its message and
-exit code 2, never a stack trace.
+never imports them. Every command runs on one shared context
+(:mod:`exchange.cli.context`), opened by the root callback: settings, database,
+consoles, and the error reporter through which every ExchangeError ends the
+command with its message and exit code 2, never a stack trace.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from exchange.core.config import Settings, load_settings
-from exchange.core.errors import ExchangeError
+from exchange.cli import admin, audit, catalogue, keys, registry, schemas
+from exchange.cli.context import CliContext, RootGroup, state
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from exchange.local.stack import Stack
 
 app = typer.Typer(
     name="exchange",
@@ -30,170 +30,125 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=RootGroup,
 )
 apikeys_app = typer.Typer(help="API keys of gateway users.", no_args_is_help=True)
 app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(audit.app, name="audit", no_args_is_help=True)
+app.add_typer(schemas.app, name="schemas")
+app.add_typer(keys.app, name="keys")
+app.add_typer(admin.app, name="admin")
+app.add_typer(registry.app, name="registry", no_args_is_help=True)
+app.add_typer(catalogue.app, name="catalogue")
 
 
-def _audit_app() -> typer.Typer:
-    from exchange.cli.audit import app as audit_cli_app
-
-    return audit_cli_app
-
-
-app.add_typer(_audit_app(), name="audit", no_args_is_help=True)
+@app.callback()
+def _open(ctx: typer.Context) -> None:
+    # Opens the shared context every command uses; nothing in it is made until asked for.
+    state(ctx)
 
 
-def _schemas_app() -> typer.Typer:
-    from exchange.cli.schemas import app as schemas_app
-
-    return schemas_app
-
-
-app.add_typer(_schemas_app(), name="schemas")
-
-
-def _keys_app() -> typer.Typer:
-    from exchange.cli.keys import app as keys_cli_app
-
-    return keys_cli_app
-
-
-app.add_typer(_keys_app(), name="keys")
-
-
-def _admin_app() -> typer.Typer:
-    from exchange.cli.admin import app as admin_cli_app
-
-    return admin_cli_app
-
-
-app.add_typer(_admin_app(), name="admin")
-
-
-def _registry_app() -> typer.Typer:
-    from exchange.cli.registry import app as registry_cli_app
-
-    return registry_cli_app
-
-
-app.add_typer(_registry_app(), name="registry", no_args_is_help=True)
-
-
-def _catalogue_app() -> typer.Typer:
-    from exchange.cli.catalogue import app as catalogue_cli_app
-
-    return catalogue_cli_app
-
-
-app.add_typer(_catalogue_app(), name="catalogue")
-
-
-def settings() -> Settings:
-    return load_settings()
-
-
-def say(message: str) -> None:
-    console.print(f"[bold cyan]•[/] {message}")
+def _say(cli: CliContext, message: str) -> None:
+    cli.console.print(f"[bold cyan]•[/] {message}")
 
 
 @app.command()
-def up() -> None:
+def up(ctx: typer.Context) -> None:
     """Start the local stack: Kafka broker, registry builder and gateway (SQLite by default)."""
     from exchange.local.stack import Stack
 
-    stack = Stack(settings())
-    stack.up(say)
-    _print_status(stack)
+    cli = state(ctx)
+    stack = Stack(cli.settings)
+    stack.up(lambda message: _say(cli, message))
+    _print_status(cli, stack)
 
 
 @app.command()
-def down() -> None:
+def down(ctx: typer.Context) -> None:
     """Stop the local stack; no broker or server process is left behind."""
     from exchange.local.stack import Stack
 
-    Stack(settings()).down(say)
-    say("stack is down")
+    cli = state(ctx)
+    Stack(cli.settings).down(lambda message: _say(cli, message))
+    _say(cli, "stack is down")
 
 
 @app.command()
-def status() -> None:
+def status(ctx: typer.Context) -> None:
     """Say what runs where."""
     from exchange.local.stack import Stack
 
-    _print_status(Stack(settings()))
+    cli = state(ctx)
+    _print_status(cli, Stack(cli.settings))
 
 
-def _print_status(stack: object) -> None:
-    from exchange.local.stack import Stack
-
-    assert isinstance(stack, Stack)
+def _print_status(cli: CliContext, stack: Stack) -> None:
     table = Table("component", "state", "pid", "address")
     for row in stack.status():
-        state = "[green]running[/]" if row.running else "[red]stopped[/]"
-        table.add_row(row.name, state, str(row.pid or "-"), row.address)
-    console.print(table)
-    console.print(f"data directory: {stack.data_dir}")
+        shown = "[green]running[/]" if row.running else "[red]stopped[/]"
+        table.add_row(row.name, shown, str(row.pid or "-"), row.address)
+    cli.console.print(table)
+    cli.console.print(f"data directory: {stack.data_dir}")
 
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     people: Annotated[int, typer.Option(help="How many synthetic residents to publish.")] = 8,
 ) -> None:
     """Start the stack, publish a small department dataset, and query it through the gateway."""
     from exchange.local.demo import run_demo
 
-    run_demo(settings(), console, people=people)
+    cli = state(ctx)
+    run_demo(cli.settings, cli.console, lambda: cli.sessions, people=people)
 
 
 @app.command("config")
-def show_config() -> None:
+def show_config(ctx: typer.Context) -> None:
     """Print the effective settings, secrets masked."""
     import json
 
-    console.print_json(json.dumps(settings().masked()))
+    cli = state(ctx)
+    cli.console.print_json(json.dumps(cli.settings.masked()))
 
 
 @apikeys_app.command("create")
 def keys_create(
+    ctx: typer.Context,
     actor: Annotated[str, typer.Option(help="Who will use the key (user name).")],
     department: Annotated[str, typer.Option(help="The user's department.")],
     role: Annotated[str, typer.Option(help="caseworker, publisher, auditor or admin.")],
     expires_days: Annotated[int | None, typer.Option(help="Days until the key expires.")] = 90,
 ) -> None:
     """Create an API key; it is printed once and stored only as a salted hash."""
-    from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+    from exchange.core.db import utcnow
     from exchange.identity.apikeys import create_key
 
     if role not in {"caseworker", "publisher", "auditor", "admin"}:
         raise typer.BadParameter("role must be caseworker, publisher, auditor or admin")
-    cfg = settings()
-    engine = make_engine(cfg.db_url)
-    migrate(engine)
+    cli = state(ctx)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    with transaction(session_factory(engine)) as session:
+    with cli.transaction() as session:
         key = create_key(session, actor=actor, department=department, role=role, expires_at=expires)
-    console.print("API key (shown once; store it safely):")
-    console.print(key, markup=False)
+    cli.console.print("API key (shown once; store it safely):")
+    cli.console.print(key, markup=False)
 
 
-def _load_plugins() -> None:
+def load_plugins() -> None:
+    """Add the commands of the ``exchange.commands`` entry points (once each)."""
+    present = {group.name for group in app.registered_groups}
     for ep in entry_points(group="exchange.commands"):
-        app.add_typer(ep.load(), name=ep.name)
+        if ep.name not in present:
+            app.add_typer(ep.load(), name=ep.name)
 
 
 def main() -> None:
-    _load_plugins()
-    try:
-        app()
-    except ExchangeError as exc:
-        err_console.print(f"[bold red]error[/] ({exc.code}): ", end="")
-        err_console.print(exc.message, markup=False)
-        sys.exit(2)
+    load_plugins()
+    app()
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load_plugins", "main"]

@@ -5,47 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from exchange.core.config import Settings, load_settings
-from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.cli.context import CliContext, state
 
 app = typer.Typer(help="The shared registry: build it, check it, review its links.")
 review_app = typer.Typer(help="The review queue: uncertain pairs.", no_args_is_help=True)
 entity_app = typer.Typer(help="Entities: one person or organisation.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 app.add_typer(entity_app, name="entity")
-console = Console(highlight=False)
-
-
-@contextmanager
-def _database() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
-    cfg = load_settings()
-    engine = make_engine(cfg.db_url)
-    try:
-        migrate(engine)
-        yield cfg, session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-def _keystore(cfg: Settings, sessions: sessionmaker[Session]) -> Any:
-    from exchange.security.keystore import LocalKeyStore, master_key_from_settings
-
-    return LocalKeyStore(sessions, master_key_from_settings(cfg))
 
 
 @app.command("build")
 def build(
+    ctx: typer.Context,
     until_idle: Annotated[
         bool, typer.Option(help="Stop once no record has arrived for a few seconds.")
     ] = False,
@@ -57,28 +36,29 @@ def build(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    with _database() as (cfg, sessions):
-        builder = RegistryBuilder(
-            cfg.kafka.bootstrap,
-            sessions,
-            linkage_key=cfg.linkage_key.get_secret_value().encode(),
-            keystore=_keystore(cfg, sessions),
-            verify_processes=cfg.registry.verify_processes,
-        )
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            if until_idle:
-                stats = builder.run_until_idle()
-            else:
-                console.print(f"registry builder consuming std.* from {cfg.kafka.bootstrap}")
-                builder.run(stop)
-                stats = builder.stats
-        except KeyboardInterrupt:
+    cli = state(ctx)
+    cfg = cli.settings
+    builder = RegistryBuilder(
+        cfg.kafka.bootstrap,
+        cli.sessions,
+        linkage_key=cfg.linkage_key.get_secret_value().encode(),
+        keystore=cli.keystore,
+        verify_processes=cfg.registry.verify_processes,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if until_idle:
+            stats = builder.run_until_idle()
+        else:
+            cli.console.print(f"registry builder consuming std.* from {cfg.kafka.bootstrap}")
+            builder.run(stop)
             stats = builder.stats
-        finally:
-            builder.close()
-    console.print(
+    except KeyboardInterrupt:
+        stats = builder.stats
+    finally:
+        builder.close()
+    cli.console.print(
         f"applied {stats.applied}, withdrawn {stats.withdrawn}, unchanged {stats.unchanged}, "
         f"dead-lettered {stats.dead_lettered}, linked {stats.linked}"
     )
@@ -86,6 +66,7 @@ def build(
 
 @app.command("rebuild")
 def rebuild_command(
+    ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Empty the registry and replay every std.* topic from the beginning; compare checksums.
@@ -97,16 +78,15 @@ def rebuild_command(
 
     if not yes:
         typer.confirm("Empty the registry and rebuild it from the topics?", abort=True)
-    with (
-        _database() as (cfg, sessions),
-        Progress(
-            TextColumn("[bold]rebuilding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress,
-    ):
+    cli = state(ctx)
+    cfg, sessions = cli.settings, cli.sessions
+    with Progress(
+        TextColumn("[bold]rebuilding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=cli.console,
+    ) as progress:
         task = progress.add_task("rebuild", total=None)
 
         def on_progress(done: int, total: int) -> None:
@@ -116,56 +96,59 @@ def rebuild_command(
             cfg.kafka.bootstrap,
             sessions,
             linkage_key=cfg.linkage_key.get_secret_value().encode(),
-            keystore=_keystore(cfg, sessions),
+            keystore=cli.keystore,
             on_progress=on_progress,
         )
-    console.print(
+    cli.console.print(
         f"read {report.records_read:,} records in {report.seconds:.1f} s "
         f"({report.dead_lettered:,} dead-lettered); {report.kept_ids:,} entities kept their "
         f"ids, {report.new_ids:,} are new"
     )
-    console.print(f"checksum before: {report.before.digest}")
-    console.print(f"checksum after:  {report.after.digest}")
+    cli.console.print(f"checksum before: {report.before.digest}")
+    cli.console.print(f"checksum after:  {report.after.digest}")
     if report.identical:
-        console.print("[green]identical: the topics reproduce the registry exactly[/]")
+        cli.console.print("[green]identical: the topics reproduce the registry exactly[/]")
     else:
-        console.print(
+        cli.console.print(
             "[yellow]different: the registry before had not consumed exactly these records "
             f"(before {report.before.as_dict()}, after {report.after.as_dict()})[/]"
         )
 
 
 @app.command("checksum")
-def checksum() -> None:
+def checksum(ctx: typer.Context) -> None:
     """Print the registry's content checksum (records, versions, entities, pairs)."""
     from exchange.registry.checksum import registry_checksum
 
-    with _database() as (_, sessions), sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         result = registry_checksum(session)
-    console.print(json.dumps(result.as_dict(), indent=2))
+    cli.console.print(json.dumps(result.as_dict(), indent=2))
 
 
 @app.command("lag")
-def lag() -> None:
+def lag(ctx: typer.Context) -> None:
     """The builder's consumer lag on every std.* partition."""
     from exchange.registry.rebuild import consumer_lag
 
-    rows = consumer_lag(load_settings().kafka.bootstrap)
+    cli = state(ctx)
+    rows = consumer_lag(cli.settings.kafka.bootstrap)
     table = Table("topic", "partition", "committed", "end", "lag", title="registry-builder lag")
     for row in rows:
         committed = "-" if row.committed is None else f"{row.committed:,}"
         table.add_row(row.topic, str(row.partition), committed, f"{row.end:,}", f"{row.lag:,}")
-    console.print(table)
-    console.print(f"total lag: {sum(r.lag for r in rows):,}")
+    cli.console.print(table)
+    cli.console.print(f"total lag: {sum(r.lag for r in rows):,}")
 
 
 @app.command("status")
-def status() -> None:
+def status(ctx: typer.Context) -> None:
     """Records applied, withdrawn, entities, links, awaiting review, dead letters, lag."""
     from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
     from exchange.registry.rebuild import consumer_lag, dead_letter_count
 
-    with _database() as (cfg, sessions), sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
 
         def count(query: Any) -> int:
             return int(session.scalar(query) or 0)
@@ -181,7 +164,7 @@ def status() -> None:
             "links": count(select(func.count()).where(LinkEdge.status.in_(("link", "confirmed")))),
             "awaiting review": count(select(func.count()).where(LinkEdge.status == "review")),
         }
-        bootstrap = cfg.kafka.bootstrap
+        bootstrap = cli.settings.kafka.bootstrap
     table = Table("", "", title="registry")
     for name, value in facts.items():
         table.add_row(name, f"{value:,}")
@@ -191,7 +174,7 @@ def status() -> None:
         table.add_row("consumer lag", f"{sum(r.lag for r in rows):,} over {len(rows)} partitions")
     except Exception as exc:  # the registry's facts are still worth showing
         table.add_row("kafka", f"unreachable: {exc}")
-    console.print(table)
+    cli.console.print(table)
 
 
 def _ref(session: Session, record_id: int) -> str:
@@ -214,12 +197,14 @@ def _summary(explanation: dict[str, Any]) -> str:
 
 @review_app.command("list")
 def review_list(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="How many pairs to show.")] = 50,
 ) -> None:
     """Pairs awaiting review, highest weight first, with the evidence."""
     from exchange.core.models import LinkEdge, SourceRecord
 
-    with _database() as (_, sessions), sessions() as session:
+    cli = state(ctx)
+    with cli.sessions() as session:
         edges = session.scalars(
             select(LinkEdge).where(LinkEdge.status == "review").order_by(LinkEdge.weight.desc())
         )
@@ -236,41 +221,44 @@ def review_list(
                 _ref(session, e.a_id), _ref(session, e.b_id), f"{e.weight:.1f}",
                 _summary(e.explanation),
             )  # fmt: skip
-    console.print(table)
+    cli.console.print(table)
 
 
-def _decide(a: str, b: str, decision: str, by: str, reason: str | None) -> None:
+def _decide(cli: CliContext, a: str, b: str, decision: str, by: str, reason: str | None) -> None:
     from exchange.registry.entities import EntityResolver
 
-    with _database() as (_, sessions), transaction(sessions) as session:
+    with cli.transaction() as session:
         entities = EntityResolver().decide(session, a, b, decision, by=by, reason=reason)
-    console.print(f"{decision}: {a} ~ {b}; entities now {', '.join(entities) or '-'}")
+    cli.console.print(f"{decision}: {a} ~ {b}; entities now {', '.join(entities) or '-'}")
 
 
 @review_app.command("confirm")
 def review_confirm(
+    ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="A record: dataset/department/source id.")],
     b: Annotated[str, typer.Argument(help="The other record.")],
     by: Annotated[str, typer.Option(help="Who decides (kept with the decision).")],
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
 ) -> None:
     """Link two records: they are the same person or organisation."""
-    _decide(a, b, "confirmed", by, reason)
+    _decide(state(ctx), a, b, "confirmed", by, reason)
 
 
 @review_app.command("reject")
 def review_reject(
+    ctx: typer.Context,
     a: Annotated[str, typer.Argument(help="A record: dataset/department/source id.")],
     b: Annotated[str, typer.Argument(help="The other record.")],
     by: Annotated[str, typer.Option(help="Who decides (kept with the decision).")],
     reason: Annotated[str | None, typer.Option(help="Why.")] = None,
 ) -> None:
     """Refuse a link: the two records are different people (the entity splits if need be)."""
-    _decide(a, b, "rejected", by, reason)
+    _decide(state(ctx), a, b, "rejected", by, reason)
 
 
 @entity_app.command("split")
 def entity_split(
+    ctx: typer.Context,
     entity_id: Annotated[str, typer.Argument(help="The entity to split.")],
     refs: Annotated[list[str], typer.Argument(help="Records to take out of it.")],
     by: Annotated[str, typer.Option(help="Who decides.")],
@@ -278,16 +266,20 @@ def entity_split(
     """Take records out of an entity (every link across the cut is rejected)."""
     from exchange.registry.entities import EntityResolver
 
-    with _database() as (_, sessions), transaction(sessions) as session:
+    cli = state(ctx)
+    with cli.transaction() as session:
         entities = EntityResolver().split(session, entity_id, refs, by=by)
-    console.print(f"split {entity_id}: entities now {', '.join(entities)}")
+    cli.console.print(f"split {entity_id}: entities now {', '.join(entities)}")
 
 
 @entity_app.command("show")
-def entity_show(entity_id: Annotated[str, typer.Argument(help="The entity id.")]) -> None:
+def entity_show(
+    ctx: typer.Context, entity_id: Annotated[str, typer.Argument(help="The entity id.")]
+) -> None:
     """The golden record, the member records and the links that joined them."""
     from exchange.registry.entityview import entity_view
 
-    with _database() as (cfg, sessions), sessions() as session:
-        view = entity_view(session, entity_id, cfg.registry.trusted_departments)
-    console.print(json.dumps(view, indent=2, ensure_ascii=False))
+    cli = state(ctx)
+    with cli.sessions() as session:
+        view = entity_view(session, entity_id, cli.settings.registry.trusted_departments)
+    cli.console.print(json.dumps(view, indent=2, ensure_ascii=False))

@@ -7,23 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory
+from exchange.cli.context import state
 from exchange.core.errors import ConfigError, SubjectNotFoundError
 from schemas.standards import Standard, available, load_standard, standard_from_schema
 from schemas.store import SchemaStore, incompatibility_error
 
 app = typer.Typer(help="The common data standards and the schema registry.", no_args_is_help=True)
-console = Console(highlight=False)
 
 
-def _store() -> SchemaStore:
-    engine = make_engine(load_settings().db_url)
-    migrate(engine)
-    return SchemaStore(session_factory(engine))
+def _store(ctx: typer.Context) -> SchemaStore:
+    return SchemaStore(state(ctx).sessions)
 
 
 def _read_file(path: Path) -> Standard:
@@ -40,9 +35,10 @@ def _read_file(path: Path) -> Standard:
 
 
 @app.command("list")
-def list_standards() -> None:
+def list_standards(ctx: typer.Context) -> None:
     """The shipped standards, their topics, and their versions in the registry."""
-    store = _store()
+    console = state(ctx).console
+    store = _store(ctx)
     table = Table("standard", "record", "topic", "fields", "identifiers", "registered versions")
     for name in available():
         std = load_standard(name)
@@ -56,8 +52,11 @@ def list_standards() -> None:
 
 
 @app.command("show")
-def show(name: Annotated[str, typer.Argument(help="A standard, e.g. person.")]) -> None:
+def show(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="A standard, e.g. person.")]
+) -> None:
     """A standard's fields with their type, sensitivity, identifier role and validator."""
+    console = state(ctx).console
     std = load_standard(name)
     console.print(f"[bold]{std.name}[/] ({std.schema.get('namespace')}): {std.schema.get('doc')}")
     console.print(f"topic {std.topic}, registry subject {std.subject}")
@@ -77,13 +76,15 @@ def show(name: Annotated[str, typer.Argument(help="A standard, e.g. person.")]) 
 
 @app.command("check")
 def check(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A new version of a standard (.avsc).")],
     subject: Annotated[str | None, typer.Option(help="Default: std.<dataset>.v<N>-value.")] = None,
 ) -> None:
     """Would FILE be accepted as the next version? Says why not, field by field."""
+    console = state(ctx).console
     std = _read_file(file)
     target = subject or std.subject
-    store = _store()
+    store = _store(ctx)
     level = store.get_config(target, default_to_global=True)
     try:
         problems = store.check(target, std.schema)
@@ -103,6 +104,7 @@ def check(
 
 @app.command("register")
 def register(
+    ctx: typer.Context,
     files: Annotated[
         list[Path] | None, typer.Argument(help="Schemas to register. Default: every standard.")
     ] = None,
@@ -112,7 +114,8 @@ def register(
     if subject and (not files or len(files) != 1):
         raise ConfigError("--subject needs exactly one FILE")
     standards = [_read_file(f) for f in files] if files else [load_standard(n) for n in available()]
-    store = _store()
+    console = state(ctx).console
+    store = _store(ctx)
     for std in standards:
         target = subject or std.subject
         schema_id = store.register(target, std.schema)

@@ -17,17 +17,18 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.access import catalogue
 from exchange.core.config import Settings
-from exchange.core.db import make_engine, session_factory, transaction, utcnow
+from exchange.core.db import transaction, utcnow
 from exchange.core.errors import StackError
 from exchange.core.models import Purpose, SourceRecord
 from exchange.identity.apikeys import create_key
@@ -136,7 +137,15 @@ def setup_catalogue(session: Session) -> list[str]:
     return said
 
 
-def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
+def run_demo(
+    settings: Settings,
+    console: Console,
+    database: Callable[[], sessionmaker[Session]],
+    *,
+    people: int = 8,
+) -> None:
+    """Tell the demo's story on ``console``; ``database`` gives the sessions of the
+    registry database once the stack is up (the caller opens and closes it)."""
     stack = Stack(settings)
     console.rule("[bold]1. start the local stack")
     stack.up(lambda m: console.print(f"[cyan]•[/] {m}"))
@@ -152,8 +161,7 @@ def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
         raise StackError("the connector run failed; see its output above")
 
     console.rule("[bold]3. the registry builder links the records into the registry")
-    engine = make_engine(settings.db_url)
-    sessions = session_factory(engine)
+    sessions = database()
     deadline = time.monotonic() + 90
     with console.status("waiting for the registry builder ..."):
         while True:
@@ -191,7 +199,6 @@ def run_demo(settings: Settings, console: Console, *, people: int = 8) -> None:
             role="caseworker",
             plaintext=key,
         )
-    engine.dispose()
     url = f"{settings.gateway.url}/v1/persons/{query_id}"
     params = {"purpose": PURPOSE, "case_ref": "DEMO-2026-0001"}
     response = httpx.get(url, params=params, headers={"X-API-Key": key}, timeout=30)
