@@ -65,7 +65,7 @@ from connectors.pipeline import (
     RecordPreparer,
     Tally,
 )
-from exchange.core.errors import ExchangeError
+from exchange.core.errors import WorkerError
 from exchange.security.keystore import DataKey, FieldCipher, KeyStore
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,6 @@ ANSWER_TIMEOUT = 300.0  # seconds a worker may take over one chunk before the ru
 # (framed value, content hash, signature or None), or the problems that stop the row.
 Item = tuple[dict[str, str], str, bool]
 Outcome = tuple[bytes, str, bytes | None] | list[Problem]
-
-
-class WorkerError(ExchangeError):
-    """A worker process preparing a connector run's records failed or died."""
-
-    code = "connector_worker_failed"
 
 
 def usable_cores() -> int:

@@ -29,13 +29,7 @@ from exchange.core.errors import (
 from exchange.identity import apikeys, ratelimit
 from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
-
-# What a refusal raised by identify or authorize answers, for routes that audit themselves.
-REFUSAL_STATUS: dict[type[Exception], int] = {
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    RateLimitedError: 429,
-}
+from gateway.problems import status_for
 
 
 def presented_key(request: Request) -> str | None:
@@ -78,9 +72,9 @@ def identify(
     expired credentials, or those of a disabled user, and RateLimitedError (429)
     when the identity has spent its request budget. Every route authenticates
     through here, inside the transaction that writes its audit entry; a route that
-    audits itself maps these with :data:`REFUSAL_STATUS`. ``decision``, when given,
-    gets the caller's actor, department and role as soon as they are known, so a
-    rate-limited request is audited under the identity that made it.
+    audits itself answers them with :func:`gateway.problems.status_for`. ``decision``,
+    when given, gets the caller's actor, department and role as soon as they are known,
+    so a rate-limited request is audited under the identity that made it.
     """
     token = None if request.headers.get("x-api-key") else _bearer_token(request)
     if token is None:
@@ -145,12 +139,9 @@ def authorize(
                     f"{identity.department!r}"
                 )
             decision.decision, decision.status, decision.reason = "allow", 200, "role allowed"
-        except AuthenticationError as exc:
-            error, decision.reason = exc, exc.message
-        except PermissionDeniedError as exc:
-            error, decision.status, decision.reason = exc, 403, exc.message
-        except RateLimitedError as exc:
-            error, decision.status, decision.reason = exc, 429, ratelimit.REASON
+        except (AuthenticationError, PermissionDeniedError, RateLimitedError) as exc:
+            error, decision.status = exc, status_for(exc)
+            decision.reason = ratelimit.REASON if isinstance(exc, RateLimitedError) else exc.message
     if target is not None:
         decision.reason = f"{decision.reason}; target: {target}"
     append_committed(state, decision)

@@ -169,7 +169,7 @@ def _decide(
             decision.status = 200
     except NotFoundError as exc:
         outcome = exc
-        decision.decision, decision.status, decision.reason = "allow", 404, exc.message
+        decision.decision, decision.status, decision.reason = "allow", status_for(exc), exc.message
         decision.fields = []
     except ExchangeError as exc:
         outcome = exc

@@ -18,8 +18,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from exchange.audit import anomalies, heads, proofs, search
-from exchange.audit.heads import TreeHead, TreeHeadNotFoundError
+from exchange.audit.heads import TreeHead
 from exchange.core.db import transaction
+from exchange.core.errors import TreeHeadNotFoundError
 from exchange.core.models import AuditEntry
 from exchange.security import crypto
 from gateway.access import authorize

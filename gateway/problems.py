@@ -1,10 +1,13 @@
 """Errors as ``application/problem+json`` (RFC 9457), in one place.
 
-Domain errors carry their stable code; this module alone maps them to HTTP
-statuses. An unexpected error is answered with 500 and the request id, never a
-stack trace (the trace goes to the server log). :func:`install` also makes
-the OpenAPI document say so: every documented error response of an operation
-is described as a problem (a Confluent error body under ``/registry``).
+Domain errors carry their stable code and know nothing of HTTP; this module alone
+maps them to HTTP statuses (:data:`STATUS`, used by the exception handler and by the
+routes that audit their own answer), and under ``/registry`` answers them with
+Confluent's body (:mod:`gateway.confluent` adds its ``error_code``). An unexpected
+error is answered with 500 and the request id, never a stack trace (the trace goes to
+the server log). :func:`install` also makes the OpenAPI document say so: every
+documented error response of an operation is described as a problem (a Confluent
+error body under ``/registry``).
 """
 
 from __future__ import annotations
@@ -22,15 +25,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
+    ConfigNotFoundError,
     ConflictError,
     ExchangeError,
+    IncompatibleSchemaError,
+    InvalidCompatibilityLevelError,
+    InvalidSchemaError,
+    InvalidVersionError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    RegistryError,
     SchemaNotFoundError,
+    SchemaNotInSubjectError,
+    SubjectNotFoundError,
+    SubjectNotSoftDeletedError,
     ValidationError,
+    VersionNotFoundError,
+    VersionNotSoftDeletedError,
 )
+from gateway import confluent
+from gateway.confluent import RegistryErrorBody
 from gateway.openapi import METHODS
 
 log = logging.getLogger(__name__)
@@ -49,31 +63,36 @@ class Problem(BaseModel):
     request_id: str | None = Field(default=None, description="Quote it to the operator.")
 
 
-class RegistryErrorBody(BaseModel):
-    """An error of the schema registry API, as Confluent's schema registry writes it."""
-
-    error_code: int = Field(description="Confluent's error code, e.g. 40401.")
-    message: str
-
-
-_STATUS: dict[type[ExchangeError], int] = {
+# The HTTP status of each error, by class (a subclass inherits its parent's); any other
+# error is answered 503 if it is retriable, else 500. docs/errors.md shows this table.
+STATUS: dict[type[ExchangeError], int] = {
+    ValidationError: 400,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,
     SchemaNotFoundError: 404,
-    ValidationError: 400,
+    SubjectNotFoundError: 404,
+    VersionNotFoundError: 404,
+    SchemaNotInSubjectError: 404,
+    SubjectNotSoftDeletedError: 404,
+    VersionNotSoftDeletedError: 404,
+    ConfigNotFoundError: 404,
     ConflictError: 409,
+    IncompatibleSchemaError: 409,
+    InvalidSchemaError: 422,
+    InvalidVersionError: 422,
+    InvalidCompatibilityLevelError: 422,
     RateLimitedError: 429,
     AuditWriteError: 503,
 }
 
 
 def status_for(exc: ExchangeError) -> int:
-    if isinstance(exc, RegistryError):
-        return exc.http_status
+    """The HTTP status the gateway answers ``exc`` with."""
     for kind in type(exc).__mro__:
-        if kind in _STATUS:
-            return _STATUS[kind]
+        status = STATUS.get(kind)
+        if status is not None:
+            return status
     return 503 if exc.retriable else 500
 
 
@@ -102,32 +121,6 @@ def problem(
 
 
 REGISTRY_PREFIX = "/registry"
-REGISTRY_TYPE = "application/vnd.schemaregistry.v1+json"
-
-
-def _registry_code(exc: ExchangeError, status: int) -> int:
-    if isinstance(exc, RegistryError):
-        return exc.registry_code
-    return {
-        401: 40101,
-        403: 40301,
-        404: 40403 if isinstance(exc, SchemaNotFoundError) else 404,
-    }.get(status, 50001 if status >= 500 else status)
-
-
-def confluent_error(
-    status: int, error_code: int, message: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """An error body as Confluent's schema registry writes it."""
-    headers = dict(headers or {})
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="exchange"'
-    return JSONResponse(
-        {"error_code": error_code, "message": message},
-        status_code=status,
-        media_type=REGISTRY_TYPE,
-        headers=headers or None,
-    )
 
 
 def _headers(exc: ExchangeError) -> dict[str, str] | None:
@@ -148,7 +141,9 @@ def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
         log.error("request failed: %s: %s", exc.code, exc.message)
     headers = _headers(exc)
     if _is_registry(request):
-        return confluent_error(status, _registry_code(exc, status), exc.message, headers)
+        return confluent.error_response(
+            status, confluent.error_code(exc, status), exc.message, headers
+        )
     return problem(status, type(exc).__name__, exc.message, exc.code, request, headers)
 
 
@@ -164,9 +159,9 @@ def install(app: FastAPI) -> None:
             loc = ".".join(str(p) for p in err.get("loc", ()))
             parts.append(f"{loc}: {err.get('msg')}")
         if _is_registry(request):
-            return confluent_error(
+            return confluent.error_response(
                 422,
-                42201 if "schema" in "".join(parts) else 422,
+                confluent.ERROR_CODES[InvalidSchemaError] if "schema" in "".join(parts) else 422,
                 "Unprocessable entity: " + "; ".join(parts),
             )
         return problem(422, "Invalid request", "; ".join(parts), "invalid_request", request)
@@ -174,7 +169,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if _is_registry(request):
-            return confluent_error(exc.status_code, exc.status_code, str(exc.detail))
+            return confluent.error_response(exc.status_code, exc.status_code, str(exc.detail))
         return problem(
             exc.status_code, "HTTP error", str(exc.detail), f"http_{exc.status_code}", request
         )
@@ -202,7 +197,9 @@ def document(doc: dict[str, Any]) -> None:
         )
     for path, item in doc.get("paths", {}).items():
         registry = path.startswith(REGISTRY_PREFIX)
-        media, name = (REGISTRY_TYPE, "RegistryErrorBody") if registry else (PROBLEM, "Problem")
+        media, name = (
+            (confluent.MEDIA_TYPE, "RegistryErrorBody") if registry else (PROBLEM, "Problem")
+        )
         for method, operation in item.items():
             if method not in METHODS:
                 continue

@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict
 
 from exchange.core.errors import InvalidSchemaError
 from gateway.access import authorize
+from gateway.confluent import MEDIA_TYPE
 from gateway.deps import StateDep
 from schemas.store import SchemaStore
 
-CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+CONTENT_TYPE = MEDIA_TYPE
 READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
 WRITERS = frozenset({"publisher", "admin"})
 
@@ -34,7 +35,7 @@ class RegistryJSONResponse(JSONResponse):
     media_type = CONTENT_TYPE
 
 
-# Error bodies are Confluent's (gateway.problems documents their schema).
+# Error bodies are Confluent's (gateway.confluent; gateway.problems answers and documents them).
 router = APIRouter(
     prefix="/registry",
     tags=["schema registry"],

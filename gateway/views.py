@@ -20,9 +20,7 @@ from pydantic import BaseModel, Field
 
 from exchange.access import catalogue
 from exchange.access.policy import Mode, RowFacts, project
-from exchange.core.errors import ValidationError
-from exchange.security.crypto import DecryptionError
-from exchange.security.keystore import KeyDestroyedError
+from exchange.core.errors import DecryptionError, KeyDestroyedError, ValidationError
 from gateway.deps import AppState
 from schemas.standards import standard_from_schema
 

@@ -63,21 +63,16 @@ from avro.schema import (
     UnionSchema,
 )
 
-from exchange.core import errors
+from exchange.core.errors import InvalidSchemaError
 
 __all__ = [
     "CompatibilityLevel",
     "Direction",
     "Incompatibility",
-    "InvalidSchemaError",
     "Rule",
     "check_level",
     "check_pair",
 ]
-
-
-class InvalidSchemaError(errors.InvalidSchemaError, ValueError):
-    """Not a valid Avro schema: the registry's error 42201, and a ``ValueError``."""
 
 
 class CompatibilityLevel(StrEnum):

@@ -82,11 +82,10 @@ def incompatibility_error(problems: list[Incompatibility]) -> IncompatibleSchema
         + "]"
         for p in problems
     ]
-    error = IncompatibleSchemaError(
-        "Schema being registered is incompatible with an earlier schema: " + "; ".join(lines)
+    return IncompatibleSchemaError(
+        "Schema being registered is incompatible with an earlier schema: " + "; ".join(lines),
+        lines,
     )
-    error.details = lines  # type: ignore[attr-defined]
-    return error
 
 
 class SchemaStore:

@@ -10,12 +10,11 @@ Rule of this package: an entry never holds plaintext personal data (data subject
 are blind indexes), and nothing here ever updates or deletes an entry.
 """
 
-from exchange.audit.log import GENESIS, AuditLogError, Decision, append, content
+from exchange.audit.log import GENESIS, Decision, append, content
 from exchange.audit.verify import VerifyReport, check, verify
 
 __all__ = [
     "GENESIS",
-    "AuditLogError",
     "Decision",
     "VerifyReport",
     "append",

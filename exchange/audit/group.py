@@ -35,8 +35,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.audit.log import AuditLogError, Decision, append_many
+from exchange.audit.log import Decision, append_many
 from exchange.core.db import transaction, utcnow
+from exchange.core.errors import AuditLogError
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.audit.log import AuditLogError
 from exchange.core.db import transaction
-from exchange.core.errors import NotFoundError
+from exchange.core.errors import AuditLogError, SignatureError, TreeHeadNotFoundError
 from exchange.core.models import AuditEntry, AuditTip, AuditTreeHead, SigningKeyRecord
 from exchange.security import crypto, merkle
 
@@ -42,12 +41,6 @@ log = logging.getLogger(__name__)
 
 SIGNER = "_audit_log"  # the keystore name of the audit log's signing key
 HEAD_DOMAIN = b"exchange.audit.tree-head.v1\x00"
-
-
-class TreeHeadNotFoundError(NotFoundError):
-    """No signed tree head has the asked size (or the log has none yet)."""
-
-    code = "tree_head_not_found"
 
 
 class Frontier:
@@ -119,7 +112,7 @@ class TreeHead:
             return False
         try:
             crypto.verify(public, self.message(), bytes.fromhex(self.signature))
-        except (crypto.SignatureError, ValueError):
+        except (SignatureError, ValueError):
             return False
         return True
 

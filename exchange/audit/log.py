@@ -26,7 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from exchange.core.errors import ExchangeError
+from exchange.core.errors import AuditLogError
 from exchange.core.models import AuditEntry, AuditSubject, AuditTip
 from exchange.security import merkle
 
@@ -37,12 +37,6 @@ CONTENT_COLUMNS = (
     "seq", "at", "request_id", "actor", "department", "role", "purpose", "case_ref",
     "action", "dataset", "subjects", "fields", "decision", "reason", "status",
 )  # fmt: skip
-
-
-class AuditLogError(ExchangeError):
-    """The audit log's storage is not in a state an append can extend (e.g. no tip row)."""
-
-    code = "audit_log_error"
 
 
 @dataclass

@@ -14,9 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.audit import heads
-from exchange.audit.heads import TreeHead, TreeHeadNotFoundError
-from exchange.audit.log import AuditLogError, content
-from exchange.core.errors import NotFoundError, ValidationError
+from exchange.audit.heads import TreeHead
+from exchange.audit.log import content
+from exchange.core.errors import (
+    AuditLogError,
+    NotFoundError,
+    TreeHeadNotFoundError,
+    ValidationError,
+)
 from exchange.core.models import AuditEntry
 from exchange.security import merkle
 

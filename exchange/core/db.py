@@ -19,15 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from exchange.core.errors import ConfigError, ExchangeError
+from exchange.core.errors import ConfigError, DatabaseError
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-class DatabaseError(ExchangeError):
-    code = "database_error"
-    retriable = True
 
 
 class UTCDateTime(TypeDecorator[datetime]):

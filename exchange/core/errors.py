@@ -1,41 +1,65 @@
-"""The exchange's error hierarchy.
+"""The exchange's one error tree.
 
-Every error a user can see derives from :class:`ExchangeError` and carries a
-stable ``code`` (documented in ``docs/errors.md``) and whether retrying may help.
-Library exceptions (kafka-python, fastavro, SQLAlchemy) are translated into these
-where they enter, with ``raise ... from exc``. Domain errors know nothing of HTTP;
-only the gateway maps them to responses.
+Every error the exchange raises on purpose is a class below, each declaring a stable
+``code`` of its own (the same on the command line, in HTTP problem bodies and in
+dead-letter reasons; ``docs/errors.md`` says what the user sees and what to do) and
+whether trying again, unchanged, may help (``retriable``). Nothing raises the root
+itself. Library exceptions (kafka-python, fastavro, SQLAlchemy) are translated into
+these where they enter, with ``raise ... from exc``.
 
-    ExchangeError
-    ├── ConfigError            bad or missing setting
-    ├── BrokerError            the Kafka broker could not be started, reached or used (retriable)
-    │   └── BrokerStartError   the local broker did not come up
-    ├── WireFormatError        bytes are not a Confluent-framed Avro record we can read
-    ├── SchemaNotFoundError    unknown schema id or standard
-    ├── RegistryError          a schema registry request cannot be done (Confluent error_code)
-    │   ├── SubjectNotFoundError, VersionNotFoundError, SchemaNotInSubjectError (404)
-    │   ├── SubjectNotSoftDeletedError, VersionNotSoftDeletedError, ConfigNotFoundError (404)
-    │   ├── IncompatibleSchemaError (409: names each field and rule broken)
-    │   └── InvalidSchemaError, InvalidVersionError, InvalidCompatibilityLevelError (422)
-    ├── ValidationError        a record does not meet its standard (carries reasons)
-    ├── SourceError            a department source cannot be read
-    ├── StackError             the local stack cannot be started or stopped
-    ├── (exchange.security.crypto) DecryptionError, SignatureError; (exchange.security.keystore)
-    │   KeyDestroyedError, KeyNotFoundError; (exchange.security.provenance) UnverifiedRecordError
-    ├── AuthenticationError    no, wrong, revoked or expired credentials
-    ├── PermissionDeniedError  authenticated, but no grant allows it
-    ├── RateLimitedError       the caller's request budget is spent for now (retriable)
-    ├── ConflictError          the object exists already, or its state forbids the change
-    ├── NotFoundError          no such record or entity
-    ├── ConflictError          the change conflicts with what is stored (a duplicate, a repeat)
-    └── AuditWriteError        the audit log could not be appended (the request fails closed)
+Domain errors know nothing of HTTP: the gateway alone maps them to statuses
+(``gateway/problems.py``) and to the Confluent ``error_code`` of the schema registry
+API (``gateway/confluent.py``).
+
+The tree (name, code, retriable; ``tests/unit/test_errors.py`` keeps this drawing, the
+classes and ``docs/errors.md`` the same)::
+
+    ExchangeError                           exchange_error
+    ├── ConfigError                         config_error
+    ├── DatabaseError                       database_error               retriable
+    │   └── KeyConflictError                key_conflict                 retriable
+    ├── BrokerError                         broker_error                 retriable
+    │   └── BrokerStartError                broker_start_failed          retriable
+    ├── StackError                          stack_error
+    ├── RebuildError                        rebuild_refused
+    ├── WireFormatError                     wire_format_error
+    ├── SchemaNotFoundError                 schema_not_found
+    ├── RegistryError                       registry_error
+    │   ├── SubjectNotFoundError            subject_not_found
+    │   ├── VersionNotFoundError            version_not_found
+    │   ├── SchemaNotInSubjectError         schema_not_in_subject
+    │   ├── SubjectNotSoftDeletedError      subject_not_soft_deleted
+    │   ├── VersionNotSoftDeletedError      version_not_soft_deleted
+    │   ├── ConfigNotFoundError             subject_config_not_found
+    │   ├── IncompatibleSchemaError         incompatible_schema
+    │   ├── InvalidSchemaError              invalid_schema
+    │   ├── InvalidVersionError             invalid_version
+    │   └── InvalidCompatibilityLevelError  invalid_compatibility_level
+    ├── ValidationError                     validation_failed
+    ├── SourceError                         source_error
+    ├── WorkerError                         connector_worker_failed
+    ├── UnverifiedRecordError               unverified_record
+    ├── ProvenanceMismatchError             provenance_mismatch
+    ├── DecryptionError                     decryption_failed
+    ├── SignatureError                      bad_signature
+    ├── KeyDestroyedError                   key_destroyed
+    ├── KeyNotFoundError                    key_not_found
+    ├── AuthenticationError                 unauthenticated
+    ├── PermissionDeniedError               forbidden
+    ├── RateLimitedError                    rate_limited                 retriable
+    ├── NotFoundError                       not_found
+    │   └── TreeHeadNotFoundError           tree_head_not_found
+    ├── ConflictError                       conflict
+    ├── AuditWriteError                     audit_write_failed           retriable
+    ├── AuditLogError                       audit_log_error
+    └── ProofError                          bad_proof
 """
 
 from __future__ import annotations
 
 
 class ExchangeError(Exception):
-    """Root of every error the exchange raises on purpose."""
+    """Root of every error the exchange raises on purpose; never raised itself."""
 
     code: str = "exchange_error"
     retriable: bool = False
@@ -45,97 +69,149 @@ class ExchangeError(Exception):
         self.message = message
 
 
+# --- set-up and infrastructure ------------------------------------------------------------
+
+
 class ConfigError(ExchangeError):
+    """A setting, a connector definition or a command's argument cannot be used."""
+
     code = "config_error"
 
 
+class DatabaseError(ExchangeError):
+    """A database operation failed (``exchange.core.db.transaction`` translates
+    SQLAlchemy's errors into it; the driver's text goes to the log)."""
+
+    code = "database_error"
+    retriable = True
+
+
+class KeyConflictError(DatabaseError):
+    """A key store write lost a race with another process; the key store retries it
+    (``exchange.security.keystore``) and raises :class:`DatabaseError` if it keeps losing."""
+
+    code = "key_conflict"
+
+
 class BrokerError(ExchangeError):
+    """The Kafka broker could not be reached or used."""
+
     code = "broker_error"
     retriable = True
 
 
 class BrokerStartError(BrokerError):
+    """The local broker did not come up."""
+
     code = "broker_start_failed"
 
 
+class StackError(ExchangeError):
+    """The local stack (builder, gateway) cannot be started or stopped."""
+
+    code = "stack_error"
+
+
+class RebuildError(ExchangeError):
+    """A registry rebuild is refused (the registry builder still runs)."""
+
+    code = "rebuild_refused"
+
+
+# --- standards, wire format and the schema registry ---------------------------------------
+
+
 class WireFormatError(ExchangeError):
+    """Bytes are not a Confluent-framed Avro record that can be read, or a record does not
+    match its schema."""
+
     code = "wire_format_error"
 
 
 class SchemaNotFoundError(ExchangeError):
+    """An unknown schema id or standard."""
+
     code = "schema_not_found"
 
 
 class RegistryError(ExchangeError):
-    """A schema registry error; ``registry_code`` is Confluent's ``error_code``."""
+    """A schema registry request cannot be done."""
 
     code = "registry_error"
-    registry_code = 50001
-    http_status = 500
 
 
 class SubjectNotFoundError(RegistryError):
+    """No such subject (or only soft-deleted versions of it)."""
+
     code = "subject_not_found"
-    registry_code = 40401
-    http_status = 404
 
 
 class VersionNotFoundError(RegistryError):
+    """The subject has no such version."""
+
     code = "version_not_found"
-    registry_code = 40402
-    http_status = 404
 
 
 class SchemaNotInSubjectError(RegistryError):
-    code = "schema_not_found"
-    registry_code = 40403
-    http_status = 404
+    """The schema is not registered under the subject."""
+
+    code = "schema_not_in_subject"
 
 
 class SubjectNotSoftDeletedError(RegistryError):
+    """A permanent delete of a subject that was not soft-deleted first."""
+
     code = "subject_not_soft_deleted"
-    registry_code = 40405
-    http_status = 404
 
 
 class VersionNotSoftDeletedError(RegistryError):
+    """A permanent delete of a version that was not soft-deleted first."""
+
     code = "version_not_soft_deleted"
-    registry_code = 40407
-    http_status = 404
 
 
 class ConfigNotFoundError(RegistryError):
+    """The subject has no compatibility level of its own."""
+
     code = "subject_config_not_found"
-    registry_code = 40408
-    http_status = 404
 
 
 class IncompatibleSchemaError(RegistryError):
+    """A new version breaks the subject's compatibility level; ``details`` names each field
+    and rule broken, one line each."""
+
     code = "incompatible_schema"
-    registry_code = 409
-    http_status = 409
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
 
 
-class InvalidSchemaError(RegistryError):
+class InvalidSchemaError(RegistryError, ValueError):
+    """Not a valid Avro schema (nor an Avro schema the registry accepts). Also a
+    ``ValueError``, as :mod:`schemas.compatibility` promises its callers."""
+
     code = "invalid_schema"
-    registry_code = 42201
-    http_status = 422
 
 
 class InvalidVersionError(RegistryError):
+    """A version that is not a number >= 1 or ``latest``."""
+
     code = "invalid_version"
-    registry_code = 42202
-    http_status = 422
 
 
 class InvalidCompatibilityLevelError(RegistryError):
+    """A compatibility level that is not one of Confluent's seven."""
+
     code = "invalid_compatibility_level"
-    registry_code = 42203
-    http_status = 422
+
+
+# --- publishing ---------------------------------------------------------------------------
 
 
 class ValidationError(ExchangeError):
-    """A record failed validation; ``reasons`` lists (field, reason_code, message)."""
+    """A request or a value does not meet its rules; ``reasons`` lists
+    (field, reason_code, message)."""
 
     code = "validation_failed"
 
@@ -146,18 +222,78 @@ class ValidationError(ExchangeError):
 
 
 class SourceError(ExchangeError):
+    """A department source cannot be read."""
+
     code = "source_error"
 
 
-class StackError(ExchangeError):
-    code = "stack_error"
+class WorkerError(ExchangeError):
+    """A worker process preparing a connector run's records failed or died
+    (``connectors.workers``)."""
+
+    code = "connector_worker_failed"
+
+
+class UnverifiedRecordError(ExchangeError):
+    """A record is unsigned, lacks provenance, or names a key its department does not have."""
+
+    code = "unverified_record"
+
+
+class ProvenanceMismatchError(ExchangeError):
+    """A record's provenance headers do not fit the record: a withdrawal whose content hash
+    is not ``withdrawn``, or a dataset that does not match its topic or its schema."""
+
+    code = "provenance_mismatch"
+
+
+# --- keys, encryption and signatures ------------------------------------------------------
+
+
+class DecryptionError(ExchangeError):
+    """A token did not open: always the same message, the cause is only logged."""
+
+    code = "decryption_failed"
+    MESSAGE = "cannot decrypt: wrong key, tampered data, or data bound to another record"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
+class SignatureError(ExchangeError):
+    """A signature did not verify: always the same message, the cause is only logged."""
+
+    code = "bad_signature"
+    MESSAGE = "signature does not verify"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
+class KeyDestroyedError(ExchangeError):
+    """The data key was crypto-shredded: what it encrypted can never be read again."""
+
+    code = "key_destroyed"
+
+
+class KeyNotFoundError(ExchangeError):
+    """No key has this id."""
+
+    code = "key_not_found"
+
+
+# --- access -------------------------------------------------------------------------------
 
 
 class AuthenticationError(ExchangeError):
+    """No, wrong, revoked or expired credentials, or those of a disabled user."""
+
     code = "unauthenticated"
 
 
 class PermissionDeniedError(ExchangeError):
+    """Authenticated, but no grant or role allows it."""
+
     code = "forbidden"
 
 
@@ -172,15 +308,30 @@ class RateLimitedError(ExchangeError):
         self.retry_after = retry_after
 
 
-class ConflictError(ExchangeError):
-    code = "conflict"
-
-
 class NotFoundError(ExchangeError):
+    """No such record, entity or object (or none the caller may see)."""
+
     code = "not_found"
 
 
+class TreeHeadNotFoundError(NotFoundError):
+    """No signed tree head has the asked size (or the log has none yet)."""
+
+    code = "tree_head_not_found"
+
+
+class ConflictError(ExchangeError):
+    """The object exists already, or its state forbids the change."""
+
+    code = "conflict"
+
+
+# --- the audit log ------------------------------------------------------------------------
+
+
 class AuditWriteError(ExchangeError):
+    """The audit entry could not be written: the request fails closed."""
+
     code = "audit_write_failed"
     retriable = True
 
@@ -188,3 +339,58 @@ class AuditWriteError(ExchangeError):
         self, message: str = "the audit log could not be written; the request is refused"
     ) -> None:
         super().__init__(message)
+
+
+class AuditLogError(ExchangeError):
+    """The audit log's storage is not in a state an append can extend (e.g. no tip row)."""
+
+    code = "audit_log_error"
+
+
+class ProofError(ExchangeError):
+    """A Merkle proof does not verify, or asks about entries the tree does not have."""
+
+    code = "bad_proof"
+
+
+__all__ = [
+    "AuditLogError",
+    "AuditWriteError",
+    "AuthenticationError",
+    "BrokerError",
+    "BrokerStartError",
+    "ConfigError",
+    "ConfigNotFoundError",
+    "ConflictError",
+    "DatabaseError",
+    "DecryptionError",
+    "ExchangeError",
+    "IncompatibleSchemaError",
+    "InvalidCompatibilityLevelError",
+    "InvalidSchemaError",
+    "InvalidVersionError",
+    "KeyConflictError",
+    "KeyDestroyedError",
+    "KeyNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProofError",
+    "ProvenanceMismatchError",
+    "RateLimitedError",
+    "RebuildError",
+    "RegistryError",
+    "SchemaNotFoundError",
+    "SchemaNotInSubjectError",
+    "SignatureError",
+    "SourceError",
+    "StackError",
+    "SubjectNotFoundError",
+    "SubjectNotSoftDeletedError",
+    "TreeHeadNotFoundError",
+    "UnverifiedRecordError",
+    "ValidationError",
+    "VersionNotFoundError",
+    "VersionNotSoftDeletedError",
+    "WireFormatError",
+    "WorkerError",
+]

@@ -43,8 +43,14 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import DatabaseError, transaction, utcnow
-from exchange.core.errors import BrokerError, ExchangeError
+from exchange.core.db import transaction, utcnow
+from exchange.core.errors import (
+    BrokerError,
+    DatabaseError,
+    ExchangeError,
+    ProvenanceMismatchError,
+    UnverifiedRecordError,
+)
 from exchange.kafka.clients import consumer, ensure_topics
 from exchange.kafka.producer import Delivery, Producer
 from exchange.kafka.wire import AvroSerde
@@ -382,7 +388,7 @@ class RegistryBuilder:
         content_hash = _text(named, provenance.CONTENT_HASH)
         dataset = _text(named, provenance.DATASET)
         if not department or not source_id or not content_hash or not dataset:
-            raise provenance.UnverifiedRecordError(
+            raise UnverifiedRecordError(
                 "record is unsigned or lacks provenance headers "
                 "(department, dataset, source-id, content-hash)"
             )
@@ -390,7 +396,9 @@ class RegistryBuilder:
         if _text(named, provenance.SIGNING_KEY_ID) not in keys:
             keys = self._public_keys(department, refresh=True)  # a key rotated since
         if msg.value is None and content_hash != provenance.WITHDRAWN:
-            raise ExchangeError(f"a withdrawal must carry content-hash {provenance.WITHDRAWN!r}")
+            raise ProvenanceMismatchError(
+                f"a withdrawal must carry content-hash {provenance.WITHDRAWN!r}"
+            )
         return named, msg.value or b"", keys
 
     def _decode(self, msg: Any, named: dict[str, bytes]) -> Incoming:
@@ -404,7 +412,9 @@ class RegistryBuilder:
         ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
         if msg.value is None:  # a tombstone: the department withdraws the record
             if not msg.topic.startswith(f"std.{header_dataset}.v"):
-                raise ExchangeError(f"dataset {header_dataset!r} does not belong on {msg.topic}")
+                raise ProvenanceMismatchError(
+                    f"dataset {header_dataset!r} does not belong on {msg.topic}"
+                )
             return Incoming(
                 header_dataset, department, source_id, content_hash, None, None, None,
                 msg.topic, msg.partition, msg.offset, ingested_at,
@@ -412,7 +422,7 @@ class RegistryBuilder:
         schema_id, record = self.serde.decode(msg.value)
         dataset, id_field, domain = self._identifier_fields(schema_id)
         if dataset != header_dataset:
-            raise ExchangeError(
+            raise ProvenanceMismatchError(
                 f"header dataset {header_dataset!r} does not match the schema's {dataset!r}"
             )
         lookup = record.get(id_field) if id_field else None

@@ -26,7 +26,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.core.db import transaction
-from exchange.core.errors import BrokerError, ExchangeError
+from exchange.core.errors import BrokerError, RebuildError
 from exchange.core.models import Entity, LinkEdge, LinkKey, RecordVersion, SourceRecord
 from exchange.registry.builder import DLQ_TOPIC, GROUP_ID, TOPIC_PATTERN, RegistryBuilder
 from exchange.registry.checksum import Checksum, registry_checksum
@@ -34,10 +34,6 @@ from exchange.registry.entities import new_entity_id
 from exchange.registry.linkage.clusters import assign
 from exchange.registry.records import record_ref
 from exchange.security.keystore import KeyStore
-
-
-class RebuildError(ExchangeError):
-    code = "rebuild_refused"
 
 
 @dataclass(frozen=True)

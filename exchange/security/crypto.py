@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from exchange.core.errors import ExchangeError
+from exchange.core.errors import DecryptionError, SignatureError
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +53,6 @@ SIGNATURE_SIZE = 64
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 # Domain separation: a wrapped key is never a valid sealed field and vice versa.
 _WRAP_DOMAIN = b"exchange.wrap.v1\x00"
-
-
-class DecryptionError(ExchangeError):
-    """A token did not open: always the same message, the cause is only logged."""
-
-    code = "decryption_failed"
-    MESSAGE = "cannot decrypt: wrong key, tampered data, or data bound to another record"
-
-    def __init__(self) -> None:
-        super().__init__(self.MESSAGE)
-
-
-class SignatureError(ExchangeError):
-    """A signature did not verify: always the same message, the cause is only logged."""
-
-    code = "bad_signature"
-    MESSAGE = "signature does not verify"
-
-    def __init__(self) -> None:
-        super().__init__(self.MESSAGE)
 
 
 def _check_key(key: bytes) -> None:

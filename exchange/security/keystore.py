@@ -43,11 +43,17 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import DatabaseError, transaction, utcnow
-from exchange.core.errors import ConfigError, ExchangeError
+from exchange.core.db import transaction, utcnow
+from exchange.core.errors import (
+    ConfigError,
+    DatabaseError,
+    DecryptionError,
+    KeyConflictError,
+    KeyDestroyedError,
+    KeyNotFoundError,
+)
 from exchange.core.models import DataKeyRecord, KeyEncryptionKey, SigningKeyRecord
 from exchange.security import crypto
-from exchange.security.crypto import DecryptionError
 
 if TYPE_CHECKING:
     from exchange.core.config import Settings
@@ -63,18 +69,6 @@ _ATTEMPTS = 8  # tries of a write that may conflict with another process
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 T = TypeVar("T")
-
-
-class KeyDestroyedError(ExchangeError):
-    """The data key was crypto-shredded: what it encrypted can never be read again."""
-
-    code = "key_destroyed"
-
-
-class KeyNotFoundError(ExchangeError):
-    """No key has this id."""
-
-    code = "key_not_found"
 
 
 @dataclass(frozen=True)
@@ -148,10 +142,6 @@ class KeyStore(Protocol):
         ...
 
 
-class _Conflict(Exception):
-    """A write lost a race with another process (unique or foreign key); retry it."""
-
-
 class _TTLCache(Generic[K, V]):
     """A dict whose entries expire ``ttl`` seconds after they were put (by ``clock``)."""
 
@@ -202,7 +192,7 @@ def _flush(session: Session) -> None:
     try:
         session.flush()
     except IntegrityError as exc:
-        raise _Conflict(str(exc.orig)) from exc
+        raise KeyConflictError(str(exc.orig)) from exc
 
 
 def _lost_race(exc: DatabaseError) -> bool:
@@ -261,7 +251,7 @@ class LocalKeyStore(KeyStore):
         if kek is None:
             row = session.get(KeyEncryptionKey, kek_id)
             if row is None:
-                raise _Conflict(f"KEK {kek_id} is gone (rotated by another process)")
+                raise KeyConflictError(f"KEK {kek_id} is gone (rotated by another process)")
             kek = crypto.unwrap_key(self._master, row.wrapped, context=_context("kek", kek_id))
             self._keks[kek_id] = kek
         return kek
@@ -280,7 +270,7 @@ class LocalKeyStore(KeyStore):
             if rows or not session.scalar(select(func.count()).select_from(KeyEncryptionKey)):
                 return rows
             # Every row we waited for was deleted by a rotation that committed meanwhile.
-        raise _Conflict("the key-encryption keys kept changing")
+        raise KeyConflictError("the key-encryption keys kept changing")
 
     def _current_kek(self, session: Session) -> tuple[str, bytes]:
         for row in self._lock_keks(session, exclusive=False):
@@ -304,8 +294,8 @@ class LocalKeyStore(KeyStore):
             try:
                 with transaction(self._sessions) as session:
                     return work(session)
-            except (_Conflict, DatabaseError) as exc:
-                if isinstance(exc, DatabaseError) and not _lost_race(exc):
+            except DatabaseError as exc:  # KeyConflictError is one: a race lost here
+                if not isinstance(exc, KeyConflictError) and not _lost_race(exc):
                     raise
                 self._keks.clear()  # a KEK may have been rotated away
                 log.info("key write conflicted (%s); attempt %d of %d", exc, attempt, _ATTEMPTS)
@@ -518,7 +508,7 @@ class LocalKeyStore(KeyStore):
         try:
             session.execute(delete(KeyEncryptionKey).where(KeyEncryptionKey.kek_id != new_id))
         except IntegrityError as exc:
-            raise _Conflict(str(exc.orig)) from exc
+            raise KeyConflictError(str(exc.orig)) from exc
         return count, new_id
 
     @staticmethod
@@ -526,7 +516,7 @@ class LocalKeyStore(KeyStore):
         """Apply a compare-and-set update of one row; a row changed meanwhile is a conflict."""
         result = session.execute(stmt.values(**values).execution_options(synchronize_session=False))
         if _rowcount(result) != 1:
-            raise _Conflict("a key changed while the KEK was being rotated")
+            raise KeyConflictError("a key changed while the KEK was being rotated")
         return 1
 
     # --- signing keys ----------------------------------------------------------------------
@@ -709,10 +699,7 @@ def _create_master(path: Path) -> None:
 __all__ = [
     "DataKey",
     "DataKeyInfo",
-    "DecryptionError",
     "FieldCipher",
-    "KeyDestroyedError",
-    "KeyNotFoundError",
     "KeyStore",
     "LocalKeyStore",
     "master_key_from_settings",

@@ -17,13 +17,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from exchange.core.errors import ProofError
+
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(ValueError):
-    """A proof does not verify, or asks about entries the tree does not have."""
 
 
 def leaf_hash(entry: bytes) -> bytes:

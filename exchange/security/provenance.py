@@ -12,15 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from exchange.core.errors import ExchangeError
+from exchange.core.errors import UnverifiedRecordError
 from exchange.security.crypto import verify
-
-
-class UnverifiedRecordError(ExchangeError):
-    """A record is unsigned, lacks provenance, or names a key its department does not have."""
-
-    code = "unverified_record"
-
 
 DEPARTMENT = "department"
 DATASET = "dataset"
@@ -55,7 +48,7 @@ def verify_record(
     """Raise unless the record is signed by one of ``public_keys``.
 
     UnverifiedRecordError if it is unsigned or names an unknown key;
-    exchange.security.crypto.SignatureError if the signature does not match.
+    SignatureError if the signature does not match.
     """
     try:
         key_id = headers[SIGNING_KEY_ID].decode()

@@ -22,6 +22,7 @@ from exchange.audit import Decision
 from exchange.audit.group import GroupCommit, Ticket
 from exchange.audit.log import append_many
 from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.errors import AuditLogError
 from exchange.core.models import AuditEntry, AuditSubject
 
 
@@ -171,7 +172,7 @@ def test_a_failed_write_refuses_the_caller_and_writes_nothing(
     with sessions() as session:
         session.execute(text("DELETE FROM audit_tip"))  # every append now fails
         session.commit()
-    with pytest.raises(audit.AuditLogError):
+    with pytest.raises(AuditLogError):
         writer.append(_decision(2))
     assert _request_ids(sessions) == ["r1"]
 
@@ -296,7 +297,7 @@ def test_a_failed_entry_settles_its_awaiting_request_with_the_error(
         await ticket.settled()
         return ticket.error
 
-    assert isinstance(asyncio.run(one()), audit.AuditLogError)
+    assert isinstance(asyncio.run(one()), AuditLogError)
 
 
 def test_a_closed_writer_writes_what_is_queued_and_refuses_the_rest(
@@ -310,7 +311,7 @@ def test_a_closed_writer_writes_what_is_queued_and_refuses_the_rest(
         closing.start()
         while not writer._closed:
             threading.Event().wait(0.01)
-        with pytest.raises(audit.AuditLogError, match="stopped"):
+        with pytest.raises(AuditLogError, match="stopped"):
             writer.submit(_decision(3))
     closing.join(10)
     assert not closing.is_alive()
@@ -328,7 +329,7 @@ def test_a_writer_that_cannot_finish_in_time_refuses_what_is_left(
         writer.close(timeout=0.2)
         for ticket in tickets:  # settled, refused: their requests answer 503, never hang
             assert ticket.done
-            assert isinstance(ticket.error, audit.AuditLogError)
+            assert isinstance(ticket.error, AuditLogError)
     writer._thread.join(10)  # type: ignore[union-attr]
     assert not writer._thread.is_alive()  # type: ignore[union-attr]
     assert _request_ids(sessions) == []

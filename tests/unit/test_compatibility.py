@@ -32,11 +32,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.core import errors
+from exchange.core.errors import InvalidSchemaError
 from schemas.compatibility import (
     CompatibilityLevel,
     Direction,
     Incompatibility,
-    InvalidSchemaError,
     Rule,
     check_level,
     check_pair,
