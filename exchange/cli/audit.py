@@ -16,7 +16,7 @@ from exchange.audit import anomalies, heads, proofs, search
 from exchange.audit.verify import check
 from exchange.cli.context import state
 from exchange.core.config import Settings
-from exchange.core.errors import ConfigError
+from exchange.core.errors import ConfigError, TreeHeadNotFoundError
 from exchange.security import crypto, merkle
 
 app = typer.Typer(help="The audit log: verify, tree heads, search, export, proofs.")
@@ -108,7 +108,7 @@ def head_cmd(
         with cli.sessions() as session:
             head = heads.latest(session)
     if head is None:
-        raise heads.TreeHeadNotFoundError(
+        raise TreeHeadNotFoundError(
             "no signed tree head yet" + ("" if sign else " (sign one with --sign)")
         )
     cli.console.print_json(json.dumps(head.as_dict()))

@@ -97,7 +97,7 @@ def check(
         console.print(f"[green]compatible[/] with {target} at level {level}")
         return
     console.print(f"[red]incompatible[/] with {target} at level {level}:")
-    for line in incompatibility_error(problems).details:  # type: ignore[attr-defined]
+    for line in incompatibility_error(problems).details:
         console.print(f"  - {line}", markup=False)
     raise typer.Exit(1)
 
