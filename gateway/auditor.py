@@ -25,6 +25,7 @@ from exchange.core.models import AuditEntry
 from exchange.security import crypto
 from gateway.access import authorize
 from gateway.deps import AppState, StateDep
+from gateway.params import SQL_INT_MAX
 from gateway.query import person_subject
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -128,7 +129,7 @@ def _page(entries: list[AuditEntry], limit: int) -> tuple[list[EntryView], int |
 
 Since = Annotated[datetime | None, Query(description="From this time (inclusive).")]
 Until = Annotated[datetime | None, Query(description="Until this time (exclusive).")]
-After = Annotated[int, Query(ge=0, description="Return entries with seq > after.")]
+After = Annotated[int, Query(ge=0, le=SQL_INT_MAX, description="Return entries with seq > after.")]
 Limit = Annotated[int, Query(ge=1, le=search.MAX_PAGE)]
 
 
@@ -285,7 +286,7 @@ def public_keys(request: Request, state: StateDep) -> list[PublicKeyView]:
 def inclusion_proof(
     request: Request,
     state: StateDep,
-    index: Annotated[int, Path(ge=0, description="0-based entry index (seq - 1).")],
+    index: Annotated[int, Path(ge=0, le=SQL_INT_MAX, description="0-based entry index (seq - 1).")],
     tree_size: Annotated[
         int | None, Query(ge=1, description="A signed head's size; default: the latest.")
     ] = None,
@@ -315,8 +316,8 @@ def inclusion_proof(
 def consistency_proof(
     request: Request,
     state: StateDep,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[int, Query(ge=1, le=SQL_INT_MAX)],
+    second: Annotated[int, Query(ge=1, le=SQL_INT_MAX)],
 ) -> ConsistencyProofView:
     authorize(state, request, action="audit.proof", roles=AUDITORS)
     with transaction(state.sessions) as session:

@@ -25,6 +25,7 @@ from exchange.identity.apikeys import Identity
 from gateway.access import authorize
 from gateway.audited import pending, run_audited
 from gateway.deps import RequestIdDep, StateDep
+from gateway.params import SQL_INT_MAX
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -293,7 +294,7 @@ def add_grant(
     },
 )
 def revoke_grant(
-    grant_id: int,
+    grant_id: Annotated[int, Path(ge=1, le=SQL_INT_MAX, description="The grant's id.")],
     request: Request,
     state: StateDep,
     request_id: RequestIdDep,

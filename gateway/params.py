@@ -22,8 +22,13 @@ PurposeParam = Annotated[
 CaseRefParam = Annotated[
     str | None, Query(max_length=200, description="The case the request is made for.")
 ]
+# The largest integer a database column holds (a signed 64-bit BIGINT, and SQLite's INTEGER):
+# a larger number in a path or query is refused as invalid (422), never sent to the driver,
+# which would fail with an overflow (500).
+SQL_INT_MAX = 2**63 - 1
+
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-OffsetParam = Annotated[int, Query(ge=0, description="Items to skip.")]
+OffsetParam = Annotated[int, Query(ge=0, le=SQL_INT_MAX, description="Items to skip.")]
 
 
 def page(items: Sequence[T], limit: int, offset: int) -> list[T]:

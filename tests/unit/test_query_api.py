@@ -474,6 +474,25 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
         assert audit.verify(session) is None
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/admin/grants/9223372036854775808",
+        "/v1/admin/grants/-251997929984167999038291968",
+        "/v1/audit/proofs/inclusion/9223372036854775808",
+        "/v1/audit/proofs/consistency?first=1&second=9223372036854775808",
+        "/v1/audit/entries?after=9223372036854775808",
+        "/v1/persons/110105194912310017?purpose=minimum-living-allowance&offset=9223372036854775808",
+    ],
+)
+def test_a_number_no_database_column_holds_is_refused_as_invalid(env: Env, url: str) -> None:
+    # Found by the OpenAPI contract test: such an id reached SQLite, which overflowed (500).
+    method = env.client.delete if "/grants/" in url else env.client.get
+    answer = method(url, headers={"X-API-Key": env.admin})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
 def test_an_unexpected_failure_is_audited_and_answered_500_without_a_trace(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
