@@ -154,7 +154,7 @@ def run_demo(
     definition, query_id = write_dataset(stack.data_dir / "demo", people)
     console.print(f"department export: {definition.parent / 'residents.csv'}")
     console.print(f"connector definition: {definition}")
-    cmd = [sys.executable, "-m", "exchange.cli.main", "connector", "run", str(definition)]
+    cmd = [sys.executable, "-m", "exchange.cli", "connector", "run", str(definition)]
     console.print(f"$ exchange connector run {shlex.quote(str(definition))}")
     result = subprocess.run(cmd, check=False)
     if result.returncode != 0:

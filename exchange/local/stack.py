@@ -27,7 +27,7 @@ from exchange.local.broker import LocalKafka, _port_open, pid_alive, pid_runs, t
 Say = Callable[[str], None]
 # What each component's command line contains; a recorded pid whose process
 # lacks it is stale and is never signalled.
-_MARKERS = {"registry-builder": "exchange.cli.main registry build", "gateway": "gateway.asgi:app"}
+_MARKERS = {"registry-builder": "exchange.cli registry build", "gateway": "gateway.asgi:app"}
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Stack:
             say("registry builder already running")
         else:
             builder = self._spawn(
-                "registry-builder", [sys.executable, "-m", "exchange.cli.main", "registry", "build"]
+                "registry-builder", [sys.executable, "-m", "exchange.cli", "registry", "build"]
             )
             pid = builder.pid
             time.sleep(1.5)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def _exchange(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300):
     return subprocess.run(
-        [sys.executable, "-m", "exchange.cli.main", *args],
+        [sys.executable, "-m", "exchange.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
