@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from connectors import load_definition, run_connector
 from exchange import audit
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
@@ -24,11 +23,12 @@ from exchange.core.models import AuditEntry, SourceRecord
 from exchange.identity.apikeys import create_key
 from exchange.local.broker import LocalKafka
 from gateway import create_app
-from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import add_grant, add_purpose
+from tests.support.examples import household_definition
 from tests.support.kafka import end_offsets
-from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
+from tests.support.publishing import publish
 from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
@@ -47,43 +47,6 @@ PEOPLE = {
     "G3": (rid("11010519900709003"), "李", "伟", "1990-07-09", "110105", "13700003333"),
 }
 
-DEFINITION = """\
-[connector]
-id = "{connector_id}"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "people.csv"
-encoding = "utf-8"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-"""
-
 
 def test_grants_decide_what_the_gateway_returns(
     kafka: LocalKafka, database_url: str, tmp_path: Path
@@ -95,18 +58,16 @@ def test_grants_decide_what_the_gateway_returns(
     rows = ["local_id,id_number,surname,given,dob,division,phone,sex"]
     rows += [f"{local},{','.join(values)},2" for local, values in PEOPLE.items()]
     (tmp_path / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (tmp_path / "connector.toml").write_text(
-        DEFINITION.format(connector_id=f"catalogue-{department}", department=department),
+    household_definition(
+        tmp_path,
+        connector_id=f"catalogue-{department}",
+        department=department,
+        csv="people.csv",
         encoding="utf-8",
     )
     try:
         start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
-        report = run_connector(
-            load_definition(tmp_path / "connector.toml"),
-            bootstrap=kafka.bootstrap_servers,
-            store=SchemaStore(sessions),
-            keys=keys_for(sessions),
-        )
+        report = publish(kafka.bootstrap_servers, sessions, tmp_path / "connector.toml")
         assert (report.read, report.published, report.rejected) == (3, 3, 0)
         build_department(kafka.bootstrap_servers, sessions, department, 3, start)
         with sessions() as session:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange import audit
 from exchange.audit import heads, mirror
 from exchange.core.config import Settings
-from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.db import transaction
 from exchange.core.errors import BrokerError
 from exchange.core.models import AuditEntry, AuditMirrorState
 from exchange.identity.apikeys import create_key
@@ -31,6 +31,7 @@ from exchange.local.broker import LocalKafka
 from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
 from tests.support.catalogue import add_grant, add_purpose
+from tests.support.database import migrated
 from tests.support.gateway import running_gateway
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64
 
@@ -39,10 +40,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path}/registry.db")
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path}/registry.db") as factory:
+        yield factory
 
 
 def _topic() -> str:

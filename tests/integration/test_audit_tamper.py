@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
-from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.db import transaction
 from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
+from tests.support.database import migrated
 from tests.support.keys import MASTER_KEY
 
 pytestmark = pytest.mark.integration
@@ -34,12 +35,8 @@ HEAD_EVERY = 4
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    try:
-        migrate(engine)
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+    with migrated(database_url) as factory:
+        yield factory
 
 
 @pytest.fixture

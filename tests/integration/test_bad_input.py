@@ -11,27 +11,26 @@ original content. Every test uses its own department: topics are shared.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors import load_definition, run_connector
+from connectors import load_definition
 from connectors.mapping import MAX_STRING
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.errors import ConfigError
-from exchange.kafka.clients import ensure_topics
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
-from tests.support.keys import keys_for
+from tests.support.examples import CONTACT_FIELDS, benefits_toml, household_toml, write_toml
+from tests.support.kafka import read_topic
+from tests.support.publishing import publish
 
 pytestmark = pytest.mark.integration
 
@@ -61,80 +60,18 @@ BENEFIT_VALID = [
     f"P3,{ID_3},1,-112000,2024-02-01,2024-02-29,2024-03-06,MZ-2024-003,440106",
 ]
 
-PERSON_FIELDS = """
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = { "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }
-"""
-
-BENEFIT_FIELDS = """
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.payment_id]
-from = "payment_no"
-
-[fields.benefit_type]
-from = "benefit"
-codes = { "1" = "MINIMUM_LIVING_ALLOWANCE", "2" = "TEMPORARY_ASSISTANCE", "3" = "OTHER" }
-
-[fields.amount_fen]
-from = "amount"
-
-[fields.period_start]
-from = "start"
-
-[fields.period_end]
-from = "end"
-
-[fields.paid_on]
-from = "paid"
-
-[fields.case_reference]
-from = "case_ref"
-
-[fields.division_code]
-from = "division"
-"""
-
 
 @dataclass(frozen=True)
 class Standard:
-    name: str
     dataset: str
     header: str
-    key: str
     valid: tuple[str, ...]
-    fields: str
+    toml: Callable[..., str]  # the example department's definition, with changes
+    without: tuple[str, ...] = ()  # the example's fields whose columns the header lacks
 
 
-PERSON = Standard("person", "person", PERSON_HEADER, "local_id", tuple(PERSON_VALID), PERSON_FIELDS)
-BENEFIT = Standard(
-    "benefit_payment",
-    "benefit_payment",
-    BENEFIT_HEADER,
-    "payment_no",
-    tuple(BENEFIT_VALID),
-    BENEFIT_FIELDS,
-)
+PERSON = Standard("person", PERSON_HEADER, tuple(PERSON_VALID), household_toml, CONTACT_FIELDS)
+BENEFIT = Standard("benefit_payment", BENEFIT_HEADER, tuple(BENEFIT_VALID), benefits_toml)
 
 
 @dataclass
@@ -160,35 +97,21 @@ class World:
         content: bytes,
         *,
         encoding: str = "utf-8",
-        fields: str | None = None,
+        fields: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Path:
         (self.folder / "export.csv").write_bytes(content)
-        definition = self.folder / "connector.toml"
-        definition.write_text(
-            f"""
-[connector]
-id = "{self.connector_id}"
-department = "{self.department}"
-standard = "{standard.name}"
-
-[source]
-type = "csv"
-path = "export.csv"
-encoding = "{encoding}"
-key = "{standard.key}"
-{fields if fields is not None else standard.fields}
-""",
-            encoding="utf-8",
+        text = standard.toml(
+            connector_id=self.connector_id,
+            department=self.department,
+            csv="export.csv",
+            encoding=encoding,
+            fields=fields,
+            without=standard.without,
         )
-        return definition
+        return write_toml(self.folder, text)
 
     def run(self, definition: Path) -> Any:
-        return run_connector(
-            load_definition(definition),
-            bootstrap=self.bootstrap,
-            store=SchemaStore(self.sessions),
-            keys=keys_for(self.sessions),
-        )
+        return publish(self.bootstrap, self.sessions, definition)
 
     def published(self, dataset: str) -> list[Any]:
         return read_topic(self.bootstrap, f"std.{dataset}.v1", f"{self.department}:".encode())
@@ -198,32 +121,6 @@ key = "{standard.key}"
         entries = [json.loads(m.value) for m in found]
         assert all(e["department"] == self.department for e in entries)
         return entries
-
-
-def read_topic(bootstrap: str, topic: str, key_prefix: bytes) -> list[Any]:
-    """Every message of ``topic`` whose key starts with ``key_prefix``, up to the end offsets
-    taken now (so everything acknowledged before the call is seen, and nothing is missed)."""
-    ensure_topics(bootstrap, [topic])
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + 60
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions:
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-            partitions = consumer.partitions_for_topic(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        found: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                found += [m for m in batch if (m.key or b"").startswith(key_prefix)]
-        return found
-    finally:
-        consumer.close()
 
 
 @pytest.fixture
@@ -484,8 +381,8 @@ def test_a_definition_mapping_a_field_the_standard_lacks_is_refused_before_publi
     world: World,
 ) -> None:
     content = "\n".join([PERSON_HEADER, *PERSON_VALID]) + "\n"
-    fields = PERSON_FIELDS + '\n[fields.nickname]\nfrom = "given"\n'
-    definition = world.write(PERSON, content.encode(), fields=fields)
+    nickname = {"nickname": {"from": "given"}}
+    definition = world.write(PERSON, content.encode(), fields=nickname)
 
     with pytest.raises(ConfigError) as raised:
         load_definition(definition)

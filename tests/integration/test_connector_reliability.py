@@ -47,6 +47,7 @@ from exchange.local.broker import LocalKafka, pid_alive
 from exchange.registry.builder import DLQ_TOPIC as REGISTRY_DLQ
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.examples import household_definition
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 from tests.support.registry import build_department
 
@@ -65,48 +66,6 @@ DLQ = "dlq.person"
 PROJECT = Path(__file__).resolve().parents[2]
 DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
 INVALID_EVERY = 100  # one row in a hundred is invalid
-
-_DEFINITION = """\
-[connector]
-id = "{connector_id}"
-version = "1"
-department = "{department}"
-standard = "person"
-
-[source]
-type = "csv"
-path = "residents.csv"
-encoding = "utf-8-sig"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -167,9 +126,8 @@ def _write_source(folder: Path, rows: int) -> Source:
         lines.append(f"{local_id},{number},{surname},{given},{dob},{sex},{division},13{i:09d}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "residents.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    definition = folder / "residents.toml"
-    definition.write_text(
-        _DEFINITION.format(connector_id=connector_id, department=department), encoding="utf-8"
+    definition = household_definition(
+        folder, name="residents.toml", connector_id=connector_id, department=department
     )
     assert len(valid) + len(invalid) == rows
     assert not valid & invalid

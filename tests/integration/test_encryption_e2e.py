@@ -19,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from connectors import load_definition, run_connector
 from exchange import audit
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
@@ -29,11 +28,12 @@ from exchange.local.broker import LocalKafka
 from exchange.security.blindindex import blind_index
 from exchange.security.keystore import TOKEN_VERSION, KeyDestroyedError, LocalKeyStore
 from gateway import create_app
-from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import add_grant, add_purpose
+from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.kafka import end_offsets, read_topic
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64, keys_for
+from tests.support.publishing import publish
 from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
@@ -51,38 +51,6 @@ PEOPLE = {
     "E2": (rid("11010519800517001"), "李", "伟", "1980-05-17", "1"),
     "E3": (rid("44010619900709002"), "陈", "芳", "1990-07-09", "2"),
 }
-
-DEFINITION = """\
-[connector]
-id = "{connector_id}"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "people.csv"
-encoding = "utf-8"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-"""
 
 
 def _forms(resident_id: str) -> list[bytes]:
@@ -109,20 +77,20 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
     rows = ["local_id,id_number,surname,given,dob,sex"]
     rows += [f"{local},{','.join(values)}" for local, values in PEOPLE.items()]
     (tmp_path / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (tmp_path / "connector.toml").write_text(
-        DEFINITION.format(connector_id=connector_id, department=department), encoding="utf-8"
+    household_definition(
+        tmp_path,
+        connector_id=connector_id,
+        department=department,
+        csv="people.csv",
+        encoding="utf-8",
+        without=CONTACT_FIELDS,
     )
     plaintexts = [values[0] for values in PEOPLE.values()]
 
     try:
         # 1. Publish: on the wire there is no plaintext identifier, in values or headers.
         start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
-        report = run_connector(
-            load_definition(tmp_path / "connector.toml"),
-            bootstrap=kafka.bootstrap_servers,
-            store=SchemaStore(sessions),
-            keys=keys_for(sessions),
-        )
+        report = publish(kafka.bootstrap_servers, sessions, tmp_path / "connector.toml")
         assert (report.read, report.published, report.rejected) == (3, 3, 0)
         assert report.reconciled
         messages = read_topic(kafka.bootstrap_servers, "std.person.v1", f"{department}:".encode())

@@ -9,32 +9,30 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.db import transaction, utcnow
 from exchange.core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from exchange.identity import apikeys, identities
 from exchange.identity.apikeys import VerifiedKeyCache, authenticate
+from tests.support.database import migrated
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    with transaction(factory) as session:
-        identities.create_department(session, "civil_affairs", "Civil Affairs")
-        identities.create_department(session, "health", "Health Commission")
-        identities.create_user(
-            session,
-            username="li.na",
-            department="civil_affairs",
-            role="caseworker",
-            display_name="Li Na",
-            oidc_subject="sub-1",
-        )
-    yield factory
-    engine.dispose()
+    with migrated(database_url) as factory:
+        with transaction(factory) as session:
+            identities.create_department(session, "civil_affairs", "Civil Affairs")
+            identities.create_department(session, "health", "Health Commission")
+            identities.create_user(
+                session,
+                username="li.na",
+                department="civil_affairs",
+                role="caseworker",
+                display_name="Li Na",
+                oidc_subject="sub-1",
+            )
+        yield factory
 
 
 def test_departments_and_users_round_trip(sessions: sessionmaker[Session]) -> None:

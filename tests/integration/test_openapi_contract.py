@@ -36,19 +36,19 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors import load_definition, run_connector
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import Department, Grant, Purpose
 from exchange.identity.apikeys import create_key
 from exchange.local.broker import LocalKafka
 from gateway import create_app
-from schemas import SchemaStore
 from schemas.standards import load_standard
 from schemas.validators import resident_id_check_character
+from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.gateway import running_gateway
 from tests.support.kafka import end_offsets
-from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
+from tests.support.publishing import publish
 from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
@@ -65,35 +65,6 @@ CHECKS = [
 PURPOSE = "minimum-living-allowance-eligibility"
 CASEWORKER_DEPARTMENT = "civil_affairs"
 PEOPLE = [(f"C{i}", rid) for i, rid in enumerate(("11010519491231002", "44010619900709002"))]
-DEFINITION = """\
-[connector]
-id = "contract-{department}"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "people.csv"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-"""
 
 
 class Gateway:
@@ -118,14 +89,15 @@ def _publish_people(
         for (local, _), rid in zip(PEOPLE, ids, strict=True)
     ]
     (folder / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (folder / "connector.toml").write_text(DEFINITION.format(department=department))
-    start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
-    report = run_connector(
-        load_definition(folder / "connector.toml"),
-        bootstrap=kafka.bootstrap_servers,
-        store=SchemaStore(sessions),
-        keys=keys_for(sessions),
+    household_definition(
+        folder,
+        connector_id=f"contract-{department}",
+        department=department,
+        csv="people.csv",
+        without=CONTACT_FIELDS,
     )
+    start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
+    report = publish(kafka.bootstrap_servers, sessions, folder / "connector.toml")
     assert (report.published, report.rejected) == (len(PEOPLE), 0)
     build_department(kafka.bootstrap_servers, sessions, department, len(PEOPLE), start)
     return ids

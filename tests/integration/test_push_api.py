@@ -26,50 +26,14 @@ from exchange.core.models import AuditEntry
 from exchange.identity.apikeys import create_key
 from exchange.local.broker import LocalKafka
 from schemas.validators import resident_id_check_character
+from tests.support.examples import household_definition
 from tests.support.gateway import running_gateway
 from tests.support.kafka import read_topic
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
 pytestmark = pytest.mark.integration
 
-DEFINITION = """\
-[connector]
-id = "{connector_id}"
-version = "1"
-department = "{department}"
-standard = "person"
-
-[source]
-type = "push"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
+PUSH_SOURCE = {"type": "push", "key": "local_id"}
 
 
 def rid(first17: str) -> str:
@@ -137,8 +101,12 @@ class Gateway:
 def gateway(kafka: LocalKafka, database_url: str, tmp_path: Path) -> Iterator[Gateway]:
     department = f"push_{uuid.uuid4().hex[:10]}"
     connector_id = f"push-{department}"
-    (tmp_path / f"{connector_id}.toml").write_text(
-        DEFINITION.format(connector_id=connector_id, department=department), encoding="utf-8"
+    household_definition(
+        tmp_path,
+        name=f"{connector_id}.toml",
+        connector_id=connector_id,
+        department=department,
+        source=PUSH_SOURCE,
     )
     engine = make_engine(database_url)
     migrate(engine)
@@ -350,10 +318,13 @@ def test_an_unknown_connector_is_answered_only_after_authentication_and_audited(
 def test_a_connector_that_is_not_a_push_connector_is_not_found(
     gateway: Gateway, tmp_path: Path
 ) -> None:
-    csv_definition = DEFINITION.format(
-        connector_id="file-one", department=gateway.department
-    ).replace('type = "push"', 'type = "csv"\npath = "people.csv"')
-    (tmp_path / "file-one.toml").write_text(csv_definition, encoding="utf-8")
+    household_definition(
+        tmp_path,
+        name="file-one.toml",
+        connector_id="file-one",
+        department=gateway.department,
+        csv="people.csv",
+    )
 
     response = gateway.post([person("F1")], key=gateway.publisher, connector_id="file-one")
 

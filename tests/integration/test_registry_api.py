@@ -23,7 +23,6 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
-from connectors import load_definition, run_connector
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import AuditEntry
@@ -32,8 +31,10 @@ from exchange.kafka.clients import ensure_topics
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
+from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.gateway import running_gateway
 from tests.support.keys import MASTER_KEY_B64, keys_for
+from tests.support.publishing import publish
 
 pytestmark = pytest.mark.integration
 
@@ -299,37 +300,19 @@ def test_confluent_client_round_trips_both_ways(
         "id,number,surname,given,dob,sex\nP1,11010519491231002X,王,秀英,1949-12-31,FEMALE\n",
         encoding="utf-8",
     )
-    (tmp_path / "c.toml").write_text(
-        f"""
-[connector]
-id = "compat"
-department = "{department}"
-standard = "person"
-[source]
-path = "p.csv"
-key = "id"
-[fields.resident_id]
-from = "number"
-[fields.family_name]
-from = "surname"
-[fields.given_name]
-from = "given"
-[fields.full_name]
-join = ["surname", "given"]
-[fields.birth_date]
-from = "dob"
-[fields.sex]
-from = "sex"
-""",
-        encoding="utf-8",
+    household_definition(
+        tmp_path,
+        name="c.toml",
+        connector_id="compat",
+        department=department,
+        csv="p.csv",
+        key="id",
+        # The export's own column names, and sex already in the standard's words.
+        fields={"resident_id": {"from": "number"}, "sex": {"from": "sex"}},
+        without=CONTACT_FIELDS,
     )
     store = SchemaStore(registry.sessions)
-    report = run_connector(
-        load_definition(tmp_path / "c.toml"),
-        bootstrap=kafka.bootstrap_servers,
-        store=store,
-        keys=keys_for(registry.sessions),
-    )
+    report = publish(kafka.bootstrap_servers, registry.sessions, tmp_path / "c.toml", store=store)
     assert report.published == 1
     consumer = KafkaConsumer(
         "std.person.v1",

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from connectors import load_definition, run_connector
+from connectors import load_definition
 from connectors.withdraw import withdraw_records
 from exchange.cli.main import app as cli_app
 from exchange.core.db import make_engine, migrate, session_factory, transaction
@@ -35,6 +36,8 @@ from exchange.registry.entities import EntityResolver
 from exchange.registry.entityview import ENCRYPTED, entity_view
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support import publishing
+from tests.support.examples import benefits_toml, household_toml, write_toml
 from tests.support.kafka import end_offsets, start_group_at
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
@@ -44,81 +47,6 @@ pytestmark = pytest.mark.integration
 def rid(first17: str) -> str:
     return first17 + resident_id_check_character(first17)
 
-
-PERSON = """\
-[connector]
-id = "{id}"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "{path}"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-
-[fields.phone]
-from = "phone"
-
-[fields.residence_division_code]
-from = "division"
-"""
-
-BENEFIT = """\
-[connector]
-id = "{id}"
-department = "{department}"
-standard = "benefit_payment"
-
-[source]
-path = "{path}"
-key = "payment_no"
-
-[fields.resident_id]
-from = "id_number"
-
-[fields.payment_id]
-from = "payment_no"
-
-[fields.benefit_type]
-from = "benefit"
-codes = {{ "1" = "MINIMUM_LIVING_ALLOWANCE" }}
-
-[fields.amount_fen]
-from = "amount"
-
-[fields.period_start]
-from = "start"
-
-[fields.period_end]
-from = "end"
-
-[fields.paid_on]
-from = "paid"
-
-[fields.case_reference]
-from = "case_ref"
-
-[fields.division_code]
-from = "division"
-"""
 
 PERSON_HEADER = "local_id,id_number,surname,given,dob,sex,phone,division"
 
@@ -138,21 +66,17 @@ class World:
         self.chen_mistyped = rid(f"44010619900709{(int(seed[:3]) + 1) % 1000:03d}")
         self.zhang = rid(f"31010419750301{seed[:3]}")
 
-    def publish(self, connector: str, template: str, department: str, rows: list[str]) -> None:
+    def publish(
+        self, connector: str, example: Callable[..., str], department: str, rows: list[str]
+    ) -> None:
         path = self.dir / f"{connector}.csv"
         path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        toml = self.dir / f"{connector}.toml"
-        toml.write_text(
-            template.format(id=f"{connector}-{department}", department=department, path=path.name),
-            encoding="utf-8",
+        toml = write_toml(
+            self.dir,
+            example(connector_id=f"{connector}-{department}", department=department, csv=path.name),
+            f"{connector}.toml",
         )
-        report = run_connector(
-            load_definition(toml),
-            bootstrap=self.kafka.bootstrap_servers,
-            store=SchemaStore(self.sessions),
-            keys=keys_for(self.sessions),
-            restart=True,
-        )
+        report = publishing.publish(self.kafka.bootstrap_servers, self.sessions, toml, restart=True)
         assert report.reconciled
         assert report.rejected == 0, report.rejections
 
@@ -233,9 +157,9 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
         "payment_no,id_number,benefit,amount,start,end,paid,case_ref,division",
         f"P1,{w.li},1,112000,2024-03-01,2024-03-31,2024-03-05,MZ-2024-001,110105",
     ]
-    w.publish("hr", PERSON, w.hr, hr_rows)
-    w.publish("ca", PERSON, w.ca, ca_rows)
-    w.publish("mz", BENEFIT, w.mz, mz_rows)
+    w.publish("hr", household_toml, w.hr, hr_rows)
+    w.publish("ca", household_toml, w.ca, ca_rows)
+    w.publish("mz", benefits_toml, w.mz, mz_rows)
     _build(kafka, sessions, group)
 
     departments = {w.hr, w.ca, w.mz}
@@ -274,7 +198,7 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
 
     # A changed record gets a new version and stays in its entity, whose id does not change.
     hr_rows[1] = f"H1,{w.wang},王,秀英,1949-12-31,2,13811112222,110105"
-    w.publish("hr", PERSON, w.hr, hr_rows)
+    w.publish("hr", household_toml, w.hr, hr_rows)
     # A withdrawn record leaves its entity; the rest of the entity keeps the id.
     w.withdraw("ca", ["C2"])
     _build(kafka, sessions, group)

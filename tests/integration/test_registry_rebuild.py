@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,8 @@ from exchange.registry.checksum import registry_checksum
 from exchange.registry.rebuild import RebuildError, group_is_active, rebuild
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
-from tests.integration.test_registry_linkage import BENEFIT, PERSON, PERSON_HEADER
+from tests.integration.test_registry_linkage import PERSON_HEADER
+from tests.support.examples import benefits_toml, household_toml, write_toml
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
 
 pytestmark = pytest.mark.integration
@@ -78,13 +79,12 @@ def _people(rng: random.Random) -> list[tuple[str, str, str, str, str, str]]:
     return people
 
 
-def _write(folder: Path, name: str, template: str, department: str, rows: list[str]) -> Path:
+def _write(
+    folder: Path, name: str, example: Callable[..., str], department: str, rows: list[str]
+) -> Path:
     (folder / f"{name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    toml = folder / f"{name}.toml"
-    toml.write_text(
-        template.format(id=name, department=department, path=f"{name}.csv"), encoding="utf-8"
-    )
-    return toml
+    text = example(connector_id=name, department=department, csv=f"{name}.csv")
+    return write_toml(folder, text, f"{name}.toml")
 
 
 def _run(toml: Path, broker: LocalKafka, sessions: sessionmaker[Session]) -> None:
@@ -138,9 +138,9 @@ def test_a_builder_killed_at_random_converges_and_a_rebuild_reproduces_it(
         f"P{i},{n},1,112000,2024-03-01,2024-03-31,2024-03-05,MZ-{i},110105"
         for i, (n, *_) in enumerate(people[: PEOPLE // 3])
     ]
-    hr_toml = _write(tmp_path, "hr", PERSON, "household_registry", hr)
-    ca_toml = _write(tmp_path, "ca", PERSON, "civil_affairs", ca)
-    mz_toml = _write(tmp_path, "mz", BENEFIT, "benefits_office", mz)
+    hr_toml = _write(tmp_path, "hr", household_toml, "household_registry", hr)
+    ca_toml = _write(tmp_path, "ca", household_toml, "civil_affairs", ca)
+    mz_toml = _write(tmp_path, "mz", benefits_toml, "benefits_office", mz)
     for toml in (hr_toml, ca_toml, mz_toml):
         _run(toml, broker, sessions)
     for i in range(0, PEOPLE, 10):

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import select
 
-from connectors import load_definition, run_connector
+from connectors import load_definition
 from exchange import audit
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
@@ -25,8 +25,10 @@ from exchange.local.broker import LocalKafka
 from gateway import create_app
 from schemas import SchemaStore
 from tests.support.catalogue import add_grant, add_purpose
+from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.kafka import end_offsets
-from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
+from tests.support.publishing import publish
 from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
@@ -47,42 +49,13 @@ def _write_source(folder: Path, department: str) -> Path:
     rows = ["local_id,id_number,surname,given,dob,sex"]
     rows += [",".join(r) for r in VALID + INVALID]
     (folder / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    definition = folder / "connector.toml"
-    definition.write_text(
-        f"""
-[connector]
-id = "slice-test"
-department = "{department}"
-standard = "person"
-
-[source]
-path = "people.csv"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE" }}
-""",
-        encoding="utf-8",
+    return household_definition(
+        folder,
+        connector_id="slice-test",
+        department=department,
+        csv="people.csv",
+        without=CONTACT_FIELDS,
     )
-    return definition
 
 
 def _messages(bootstrap: str, topic: str, key_prefix: bytes, expected: int) -> list:
@@ -114,11 +87,8 @@ def test_csv_to_registry_to_gateway_to_audit(
 
     # 1. The connector publishes valid rows and dead-letters the rest, with reasons.
     start = end_offsets(kafka.bootstrap_servers, "std.person.v1")
-    report = run_connector(
-        load_definition(_write_source(tmp_path, department)),
-        bootstrap=kafka.bootstrap_servers,
-        store=store,
-        keys=keys_for(sessions),
+    report = publish(
+        kafka.bootstrap_servers, sessions, _write_source(tmp_path, department), store=store
     )
     assert (report.read, report.published, report.rejected) == (5, 3, 2)
     assert report.reconciled

@@ -27,56 +27,22 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Engine
 
-from connectors import load_definition, run_connector
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.models import ConnectorRun
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.kafka import read_topic
-from tests.support.keys import keys_for
+from tests.support.publishing import publish
 
 pytestmark = pytest.mark.integration
 
 URL_ENV = "SQL_PUBLISH_DEPARTMENT_DB"
 T0 = datetime(2024, 3, 1, 9, 0, 0)
-
-DEFINITION = """\
-[connector]
-id = "{connector_id}"
-department = "{department}"
-standard = "person"
-
-[source]
-type = "sql"
-url_env = "{url_env}"
-table = "{table}"
-key = "local_id"
-watermark = "updated_at"
-batch_size = 2
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
-"""
 
 
 def rid(first17: str) -> str:
@@ -96,6 +62,42 @@ def _row(local_id: str, n: int, surname: str, given: str, *, minutes: int) -> di
     }
 
 
+def _residents_table(engine: Engine, name: str) -> Table:
+    """The department's own table of residents, created in ``engine``'s database."""
+    residents = Table(
+        name,
+        MetaData(),
+        Column("local_id", String(20), primary_key=True),
+        Column("id_number", String(18), nullable=False),
+        Column("surname", String(50), nullable=False),
+        Column("given", String(50), nullable=False),
+        Column("dob", Date, nullable=False),
+        Column("sex", Integer, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+    )
+    residents.create(engine)
+    return residents
+
+
+def _definition(folder: Path, connector_id: str, department: str, table: str) -> Path:
+    """The household example read from ``table`` (through URL_ENV), incrementally."""
+    source = {
+        "type": "sql",
+        "url_env": URL_ENV,
+        "table": table,
+        "key": "local_id",
+        "watermark": "updated_at",
+        "batch_size": 2,
+    }
+    return household_definition(
+        folder,
+        connector_id=connector_id,
+        department=department,
+        source=source,
+        without=CONTACT_FIELDS,
+    )
+
+
 def test_a_sql_source_publishes_everything_then_only_what_changed(
     kafka: LocalKafka, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,18 +112,7 @@ def test_a_sql_source_publishes_everything_then_only_what_changed(
     migrate(registry_engine)
     sessions = session_factory(registry_engine)
     department_engine = create_engine(database_url)
-    residents = Table(
-        table_name,
-        MetaData(),
-        Column("local_id", String(20), primary_key=True),
-        Column("id_number", String(18), nullable=False),
-        Column("surname", String(50), nullable=False),
-        Column("given", String(50), nullable=False),
-        Column("dob", Date, nullable=False),
-        Column("sex", Integer, nullable=False),
-        Column("updated_at", DateTime, nullable=False),
-    )
-    residents.create(department_engine)
+    residents = _residents_table(department_engine, table_name)
     first = [
         _row("R1", 1, "王", "秀英", minutes=1),
         _row("R2", 2, "李", "伟", minutes=2),
@@ -132,22 +123,11 @@ def test_a_sql_source_publishes_everything_then_only_what_changed(
     with department_engine.begin() as conn:
         conn.execute(insert(residents), first)
     monkeypatch.setenv(URL_ENV, database_url)
-    definition_path = tmp_path / "connector.toml"
-    definition_path.write_text(
-        DEFINITION.format(
-            connector_id=connector_id, department=department, url_env=URL_ENV, table=table_name
-        ),
-        encoding="utf-8",
-    )
+    definition_path = _definition(tmp_path, connector_id, department, table_name)
     store = SchemaStore(sessions)
 
     def run() -> Any:
-        return run_connector(
-            load_definition(definition_path),
-            bootstrap=bootstrap,
-            store=store,
-            keys=keys_for(sessions),
-        )
+        return publish(bootstrap, sessions, definition_path, store=store)
 
     def messages() -> dict[tuple[int, int], Any]:
         found = read_topic(bootstrap, "std.person.v1", prefix.encode())
@@ -232,38 +212,16 @@ def test_a_bad_database_row_is_dead_lettered_with_its_values(
     migrate(registry_engine)
     sessions = session_factory(registry_engine)
     department_engine = create_engine(database_url)
-    residents = Table(
-        table_name,
-        MetaData(),
-        Column("local_id", String(20), primary_key=True),
-        Column("id_number", String(18), nullable=False),
-        Column("surname", String(50), nullable=False),
-        Column("given", String(50), nullable=False),
-        Column("dob", Date, nullable=False),
-        Column("sex", Integer, nullable=False),
-        Column("updated_at", DateTime, nullable=False),
-    )
-    residents.create(department_engine)
+    residents = _residents_table(department_engine, table_name)
     bad = _row("R2", 2, "李", "伟", minutes=2)
     bad["id_number"] = bad["id_number"][:-1] + ("0" if bad["id_number"][-1] != "0" else "1")
     rows = [_row("R1", 1, "王", "秀英", minutes=1), bad, _row("R3", 3, "陈", "芳", minutes=3)]
     with department_engine.begin() as conn:
         conn.execute(insert(residents), rows)
     monkeypatch.setenv(URL_ENV, database_url)
-    definition_path = tmp_path / "connector.toml"
-    definition_path.write_text(
-        DEFINITION.format(
-            connector_id=connector_id, department=department, url_env=URL_ENV, table=table_name
-        ),
-        encoding="utf-8",
-    )
+    definition_path = _definition(tmp_path, connector_id, department, table_name)
     try:
-        report = run_connector(
-            load_definition(definition_path),
-            bootstrap=kafka.bootstrap_servers,
-            store=SchemaStore(sessions),
-            keys=keys_for(sessions),
-        )
+        report = publish(kafka.bootstrap_servers, sessions, definition_path)
         assert report.reconciled
         assert (report.read, report.published, report.rejected) == (3, 2, 1)
         assert report.reasons == {"resident_id.check_character": 1}

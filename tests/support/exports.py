@@ -1,9 +1,10 @@
 """A department export with every kind of row a connector run must sort out.
 
-``write_export`` writes a household-registry CSV in the demo's columns and a
-connector definition for it: mostly valid rows, and at fixed places a wrong ID
-check character, an impossible date, an unknown sex code, a duplicate key, an
-empty key, a row with a missing cell and a row with bytes that are not UTF-8.
+``write_export`` writes a household-registry CSV in the demo's columns and the
+demo's connector definition for it (``examples/``, read as UTF-8): mostly valid
+rows, and at fixed places a wrong ID check character, an impossible date, an
+unknown sex code, a duplicate key, an empty key, a row with a missing cell and a
+row with bytes that are not UTF-8.
 Rows are spread so that every 1,000-row chunk of a parallel run holds some of each.
 """
 
@@ -14,48 +15,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from schemas.validators import resident_id_check_character
-
-_DEFINITION = """\
-[connector]
-id = "{connector_id}"
-version = "1"
-department = "{department}"
-standard = "person"
-
-[source]
-type = "csv"
-path = "residents.csv"
-encoding = "utf-8"
-key = "local_id"
-
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-"""
+from exchange.local.demo import resident_number
+from tests.support.examples import household_definition
 
 _DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
 _SURNAMES = ["王", "李", "张", "刘", "陈"]
@@ -70,18 +31,15 @@ class Export:
     invalid: int  # rows that must be dead-lettered
 
 
-def _resident_number(division: str, born: date, serial: int, sex: str) -> str:
-    body = f"{division}{born:%Y%m%d}{(serial * 2 + (sex == '1')) % 1000:03d}"
-    return body + resident_id_check_character(body)
-
-
 def write_definition(folder: Path, *, connector_id: str, department: str) -> Path:
     """A definition for the export in ``folder`` (several may share one export)."""
-    path = folder / f"{connector_id}.toml"
-    path.write_text(
-        _DEFINITION.format(connector_id=connector_id, department=department), encoding="utf-8"
+    return household_definition(
+        folder,
+        name=f"{connector_id}.toml",
+        connector_id=connector_id,
+        department=department,
+        encoding="utf-8",
     )
-    return path
 
 
 def write_export(
@@ -98,7 +56,7 @@ def write_export(
             born = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
             sex = rng.choice("12")
             division = rng.choice(_DIVISIONS)
-            number = _resident_number(division, born, i, sex)
+            number = resident_number(division, born, i, sex)
             dob = born.strftime(rng.choice(["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]))
             cells = [source_id, number, rng.choice(_SURNAMES), rng.choice(_GIVEN), dob, sex]
             cells += [division, f"13{rng.randrange(0, 10**9):09d}"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,19 +13,15 @@ from exchange.core.config import load_settings
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.errors import AuthenticationError
 from exchange.identity.apikeys import VerifiedKeyCache, authenticate
+from tests.support.cli import WIDE, isolate
 
 runner = CliRunner()
-WIDE = {"COLUMNS": "250"}
 KEY = re.compile(r"dx_[0-9a-f]{12}_\S+")
 
 
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("EXCHANGE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    isolate(tmp_path, monkeypatch)
 
 
 def _run(*args: str) -> str:

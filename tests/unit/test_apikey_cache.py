@@ -11,19 +11,18 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import make_engine, migrate, session_factory, transaction, utcnow
+from exchange.core.db import transaction, utcnow
 from exchange.core.errors import AuthenticationError
 from exchange.core.models import ApiKey
 from exchange.identity import apikeys, identities
 from exchange.identity.apikeys import VerifiedKeyCache, authenticate
+from tests.support.database import migrated
 
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path}/t.db") as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ prove, consistency, search by person, export, anomalies, public-key."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,35 +13,27 @@ from typer.testing import CliRunner
 
 from exchange.cli.audit import app
 from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory
 from exchange.security import merkle
 from exchange.security.blindindex import blind_index
 from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from tests.support import audit as log
+from tests.support.cli import WIDE, cli_database, isolate
 
 runner = CliRunner()
-WIDE = {"COLUMNS": "250"}
 
 
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("EXCHANGE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def sessions() -> Iterator[sessionmaker[Session]]:
     """The database the CLI opens, with 6 entries and a head at 4 (signed with its key)."""
-    settings = load_settings()
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    log.build(factory, LocalKeyStore(factory, master_key_from_settings(settings)), 6, head_every=4)
-    yield factory
-    engine.dispose()
+    with cli_database() as (settings, factory):
+        keystore = LocalKeyStore(factory, master_key_from_settings(settings))
+        log.build(factory, keystore, 6, head_every=4)
+        yield factory
 
 
 def test_verify_an_intact_log_then_a_tampered_one(sessions: sessionmaker[Session]) -> None:

@@ -28,15 +28,14 @@ from exchange.core.models import AuditEntry
 from exchange.security import crypto, merkle
 from exchange.security.keystore import LocalKeyStore
 from tests.support import audit as log
+from tests.support.database import migrated
 from tests.support.keys import MASTER_KEY
 
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path}/audit.db")
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path}/audit.db") as factory:
+        yield factory
 
 
 @pytest.fixture

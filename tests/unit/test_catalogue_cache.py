@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange.access import catalogue
 from exchange.access.catalogue_cache import CatalogueCache, version
 from exchange.access.policy import GrantRule
-from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.db import transaction
 from exchange.core.errors import ValidationError
 from exchange.core.models import Department, Grant
+from tests.support.database import migrated
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -32,14 +33,11 @@ class Clock:
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    migrate(engine)
-    factory = session_factory(engine)
-    with transaction(factory) as session:
-        session.add(Department(code="health", name="health"))
-        catalogue.add_purpose(session, "review", "Review")
-    yield factory
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path}/t.db") as factory:
+        with transaction(factory) as session:
+            session.add(Department(code="health", name="health"))
+            catalogue.add_purpose(session, "review", "Review")
+        yield factory
 
 
 def grants(cache: CatalogueCache, sessions: sessionmaker[Session]) -> list[GrantRule]:

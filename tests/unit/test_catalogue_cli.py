@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,24 @@ from exchange.core.config import load_settings
 from exchange.core.db import make_engine, session_factory
 from exchange.core.errors import ValidationError
 from exchange.core.models import AuditEntry, Grant
+from tests.support.cli import WIDE, isolate
 
 runner = CliRunner()
-WIDE = {"COLUMNS": "250"}
+# A grant to civil affairs caseworkers on the person dataset; a test adds fields and purposes.
+GRANT_ADD = [
+    "grant-add",
+    "--department",
+    "civil_affairs",
+    "--role",
+    "caseworker",
+    "--dataset",
+    "person",
+]
 
 
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("EXCHANGE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    isolate(tmp_path, monkeypatch)
 
 
 def run(*args: str) -> str:
@@ -40,13 +45,7 @@ def test_purposes_and_grants_round_trip_and_are_audited() -> None:
     run("purpose-add", "minimum-living-allowance", "--title", "Minimum living allowance")
     assert "minimum-living-allowance" in run("purposes")
     added = run(
-        "grant-add",
-        "--department",
-        "civil_affairs",
-        "--role",
-        "caseworker",
-        "--dataset",
-        "person",
+        *GRANT_ADD,
         "--field",
         "resident_id:masked",
         "--field",
@@ -89,13 +88,7 @@ def test_an_invalid_grant_names_every_problem_and_stores_nothing() -> None:
     result = runner.invoke(
         app,
         [
-            "grant-add",
-            "--department",
-            "civil_affairs",
-            "--role",
-            "caseworker",
-            "--dataset",
-            "person",
+            *GRANT_ADD,
             "--field",
             "shoe_size",
             "--purpose",

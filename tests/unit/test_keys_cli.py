@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,36 +9,27 @@ import pytest
 from typer.testing import CliRunner
 
 from exchange.cli.keys import app
-from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory
 from exchange.security.keystore import (
     FieldCipher,
     KeyDestroyedError,
     LocalKeyStore,
     master_key_from_settings,
 )
+from tests.support.cli import WIDE, cli_database, isolate
 
 runner = CliRunner()
-WIDE = {"COLUMNS": "250"}
 
 
 @pytest.fixture(autouse=True)
 def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("EXCHANGE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EXCHANGE_DATA_DIR", str(tmp_path / "var"))
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def keystore() -> Iterator[LocalKeyStore]:
     """The keystore the CLI opens (same settings, same development master key)."""
-    settings = load_settings()
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    yield LocalKeyStore(session_factory(engine), master_key_from_settings(settings), cache_ttl=0)
-    engine.dispose()
+    with cli_database() as (settings, sessions):
+        yield LocalKeyStore(sessions, master_key_from_settings(settings), cache_ttl=0)
 
 
 def test_list_empty() -> None:

@@ -10,19 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exchange.registry.linkage import PERSON, IncrementalLinker, LinkRecord, default_model
+from tests.support.linkage import person
 
 MODEL = default_model(PERSON)
-
-
-def person(ref: str, **fields: Any) -> LinkRecord:
-    base: dict[str, Any] = {
-        "family_name": "张",
-        "given_name": "秀英",
-        "birth_date": date(1985, 3, 4),
-        "sex": "FEMALE",
-        "division_code": "110105",
-    }
-    return LinkRecord(ref=ref, kind=PERSON, department="d", **(base | fields))
 
 
 def partition(linker: IncrementalLinker) -> set[frozenset[str]]:

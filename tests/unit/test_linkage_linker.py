@@ -5,30 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date
-from typing import Any
 
-from exchange.registry.linkage import PERSON, LinkRecord, decide, default_model, organisation_record
+from exchange.registry.linkage import PERSON, decide, default_model, organisation_record
 from exchange.registry.linkage.linker import (
     IDENTIFIER_CONFLICT,
     POSSIBLE_SIBLING,
     SAME_IDENTIFIER,
     verdict,
 )
+from tests.support.linkage import person
 
 MODEL = default_model(PERSON)
 
 LP, RP = "\uff08", "\uff09"  # full-width brackets, as on Chinese licences
-
-
-def person(ref: str, **fields: Any) -> LinkRecord:
-    base: dict[str, Any] = {
-        "family_name": "张",
-        "given_name": "秀英",
-        "birth_date": date(1985, 3, 4),
-        "sex": "FEMALE",
-        "division_code": "110105",
-    }
-    return LinkRecord(ref=ref, kind=PERSON, department="d", **(base | fields))
 
 
 def test_the_same_identifier_links_deterministically() -> None:

@@ -15,50 +15,25 @@ from connectors.csvsource import SourceRow, read_csv
 from connectors.definition import ConnectorDefinition, load_definition
 from connectors.mapping import MAX_STRING, Problem, json_safe, map_row
 from exchange.core.errors import ConfigError, SourceError
+from tests.support.examples import household_toml
 
 HEADER = "local_id,id_number,surname,given,dob,sex,division,phone"
 
-DEFINITION = """\
-[connector]
-id = "household-registry-persons"
-version = "1"
-department = "household_registry"
-standard = "person"
 
-[source]
-type = "csv"
-path = "residents.csv"
-encoding = "{encoding}"
-key = "local_id"
+def _definition_text(encoding: str) -> str:
+    """The household example, read in ``encoding``, with more date formats and phone transforms."""
+    return household_toml(
+        connector_id="household-registry-persons",
+        encoding=encoding,
+        fields={
+            "birth_date": {
+                "from": "dob",
+                "date_formats": ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y年%m月%d日"],
+            },
+            "phone": {"from": "phone", "transform": ["strip", "halfwidth"]},
+        },
+    )
 
-[fields.resident_id]
-from = "id_number"
-transform = ["strip", "halfwidth", "upper"]
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-date_formats = ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y年%m月%d日"]
-
-[fields.sex]
-from = "sex"
-codes = {{ "1" = "MALE", "2" = "FEMALE", "9" = "UNKNOWN" }}
-
-[fields.residence_division_code]
-from = "division"
-
-[fields.phone]
-from = "phone"
-transform = ["strip", "halfwidth"]
-"""
 
 GOOD_ROW = {
     "local_id": "R-001",
@@ -97,7 +72,7 @@ def _write_definition(tmp_path: Path, text: str, name: str = "connector.toml") -
 
 @pytest.fixture
 def definition(tmp_path: Path) -> ConnectorDefinition:
-    return load_definition(_write_definition(tmp_path, DEFINITION.format(encoding="utf-8-sig")))
+    return load_definition(_write_definition(tmp_path, _definition_text("utf-8-sig")))
 
 
 def _map(definition: ConnectorDefinition, **changes: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -126,21 +101,21 @@ def test_load_definition_reads_every_section(
 
 
 def test_a_field_the_standard_lacks_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8") + '\n[fields.nickname]\nfrom = "nick"\n'
+    text = _definition_text("utf-8") + '\n[fields.nickname]\nfrom = "nick"\n'
 
     with pytest.raises(ConfigError, match=r"fields\.nickname: the standard Person has no field"):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_an_unmapped_required_field_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace('[fields.given_name]\nfrom = "given"\n', "")
+    text = _definition_text("utf-8").replace('[fields.given_name]\nfrom = "given"\n', "")
 
     with pytest.raises(ConfigError, match=r"fields\.given_name: required by Person but not mapped"):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_unmapped_optional_fields_are_allowed(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").split("[fields.residence_division_code]")[0]
+    text = _definition_text("utf-8").split("[fields.residence_division_code]")[0]
 
     loaded = load_definition(_write_definition(tmp_path, text))
 
@@ -178,28 +153,28 @@ def test_a_missing_definition_file_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_key_in_a_section_is_refused(
     tmp_path: Path, old: str, new: str, location: str
 ) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace(old, new, 1)
+    text = _definition_text("utf-8").replace(old, new, 1)
 
     with pytest.raises(ConfigError, match=location):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_an_unknown_transform_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace('"upper"]', '"title"]', 1)
+    text = _definition_text("utf-8").replace('"upper"]', '"title"]', 1)
 
     with pytest.raises(ConfigError, match=r"fields\.resident_id\.transform"):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_a_field_with_neither_from_nor_join_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace('from = "surname"', 'separator = " "', 1)
+    text = _definition_text("utf-8").replace('from = "surname"', 'separator = " "', 1)
 
     with pytest.raises(ConfigError, match=r"fields\.family_name.*give one of 'from' or 'join'"):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_a_field_with_both_from_and_join_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace(
+    text = _definition_text("utf-8").replace(
         'from = "surname"', 'from = "surname"\njoin = ["surname", "given"]', 1
     )
 
@@ -208,7 +183,7 @@ def test_a_field_with_both_from_and_join_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_field_with_from_join_and_default_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace(
+    text = _definition_text("utf-8").replace(
         'from = "surname"', 'from = "surname"\njoin = ["surname", "given"]\ndefault = "?"', 1
     )
 
@@ -217,14 +192,14 @@ def test_a_field_with_from_join_and_default_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unknown_standard_is_refused_with_config_error(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace('standard = "person"', 'standard = "persn"')
+    text = _definition_text("utf-8").replace('standard = "person"', 'standard = "persn"')
 
     with pytest.raises(ConfigError, match="persn"):
         load_definition(_write_definition(tmp_path, text))
 
 
 def test_a_bad_department_name_is_refused(tmp_path: Path) -> None:
-    text = DEFINITION.format(encoding="utf-8").replace(
+    text = _definition_text("utf-8").replace(
         'department = "household_registry"', 'department = "Household Registry"'
     )
 
@@ -362,7 +337,7 @@ def test_every_problem_of_a_row_is_collected(definition: ConnectorDefinition) ->
 def _load_once() -> ConnectorDefinition:
     # A module-level definition: hypothesis reruns the test body, a fixture would not.
     with tempfile.TemporaryDirectory() as folder:
-        text = DEFINITION.format(encoding="utf-8-sig")
+        text = _definition_text("utf-8-sig")
         return load_definition(_write_definition(Path(folder), text))
 
 
@@ -551,7 +526,7 @@ def test_unknown_encoding_and_missing_file_raise_source_error(tmp_path: Path) ->
 
 def test_definition_source_and_mapping_together(tmp_path: Path) -> None:
     """A GB18030 export with full-width IDs, read through its definition, end to end."""
-    definition = load_definition(_write_definition(tmp_path, DEFINITION.format(encoding="gb18030")))
+    definition = load_definition(_write_definition(tmp_path, _definition_text("gb18030")))
     lines = [
         HEADER,
         f"R-1,{_full_width('440305199003071236')},王,小明,1990年03月07日,1,440305,",

@@ -10,10 +10,11 @@ import jwt
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.db import transaction
 from exchange.core.errors import AuthenticationError
 from exchange.identity import identities
 from exchange.identity.oidc import OidcVerifier
+from tests.support.database import migrated
 from tests.support.oidc import AUDIENCE, ISSUER, KID, Provider, jwks_server, new_rsa_key
 
 
@@ -25,20 +26,17 @@ def provider() -> Iterator[Provider]:
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
-    migrate(engine)
-    factory = session_factory(engine)
-    with transaction(factory) as session:
-        identities.create_department(session, "civil_affairs", "Civil Affairs")
-        identities.create_user(
-            session,
-            username="li.na",
-            department="civil_affairs",
-            role="caseworker",
-            oidc_subject="sub-li-na",
-        )
-    yield factory
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path}/t.db") as factory:
+        with transaction(factory) as session:
+            identities.create_department(session, "civil_affairs", "Civil Affairs")
+            identities.create_user(
+                session,
+                username="li.na",
+                department="civil_affairs",
+                role="caseworker",
+                oidc_subject="sub-li-na",
+            )
+        yield factory
 
 
 @pytest.fixture
@@ -77,28 +75,26 @@ def test_an_expired_token_is_refused(
     assert _refused(verifier, sessions, token) == "bearer token has expired"
 
 
-def test_a_token_for_another_audience_is_refused(
-    verifier: OidcVerifier, sessions: sessionmaker[Session], provider: Provider
+@pytest.mark.parametrize(
+    ("claim", "value", "reason"),
+    [
+        ("aud", "some-other-app", "bearer token is for another audience"),
+        ("iss", "https://evil.example", "bearer token is from another issuer"),
+        ("sub", "sub-nobody", "bearer token's subject is not a registered user"),
+    ],
+    ids=["for-another-audience", "from-another-issuer", "of-an-unknown-subject"],
+)
+def test_a_token_whose_claim_does_not_fit_is_refused(
+    verifier: OidcVerifier,
+    sessions: sessionmaker[Session],
+    provider: Provider,
+    claim: str,
+    value: str,
+    reason: str,
 ) -> None:
-    token = provider.token(aud="some-other-app")
+    token = provider.token(**{claim: value})
 
-    assert _refused(verifier, sessions, token) == "bearer token is for another audience"
-
-
-def test_a_token_from_another_issuer_is_refused(
-    verifier: OidcVerifier, sessions: sessionmaker[Session], provider: Provider
-) -> None:
-    token = provider.token(iss="https://evil.example")
-
-    assert _refused(verifier, sessions, token) == "bearer token is from another issuer"
-
-
-def test_a_token_of_an_unknown_subject_is_refused(
-    verifier: OidcVerifier, sessions: sessionmaker[Session], provider: Provider
-) -> None:
-    token = provider.token(sub="sub-nobody")
-
-    assert _refused(verifier, sessions, token) == "bearer token's subject is not a registered user"
+    assert _refused(verifier, sessions, token) == reason
 
 
 def test_a_token_signed_by_another_key_is_refused(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 import types
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,40 +24,13 @@ from connectors.definition import (
 )
 from connectors.sources import CsvSource, JsonLinesSource, SqlSource, open_source, to_text
 from exchange.core.errors import ConfigError, SourceError
-
-FIELDS = """
-[fields.resident_id]
-from = "id_number"
-
-[fields.family_name]
-from = "surname"
-
-[fields.given_name]
-from = "given"
-
-[fields.full_name]
-join = ["surname", "given"]
-
-[fields.birth_date]
-from = "dob"
-
-[fields.sex]
-from = "sex"
-codes = { "1" = "MALE", "2" = "FEMALE" }
-"""
-
-CONNECTOR = """
-[connector]
-id = "test-connector"
-department = "household_registry"
-standard = "person"
-"""
+from tests.support.examples import household_toml, write_toml
 
 
 def _load(tmp_path: Path, source: str) -> ConnectorDefinition:
-    path = tmp_path / "connector.toml"
-    path.write_text(CONNECTOR + "\n[source]\n" + source + "\n" + FIELDS, encoding="utf-8")
-    return load_definition(path)
+    """The household example with ``source`` (TOML) as its whole ``[source]`` section."""
+    text = household_toml(connector_id="test-connector", source=tomllib.loads(source))
+    return load_definition(write_toml(tmp_path, text))
 
 
 def _jsonl(tmp_path: Path, content: bytes | str, *, encoding: str = "utf-8") -> ConnectorDefinition:

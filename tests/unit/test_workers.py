@@ -25,7 +25,6 @@ from connectors.pipeline import Keys, RecordPreparer
 from connectors.publisher import RunReport
 from connectors.workers import CHUNK_ROWS, WorkerError, usable_cores
 from exchange.core.config import load_settings
-from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.errors import ConfigError
 from exchange.core.models import ConnectorCheckpoint
 from exchange.kafka.producer import Delivery, Headers, Producer
@@ -34,6 +33,7 @@ from exchange.security import provenance
 from exchange.security.keystore import FieldCipher
 from schemas import SchemaStore, load_standard
 from schemas.standards import Sensitivity
+from tests.support.database import migrated
 from tests.support.exports import write_definition, write_export
 from tests.support.keys import keys_for
 
@@ -63,10 +63,8 @@ class RecordingProducer(Producer):
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
-    migrate(engine)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated(f"sqlite:///{tmp_path / 'registry.db'}") as factory:
+        yield factory
 
 
 @pytest.fixture
