@@ -14,38 +14,25 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from exchange.core.errors import (
-    ConfigNotFoundError,
-    ExchangeError,
-    IncompatibleSchemaError,
-    InvalidCompatibilityLevelError,
-    InvalidSchemaError,
-    InvalidVersionError,
-    RegistryError,
-    SchemaNotFoundError,
-    SchemaNotInSubjectError,
-    SubjectNotFoundError,
-    SubjectNotSoftDeletedError,
-    VersionNotFoundError,
-    VersionNotSoftDeletedError,
-)
+from exchange.core import errors
+from exchange.core.errors import ExchangeError
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 
 # Confluent's error_code of each error, by class (a subclass inherits its parent's).
 ERROR_CODES: dict[type[ExchangeError], int] = {
-    RegistryError: 50001,
-    SubjectNotFoundError: 40401,
-    VersionNotFoundError: 40402,
-    SchemaNotInSubjectError: 40403,
-    SchemaNotFoundError: 40403,
-    SubjectNotSoftDeletedError: 40405,
-    VersionNotSoftDeletedError: 40407,
-    ConfigNotFoundError: 40408,
-    IncompatibleSchemaError: 409,
-    InvalidSchemaError: 42201,
-    InvalidVersionError: 42202,
-    InvalidCompatibilityLevelError: 42203,
+    errors.RegistryError: 50001,
+    errors.SubjectNotFoundError: 40401,
+    errors.VersionNotFoundError: 40402,
+    errors.SchemaNotInSubjectError: 40403,
+    errors.SchemaNotFoundError: 40403,
+    errors.SubjectNotSoftDeletedError: 40405,
+    errors.VersionNotSoftDeletedError: 40407,
+    errors.ConfigNotFoundError: 40408,
+    errors.IncompatibleSchemaError: 409,
+    errors.InvalidSchemaError: 42201,
+    errors.InvalidVersionError: 42202,
+    errors.InvalidCompatibilityLevelError: 42203,
 }
 # Any other error: Confluent's codes for a refused credential or role, 50001 for a server
 # error, else the HTTP status itself.

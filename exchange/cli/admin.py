@@ -38,8 +38,7 @@ def department_add(
 ) -> None:
     """Register a department."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        info = identities.create_department(session, code, name)
+    info = cli.apply(identities.create_department, code, name)
     cli.console.print(f"department {info.code} added")
 
 
@@ -47,8 +46,7 @@ def department_add(
 def department_list(ctx: typer.Context) -> None:
     """The departments."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        rows = identities.list_departments(session)
+    rows = cli.apply(identities.list_departments)
     if not rows:
         cli.console.print("no departments")
         return
@@ -90,8 +88,7 @@ def user_list(
 ) -> None:
     """The users, active and disabled."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        rows = identities.list_users(session, department=department)
+    rows = cli.apply(identities.list_users, department=department)
     if not rows:
         cli.console.print("no users")
         return
@@ -110,8 +107,7 @@ def user_disable(
 ) -> None:
     """Disable a user: their keys and tokens are refused from the next request on."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        info = identities.disable_user(session, username)
+    info = cli.apply(identities.disable_user, username)
     cli.console.print(f"user {info.username} disabled")
 
 
@@ -127,8 +123,7 @@ def key_create(
     """Make an API key for a user; it is printed once and stored only as a salted hash."""
     cli = state(ctx)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    with cli.transaction() as session:
-        created = identities.create_key(session, username, label=label, expires_at=expires)
+    created = cli.apply(identities.create_key, username, label=label, expires_at=expires)
     cli.console.print(
         f"API key {created.info.key_id} for {username} (shown once; store it safely):"
     )
@@ -141,8 +136,7 @@ def key_list(
 ) -> None:
     """A user's keys, without their secrets."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        rows = identities.list_keys(session, username)
+    rows = cli.apply(identities.list_keys, username)
     if not rows:
         cli.console.print(f"no keys for {username}")
         return
@@ -160,6 +154,5 @@ def key_revoke(
 ) -> None:
     """Revoke a key: it is refused from the next request on."""
     cli = state(ctx)
-    with cli.transaction() as session:
-        info = identities.revoke_key(session, key_id)
+    info = cli.apply(identities.revoke_key, key_id)
     cli.console.print(f"key {info.key_id} of {info.username} revoked at {_when(info.revoked_at)}")

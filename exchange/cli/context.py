@@ -15,9 +15,9 @@ Every :class:`ExchangeError` a command raises ends in one place, the root comman
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +31,10 @@ from exchange.core.errors import ExchangeError
 
 if TYPE_CHECKING:
     from exchange.security.keystore import LocalKeyStore
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class CliContext:
@@ -92,6 +96,13 @@ class CliContext:
 
             self._keystore = LocalKeyStore(self.sessions, master_key_from_settings(self.settings))
         return self._keystore
+
+    def apply(
+        self, change: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``change(session, *args, **kwargs)`` in one transaction, and what it returned."""
+        with self.transaction() as session:
+            return change(session, *args, **kwargs)
 
     def report(self, error: ExchangeError) -> None:
         """Say what went wrong, on stderr: ``error (<code>): <message>``.

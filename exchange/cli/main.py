@@ -128,8 +128,7 @@ def keys_create(
         raise typer.BadParameter("role must be caseworker, publisher, auditor or admin")
     cli = state(ctx)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    with cli.transaction() as session:
-        key = create_key(session, actor=actor, department=department, role=role, expires_at=expires)
+    key = cli.apply(create_key, actor=actor, department=department, role=role, expires_at=expires)
     cli.console.print("API key (shown once; store it safely):")
     cli.console.print(key, markup=False)
 

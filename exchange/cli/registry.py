@@ -224,21 +224,23 @@ def review_list(
     cli.console.print(table)
 
 
+# The review commands' arguments, declared once for confirm and reject.
+RecordA = Annotated[str, typer.Argument(help="A record: dataset/department/source id.")]
+RecordB = Annotated[str, typer.Argument(help="The other record.")]
+DecidedBy = Annotated[str, typer.Option(help="Who decides (kept with the decision).")]
+Reason = Annotated[str | None, typer.Option(help="Why.")]
+
+
 def _decide(cli: CliContext, a: str, b: str, decision: str, by: str, reason: str | None) -> None:
     from exchange.registry.entities import EntityResolver
 
-    with cli.transaction() as session:
-        entities = EntityResolver().decide(session, a, b, decision, by=by, reason=reason)
+    entities = cli.apply(EntityResolver().decide, a, b, decision, by=by, reason=reason)
     cli.console.print(f"{decision}: {a} ~ {b}; entities now {', '.join(entities) or '-'}")
 
 
 @review_app.command("confirm")
 def review_confirm(
-    ctx: typer.Context,
-    a: Annotated[str, typer.Argument(help="A record: dataset/department/source id.")],
-    b: Annotated[str, typer.Argument(help="The other record.")],
-    by: Annotated[str, typer.Option(help="Who decides (kept with the decision).")],
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    ctx: typer.Context, a: RecordA, b: RecordB, by: DecidedBy, reason: Reason = None
 ) -> None:
     """Link two records: they are the same person or organisation."""
     _decide(state(ctx), a, b, "confirmed", by, reason)
@@ -246,11 +248,7 @@ def review_confirm(
 
 @review_app.command("reject")
 def review_reject(
-    ctx: typer.Context,
-    a: Annotated[str, typer.Argument(help="A record: dataset/department/source id.")],
-    b: Annotated[str, typer.Argument(help="The other record.")],
-    by: Annotated[str, typer.Option(help="Who decides (kept with the decision).")],
-    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    ctx: typer.Context, a: RecordA, b: RecordB, by: DecidedBy, reason: Reason = None
 ) -> None:
     """Refuse a link: the two records are different people (the entity splits if need be)."""
     _decide(state(ctx), a, b, "rejected", by, reason)
@@ -267,8 +265,7 @@ def entity_split(
     from exchange.registry.entities import EntityResolver
 
     cli = state(ctx)
-    with cli.transaction() as session:
-        entities = EntityResolver().split(session, entity_id, refs, by=by)
+    entities = cli.apply(EntityResolver().split, entity_id, refs, by=by)
     cli.console.print(f"split {entity_id}: entities now {', '.join(entities)}")
 
 

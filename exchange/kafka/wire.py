@@ -32,17 +32,25 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return _HEADER.pack(MAGIC, schema_id) + body
 
 
+def _too_short(data: bytes) -> WireFormatError:
+    return WireFormatError(
+        f"message of {len(data)} bytes is shorter than the 5-byte Confluent header"
+    )
+
+
+def _not_framed(magic: int) -> WireFormatError:
+    return WireFormatError(
+        f"unknown magic byte {magic} (expected 0): not a Confluent-framed record"
+    )
+
+
 def unframe(data: bytes) -> tuple[int, memoryview]:
     """Split a framed message into (schema id, Avro body); checks magic byte and length."""
     if len(data) < HEADER_SIZE:
-        raise WireFormatError(
-            f"message of {len(data)} bytes is shorter than the 5-byte Confluent header"
-        )
+        raise _too_short(data)
     magic, schema_id = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise WireFormatError(
-            f"unknown magic byte {magic} (expected 0): not a Confluent-framed record"
-        )
+        raise _not_framed(magic)
     return schema_id, memoryview(data)[HEADER_SIZE:]
 
 
@@ -82,14 +90,10 @@ class AvroSerde:
         # The header is checked inline rather than through unframe(): this is the
         # hot path of every consumer, and the benchmark showed the call's cost.
         if len(data) < HEADER_SIZE:
-            raise WireFormatError(
-                f"message of {len(data)} bytes is shorter than the 5-byte Confluent header"
-            )
+            raise _too_short(data)
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
-            raise WireFormatError(
-                f"unknown magic byte {magic} (expected 0): not a Confluent-framed record"
-            )
+            raise _not_framed(magic)
         schema = self._parsed.get(schema_id)
         if schema is None:
             schema = self.parsed(schema_id)

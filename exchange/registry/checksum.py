@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange.core.models import LinkEdge, RecordVersion, SourceRecord
-from exchange.registry.records import record_ref
+from exchange.registry.records import STATE_COLUMNS, record_ref
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,7 @@ def registry_checksum(session: Session) -> Checksum:
     records = withdrawn = 0
     rows = session.execute(
         select(
-            SourceRecord.id,
-            SourceRecord.dataset,
-            SourceRecord.department,
-            SourceRecord.source_id,
-            SourceRecord.version,
-            SourceRecord.content_hash,
-            SourceRecord.deleted,
+            *STATE_COLUMNS,
             SourceRecord.lookup_key,
             SourceRecord.entity_id,
         ).order_by(SourceRecord.dataset, SourceRecord.department, SourceRecord.source_id)

@@ -239,6 +239,19 @@ def _version_values(item: Incoming, version: int) -> dict[str, Any]:
     }
 
 
+# What identifies a stored record and says which version of it is held: read by the
+# builder before it applies a batch, and by the registry's checksum.
+STATE_COLUMNS = (
+    SourceRecord.id,
+    SourceRecord.dataset,
+    SourceRecord.department,
+    SourceRecord.source_id,
+    SourceRecord.version,
+    SourceRecord.content_hash,
+    SourceRecord.deleted,
+)
+
+
 def _load_current(
     session: Session, items: Sequence[Incoming]
 ) -> dict[tuple[str, str, str], _Current]:
@@ -251,13 +264,7 @@ def _load_current(
         chunk = source_ids[start : start + _CHUNK]
         rows = session.execute(
             select(
-                SourceRecord.id,
-                SourceRecord.dataset,
-                SourceRecord.department,
-                SourceRecord.source_id,
-                SourceRecord.version,
-                SourceRecord.content_hash,
-                SourceRecord.deleted,
+                *STATE_COLUMNS,
                 SourceRecord.topic,
                 SourceRecord.partition,
                 SourceRecord.offset,
