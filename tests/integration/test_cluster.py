@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 from exchange.core.errors import BrokerError
 from exchange.kafka.clients import ensure_topics
 from exchange.kafka.producer import Producer
 from exchange.local.broker import LocalKafka, pid_alive
+from tests.support.kafka import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -38,17 +38,9 @@ def _send(kafka: Producer, values: list[bytes]) -> None:
 
 
 def _read_all(bootstrap: str) -> list[bytes]:
-    consumer = KafkaConsumer(
-        TOPIC,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return [m.value for m in consumer]
-    finally:
-        consumer.close()
+    """Every record on the topic up to its end offsets now (not until it is quiet for a few
+    seconds: just after two brokers restart, the first fetch can take longer than that)."""
+    return [m.value for m in read_topic(bootstrap, TOPIC, b"")]
 
 
 def test_three_brokers_replicate_and_enforce_min_insync(
