@@ -15,8 +15,12 @@ echo "== lint-imports"
 .venv/bin/lint-imports --no-cache
 
 echo "== pytest"
+# Two workers (pytest-xdist), each with its own broker and PostgreSQL: the integration tests
+# spend much of their time waiting on Kafka and subprocesses (docs/development.md). A test
+# file stays on one worker (its module fixtures start once). Arguments come after: -n 0
+# runs everything in one process.
 set +e
-.venv/bin/pytest -p no:cacheprovider "$@"
+.venv/bin/pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

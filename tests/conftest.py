@@ -11,11 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from exchange.local.broker import LocalKafka
 from tests.support.postgres import PostgresServer
 
-pytest_plugins = ["tests.support.markers"]  # every integration / e2e test carries its marker
+pytest_plugins = [
+    "tests.support.markers",  # every integration / e2e test carries its marker
+    "tests.support.workers",  # several pytest-xdist workers share the machine safely
+]
+
+# Property tests are not timed: on a busy machine (two workers, a neighbour using a core) an
+# example may take longer than Hypothesis' default 200 ms deadline, or its data longer to
+# draw than the too_slow health check allows, and neither says anything about the code.
+# The number of examples stays what each test asks for.
+settings.register_profile("exchange", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("exchange")
 
 
 @pytest.fixture(scope="session")

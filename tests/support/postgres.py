@@ -7,7 +7,6 @@ import pwd
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,6 +15,8 @@ from types import TracebackType
 
 import psycopg
 from psycopg import sql
+
+from exchange.local.broker import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 OS_USER = "postgres"  # initdb and postgres refuse to run as root
@@ -31,12 +32,6 @@ def find_bin_dir() -> Path:
             "run scripts/ensure-postgres.sh first"
         )
     return max(found, key=lambda p: [int(x) for x in p.parent.name.split(".") if x.isdigit()])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresServer:
