@@ -275,7 +275,7 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
     [member] = groups[wang]
     assert [r["ref"] for r in shown["records"]] == [f"person/{member}"]
     missing = subprocess.run(
-        [sys.executable, "-m", "exchange.cli.main", "registry", "entity", "show", "P-no-such"],
+        [sys.executable, "-m", "exchange.cli", "registry", "entity", "show", "P-no-such"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
