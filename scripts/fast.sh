@@ -12,12 +12,4 @@ bash scripts/setup.sh  # only checks, unless pyproject.toml changed
 if [ "$#" -eq 0 ]; then
   set -- -n 2 -q tests/unit
 fi
-set +e
-.venv/bin/pytest -p no:cacheprovider "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "error: pytest collected no tests; that is a failure, not a pass" >&2
-  exit 1
-fi
-exit "$status"
+exec bash scripts/pytest.sh "$@"

@@ -19,12 +19,4 @@ echo "== pytest"
 # spend much of their time waiting on Kafka and subprocesses (docs/development.md). A test
 # file stays on one worker (its module fixtures start once). Arguments come after: -n 0
 # runs everything in one process.
-set +e
-.venv/bin/pytest -p no:cacheprovider -n 2 --dist loadfile "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "error: pytest collected no tests; that is a failure, not a pass" >&2
-  exit 1
-fi
-exit "$status"
+exec bash scripts/pytest.sh -n 2 --dist loadfile "$@"
