@@ -18,6 +18,7 @@ from tests.support.postgres import PostgresServer
 
 pytest_plugins = [
     "tests.support.markers",  # every integration / e2e test carries its marker
+    "tests.support.nodeids",  # every test has a node id of its own (xdist runs them all)
     "tests.support.workers",  # several pytest-xdist workers share the machine safely
 ]
 
