@@ -1,8 +1,12 @@
 """The schema registry's store: subjects, versions, global ids and compatibility levels.
 
-Kept in the SQL database. A schema's global id is fixed by its Avro Parsing
-Canonical Form, so registering the same schema again, in any formatting and
-under any subject, returns the same id. A new version is accepted only if it
+Kept in the SQL database. A schema's global id is fixed by the whole schema
+(:func:`schema_form`: its JSON with keys sorted and no insignificant whitespace),
+as Confluent's registry assigns ids: registering the same schema again, in any
+formatting and under any subject, returns the same id, and schemas that differ in
+anything else (doc, defaults, aliases, a logical type or its precision and scale)
+get ids of their own. Ids were once given by the Avro Parsing Canonical Form,
+which drops all of those: see :meth:`SchemaStore.shared_ids`. A new version is accepted only if it
 is compatible with the subject's existing versions at the subject's level (or
 the global level, BACKWARD by default), checked with Avro's resolution rules
 (:mod:`schemas.compatibility`). Deletes follow Confluent's registry: a soft
@@ -53,6 +57,23 @@ class RegisteredVersion:
     schema_id: int
     schema: str
     deleted: bool
+
+
+def schema_form(schema: dict[str, Any] | str) -> str:
+    """What tells schemas apart: the whole schema as compact JSON with its keys sorted.
+
+    Only whitespace and the order of an object's keys are insignificant; the order of
+    fields, symbols and union branches is kept. Raises InvalidSchemaError if it is not
+    a valid Avro schema. Migration 0008 computes the same form for stored schemas.
+    """
+    canonical_form(schema)  # validates
+    raw = json.loads(schema) if isinstance(schema, str) else schema
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint_of(schema: dict[str, Any] | str) -> str:
+    """The stored fingerprint of a schema: SHA-256 of :func:`schema_form`, hex."""
+    return hashlib.sha256(schema_form(schema).encode()).hexdigest()
 
 
 def canonical_form(schema: dict[str, Any] | str) -> str:
@@ -110,7 +131,7 @@ class SchemaStore:
         """
         text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
         canonical = canonical_form(schema)
-        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        fingerprint = fingerprint_of(schema)
         with transaction(self._sessions) as session:
             record = session.scalar(
                 select(SchemaRecord).where(SchemaRecord.fingerprint == fingerprint)
@@ -148,8 +169,8 @@ class SchemaStore:
             return record.id
 
     def lookup(self, subject: str, schema: dict[str, Any] | str) -> RegisteredVersion:
-        """The live version of ``subject`` holding ``schema`` (by canonical form)."""
-        fingerprint = hashlib.sha256(canonical_form(schema).encode()).hexdigest()
+        """The live version of ``subject`` holding ``schema`` (the whole schema, as ids)."""
+        fingerprint = fingerprint_of(schema)
         with self._sessions() as session:
             if not self._live_versions(session, subject):
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
@@ -166,6 +187,25 @@ class SchemaStore:
             raise SchemaNotInSubjectError(f"Schema not found under subject '{subject}'.")
         version, record = row
         return RegisteredVersion(subject, version.version, record.id, record.schema_json, False)
+
+    def shared_ids(self) -> dict[int, list[str]]:
+        """Schema ids registered under more than one subject, with their subjects.
+
+        Before ids were given by the whole schema, two subjects registering schemas
+        that differed only in what the Parsing Canonical Form drops (a decimal's scale,
+        a timestamp's unit, a default) got one id, and the text of the first. Such ids
+        are listed here so an operator can check what each subject's producers meant.
+        """
+        with self._sessions() as session:
+            rows = session.execute(
+                select(SubjectVersion.schema_id, SubjectVersion.subject)
+                .distinct()
+                .order_by(SubjectVersion.schema_id, SubjectVersion.subject)
+            ).all()
+        subjects: dict[int, list[str]] = {}
+        for schema_id, subject in rows:
+            subjects.setdefault(schema_id, []).append(subject)
+        return {i: s for i, s in subjects.items() if len(s) > 1}
 
     def subjects(self, *, include_deleted: bool = False) -> list[str]:
         query = select(SubjectVersion.subject).distinct().order_by(SubjectVersion.subject)

@@ -123,4 +123,23 @@ def register(
         console.print(f"{target}: schema id {schema_id}, version {version}")
 
 
+@app.command("shared-ids")
+def shared_ids(ctx: typer.Context) -> None:
+    """Schema ids registered under more than one subject: check what each subject meant.
+
+    Before ids were given by the whole schema, schemas that differed only in a logical
+    type, its precision or scale, a default or an alias shared one id and the first
+    text registered; readers decoded every subject's records with that text.
+    """
+    console = state(ctx).console
+    shared = _store(ctx).shared_ids()
+    if not shared:
+        console.print("no schema id is registered under more than one subject")
+        return
+    table = Table("schema id", "subjects")
+    for schema_id, subjects in shared.items():
+        table.add_row(str(schema_id), ", ".join(subjects))
+    console.print(table)
+
+
 __all__ = ["app"]

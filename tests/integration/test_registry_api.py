@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -356,3 +357,39 @@ def test_confluent_client_round_trips_both_ways(
         client.get_latest_version("no-such-subject")
     assert missing.value.error_code == 40401
     assert client.get_compatibility() == "BACKWARD"
+
+
+def test_confluent_readers_get_each_subjects_own_decimal_and_timestamp(
+    registry: Registry,
+) -> None:
+    # Two subjects whose schemas differ only in a decimal's scale and a timestamp's unit:
+    # once given one id (and the first text), so a fresh reader of B's records got A's
+    # scale (values 100x off) and A's unit.
+    def schema(scale: int, unit: str) -> str:
+        return json.dumps({
+            "type": "record", "name": "Payment", "namespace": "gov.test",
+            "fields": [
+                {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal",
+                                            "precision": 10, "scale": scale}},
+                {"name": "at", "type": {"type": "long", "logicalType": unit}},
+            ],
+        })  # fmt: skip
+
+    at = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
+    sent = {
+        "a": ({"amount": Decimal("123.45"), "at": at}, schema(2, "timestamp-millis")),
+        "b": ({"amount": Decimal("1.2345"), "at": at}, schema(4, "timestamp-micros")),
+    }
+    ids, payloads = {}, {}
+    for name, (record, text) in sent.items():
+        topic = f"payments_{name}_{uuid.uuid4().hex[:6]}"
+        context = SerializationContext(topic, MessageField.VALUE)
+        payloads[name] = (AvroSerializer(registry.client(), text)(record, context), context)
+        ids[name] = int.from_bytes(payloads[name][0][1:5], "big")
+    assert ids["a"] != ids["b"]
+    for name, (payload, context) in payloads.items():
+        # A fresh client: nothing cached from the serializer.
+        record = AvroDeserializer(registry.client())(payload, context)
+        assert record["amount"] == sent[name][0]["amount"]
+        expected = at if name == "b" else at.replace(microsecond=123000)
+        assert record["at"] == expected

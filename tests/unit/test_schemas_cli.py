@@ -1,4 +1,4 @@
-"""`exchange schemas list | show | check | register` on a SQLite registry."""
+"""`exchange schemas list | show | check | register | shared-ids` on a SQLite registry."""
 
 from __future__ import annotations
 
@@ -68,3 +68,17 @@ def test_check_says_why_a_version_is_refused(tmp_path: Path) -> None:
     not_avro.write_text('{"type": "record"}', encoding="utf-8")
     bad = runner.invoke(app, ["check", str(not_avro)])
     assert bad.exit_code != 0
+
+
+def test_shared_ids_lists_an_id_registered_under_two_subjects(tmp_path: Path) -> None:
+    none = runner.invoke(app, ["shared-ids"])
+    assert none.exit_code == 0, none.output
+    assert "no schema id is registered under more than one subject" in none.output
+    path = tmp_path / "person.avsc"
+    path.write_text(json.dumps(load_standard("person").schema), encoding="utf-8")
+    for subject in ("copy-a-value", "copy-b-value"):
+        registered = runner.invoke(app, ["register", str(path), "--subject", subject])
+        assert registered.exit_code == 0, registered.output
+    shared = runner.invoke(app, ["shared-ids"], env={"COLUMNS": "250"})
+    assert shared.exit_code == 0, shared.output
+    assert "copy-a-value, copy-b-value" in shared.output
