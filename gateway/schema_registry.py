@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from exchange.core.errors import InvalidSchemaError
 from gateway.access import authorize
 from gateway.confluent import MEDIA_TYPE
-from gateway.deps import StateDep
+from gateway.deps import AppState, StateDep
 from schemas.store import SchemaStore
 
 CONTENT_TYPE = MEDIA_TYPE
@@ -211,8 +211,20 @@ def get_schema(state: StateDep, request: Request, schema_id: SchemaId) -> JSONRe
 
 
 @router.post(
+    "/compatibility/subjects/{subject}/versions",
+    summary="Would registering a schema under the subject be accepted?",
+    description="Checked against every version the subject's level names, exactly as "
+    "registration checks; a subject with no versions accepts any schema.",
+)
+def check_registration(
+    state: StateDep, request: Request, subject: str, body: SchemaBody, verbose: bool = False
+) -> JSONResponse:
+    return _compatibility(state, request, subject, None, body, verbose)
+
+
+@router.post(
     "/compatibility/subjects/{subject}/versions/{version}",
-    summary="Is a schema compatible with a version (or latest) of the subject?",
+    summary="Is a schema compatible with one version (or the latest) of the subject?",
     responses=NOT_FOUND,
 )
 def check_compatibility(
@@ -223,11 +235,27 @@ def check_compatibility(
     body: SchemaBody,
     verbose: bool = False,
 ) -> JSONResponse:
+    return _compatibility(state, request, subject, version, body, verbose)
+
+
+def _compatibility(
+    state: AppState,
+    request: Request,
+    subject: str,
+    version: str | None,
+    body: SchemaBody,
+    verbose: bool,
+) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
     problems = _store(state).check(subject, _schema_body(body).avro(), version)
     result: dict[str, Any] = {"is_compatible": not problems}
     if verbose:
-        result["messages"] = [f"{p.location}: {p.message} [{p.rule}]" for p in problems]
+        result["messages"] = [
+            f"{p.location}: {p.message} [{p.rule}"
+            + (f", against version {p.version}" if p.version is not None else "")
+            + "]"
+            for p in problems
+        ]
     return reply(result)
 
 

@@ -279,23 +279,29 @@ class SchemaStore:
     # -- compatibility -----------------------------------------------------------
 
     def check(
-        self, subject: str, schema: dict[str, Any] | str, version: Version = "latest"
+        self, subject: str, schema: dict[str, Any] | str, version: Version | None = None
     ) -> list[Incompatibility]:
-        """Incompatibilities of ``schema`` with the subject at its level.
+        """Incompatibilities of ``schema`` with the subject, as Confluent's registry checks.
 
-        ``latest`` checks as registration would (every version for transitive
-        levels); a given version checks against that version alone.
+        ``None`` checks as registration does: against every live version the subject's
+        level names (all of them at a transitive level, else the latest); a subject with
+        no versions yet accepts anything. ``latest`` checks against the latest live
+        version alone, and a version number against that version alone, in the level's
+        direction.
         """
         text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
         canonical_form(text)
         with self._sessions() as session:
             level = self._effective_level(session, subject)
-            if version in ("latest", -1, "-1"):
+            if version is None:
                 existing = self._live_versions(session, subject)
-                if not existing and not self._versions(session, subject, True):
-                    raise SubjectNotFoundError(f"Subject '{subject}' not found.")
             else:
-                existing = [self._find_version(session, subject, version, False)]
+                if version in ("latest", -1, "-1"):
+                    existing = self._live_versions(session, subject)[-1:]
+                    if not existing and not self._versions(session, subject, True):
+                        raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+                else:
+                    existing = [self._find_version(session, subject, version, False)]
                 level = CompatibilityLevel(level.value.removesuffix("_TRANSITIVE"))
             pairs = [(v.version, self._text(session, v.schema_id)) for v in existing]
         return check_level(level, text, pairs)

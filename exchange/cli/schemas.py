@@ -87,12 +87,13 @@ def check(
     store = _store(ctx)
     level = store.get_config(target, default_to_global=True)
     try:
-        problems = store.check(target, std.schema)
+        store.versions(target, include_deleted=True)
     except SubjectNotFoundError:
         console.print(
             f"[green]compatible[/]: {target} has no versions yet; this would be version 1"
         )
         return
+    problems = store.check(target, std.schema)  # exactly as registering it would
     if not problems:
         console.print(f"[green]compatible[/] with {target} at level {level}")
         return

@@ -393,3 +393,34 @@ def test_confluent_readers_get_each_subjects_own_decimal_and_timestamp(
         assert record["amount"] == sent[name][0]["amount"]
         expected = at if name == "b" else at.replace(microsecond=123000)
         assert record["at"] == expected
+
+
+def test_the_compatibility_check_gives_registrations_verdict(registry: Registry) -> None:
+    registry.call("PUT", "/config/t-value", json={"compatibility": "BACKWARD_TRANSITIVE"})
+    empty = {"type": "record", "name": "R", "namespace": "gov.test", "fields": []}
+    with_default = {**empty, "fields": [{"name": "a", "type": "int", "default": 0}]}
+    required = {**empty, "fields": [{"name": "a", "type": "int"}]}
+
+    def check(path: str, schema: dict[str, object]) -> dict[str, object]:
+        answer = registry.call(
+            "POST", f"/compatibility/subjects/{path}", params={"verbose": "true"},
+            json={"schema": json.dumps(schema)},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    # No versions yet: anything is compatible, as registering it would be.
+    assert check("t-value/versions", required)["is_compatible"] is True
+    for schema in (empty, with_default):
+        registered = registry.call("POST", "/subjects/t-value/versions",
+                                   json={"schema": json.dumps(schema)})  # fmt: skip
+        assert registered.status_code == 200, registered.text
+    # Against the latest version alone it would do; against every version, as the
+    # transitive level makes registration check, version 1 has no `a`.
+    assert check("t-value/versions/latest", required)["is_compatible"] is True
+    verdict = check("t-value/versions", required)
+    assert verdict["is_compatible"] is False
+    assert any("against version 1" in m for m in verdict["messages"])  # type: ignore[attr-defined]
+    refused = registry.call("POST", "/subjects/t-value/versions",
+                            json={"schema": json.dumps(required)})  # fmt: skip
+    assert (refused.status_code, refused.json()["error_code"]) == (409, 409)
