@@ -210,6 +210,69 @@ def get_schema(state: StateDep, request: Request, schema_id: SchemaId) -> JSONRe
     return reply({"schema": _store(state).schema_text(schema_id)})
 
 
+@router.get("/schemas/ids/{schema_id}/schema", summary="A schema by its id, unwrapped",
+            responses=NOT_FOUND)  # fmt: skip
+def get_schema_only(state: StateDep, request: Request, schema_id: SchemaId) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply(json.loads(_store(state).schema_text(schema_id)))
+
+
+@router.get("/schemas/ids/{schema_id}/subjects", summary="The subjects holding a schema id",
+            responses=NOT_FOUND)  # fmt: skip
+def get_schema_subjects(
+    state: StateDep, request: Request, schema_id: SchemaId, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    uses = _store(state).uses_of(schema_id, include_deleted=deleted)
+    return reply(sorted({subject for subject, _ in uses}))
+
+
+@router.get("/schemas/ids/{schema_id}/versions",
+            summary="The subject versions holding a schema id", responses=NOT_FOUND)  # fmt: skip
+def get_schema_versions(
+    state: StateDep, request: Request, schema_id: SchemaId, deleted: Deleted = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    uses = _store(state).uses_of(schema_id, include_deleted=deleted)
+    return reply([{"subject": subject, "version": version} for subject, version in uses])
+
+
+@router.get("/schemas", summary="Every version of every subject, with its schema")
+def list_schemas(
+    state: StateDep,
+    request: Request,
+    subject_prefix: Annotated[str, Query(alias="subjectPrefix", max_length=255)] = "",
+    deleted: Deleted = False,
+    latest_only: Annotated[bool, Query(alias="latestOnly")] = False,
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    found = _store(state).all_versions(
+        subject_prefix=subject_prefix, include_deleted=deleted, latest_only=latest_only
+    )
+    return reply([
+        {"subject": v.subject, "version": v.version, "id": v.schema_id, "schema": v.schema}
+        for v in found
+    ])  # fmt: skip
+
+
+@router.get("/schemas/types", summary="The schema types this registry accepts")
+def schema_types(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply(["AVRO"])
+
+
+@router.get("/contexts", summary="The registry's contexts (only the default one)")
+def contexts(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply(["."])
+
+
+@router.get("/", summary="The registry's root (Confluent clients probe it)")
+def root(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply({})
+
+
 @router.post(
     "/compatibility/subjects/{subject}/versions",
     summary="Would registering a schema under the subject be accepted?",

@@ -188,6 +188,44 @@ class SchemaStore:
         version, record = row
         return RegisteredVersion(subject, version.version, record.id, record.schema_json, False)
 
+    def uses_of(self, schema_id: int, *, include_deleted: bool = False) -> list[tuple[str, int]]:
+        """The (subject, version) pairs that hold ``schema_id``, by subject then version.
+
+        Raises SchemaNotFoundError for an id never given."""
+        with self._sessions() as session:
+            self._text(session, schema_id)
+            query = select(SubjectVersion.subject, SubjectVersion.version).where(
+                SubjectVersion.schema_id == schema_id
+            )
+            if not include_deleted:
+                query = query.where(SubjectVersion.deleted.is_(False))
+            rows = session.execute(
+                query.order_by(SubjectVersion.subject, SubjectVersion.version)
+            ).all()
+        return [(subject, version) for subject, version in rows]
+
+    def all_versions(
+        self, *, subject_prefix: str = "", include_deleted: bool = False, latest_only: bool = False
+    ) -> list[RegisteredVersion]:
+        """Every version of every subject whose name starts with ``subject_prefix``."""
+        with self._sessions() as session:
+            query = select(SubjectVersion).where(SubjectVersion.subject.startswith(subject_prefix))
+            if not include_deleted:
+                query = query.where(SubjectVersion.deleted.is_(False))
+            rows = session.scalars(
+                query.order_by(SubjectVersion.subject, SubjectVersion.version)
+            ).all()
+            found = [
+                RegisteredVersion(
+                    r.subject, r.version, r.schema_id, self._text(session, r.schema_id), r.deleted
+                )
+                for r in rows
+            ]
+        if latest_only:
+            latest = {v.subject: v for v in found}
+            found = list(latest.values())
+        return found
+
     def shared_ids(self) -> dict[int, list[str]]:
         """Schema ids registered under more than one subject, with their subjects.
 

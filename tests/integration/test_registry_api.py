@@ -424,3 +424,39 @@ def test_the_compatibility_check_gives_registrations_verdict(registry: Registry)
     refused = registry.call("POST", "/subjects/t-value/versions",
                             json={"schema": json.dumps(required)})  # fmt: skip
     assert (refused.status_code, refused.json()["error_code"]) == (409, 409)
+
+
+def test_the_lookups_confluent_clients_and_tools_use(registry: Registry) -> None:
+    client = registry.client()
+    first = client.register_schema("tools-a-value", Schema(json.dumps(V1), "AVRO"))
+    assert client.register_schema("tools-b-value", Schema(json.dumps(V1), "AVRO")) == first
+    second = client.register_schema("tools-a-value", Schema(json.dumps(V2_OPTIONAL), "AVRO"))
+    assert client.get_schema_types() == ["AVRO"]
+    assert client.get_contexts() == ["."]
+    assert sorted(client.get_subjects_by_schema_id(first)) == ["tools-a-value", "tools-b-value"]
+    assert sorted((v.subject, v.version) for v in client.get_schema_versions(first)) == [
+        ("tools-a-value", 1),
+        ("tools-b-value", 1),
+    ]
+    assert client.test_compatibility_all_versions(
+        "tools-a-value", Schema(json.dumps(V2_OPTIONAL), "AVRO")
+    )
+    assert not client.test_compatibility_all_versions(
+        "tools-a-value", Schema(json.dumps(V2_REQUIRED), "AVRO")
+    )
+    assert registry.call("GET", f"/schemas/ids/{second}/schema").json() == V2_OPTIONAL
+    assert registry.call("GET", "/").json() == {}
+    listed = registry.call("GET", "/schemas", params={"subjectPrefix": "tools-a"}).json()
+    assert [(s["subject"], s["version"], s["id"]) for s in listed] == [
+        ("tools-a-value", 1, first),
+        ("tools-a-value", 2, second),
+    ]
+    latest = registry.call(
+        "GET", "/schemas", params={"subjectPrefix": "tools-", "latestOnly": "true"}
+    ).json()
+    assert [(s["subject"], s["id"]) for s in latest] == [
+        ("tools-a-value", second),
+        ("tools-b-value", first),
+    ]
+    missing = registry.call("GET", "/schemas/ids/999999/subjects")
+    assert (missing.status_code, missing.json()["error_code"]) == (404, 40403)
