@@ -39,9 +39,11 @@ from exchange.core.errors import (
     SchemaNotInSubjectError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
     ValidationError,
     VersionNotFoundError,
     VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
 )
 from gateway import confluent
 from gateway.confluent import RegistryErrorBody
@@ -74,7 +76,9 @@ STATUS: dict[type[ExchangeError], int] = {
     SubjectNotFoundError: 404,
     VersionNotFoundError: 404,
     SchemaNotInSubjectError: 404,
+    SubjectSoftDeletedError: 404,
     SubjectNotSoftDeletedError: 404,
+    VersionSoftDeletedError: 404,
     VersionNotSoftDeletedError: 404,
     ConfigNotFoundError: 404,
     ConflictError: 409,

@@ -334,6 +334,12 @@ def put_global_config(state: StateDep, request: Request, body: ConfigRequest) ->
     return reply({"compatibility": _store(state).set_config(body.compatibility)})
 
 
+@router.delete("/config", summary="Reset the global compatibility level to BACKWARD")
+def delete_global_config(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS)
+    return reply({"compatibilityLevel": _store(state).reset_global_config()})
+
+
 @router.get("/config/{subject}", summary="A subject's compatibility level", responses=NOT_FOUND)
 def get_subject_config(
     state: StateDep,
@@ -361,4 +367,4 @@ def put_subject_config(
 )
 def delete_subject_config(state: StateDep, request: Request, subject: str) -> JSONResponse:
     authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
-    return reply({"compatibility": _store(state).delete_config(subject)})
+    return reply({"compatibilityLevel": _store(state).delete_config(subject)})

@@ -38,8 +38,10 @@ from exchange.core.errors import (
     SchemaNotInSubjectError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
+    SubjectSoftDeletedError,
     VersionNotFoundError,
     VersionNotSoftDeletedError,
+    VersionSoftDeletedError,
 )
 from exchange.core.models import GLOBAL_CONFIG, RegistryConfig, SchemaRecord, SubjectVersion
 from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
@@ -294,7 +296,10 @@ class SchemaStore:
                 return [r.version for r in rows]
             live = [r for r in rows if not r.deleted]
             if not live:
-                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+                raise SubjectSoftDeletedError(
+                    f"Subject '{subject}' was soft deleted. Set permanent=true to delete "
+                    "permanently"
+                )
             for row in live:
                 row.deleted = True
             return [r.version for r in live]
@@ -302,7 +307,13 @@ class SchemaStore:
     def delete_version(self, subject: str, version: Version, *, permanent: bool = False) -> int:
         """Soft-delete one version, or permanently delete a soft-deleted one."""
         with transaction(self._sessions) as session:
-            row = self._find_version(session, subject, version, include_deleted=permanent)
+            latest = version in ("latest", -1, "-1")  # the latest live version
+            row = self._find_version(session, subject, version, include_deleted=not latest)
+            if row.deleted and not permanent:
+                raise VersionSoftDeletedError(
+                    f"Subject '{subject}' Version {row.version} was soft deleted. Set "
+                    "permanent=true to delete permanently"
+                )
             if permanent:
                 if not row.deleted:
                     raise VersionNotSoftDeletedError(
@@ -368,6 +379,16 @@ class SchemaStore:
                 row.compatibility = parsed.value
                 row.updated_at = utcnow()
         return parsed.value
+
+    def reset_global_config(self) -> str:
+        """Back to the default global level (BACKWARD); returns the level it had."""
+        with transaction(self._sessions) as session:
+            row = session.get(RegistryConfig, GLOBAL_CONFIG)
+            if row is None:
+                return DEFAULT_LEVEL.value
+            level = row.compatibility
+            session.delete(row)
+            return level
 
     def delete_config(self, subject: str) -> str:
         with transaction(self._sessions) as session:

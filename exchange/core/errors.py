@@ -28,7 +28,9 @@ classes and ``docs/errors.md`` the same)::
     │   ├── SubjectNotFoundError            subject_not_found
     │   ├── VersionNotFoundError            version_not_found
     │   ├── SchemaNotInSubjectError         schema_not_in_subject
+    │   ├── SubjectSoftDeletedError         subject_soft_deleted
     │   ├── SubjectNotSoftDeletedError      subject_not_soft_deleted
+    │   ├── VersionSoftDeletedError         version_soft_deleted
     │   ├── VersionNotSoftDeletedError      version_not_soft_deleted
     │   ├── ConfigNotFoundError             subject_config_not_found
     │   ├── IncompatibleSchemaError         incompatible_schema
@@ -158,10 +160,22 @@ class SchemaNotInSubjectError(RegistryError):
     code = "schema_not_in_subject"
 
 
+class SubjectSoftDeletedError(RegistryError):
+    """A soft delete of a subject whose versions are all soft-deleted already."""
+
+    code = "subject_soft_deleted"
+
+
 class SubjectNotSoftDeletedError(RegistryError):
     """A permanent delete of a subject that was not soft-deleted first."""
 
     code = "subject_not_soft_deleted"
+
+
+class VersionSoftDeletedError(RegistryError):
+    """A soft delete of a version that is soft-deleted already."""
+
+    code = "version_soft_deleted"
 
 
 class VersionNotSoftDeletedError(RegistryError):
@@ -386,11 +400,13 @@ __all__ = [
     "StackError",
     "SubjectNotFoundError",
     "SubjectNotSoftDeletedError",
+    "SubjectSoftDeletedError",
     "TreeHeadNotFoundError",
     "UnverifiedRecordError",
     "ValidationError",
     "VersionNotFoundError",
     "VersionNotSoftDeletedError",
+    "VersionSoftDeletedError",
     "WireFormatError",
     "WorkerError",
 ]

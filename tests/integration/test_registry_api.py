@@ -173,7 +173,7 @@ def test_incompatible_version_is_refused_and_nothing_changes(registry: Registry)
         ).status_code
         == 200
     )
-    assert registry.call("DELETE", "/config/v-value").json() == {"compatibility": "NONE"}
+    assert registry.call("DELETE", "/config/v-value").json() == {"compatibilityLevel": "NONE"}
     assert registry.call("GET", "/config/v-value", params={"defaultToGlobal": "true"}).json() == {
         "compatibilityLevel": "BACKWARD"
     }
@@ -183,6 +183,9 @@ def test_incompatible_version_is_refused_and_nothing_changes(registry: Registry)
         "compatibility": "FULL_TRANSITIVE"
     }
     assert registry.call("GET", "/config").json() == {"compatibilityLevel": "FULL_TRANSITIVE"}
+    # DELETE /config answers the level it had and goes back to the default, as Confluent does.
+    assert registry.call("DELETE", "/config").json() == {"compatibilityLevel": "FULL_TRANSITIVE"}
+    assert registry.call("GET", "/config").json() == {"compatibilityLevel": "BACKWARD"}
 
 
 def test_errors_use_confluent_codes(registry: Registry) -> None:
@@ -247,6 +250,8 @@ def test_soft_and_permanent_deletes(registry: Registry) -> None:
     )
     assert hard_first.json()["error_code"] == 40407
     assert registry.call("DELETE", "/subjects/d-value/versions/1").json() == 1
+    again = registry.call("DELETE", "/subjects/d-value/versions/1")
+    assert (again.status_code, again.json()["error_code"]) == (404, 40406)
     assert registry.call("GET", "/subjects/d-value/versions").json() == [2]
     assert registry.call(
         "GET", "/subjects/d-value/versions", params={"deleted": "true"}
@@ -259,6 +264,8 @@ def test_soft_and_permanent_deletes(registry: Registry) -> None:
         == 40405
     )
     assert registry.call("DELETE", "/subjects/d-value").json() == [2]
+    twice = registry.call("DELETE", "/subjects/d-value")
+    assert (twice.status_code, twice.json()["error_code"]) == (404, 40404)
     assert registry.call("GET", "/subjects").json() == []
     assert registry.call("GET", "/subjects", params={"deleted": "true"}).json() == ["d-value"]
     assert registry.call("DELETE", "/subjects/d-value", params={"permanent": "true"}).json() == [
