@@ -101,23 +101,36 @@ SchemaBody = Annotated[dict[str, Any], Body()]
 Deleted = Annotated[bool, Query(description="Include soft-deleted subjects or versions.")]
 # Confluent's schema ids are 32-bit; a larger number is refused (422), not sent to the database.
 SchemaId = Annotated[int, PathParam(ge=0, le=2**31 - 1, description="The schema's global id.")]
+DeletedOnly = Annotated[
+    bool, Query(alias="deletedOnly", description="Only soft-deleted subjects or versions.")
+]
+FetchMaxId = Annotated[
+    bool, Query(alias="fetchMaxId", description="Also answer the largest id given (maxId).")
+]
 Permanent = Annotated[bool, Query(description="Hard delete (only after a soft delete).")]
 
 
 @router.get("/subjects", summary="List subjects")
-def list_subjects(state: StateDep, request: Request, deleted: Deleted = False) -> JSONResponse:
+def list_subjects(
+    state: StateDep, request: Request, deleted: Deleted = False, deleted_only: DeletedOnly = False
+) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
-    return reply(_store(state).subjects(include_deleted=deleted))
+    return reply(_store(state).subjects(include_deleted=deleted, deleted_only=deleted_only))
 
 
 @router.get(
     "/subjects/{subject}/versions", summary="List a subject's versions", responses=NOT_FOUND
 )
 def list_versions(
-    state: StateDep, request: Request, subject: str, deleted: Deleted = False
+    state: StateDep,
+    request: Request,
+    subject: str,
+    deleted: Deleted = False,
+    deleted_only: DeletedOnly = False,
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
-    return reply(_store(state).versions(subject, include_deleted=deleted))
+    store = _store(state)
+    return reply(store.versions(subject, include_deleted=deleted, deleted_only=deleted_only))
 
 
 @router.get(
@@ -171,7 +184,7 @@ def lookup(
     state: StateDep, request: Request, subject: str, body: SchemaBody, deleted: Deleted = False
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
-    found = _store(state).lookup(subject, _schema_body(body).avro())
+    found = _store(state).lookup(subject, _schema_body(body).avro(), include_deleted=deleted)
     return reply(
         {
             "subject": found.subject,
@@ -205,9 +218,15 @@ def delete_version(
 @router.get(
     "/schemas/ids/{schema_id}", summary="Get a schema by its global id", responses=NOT_FOUND
 )
-def get_schema(state: StateDep, request: Request, schema_id: SchemaId) -> JSONResponse:
+def get_schema(
+    state: StateDep, request: Request, schema_id: SchemaId, fetch_max_id: FetchMaxId = False
+) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
-    return reply({"schema": _store(state).schema_text(schema_id)})
+    store = _store(state)
+    answer: dict[str, Any] = {"schema": store.schema_text(schema_id)}
+    if fetch_max_id:
+        answer["maxId"] = store.max_id()
+    return reply(answer)
 
 
 @router.get("/schemas/ids/{schema_id}/schema", summary="A schema by its id, unwrapped",

@@ -170,25 +170,35 @@ class SchemaStore:
             )
             return record.id
 
-    def lookup(self, subject: str, schema: dict[str, Any] | str) -> RegisteredVersion:
-        """The live version of ``subject`` holding ``schema`` (the whole schema, as ids)."""
+    def lookup(
+        self, subject: str, schema: dict[str, Any] | str, *, include_deleted: bool = False
+    ) -> RegisteredVersion:
+        """The version of ``subject`` holding ``schema`` (the whole schema, as ids): a live
+        one, or with ``include_deleted`` a soft-deleted one too (the newest first)."""
         fingerprint = fingerprint_of(schema)
         with self._sessions() as session:
-            if not self._live_versions(session, subject):
+            if not self._versions(session, subject, include_deleted):
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-            row = session.execute(
+            query = (
                 select(SubjectVersion, SchemaRecord)
                 .join(SchemaRecord, SchemaRecord.id == SubjectVersion.schema_id)
-                .where(
-                    SubjectVersion.subject == subject,
-                    SubjectVersion.deleted.is_(False),
-                    SchemaRecord.fingerprint == fingerprint,
-                )
-            ).first()
+                .where(SubjectVersion.subject == subject, SchemaRecord.fingerprint == fingerprint)
+                .order_by(SubjectVersion.deleted, SubjectVersion.version.desc())
+            )
+            if not include_deleted:
+                query = query.where(SubjectVersion.deleted.is_(False))
+            row = session.execute(query).first()
         if row is None:
             raise SchemaNotInSubjectError(f"Schema not found under subject '{subject}'.")
         version, record = row
-        return RegisteredVersion(subject, version.version, record.id, record.schema_json, False)
+        return RegisteredVersion(
+            subject, version.version, record.id, record.schema_json, version.deleted
+        )
+
+    def max_id(self) -> int:
+        """The largest schema id given so far (0 before the first)."""
+        with self._sessions() as session:
+            return session.scalar(select(func.max(SchemaRecord.id))) or 0
 
     def uses_of(self, schema_id: int, *, include_deleted: bool = False) -> list[tuple[str, int]]:
         """The (subject, version) pairs that hold ``schema_id``, by subject then version.
@@ -247,19 +257,29 @@ class SchemaStore:
             subjects.setdefault(schema_id, []).append(subject)
         return {i: s for i, s in subjects.items() if len(s) > 1}
 
-    def subjects(self, *, include_deleted: bool = False) -> list[str]:
-        query = select(SubjectVersion.subject).distinct().order_by(SubjectVersion.subject)
-        if not include_deleted:
-            query = query.where(SubjectVersion.deleted.is_(False))
+    def subjects(self, *, include_deleted: bool = False, deleted_only: bool = False) -> list[str]:
+        """The subjects with a live version; with ``include_deleted`` also those whose
+        versions are all soft-deleted, with ``deleted_only`` only those."""
         with self._sessions() as session:
-            return list(session.scalars(query))
+            rows = session.execute(
+                select(SubjectVersion.subject, SubjectVersion.deleted).distinct()
+            ).all()
+        live = {subject for subject, deleted in rows if not deleted}
+        every = {subject for subject, _ in rows}
+        if deleted_only:
+            return sorted(every - live)
+        return sorted(every if include_deleted else live)
 
-    def versions(self, subject: str, *, include_deleted: bool = False) -> list[int]:
+    def versions(
+        self, subject: str, *, include_deleted: bool = False, deleted_only: bool = False
+    ) -> list[int]:
+        """The subject's live versions; with ``include_deleted`` the soft-deleted ones too,
+        with ``deleted_only`` only those. SubjectNotFoundError if it has none at all."""
         with self._sessions() as session:
-            rows = self._versions(session, subject, include_deleted)
+            rows = self._versions(session, subject, include_deleted or deleted_only)
         if not rows:
             raise SubjectNotFoundError(f"Subject '{subject}' not found.")
-        return [r.version for r in rows]
+        return [r.version for r in rows if r.deleted or not deleted_only]
 
     def get_version(
         self, subject: str, version: Version, *, include_deleted: bool = False

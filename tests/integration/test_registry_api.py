@@ -252,6 +252,15 @@ def test_soft_and_permanent_deletes(registry: Registry) -> None:
     assert registry.call("DELETE", "/subjects/d-value/versions/1").json() == 1
     again = registry.call("DELETE", "/subjects/d-value/versions/1")
     assert (again.status_code, again.json()["error_code"]) == (404, 40406)
+    assert registry.call(
+        "GET", "/subjects/d-value/versions", params={"deletedOnly": "true"}
+    ).json() == [1]
+    live_only = registry.call("POST", "/subjects/d-value", json={"schema": json.dumps(V1)})
+    assert live_only.json()["error_code"] == 40403
+    found = registry.call(
+        "POST", "/subjects/d-value", params={"deleted": "true"}, json={"schema": json.dumps(V1)}
+    ).json()
+    assert (found["version"], found["id"]) == (1, schema_id)
     assert registry.call("GET", "/subjects/d-value/versions").json() == [2]
     assert registry.call(
         "GET", "/subjects/d-value/versions", params={"deleted": "true"}
@@ -268,6 +277,7 @@ def test_soft_and_permanent_deletes(registry: Registry) -> None:
     assert (twice.status_code, twice.json()["error_code"]) == (404, 40404)
     assert registry.call("GET", "/subjects").json() == []
     assert registry.call("GET", "/subjects", params={"deleted": "true"}).json() == ["d-value"]
+    assert registry.call("GET", "/subjects", params={"deletedOnly": "true"}).json() == ["d-value"]
     assert registry.call("DELETE", "/subjects/d-value", params={"permanent": "true"}).json() == [
         1,
         2,
@@ -280,6 +290,8 @@ def test_soft_and_permanent_deletes(registry: Registry) -> None:
     )
     # Records already on a topic stay decodable: the id still resolves.
     assert registry.call("GET", f"/schemas/ids/{schema_id}").status_code == 200
+    with_max = registry.call("GET", f"/schemas/ids/{schema_id}", params={"fetchMaxId": "true"})
+    assert with_max.json()["maxId"] == schema_id + 1  # V2_OPTIONAL's, the last given
 
 
 def test_every_registry_request_is_audited(registry: Registry) -> None:
