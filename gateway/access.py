@@ -29,7 +29,7 @@ from exchange.core.errors import (
 from exchange.identity import apikeys, ratelimit
 from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
-from gateway.problems import status_for
+from gateway.problems import is_registry, status_for
 
 
 def presented_key(request: Request) -> str | None:
@@ -91,7 +91,8 @@ def identify(
             identity.department,
             identity.role,
         )
-    state.rate_limiter.acquire(identity.limit_key)
+    limiter = state.registry_rate_limiter if is_registry(request) else state.rate_limiter
+    limiter.acquire(identity.limit_key)
     return identity
 
 

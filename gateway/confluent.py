@@ -35,6 +35,7 @@ ERROR_CODES: dict[type[ExchangeError], int] = {
     errors.InvalidSchemaError: 42201,
     errors.InvalidVersionError: 42202,
     errors.InvalidCompatibilityLevelError: 42203,
+    errors.RateLimitedError: 42901,
 }
 # Any other error: Confluent's codes for a refused credential or role, 50001 for a server
 # error, else the HTTP status itself.

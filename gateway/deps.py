@@ -38,6 +38,10 @@ class AppState:
         )
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
+        # The schema registry API's callers (services' serializers) are counted apart.
+        self.registry_rate_limiter = RateLimiter(
+            gw.registry_rate_limit_per_minute, gw.registry_rate_limit_burst
+        )
         self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)
         self.oidc: OidcVerifier | None = None
         if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:

@@ -133,7 +133,8 @@ def _headers(exc: ExchangeError) -> dict[str, str] | None:
     return None
 
 
-def _is_registry(request: Request) -> bool:
+def is_registry(request: Request) -> bool:
+    """Whether the request is one of the schema registry API's (under /registry)."""
     return request.url.path.startswith(REGISTRY_PREFIX)
 
 
@@ -144,7 +145,7 @@ def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
     if status >= 500:
         log.error("request failed: %s: %s", exc.code, exc.message)
     headers = _headers(exc)
-    if _is_registry(request):
+    if is_registry(request):
         return confluent.error_response(
             status, confluent.error_code(exc, status), exc.message, headers
         )
@@ -162,7 +163,7 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()))
             parts.append(f"{loc}: {err.get('msg')}")
-        if _is_registry(request):
+        if is_registry(request):
             return confluent.error_response(
                 422,
                 confluent.ERROR_CODES[InvalidSchemaError] if "schema" in "".join(parts) else 422,
@@ -172,7 +173,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if _is_registry(request):
+        if is_registry(request):
             return confluent.error_response(exc.status_code, exc.status_code, str(exc.detail))
         return problem(
             exc.status_code, "HTTP error", str(exc.detail), f"http_{exc.status_code}", request

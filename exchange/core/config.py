@@ -82,6 +82,21 @@ class GatewaySettings(_Section):
         description="How many requests an identity may make at once before the per-minute "
         "rate applies (the token bucket's size). Default: 100.",
     )
+    registry_rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests a minute each identity may make to the schema registry API "
+        "(/registry), counted apart from the rate limit of the other routes: serializers and "
+        "deserializers of services call it at start and on cache misses. Over it the gateway "
+        "answers 429 with Confluent's error_code 42901 and Retry-After. 0 turns it off. "
+        "Default: 6000.",
+    )
+    registry_rate_limit_burst: int = Field(
+        default=1000,
+        ge=1,
+        description="How many schema registry requests an identity may make at once before "
+        "the per-minute rate applies. Default: 1000.",
+    )
     catalogue_cache_ttl_s: float = Field(
         default=2.0,
         ge=0,

@@ -479,3 +479,38 @@ def test_the_lookups_confluent_clients_and_tools_use(registry: Registry) -> None
     ]
     missing = registry.call("GET", "/schemas/ids/999999/subjects")
     assert (missing.status_code, missing.json()["error_code"]) == (404, 40403)
+
+
+def test_the_registry_api_has_a_rate_limit_of_its_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with transaction(sessions) as session:
+        key = create_key(session, actor="svc", department="market", role="publisher")
+    settings = Settings(
+        database_url=url,
+        linkage_key="k",
+        master_key=MASTER_KEY_B64,
+        gateway={"registry_rate_limit_per_minute": 1, "registry_rate_limit_burst": 2,
+                 "rate_limit_per_minute": 1, "rate_limit_burst": 3},
+    )  # fmt: skip
+    headers = {"X-API-Key": key}
+    try:
+        with running_gateway(settings) as base:
+            registry_answers = [
+                httpx.get(f"{base}/registry/subjects", headers=headers, timeout=30)
+                for _ in range(3)
+            ]
+            assert [a.status_code for a in registry_answers] == [200, 200, 429]
+            spent = registry_answers[-1]
+            assert spent.json()["error_code"] == 42901
+            assert int(spent.headers["Retry-After"]) >= 1
+            # The other routes count apart: three more requests are within their burst.
+            others = [
+                httpx.get(f"{base}/v1/catalogue/datasets", headers=headers, timeout=30)
+                for _ in range(3)
+            ]
+            assert all(a.status_code != 429 for a in others), [a.text for a in others]
+    finally:
+        engine.dispose()

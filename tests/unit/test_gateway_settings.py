@@ -23,6 +23,10 @@ def test_defaults_limit_rates_and_turn_oidc_off() -> None:
     gateway = load_settings().gateway
 
     assert (gateway.rate_limit_per_minute, gateway.rate_limit_burst) == (600, 100)
+    assert (gateway.registry_rate_limit_per_minute, gateway.registry_rate_limit_burst) == (
+        6000,
+        1000,
+    )
     assert (gateway.oidc_jwks_url, gateway.oidc_issuer, gateway.oidc_audience) == (
         None,
         None,
@@ -47,7 +51,15 @@ def test_a_jwks_url_without_issuer_and_audience_is_refused() -> None:
         load_settings(gateway={"oidc_jwks_url": "https://idp/certs"})
 
 
-@pytest.mark.parametrize("bad", [{"rate_limit_per_minute": -1}, {"rate_limit_burst": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate_limit_per_minute": -1},
+        {"rate_limit_burst": 0},
+        {"registry_rate_limit_per_minute": -1},
+        {"registry_rate_limit_burst": 0},
+    ],
+)
 def test_negative_limits_are_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ConfigError, match="rate_limit"):
         load_settings(gateway=bad)
