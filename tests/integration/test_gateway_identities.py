@@ -389,7 +389,14 @@ def test_a_disabled_user_gets_no_new_key(gw: Gateway) -> None:
 
 @pytest.fixture
 def limited(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    yield from _gateway(tmp_path, request, rate_limit_per_minute=1, rate_limit_burst=3)
+    yield from _gateway(
+        tmp_path,
+        request,
+        rate_limit_per_minute=1,
+        rate_limit_burst=3,
+        registry_rate_limit_per_minute=1,
+        registry_rate_limit_burst=3,
+    )
 
 
 def test_the_request_after_the_burst_gets_429_with_retry_after_and_is_audited(
@@ -422,7 +429,7 @@ def test_the_schema_registry_answers_429_in_confluents_shape(limited: Gateway) -
     response = limited.client.get("/registry/subjects", headers={"Authorization": basic})
 
     assert response.status_code == 429
-    assert response.json()["error_code"] == 429
+    assert response.json()["error_code"] == 42901  # Confluent's code for a spent rate limit
     assert "retry-after" in response.headers
 
 
