@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.core.db import make_engine, migrate, session_factory
-from exchange.core.errors import IncompatibleSchemaError
+from exchange.core.errors import IncompatibleSchemaError, SubjectNotFoundError
 from schemas.compatibility import CompatibilityLevel
 from schemas.store import SchemaStore, schema_form
 
@@ -80,7 +80,7 @@ def test_registration_refuses_exactly_what_the_check_refuses(
 def _versions(store: SchemaStore, subject: str) -> list[int]:
     try:
         return store.versions(subject)
-    except Exception:
+    except SubjectNotFoundError:
         return []
 
 
