@@ -31,10 +31,14 @@ ERROR_CODES: dict[type[ExchangeError], int] = {
     errors.VersionSoftDeletedError: 40406,
     errors.VersionNotSoftDeletedError: 40407,
     errors.ConfigNotFoundError: 40408,
+    errors.ModeNotFoundError: 40409,
     errors.IncompatibleSchemaError: 409,
     errors.InvalidSchemaError: 42201,
     errors.InvalidVersionError: 42202,
     errors.InvalidCompatibilityLevelError: 42203,
+    errors.InvalidModeError: 42204,
+    errors.OperationNotPermittedError: 42205,
+    errors.ReferenceExistsError: 42206,
     errors.RateLimitedError: 42901,
 }
 # Any other error: Confluent's codes for a refused credential or role, 50001 for a server

@@ -17,16 +17,19 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
 
 from exchange.core.errors import InvalidSchemaError
 from gateway.access import authorize
 from gateway.confluent import MEDIA_TYPE
 from gateway.deps import AppState, StateDep
-from schemas.store import SchemaStore
+from schemas.references import Reference, parse_references
+from schemas.store import RegisteredVersion, SchemaStore
 
 CONTENT_TYPE = MEDIA_TYPE
 READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
 WRITERS = frozenset({"publisher", "admin"})
+ADMINS = frozenset({"admin"})
 
 
 class RegistryJSONResponse(JSONResponse):
@@ -57,35 +60,59 @@ REGISTER_ERRORS = {
 
 
 class SchemaRequest(BaseModel):
-    """A schema as Confluent's clients send it."""
+    """A schema as Confluent's clients send it: ``schema``, ``schemaType``, ``references``,
+    and (for imports) ``id`` and ``version``."""
 
     model_config = ConfigDict(extra="allow")
 
     schema_: str | None = None
     schemaType: str | None = None
     references: list[Any] | None = None
+    id: int | None = None
+    version: int | None = None
 
     def avro(self) -> str:
         if self.schemaType not in (None, "AVRO"):
             raise InvalidSchemaError(
                 f"Invalid schema type {self.schemaType}: only AVRO schemas are supported"
             )
-        if self.references:
-            raise InvalidSchemaError("Invalid schema: schema references are not supported")
         if not self.schema_:
             raise InvalidSchemaError("Invalid schema: the request has no 'schema'")
         return self.schema_
+
+    def refs(self) -> list[Reference]:
+        return parse_references(self.references)
 
 
 def _schema_body(body: dict[str, Any]) -> SchemaRequest:
     data = dict(body)
     if "schema" in data:
         data["schema_"] = data.pop("schema")
-    return SchemaRequest.model_validate(data)
+    try:
+        return SchemaRequest.model_validate(data)
+    except PydanticValidationError as exc:
+        raise InvalidSchemaError(f"Invalid request: {exc.errors()[0]['msg']}") from exc
+
+
+def _version_body(found: RegisteredVersion) -> dict[str, Any]:
+    """A subject version as Confluent answers it (``references`` only when there are any)."""
+    answer: dict[str, Any] = {
+        "subject": found.subject,
+        "version": found.version,
+        "id": found.schema_id,
+        "schema": found.schema,
+    }
+    if found.references:
+        answer["references"] = [r.to_json() for r in found.references]
+    return answer
 
 
 class ConfigRequest(BaseModel):
     compatibility: str
+
+
+class ModeRequest(BaseModel):
+    mode: str
 
 
 def reply(content: Any, status: int = 200) -> JSONResponse:
@@ -108,6 +135,10 @@ FetchMaxId = Annotated[
     bool, Query(alias="fetchMaxId", description="Also answer the largest id given (maxId).")
 ]
 Permanent = Annotated[bool, Query(description="Hard delete (only after a soft delete).")]
+Normalize = Annotated[
+    bool, Query(description="Use Confluent's normal form of the schema (schemas.normalize).")
+]
+Force = Annotated[bool, Query(description="Set IMPORT even where schemas are registered.")]
 
 
 @router.get("/subjects", summary="List subjects")
@@ -141,14 +172,7 @@ def get_version(
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
     found = _store(state).get_version(subject, version, include_deleted=deleted)
-    return reply(
-        {
-            "subject": found.subject,
-            "version": found.version,
-            "id": found.schema_id,
-            "schema": found.schema,
-        }
-    )
+    return reply(_version_body(found))
 
 
 @router.get(
@@ -169,9 +193,19 @@ def get_version_schema(
     summary="Register a schema under a subject",
     responses=REGISTER_ERRORS,
 )
-def register(state: StateDep, request: Request, subject: str, body: SchemaBody) -> JSONResponse:
+def register(
+    state: StateDep, request: Request, subject: str, body: SchemaBody, normalize: Normalize = False
+) -> JSONResponse:
     authorize(state, request, action="registry.register", roles=WRITERS, dataset=subject)
-    schema_id = _store(state).register(subject, _schema_body(body).avro())
+    asked = _schema_body(body)
+    schema_id = _store(state).register(
+        subject,
+        asked.avro(),
+        references=asked.refs(),
+        schema_id=asked.id,
+        version=asked.version,
+        normalize=normalize,
+    )
     return reply({"id": schema_id})
 
 
@@ -181,18 +215,23 @@ def register(state: StateDep, request: Request, subject: str, body: SchemaBody) 
     responses=NOT_FOUND,
 )
 def lookup(
-    state: StateDep, request: Request, subject: str, body: SchemaBody, deleted: Deleted = False
+    state: StateDep,
+    request: Request,
+    subject: str,
+    body: SchemaBody,
+    deleted: Deleted = False,
+    normalize: Normalize = False,
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
-    found = _store(state).lookup(subject, _schema_body(body).avro(), include_deleted=deleted)
-    return reply(
-        {
-            "subject": found.subject,
-            "version": found.version,
-            "id": found.schema_id,
-            "schema": found.schema,
-        }
+    asked = _schema_body(body)
+    found = _store(state).lookup(
+        subject,
+        asked.avro(),
+        references=asked.refs(),
+        include_deleted=deleted,
+        normalize=normalize,
     )
+    return reply(_version_body(found))
 
 
 @router.delete(
@@ -223,7 +262,10 @@ def get_schema(
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
     store = _store(state)
-    answer: dict[str, Any] = {"schema": store.schema_text(schema_id)}
+    schema, references = store.schema_of(schema_id)
+    answer: dict[str, Any] = {"schema": schema}
+    if references:
+        answer["references"] = [r.to_json() for r in references]
     if fetch_max_id:
         answer["maxId"] = store.max_id()
     return reply(answer)
@@ -233,7 +275,7 @@ def get_schema(
             responses=NOT_FOUND)  # fmt: skip
 def get_schema_only(state: StateDep, request: Request, schema_id: SchemaId) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
-    return reply(json.loads(_store(state).schema_text(schema_id)))
+    return reply(json.loads(_store(state).schema_of(schema_id)[0]))
 
 
 @router.get("/schemas/ids/{schema_id}/subjects", summary="The subjects holding a schema id",
@@ -268,10 +310,7 @@ def list_schemas(
     found = _store(state).all_versions(
         subject_prefix=subject_prefix, include_deleted=deleted, latest_only=latest_only
     )
-    return reply([
-        {"subject": v.subject, "version": v.version, "id": v.schema_id, "schema": v.schema}
-        for v in found
-    ])  # fmt: skip
+    return reply([_version_body(v) for v in found])
 
 
 @router.get("/schemas/types", summary="The schema types this registry accepts")
@@ -299,9 +338,14 @@ def root(state: StateDep, request: Request) -> JSONResponse:
     "registration checks; a subject with no versions accepts any schema.",
 )
 def check_registration(
-    state: StateDep, request: Request, subject: str, body: SchemaBody, verbose: bool = False
+    state: StateDep,
+    request: Request,
+    subject: str,
+    body: SchemaBody,
+    verbose: bool = False,
+    normalize: Normalize = False,
 ) -> JSONResponse:
-    return _compatibility(state, request, subject, None, body, verbose)
+    return _compatibility(state, request, subject, None, body, verbose, normalize)
 
 
 @router.post(
@@ -316,8 +360,9 @@ def check_compatibility(
     version: str,
     body: SchemaBody,
     verbose: bool = False,
+    normalize: Normalize = False,
 ) -> JSONResponse:
-    return _compatibility(state, request, subject, version, body, verbose)
+    return _compatibility(state, request, subject, version, body, verbose, normalize)
 
 
 def _compatibility(
@@ -327,9 +372,13 @@ def _compatibility(
     version: str | None,
     body: SchemaBody,
     verbose: bool,
+    normalize: bool,
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
-    problems = _store(state).check(subject, _schema_body(body).avro(), version)
+    asked = _schema_body(body)
+    problems = _store(state).check(
+        subject, asked.avro(), version, references=asked.refs(), normalize=normalize
+    )
     result: dict[str, Any] = {"is_compatible": not problems}
     if verbose:
         result["messages"] = [
@@ -387,3 +436,59 @@ def put_subject_config(
 def delete_subject_config(state: StateDep, request: Request, subject: str) -> JSONResponse:
     authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
     return reply({"compatibilityLevel": _store(state).delete_config(subject)})
+
+
+@router.get(
+    "/subjects/{subject}/versions/{version}/referencedby",
+    summary="The ids of the schemas that reference this version",
+    responses=NOT_FOUND,
+)
+def referenced_by(state: StateDep, request: Request, subject: str, version: str) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    return reply(_store(state).referenced_by(subject, version))
+
+
+@router.get("/mode", summary="The global mode (READWRITE, READONLY or IMPORT)")
+def get_global_mode(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS)
+    return reply({"mode": _store(state).get_mode()})
+
+
+@router.put("/mode", summary="Set the global mode (IMPORT only on an empty registry, or force)")
+def put_global_mode(
+    state: StateDep, request: Request, body: ModeRequest, force: Force = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=ADMINS)
+    return reply({"mode": _store(state).set_mode(body.mode, force=force)})
+
+
+@router.delete("/mode", summary="Reset the global mode to READWRITE")
+def delete_global_mode(state: StateDep, request: Request) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=ADMINS)
+    return reply({"mode": _store(state).delete_mode()})
+
+
+@router.get("/mode/{subject}", summary="A subject's mode", responses=NOT_FOUND)
+def get_subject_mode(
+    state: StateDep, request: Request, subject: str, defaultToGlobal: bool = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.read", roles=READERS, dataset=subject)
+    return reply({"mode": _store(state).get_mode(subject, default_to_global=defaultToGlobal)})
+
+
+@router.put("/mode/{subject}", summary="Set a subject's mode")
+def put_subject_mode(
+    state: StateDep, request: Request, subject: str, body: ModeRequest, force: Force = False
+) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
+    return reply({"mode": _store(state).set_mode(body.mode, subject, force=force)})
+
+
+@router.delete(
+    "/mode/{subject}",
+    summary="Remove a subject's mode (the global one applies)",
+    responses=NOT_FOUND,
+)
+def delete_subject_mode(state: StateDep, request: Request, subject: str) -> JSONResponse:
+    authorize(state, request, action="registry.configure", roles=WRITERS, dataset=subject)
+    return reply({"mode": _store(state).delete_mode(subject)})

@@ -13,6 +13,13 @@ the global level, BACKWARD by default), checked with Avro's resolution rules
 delete hides a version; a permanent delete is allowed only after a soft one.
 Schema ids stay resolvable after any delete, so records already on a topic can
 always be decoded.
+
+Schema references (named types defined in another subject's version) are stored
+with the schema and are part of its identity; the registry reads such a schema
+with the references' definitions in place (:mod:`schemas.references`). Modes
+follow Confluent's: READWRITE, READONLY (no registration, delete or configuration)
+and IMPORT (registrations carry the id, and version, they had in the registry they
+come from; no compatibility check), global or per subject.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, to_parsing_canonical_form
 from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.core.db import transaction, utcnow
@@ -32,8 +40,12 @@ from exchange.core.errors import (
     ConfigNotFoundError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
+    InvalidModeError,
     InvalidSchemaError,
     InvalidVersionError,
+    ModeNotFoundError,
+    OperationNotPermittedError,
+    ReferenceExistsError,
     SchemaNotFoundError,
     SchemaNotInSubjectError,
     SubjectNotFoundError,
@@ -43,11 +55,22 @@ from exchange.core.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
-from exchange.core.models import GLOBAL_CONFIG, RegistryConfig, SchemaRecord, SubjectVersion
+from exchange.core.models import (
+    GLOBAL_CONFIG,
+    RegistryConfig,
+    RegistryMode,
+    SchemaRecord,
+    SchemaReference,
+    SubjectVersion,
+)
 from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
+from schemas.references import Reference, defined_name, expand_text
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
+MODES = ("READWRITE", "READONLY", "IMPORT")
+DEFAULT_MODE = "READWRITE"
 Version = int | str
+References = tuple[Reference, ...] | list[Reference]
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,7 @@ class RegisteredVersion:
     schema_id: int
     schema: str
     deleted: bool
+    references: tuple[Reference, ...] = ()
 
 
 def schema_form(schema: dict[str, Any] | str) -> str:
@@ -73,9 +97,19 @@ def schema_form(schema: dict[str, Any] | str) -> str:
     return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def fingerprint_of(schema: dict[str, Any] | str) -> str:
-    """The stored fingerprint of a schema: SHA-256 of :func:`schema_form`, hex."""
-    return hashlib.sha256(schema_form(schema).encode()).hexdigest()
+def fingerprint_of(schema: dict[str, Any] | str, references: References = ()) -> str:
+    """The stored fingerprint of a schema and its references: SHA-256, hex, of
+    :func:`schema_form` (not validated here), followed by the references in order
+    when there are any (so a schema without references keeps the fingerprint
+    migration 0008 gave it)."""
+    try:
+        raw = json.loads(schema) if isinstance(schema, str) else schema
+    except ValueError as exc:
+        raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
+    form = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if references:
+        form += "\n" + json.dumps([r.to_json() for r in references], sort_keys=True)
+    return hashlib.sha256(form.encode()).hexdigest()
 
 
 def canonical_form(schema: dict[str, Any] | str) -> str:
@@ -86,6 +120,12 @@ def canonical_form(schema: dict[str, Any] | str) -> str:
     except (ValueError, TypeError, KeyError, SchemaParseException) as exc:
         raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
     return str(to_parsing_canonical_form(parsed))
+
+
+def parse_mode(mode: str) -> str:
+    if mode.upper() not in MODES:
+        raise InvalidModeError(f"Invalid mode {mode!r}; valid modes are " + ", ".join(MODES))
+    return mode.upper()
 
 
 def parse_level(level: str) -> CompatibilityLevel:
@@ -111,12 +151,25 @@ def incompatibility_error(problems: list[Incompatibility]) -> IncompatibleSchema
     )
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A schema ready to register, look up or check: its text as it will be stored, the
+    references, the fingerprint, and the self-contained text the registry reads."""
+
+    text: str
+    references: tuple[Reference, ...]
+    fingerprint: str
+    canonical: str
+    expanded: str
+
+
 class SchemaStore:
     """Subjects, versions, schemas and compatibility levels kept in the SQL database."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._by_id: dict[int, str] = {}
+        self._raw_by_id: dict[int, tuple[str, tuple[Reference, ...]]] = {}
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -124,76 +177,190 @@ class SchemaStore:
 
     # -- schemas and versions --------------------------------------------------
 
-    def register(self, subject: str, schema: dict[str, Any] | str) -> int:
+    def register(
+        self,
+        subject: str,
+        schema: dict[str, Any] | str,
+        *,
+        references: References = (),
+        schema_id: int | None = None,
+        version: int | None = None,
+        normalize: bool = False,
+    ) -> int:
         """Register ``schema`` under ``subject``; return its global id.
 
         Idempotent: a schema already live under the subject returns its id
         without a compatibility check. Raises IncompatibleSchemaError (naming
         each field and rule broken) or InvalidSchemaError; nothing changes then.
+
+        ``schema_id`` and ``version`` are Confluent's explicit ``id`` and ``version``:
+        in IMPORT mode the id is required and kept (refused if it already stands for
+        a different schema), the version is kept (the next one if not given) and no
+        compatibility is checked; outside it, an id is accepted only if it is the
+        schema's own already, and a version only if it is the next one. In READONLY
+        mode nothing is registered. ``normalize`` registers Confluent's normal form
+        of the schema (:func:`schemas.normalize.normalized_form`).
         """
-        text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
-        canonical = canonical_form(schema)
-        fingerprint = fingerprint_of(schema)
+        if version is not None and version in (0, -1):
+            version = None  # Confluent's "not given"
+        if schema_id is not None and schema_id < 0:
+            schema_id = None
         with transaction(self._sessions) as session:
-            record = session.scalar(
-                select(SchemaRecord).where(SchemaRecord.fingerprint == fingerprint)
-            )
-            if record is not None:
-                live = session.scalar(
-                    select(SubjectVersion).where(
-                        SubjectVersion.subject == subject,
-                        SubjectVersion.schema_id == record.id,
-                        SubjectVersion.deleted.is_(False),
-                    )
+            mode = self._effective_mode(session, subject)
+            if mode == "READONLY":
+                raise OperationNotPermittedError(f"Subject {subject} is in read-only mode")
+            prepared = self._prepare(session, schema, references, normalize)
+            records = list(
+                session.scalars(
+                    select(SchemaRecord)
+                    .where(SchemaRecord.fingerprint == prepared.fingerprint)
+                    .order_by(SchemaRecord.id)
                 )
-                if live is not None:
-                    return record.id
+            )
+            ids = [r.id for r in records]
+            live = session.scalar(
+                select(SubjectVersion)
+                .where(
+                    SubjectVersion.subject == subject,
+                    SubjectVersion.schema_id.in_(ids),
+                    SubjectVersion.deleted.is_(False),
+                )
+                .order_by(SubjectVersion.version.desc())
+            ) if ids else None  # fmt: skip
+            if (
+                live is not None
+                and schema_id in (None, live.schema_id)
+                and version in (None, live.version)
+            ):
+                return live.schema_id
+            if mode == "IMPORT":
+                return self._import(session, subject, prepared, schema_id, version)
+            if schema_id is not None and schema_id not in ids:
+                raise OperationNotPermittedError(f"Subject {subject} is not in import mode")
+            latest = session.scalar(
+                select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
+            ) or 0  # fmt: skip
+            if version is not None and version != latest + 1:
+                raise InvalidSchemaError(
+                    f"Invalid schema: version {version} is not one more than the subject's "
+                    f"latest version ({latest})"
+                )
             existing = self._live_versions(session, subject)
             problems = check_level(
                 self._effective_level(session, subject),
-                text,
-                [(v.version, self._text(session, v.schema_id)) for v in existing],
+                prepared.expanded,
+                [(v.version, self._expanded(session, v.schema_id)) for v in existing],
             )
             if problems:
                 raise incompatibility_error(problems)
-            if record is None:
-                record = SchemaRecord(
-                    fingerprint=fingerprint, canonical=canonical, schema_json=text
-                )
-                session.add(record)
-                session.flush()
+            if schema_id is not None:
+                record_id = schema_id
+            elif records:
+                record_id = records[0].id
+            else:
+                record_id = self._add_schema(session, prepared, None)
+            session.add(SubjectVersion(subject=subject, version=latest + 1, schema_id=record_id))
+            return record_id
+
+    def _import(
+        self,
+        session: Session,
+        subject: str,
+        prepared: _Prepared,
+        schema_id: int | None,
+        version: int | None,
+    ) -> int:
+        """Registration in IMPORT mode: the id (required) and version are kept."""
+        if schema_id is None:
+            raise OperationNotPermittedError(f"Subject {subject} is not in read-write mode")
+        record = session.get(SchemaRecord, schema_id)
+        if record is None:
+            self._add_schema(session, prepared, schema_id)
+        elif record.fingerprint != prepared.fingerprint:
+            raise OperationNotPermittedError(
+                f"Overwrite new schema with id {schema_id} is not permitted."
+            )
+        if version is None:
             latest = session.scalar(
                 select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
             )
-            session.add(
-                SubjectVersion(subject=subject, version=(latest or 0) + 1, schema_id=record.id)
+            version = (latest or 0) + 1
+        row = session.scalar(
+            select(SubjectVersion).where(
+                SubjectVersion.subject == subject, SubjectVersion.version == version
             )
-            return record.id
+        )
+        if row is None:
+            session.add(SubjectVersion(subject=subject, version=version, schema_id=schema_id))
+        else:  # Confluent overwrites the version an import names
+            row.schema_id = schema_id
+            row.deleted = False
+        return schema_id
+
+    def _add_schema(self, session: Session, prepared: _Prepared, schema_id: int | None) -> int:
+        record = SchemaRecord(
+            fingerprint=prepared.fingerprint,
+            canonical=prepared.canonical,
+            schema_json=prepared.text,
+        )
+        if schema_id is not None:
+            record.id = schema_id
+        session.add(record)
+        session.flush()
+        for position, ref in enumerate(prepared.references):
+            session.add(
+                SchemaReference(
+                    schema_id=record.id,
+                    position=position,
+                    name=ref.name,
+                    subject=ref.subject,
+                    version=ref.version,
+                )
+            )
+        if schema_id is not None and session.get_bind().dialect.name == "postgresql":
+            # An explicit id does not move PostgreSQL's sequence: move it past the id, so
+            # that the next registration without one does not collide with it.
+            session.execute(
+                sql_text(
+                    "SELECT CASE WHEN nextval(pg_get_serial_sequence('schemas', 'id')) <= :id"
+                    " THEN setval(pg_get_serial_sequence('schemas', 'id'), :id) END"
+                ),
+                {"id": schema_id},
+            )
+        return record.id
 
     def lookup(
-        self, subject: str, schema: dict[str, Any] | str, *, include_deleted: bool = False
+        self,
+        subject: str,
+        schema: dict[str, Any] | str,
+        *,
+        references: References = (),
+        include_deleted: bool = False,
+        normalize: bool = False,
     ) -> RegisteredVersion:
-        """The version of ``subject`` holding ``schema`` (the whole schema, as ids): a live
-        one, or with ``include_deleted`` a soft-deleted one too (the newest first)."""
-        fingerprint = fingerprint_of(schema)
+        """The version of ``subject`` holding ``schema`` with ``references`` (the whole
+        schema, as ids): a live one, or with ``include_deleted`` a soft-deleted one too
+        (the newest first)."""
         with self._sessions() as session:
             if not self._versions(session, subject, include_deleted):
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            prepared = self._prepare(session, schema, references, normalize)
             query = (
                 select(SubjectVersion, SchemaRecord)
                 .join(SchemaRecord, SchemaRecord.id == SubjectVersion.schema_id)
-                .where(SubjectVersion.subject == subject, SchemaRecord.fingerprint == fingerprint)
+                .where(
+                    SubjectVersion.subject == subject,
+                    SchemaRecord.fingerprint == prepared.fingerprint,
+                )
                 .order_by(SubjectVersion.deleted, SubjectVersion.version.desc())
             )
             if not include_deleted:
                 query = query.where(SubjectVersion.deleted.is_(False))
             row = session.execute(query).first()
-        if row is None:
-            raise SchemaNotInSubjectError(f"Schema not found under subject '{subject}'.")
-        version, record = row
-        return RegisteredVersion(
-            subject, version.version, record.id, record.schema_json, version.deleted
-        )
+            if row is None:
+                raise SchemaNotInSubjectError(f"Schema not found under subject '{subject}'.")
+            version, record = row
+            return self._registered(session, version, record)
 
     def max_id(self) -> int:
         """The largest schema id given so far (0 before the first)."""
@@ -205,7 +372,7 @@ class SchemaStore:
 
         Raises SchemaNotFoundError for an id never given."""
         with self._sessions() as session:
-            self._text(session, schema_id)
+            self._record(session, schema_id)
             query = select(SubjectVersion.subject, SubjectVersion.version).where(
                 SubjectVersion.schema_id == schema_id
             )
@@ -227,12 +394,7 @@ class SchemaStore:
             rows = session.scalars(
                 query.order_by(SubjectVersion.subject, SubjectVersion.version)
             ).all()
-            found = [
-                RegisteredVersion(
-                    r.subject, r.version, r.schema_id, self._text(session, r.schema_id), r.deleted
-                )
-                for r in rows
-            ]
+            found = [self._registered(session, r, self._record(session, r.schema_id)) for r in rows]
         if latest_only:
             latest = {v.subject: v for v in found}
             found = list(latest.values())
@@ -286,22 +448,41 @@ class SchemaStore:
     ) -> RegisteredVersion:
         with self._sessions() as session:
             row = self._find_version(session, subject, version, include_deleted)
-            return RegisteredVersion(
-                subject, row.version, row.schema_id, self._text(session, row.schema_id), row.deleted
-            )
+            return self._registered(session, row, self._record(session, row.schema_id))
 
     def schema_text(self, schema_id: int) -> str:
-        """The schema registered under ``schema_id``, as JSON text (cached)."""
+        """The schema registered under ``schema_id``, self-contained: as registered, with
+        the definitions of its references in place if it has any (cached). What a reader
+        of records written with the id parses."""
         cached = self._by_id.get(schema_id)
         if cached is None:
             with self._sessions() as session:
-                cached = self._text(session, schema_id)
+                cached = self._expanded(session, schema_id)
             self._by_id[schema_id] = cached
         return cached
+
+    def schema_of(self, schema_id: int) -> tuple[str, tuple[Reference, ...]]:
+        """The schema registered under ``schema_id`` as registered, and its references
+        (what Confluent's API answers for an id; cached)."""
+        cached = self._raw_by_id.get(schema_id)
+        if cached is None:
+            with self._sessions() as session:
+                record = self._record(session, schema_id)
+                cached = (record.schema_json, self._references(session, schema_id))
+            self._raw_by_id[schema_id] = cached
+        return cached
+
+    def referenced_by(self, subject: str, version: Version) -> list[int]:
+        """The ids of the schemas that reference ``subject``'s ``version`` (a live one, or
+        ``latest``) and are still registered under some subject, ascending."""
+        with self._sessions() as session:
+            row = self._find_version(session, subject, version, include_deleted=False)
+            return self._referrers(session, subject, row.version)
 
     def delete_subject(self, subject: str, *, permanent: bool = False) -> list[int]:
         """Soft-delete every live version, or permanently delete a soft-deleted subject."""
         with transaction(self._sessions) as session:
+            self._writable(session, subject)
             rows = self._versions(session, subject, include_deleted=True)
             if not rows:
                 raise SubjectNotFoundError(f"Subject '{subject}' not found.")
@@ -311,8 +492,11 @@ class SchemaStore:
                         f"Subject '{subject}' was not deleted first before being permanently "
                         "deleted."
                     )
+                for row in rows:
+                    self._unreferenced(session, subject, row.version)
                 session.execute(delete(SubjectVersion).where(SubjectVersion.subject == subject))
                 session.execute(delete(RegistryConfig).where(RegistryConfig.subject == subject))
+                session.execute(delete(RegistryMode).where(RegistryMode.subject == subject))
                 return [r.version for r in rows]
             live = [r for r in rows if not r.deleted]
             if not live:
@@ -321,12 +505,15 @@ class SchemaStore:
                     "permanently"
                 )
             for row in live:
+                self._unreferenced(session, subject, row.version)
+            for row in live:
                 row.deleted = True
             return [r.version for r in live]
 
     def delete_version(self, subject: str, version: Version, *, permanent: bool = False) -> int:
         """Soft-delete one version, or permanently delete a soft-deleted one."""
         with transaction(self._sessions) as session:
+            self._writable(session, subject)
             latest = version in ("latest", -1, "-1")  # the latest live version
             row = self._find_version(session, subject, version, include_deleted=not latest)
             if row.deleted and not permanent:
@@ -334,6 +521,7 @@ class SchemaStore:
                     f"Subject '{subject}' Version {row.version} was soft deleted. Set "
                     "permanent=true to delete permanently"
                 )
+            self._unreferenced(session, subject, row.version)
             if permanent:
                 if not row.deleted:
                     raise VersionNotSoftDeletedError(
@@ -348,7 +536,13 @@ class SchemaStore:
     # -- compatibility -----------------------------------------------------------
 
     def check(
-        self, subject: str, schema: dict[str, Any] | str, version: Version | None = None
+        self,
+        subject: str,
+        schema: dict[str, Any] | str,
+        version: Version | None = None,
+        *,
+        references: References = (),
+        normalize: bool = False,
     ) -> list[Incompatibility]:
         """Incompatibilities of ``schema`` with the subject, as Confluent's registry checks.
 
@@ -358,9 +552,8 @@ class SchemaStore:
         version alone, and a version number against that version alone, in the level's
         direction.
         """
-        text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
-        canonical_form(text)
         with self._sessions() as session:
+            prepared = self._prepare(session, schema, references, normalize)
             level = self._effective_level(session, subject)
             if version is None:
                 existing = self._live_versions(session, subject)
@@ -372,8 +565,8 @@ class SchemaStore:
                 else:
                     existing = [self._find_version(session, subject, version, False)]
                 level = CompatibilityLevel(level.value.removesuffix("_TRANSITIVE"))
-            pairs = [(v.version, self._text(session, v.schema_id)) for v in existing]
-        return check_level(level, text, pairs)
+            pairs = [(v.version, self._expanded(session, v.schema_id)) for v in existing]
+        return check_level(level, prepared.expanded, pairs)
 
     def get_config(self, subject: str | None = None, *, default_to_global: bool = False) -> str:
         with self._sessions() as session:
@@ -391,6 +584,7 @@ class SchemaStore:
     def set_config(self, level: str, subject: str | None = None) -> str:
         parsed = parse_level(level)
         with transaction(self._sessions) as session:
+            self._writable(session, subject)
             key = subject if subject is not None else GLOBAL_CONFIG
             row = session.get(RegistryConfig, key)
             if row is None:
@@ -403,6 +597,7 @@ class SchemaStore:
     def reset_global_config(self) -> str:
         """Back to the default global level (BACKWARD); returns the level it had."""
         with transaction(self._sessions) as session:
+            self._writable(session, None)
             row = session.get(RegistryConfig, GLOBAL_CONFIG)
             if row is None:
                 return DEFAULT_LEVEL.value
@@ -412,6 +607,7 @@ class SchemaStore:
 
     def delete_config(self, subject: str) -> str:
         with transaction(self._sessions) as session:
+            self._writable(session, subject)
             row = session.get(RegistryConfig, subject)
             if row is None:
                 raise ConfigNotFoundError(
@@ -421,13 +617,177 @@ class SchemaStore:
             session.delete(row)
             return level
 
+    # -- modes -----------------------------------------------------------------------
+
+    def get_mode(self, subject: str | None = None, *, default_to_global: bool = False) -> str:
+        """The global mode (READWRITE unless set), or a subject's own; with
+        ``default_to_global`` the one that applies to the subject."""
+        with self._sessions() as session:
+            if subject is None:
+                return self._global_mode(session)
+            row = session.get(RegistryMode, subject)
+            if row is not None:
+                return row.mode
+            if default_to_global:
+                return self._global_mode(session)
+        raise ModeNotFoundError(f"Subject '{subject}' does not have subject-level mode configured")
+
+    def set_mode(self, mode: str, subject: str | None = None, *, force: bool = False) -> str:
+        """Set the global mode, or a subject's. IMPORT is refused (unless ``force``) where
+        schemas are registered already, as Confluent refuses it: imported ids could
+        collide with theirs."""
+        parsed = parse_mode(mode)
+        with transaction(self._sessions) as session:
+            if parsed == "IMPORT" and not force:
+                query = select(SubjectVersion.id).where(SubjectVersion.deleted.is_(False))
+                if subject is not None:
+                    query = query.where(SubjectVersion.subject == subject)
+                if session.scalar(query.limit(1)) is not None:
+                    raise OperationNotPermittedError("Cannot import since found existing subjects")
+            key = subject if subject is not None else GLOBAL_CONFIG
+            row = session.get(RegistryMode, key)
+            if row is None:
+                session.add(RegistryMode(subject=key, mode=parsed))
+            else:
+                row.mode = parsed
+                row.updated_at = utcnow()
+        return parsed
+
+    def delete_mode(self, subject: str | None = None) -> str:
+        """Remove a subject's own mode (the global one applies again), or reset the global
+        mode to READWRITE; returns the mode it had."""
+        with transaction(self._sessions) as session:
+            row = session.get(RegistryMode, subject if subject is not None else GLOBAL_CONFIG)
+            if row is None:
+                if subject is None:
+                    return DEFAULT_MODE
+                raise SubjectNotFoundError(f"Subject '{subject}' not found.")
+            mode = row.mode
+            session.delete(row)
+            return mode
+
     # -- helpers -------------------------------------------------------------------
 
-    def _text(self, session: Session, schema_id: int) -> str:
+    def _prepare(
+        self,
+        session: Session,
+        schema: dict[str, Any] | str,
+        references: References,
+        normalize: bool,
+    ) -> _Prepared:
+        refs = tuple(references)
+        text = schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)
+        definitions = self._definitions(session, refs)
+        expanded = expand_text(text, definitions)
+        canonical = canonical_form(expanded)  # validates, with the references in place
+        if normalize:
+            from schemas.normalize import normalized_form  # TEMP until the module lands
+
+            text = normalized_form(text, named=definitions)
+            refs = tuple(sorted(set(refs), key=lambda r: (r.name, r.subject, r.version)))
+        return _Prepared(text, refs, fingerprint_of(text, refs), canonical, expanded)
+
+    def _definitions(
+        self,
+        session: Session,
+        references: References,
+        seen: frozenset[tuple[str, int]] = frozenset(),
+    ) -> dict[str, Any]:
+        """The named types ``references`` bring, by name, with those their own references
+        bring. InvalidSchemaError for a reference to a version that does not exist."""
+        found: dict[str, Any] = {}
+        for ref in references:
+            key = (ref.subject, ref.version)
+            if key in seen:
+                raise InvalidSchemaError(
+                    f"Invalid schema: the references of {ref.subject} version {ref.version} "
+                    "form a cycle"
+                )
+            row = session.scalar(
+                select(SubjectVersion).where(
+                    SubjectVersion.subject == ref.subject, SubjectVersion.version == ref.version
+                )
+            )
+            if row is None:
+                raise InvalidSchemaError(
+                    f"Invalid schema: reference {ref.name!r} names {ref.subject} version "
+                    f"{ref.version}, which is not registered"
+                )
+            record = self._record(session, row.schema_id)
+            nested = self._references(session, record.id)
+            found.update(self._definitions(session, nested, seen | {key}))
+            definition = json.loads(record.schema_json)
+            found[ref.name] = definition
+            own = defined_name(definition)
+            if own is not None:
+                found.setdefault(own, definition)
+        return found
+
+    def _expanded(self, session: Session, schema_id: int) -> str:
+        record = self._record(session, schema_id)
+        references = self._references(session, schema_id)
+        if not references:
+            return record.schema_json
+        return expand_text(record.schema_json, self._definitions(session, references))
+
+    @staticmethod
+    def _references(session: Session, schema_id: int) -> tuple[Reference, ...]:
+        rows = session.scalars(
+            select(SchemaReference)
+            .where(SchemaReference.schema_id == schema_id)
+            .order_by(SchemaReference.position)
+        )
+        return tuple(Reference(r.name, r.subject, r.version) for r in rows)
+
+    def _registered(
+        self, session: Session, row: SubjectVersion, record: SchemaRecord
+    ) -> RegisteredVersion:
+        return RegisteredVersion(
+            row.subject,
+            row.version,
+            record.id,
+            record.schema_json,
+            row.deleted,
+            self._references(session, record.id),
+        )
+
+    @staticmethod
+    def _referrers(session: Session, subject: str, version: int) -> list[int]:
+        referring = select(SchemaReference.schema_id).where(
+            SchemaReference.subject == subject, SchemaReference.version == version
+        )
+        return sorted(
+            set(
+                session.scalars(
+                    select(SubjectVersion.schema_id).where(SubjectVersion.schema_id.in_(referring))
+                )
+            )
+        )
+
+    def _unreferenced(self, session: Session, subject: str, version: int) -> None:
+        """Refuse to delete a version other registered schemas reference."""
+        if self._referrers(session, subject, version):
+            raise ReferenceExistsError(
+                f"One or more references exist to the schema {{subject={subject},"
+                f"version={version}}}."
+            )
+
+    def _writable(self, session: Session, subject: str | None) -> None:
+        mode = (
+            self._global_mode(session)
+            if subject is None
+            else self._effective_mode(session, subject)
+        )
+        if mode == "READONLY":
+            what = "The registry" if subject is None else f"Subject {subject}"
+            raise OperationNotPermittedError(f"{what} is in read-only mode")
+
+    @staticmethod
+    def _record(session: Session, schema_id: int) -> SchemaRecord:
         record = session.get(SchemaRecord, schema_id)
         if record is None:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
-        return record.schema_json
+        return record
 
     @staticmethod
     def _versions(session: Session, subject: str, include_deleted: bool) -> list[SubjectVersion]:
@@ -469,3 +829,12 @@ class SchemaStore:
     def _effective_level(self, session: Session, subject: str) -> CompatibilityLevel:
         row = session.get(RegistryConfig, subject)
         return CompatibilityLevel(row.compatibility) if row else self._global_level(session)
+
+    @staticmethod
+    def _global_mode(session: Session) -> str:
+        row = session.get(RegistryMode, GLOBAL_CONFIG)
+        return row.mode if row else DEFAULT_MODE
+
+    def _effective_mode(self, session: Session, subject: str) -> str:
+        row = session.get(RegistryMode, subject)
+        return row.mode if row else self._global_mode(session)

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from exchange.cli.context import state
 from exchange.core.errors import ConfigError, SubjectNotFoundError
+from schemas.importer import SourceRegistry, SourceVersion, import_versions, read_source
 from schemas.standards import Standard, available, load_standard, standard_from_schema
 from schemas.store import SchemaStore, incompatibility_error
 
@@ -141,6 +143,73 @@ def shared_ids(ctx: typer.Context) -> None:
     for schema_id, subjects in shared.items():
         table.add_row(str(schema_id), ", ".join(subjects))
     console.print(table)
+
+
+@app.command("import")
+def import_registry(
+    ctx: typer.Context,
+    source_url: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The source registry's URL, e.g. http://registry:8081 or "
+            "https://exchange.example/registry.",
+        ),
+    ],
+    user_info: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EXCHANGE_IMPORT_USER_INFO",
+            help="USER:PASSWORD for the source's Basic auth (for an exchange: any:<api key>). "
+            "Prefer the environment variable: a command line is visible to other users.",
+            show_default=False,
+        ),
+    ] = None,
+    subject_prefix: Annotated[str, typer.Option(help="Only subjects starting with this.")] = "",
+    include_deleted: Annotated[
+        bool, typer.Option(help="Also soft-deleted versions (imported, then soft-deleted).")
+    ] = True,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be imported.")] = False,
+) -> None:
+    """Copy subjects, versions and schema ids from a Confluent-compatible registry.
+
+    Records on a topic carry their writer's schema id, so ids and version numbers are
+    kept (IMPORT mode). Safe to run again. Exits 1 if any version was refused (its id
+    stands for a different schema here, or its subject is READONLY).
+    """
+    console = state(ctx).console
+    source = SourceRegistry(source_url, user_info)
+    try:
+        versions = read_source(
+            source, subject_prefix=subject_prefix, include_deleted=include_deleted
+        )
+    finally:
+        source.close()
+    subjects = {v.subject for v in versions}
+    console.print(f"{source.url}: {len(versions)} versions of {len(subjects)} subjects")
+    if dry_run:
+        table = Table("subject", "version", "id", "references", "deleted")
+        for v in versions:
+            refs = ", ".join(f"{r.name} ({r.subject} v{r.version})" for r in v.references)
+            table.add_row(v.subject, str(v.version), str(v.schema_id), refs, "yes" * v.deleted)
+        console.print(table)
+        return
+
+    def progress(v: SourceVersion, outcome: str) -> None:
+        colour = "red" if outcome.startswith("refused") else "green"
+        console.print(
+            f"  {escape(v.subject)} v{v.version} (id {v.schema_id}): "
+            f"[{colour}]{escape(outcome)}[/]",
+            highlight=False,
+        )
+
+    report = import_versions(_store(ctx), versions, progress)
+    console.print(
+        f"imported {len(report.imported)}, already here {len(report.present)}, "
+        f"refused {len(report.refused)}"
+    )
+    if report.refused:
+        raise typer.Exit(1)
 
 
 __all__ = ["app"]

@@ -112,10 +112,28 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            if sqlite:
+                # A migration that rebuilds a table (Alembic's batch mode) drops the old
+                # one, which SQLite refuses while other tables' foreign keys point at it.
+                # The pragma is a no-op inside a transaction, so it is set before one.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                    if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                        raise DatabaseError(
+                            f"cannot migrate the database at {engine.url}: a foreign key "
+                            "no longer holds after the upgrade (PRAGMA foreign_key_check)"
+                        )
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
     except SQLAlchemyError as exc:
         url = engine.url.render_as_string(hide_password=True)
         cause = getattr(exc, "orig", None) or exc

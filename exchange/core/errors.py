@@ -33,10 +33,14 @@ classes and ``docs/errors.md`` the same)::
     │   ├── VersionSoftDeletedError         version_soft_deleted
     │   ├── VersionNotSoftDeletedError      version_not_soft_deleted
     │   ├── ConfigNotFoundError             subject_config_not_found
+    │   ├── ModeNotFoundError               subject_mode_not_found
     │   ├── IncompatibleSchemaError         incompatible_schema
     │   ├── InvalidSchemaError              invalid_schema
     │   ├── InvalidVersionError             invalid_version
-    │   └── InvalidCompatibilityLevelError  invalid_compatibility_level
+    │   ├── InvalidCompatibilityLevelError  invalid_compatibility_level
+    │   ├── InvalidModeError                invalid_mode
+    │   ├── OperationNotPermittedError      operation_not_permitted
+    │   └── ReferenceExistsError            reference_exists
     ├── ValidationError                     validation_failed
     ├── SourceError                         source_error
     ├── WorkerError                         connector_worker_failed
@@ -190,6 +194,12 @@ class ConfigNotFoundError(RegistryError):
     code = "subject_config_not_found"
 
 
+class ModeNotFoundError(RegistryError):
+    """The subject has no mode of its own (READWRITE, READONLY or IMPORT)."""
+
+    code = "subject_mode_not_found"
+
+
 class IncompatibleSchemaError(RegistryError):
     """A new version breaks the subject's compatibility level; ``details`` names each field
     and rule broken, one line each."""
@@ -218,6 +228,26 @@ class InvalidCompatibilityLevelError(RegistryError):
     """A compatibility level that is not one of Confluent's seven."""
 
     code = "invalid_compatibility_level"
+
+
+class InvalidModeError(RegistryError):
+    """A mode that is not READWRITE, READONLY or IMPORT."""
+
+    code = "invalid_mode"
+
+
+class OperationNotPermittedError(RegistryError):
+    """Refused by the registry's or the subject's mode: a write in READONLY, a registration
+    without an explicit id in IMPORT (or with one outside it), an explicit id that already
+    stands for a different schema, or IMPORT asked of a registry that holds schemas."""
+
+    code = "operation_not_permitted"
+
+
+class ReferenceExistsError(RegistryError):
+    """A delete of a version that other schemas still reference."""
+
+    code = "reference_exists"
 
 
 # --- publishing ---------------------------------------------------------------------------

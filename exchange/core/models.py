@@ -26,12 +26,17 @@ from exchange.core.db import Base, UTCDateTime, utcnow
 
 
 class SchemaRecord(Base):
-    """One distinct Avro schema, by its Parsing Canonical Form; ``id`` is the global id."""
+    """One Avro schema with its references; ``id`` is the global id.
+
+    ``fingerprint`` is SHA-256 of the whole schema and its references
+    (``schemas.store.fingerprint_of``). It is indexed, not unique: an import (IMPORT
+    mode) may bring the same schema under a second id, as Confluent's registry allows.
+    """
 
     __tablename__ = "schemas"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     canonical: Mapped[str] = mapped_column(Text)
     schema_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -49,6 +54,37 @@ class SubjectVersion(Base):
     schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"))
     deleted: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SchemaReference(Base):
+    """A named type a schema takes from another subject's version (Confluent's references).
+
+    ``name`` is the type's name as the schema uses it; ``position`` keeps the order
+    the references were given in, which is part of the schema's identity.
+    """
+
+    __tablename__ = "schema_references"
+    __table_args__ = (
+        UniqueConstraint("schema_id", "position"),
+        Index("ix_schema_references_target", "subject", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class RegistryMode(Base):
+    """A mode (READWRITE, READONLY, IMPORT): global (subject ``GLOBAL_CONFIG``) or one subject's."""
+
+    __tablename__ = "registry_modes"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RegistryConfig(Base):
