@@ -14,6 +14,7 @@ is reported with the reason and the others go on.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,24 +128,38 @@ def read_source(
 
 
 def in_dependency_order(versions: Iterable[SourceVersion]) -> list[SourceVersion]:
-    """By id, except that a version comes after the versions its references name."""
-    pending = sorted(versions, key=lambda v: (v.schema_id, v.subject, v.version))
-    present = {(v.subject, v.version) for v in pending}
-    done: set[tuple[str, int]] = set()
+    """By id, except that a version comes after the versions its references name
+    (Kahn's algorithm, the lowest id first among those ready)."""
+    every = list(versions)
+    by_key = {(v.subject, v.version): v for v in every}
+    waiting_on: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    unblocks: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for v in every:
+        key = (v.subject, v.version)
+        needs = {(r.subject, r.version) for r in v.references} & by_key.keys()
+        needs.discard(key)
+        waiting_on[key] = needs
+        for need in needs:
+            unblocks.setdefault(need, []).append(key)
+
+    def rank(key: tuple[str, int]) -> tuple[int, str, int]:
+        return (by_key[key].schema_id, *key)
+
+    ready = [rank(k) for k, needs in waiting_on.items() if not needs]
+    heapq.heapify(ready)
     ordered: list[SourceVersion] = []
-    while pending:
-        ready = [
-            v
-            for v in pending
-            if all((r.subject, r.version) in done or (r.subject, r.version) not in present
-                   for r in v.references)
-        ]  # fmt: skip
-        if not ready:  # a cycle: let the registry say what is wrong with each
-            ready = pending[:1]
-        for v in ready:
-            ordered.append(v)
-            done.add((v.subject, v.version))
-        pending = [v for v in pending if (v.subject, v.version) not in done]
+    while ready:
+        _, subject, number = heapq.heappop(ready)
+        key = (subject, number)
+        ordered.append(by_key[key])
+        for other in unblocks.get(key, []):
+            waiting_on[other].discard(key)
+            if not waiting_on[other]:
+                heapq.heappush(ready, rank(other))
+    # A cycle: what is left goes last, by id, and the registry says what is wrong.
+    placed = {(v.subject, v.version) for v in ordered}
+    ordered += sorted((v for v in every if (v.subject, v.version) not in placed),
+                      key=lambda v: (v.schema_id, v.subject, v.version))  # fmt: skip
     return ordered
 
 

@@ -207,8 +207,6 @@ class SchemaStore:
             schema_id = None
         with transaction(self._sessions) as session:
             mode = self._effective_mode(session, subject)
-            if mode == "READONLY":
-                raise OperationNotPermittedError(f"Subject {subject} is in read-only mode")
             prepared = self._prepare(session, schema, references, normalize)
             records = list(
                 session.scalars(
@@ -232,7 +230,9 @@ class SchemaStore:
                 and schema_id in (None, live.schema_id)
                 and version in (None, live.version)
             ):
-                return live.schema_id
+                return live.schema_id  # as Confluent: found before the mode is checked
+            if mode == "READONLY":
+                raise OperationNotPermittedError(f"Subject {subject} is in read-only mode")
             if mode == "IMPORT":
                 return self._import(session, subject, prepared, schema_id, version)
             if schema_id is not None and schema_id not in ids:
