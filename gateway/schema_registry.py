@@ -138,15 +138,23 @@ Permanent = Annotated[bool, Query(description="Hard delete (only after a soft de
 Normalize = Annotated[
     bool, Query(description="Use Confluent's normal form of the schema (schemas.normalize).")
 ]
+SubjectPrefix = Annotated[
+    str, Query(alias="subjectPrefix", max_length=255, description="Only subjects starting so.")
+]
 Force = Annotated[bool, Query(description="Set IMPORT even where schemas are registered.")]
 
 
 @router.get("/subjects", summary="List subjects")
 def list_subjects(
-    state: StateDep, request: Request, deleted: Deleted = False, deleted_only: DeletedOnly = False
+    state: StateDep,
+    request: Request,
+    deleted: Deleted = False,
+    deleted_only: DeletedOnly = False,
+    subject_prefix: SubjectPrefix = "",
 ) -> JSONResponse:
     authorize(state, request, action="registry.read", roles=READERS)
-    return reply(_store(state).subjects(include_deleted=deleted, deleted_only=deleted_only))
+    found = _store(state).subjects(include_deleted=deleted, deleted_only=deleted_only)
+    return reply([s for s in found if s.startswith(subject_prefix)])
 
 
 @router.get(
@@ -302,7 +310,7 @@ def get_schema_versions(
 def list_schemas(
     state: StateDep,
     request: Request,
-    subject_prefix: Annotated[str, Query(alias="subjectPrefix", max_length=255)] = "",
+    subject_prefix: SubjectPrefix = "",
     deleted: Deleted = False,
     latest_only: Annotated[bool, Query(alias="latestOnly")] = False,
 ) -> JSONResponse:
