@@ -660,30 +660,35 @@ def normalized_form(
 ) -> str:
     """The schema as Confluent's registry stores it when asked to ``normalize``.
 
-    ``schema`` is a parsed Avro schema or its JSON text. ``named`` holds the named types
-    it takes from elsewhere (schema references), parsed or as JSON text, in any order;
-    every name they define stays a name in the result. Returns compact JSON text.
-    Raises InvalidSchemaError if the schema (or a definition in ``named``) is invalid.
+    ``schema`` is a parsed Avro schema or its JSON text. ``named`` holds the schemas it
+    takes named types from (schema references), parsed or as JSON text, in any order,
+    by any key (the same definition under two keys is read once); every name they
+    define stays a name in the result. Returns compact JSON text. Raises
+    InvalidSchemaError if the schema or a definition in ``named`` is invalid, or two
+    definitions in ``named`` define one name differently.
     """
     names: dict[str, _Named] = {}
     fastavro_names: dict[str, Any] = {}
-    pending = [
-        (key, _load(value, f"the definition of {key!r}")) for key, value in (named or {}).items()
-    ]
-    while pending:
+    pending: list[tuple[str, Any]] = []
+    texts: set[str] = set()
+    for key, value in (named or {}).items():
+        definition = _load(value, f"the definition of {key!r}")
+        text = json.dumps(definition, sort_keys=True, default=str)
+        if text not in texts:  # one definition under two names (reference name, full name)
+            texts.add(text)
+            pending.append((key, definition))
+    while pending:  # in the order their names allow
         blocked: list[tuple[str, Any]] = []
         last: _Undefined | None = None
         for key, definition in pending:
             trial_names, trial_fastavro = dict(names), dict(fastavro_names)
             try:
                 _fastavro(definition, trial_fastavro)
-                parsed = _Parser(trial_names).parse(definition, None)
+                _Parser(trial_names).parse(definition, None)
             except _Undefined as exc:
                 blocked.append((key, definition))
                 last = exc
                 continue
-            if not isinstance(parsed, _Named) or parsed.full in names:
-                raise _fail(f"the definition of {key!r} is not a new named type")
             names, fastavro_names = trial_names, trial_fastavro
         if last is not None and len(blocked) == len(pending):
             raise last

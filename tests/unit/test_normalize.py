@@ -348,6 +348,16 @@ def test_referenced_names_stay_names() -> None:
     assert json.loads(normalized_form(elsewhere, NAMED))["fields"][0]["type"] == "gov.Address"
 
 
+def test_one_definition_under_two_names_and_definitions_of_no_name() -> None:
+    """As the store passes them: by reference name and by full name; a reference to a
+    schema that is no named type is allowed (as in Confluent's registry) and unused."""
+    schema = record({"name": "k", "type": "gov.Kind"})
+    named = {"Kind": KIND, "gov.Kind": KIND, "n": {"type": "int"}, "s": '"string"'}
+    assert normalized_form(schema, named) == (
+        '{"type":"record","name":"R","fields":[{"name":"k","type":"gov.Kind"}]}'
+    )
+
+
 def test_a_default_of_a_referenced_record_converts_by_its_fields() -> None:
     schema = record(
         {"name": "a", "type": "gov.Address", "default": {"kind": "WORK", "postcode": {"c": "1"}}}
@@ -433,9 +443,9 @@ INVALID: dict[str, tuple[Any, dict[str, Any] | None]] = {
     "fixed size negative": ({"type": "fixed", "name": "F", "size": -1}, None),
     "aliases not a list": (record(aliases="Old"), None),
     "array without items": ({"type": "array"}, None),
-    "a definition in named that is no named type": (
-        record({"name": "a", "type": "int"}),
-        {"x": {"type": "int"}},
+    "two definitions of one name": (
+        record({"name": "a", "type": "gov.Kind"}),
+        {"k": KIND, "other": {**KIND, "symbols": ["OTHER"]}},
     ),
     "a definition in named that is not JSON": (record({"name": "a", "type": "int"}), {"x": "{"}),
     # Confluent writes the float's overflow as "Infinity" and, reading that again, fails.
