@@ -64,6 +64,7 @@ from exchange.core.models import (
     SubjectVersion,
 )
 from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
+from schemas.normalize import normalized_form
 from schemas.references import Reference, defined_name, expand_text
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
@@ -681,8 +682,6 @@ class SchemaStore:
         expanded = expand_text(text, definitions)
         canonical = canonical_form(expanded)  # validates, with the references in place
         if normalize:
-            from schemas.normalize import normalized_form  # TEMP until the module lands
-
             text = normalized_form(text, named=definitions)
             refs = tuple(sorted(set(refs), key=lambda r: (r.name, r.subject, r.version)))
         return _Prepared(text, refs, fingerprint_of(text, refs), canonical, expanded)

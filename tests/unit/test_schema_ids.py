@@ -172,3 +172,29 @@ def test_migration_keeps_old_ids_and_gives_a_differing_text_its_own(engine: Engi
     scale_4 = store.register("c-value", _variant("scale"))
     assert scale_4 != shared
     assert json.loads(store.schema_text(scale_4)) == _variant("scale")
+
+
+def test_normalize_folds_only_what_confluents_normalisation_folds(store: SchemaStore) -> None:
+    spelled = {
+        "type": "record",
+        "name": "gov.test.Payment",
+        "fields": [{"name": "count", "type": {"type": "int"}}],
+    }
+    plain = {
+        "namespace": "gov.test",
+        "name": "Payment",
+        "type": "record",
+        "fields": [{"type": "int", "name": "count"}],
+    }
+    first = store.register("n-value", spelled, normalize=True)
+    assert store.register("m-value", plain, normalize=True) == first
+    assert store.lookup("m-value", plain, normalize=True).schema_id == first
+    # Without normalize a spelling other than the normal form is another schema, as
+    # Confluent's default has it; the normal form itself is the same schema.
+    assert store.register("o-value", spelled) != first
+    assert store.register("q-value", plain) == first
+    # What normalisation keeps still makes another schema: a default.
+    with_default = {**plain, "fields": [{"type": "int", "name": "count", "default": 0}]}
+    assert store.register("p-value", with_default, normalize=True) != first
+    # The stored text is the normal form.
+    assert json.loads(store.schema_text(first))["name"] == "Payment"
