@@ -76,11 +76,15 @@ class SourceRegistry:
     def close(self) -> None:
         self._client.close()
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, *, missing: Any = ..., **params: Any) -> Any:
+        """The JSON answer to GET ``path``; ``missing``, if given, for a 404 (ConfigError
+        for any other failure)."""
         try:
             response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
             raise ConfigError(f"cannot reach the source registry at {self.url}: {exc}") from exc
+        if response.status_code == 404 and missing is not ...:
+            return missing
         if response.status_code != 200:
             try:
                 message = response.json().get("message", response.text)
@@ -104,7 +108,8 @@ def read_source(
         if not subject.startswith(subject_prefix):
             continue
         path = f"/subjects/{quote(subject, safe='')}/versions"
-        live = set(source.get(path))
+        # A subject whose versions are all soft-deleted has no live ones: 40401 here.
+        live = set(source.get(path, missing=[]))
         every = source.get(path, deleted="true") if include_deleted else sorted(live)
         for number in every:
             got = source.get(f"{path}/{number}", deleted="true")

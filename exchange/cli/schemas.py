@@ -159,7 +159,7 @@ def import_registry(
     user_info: Annotated[
         str | None,
         typer.Option(
-            envvar="EXCHANGE_IMPORT_USER_INFO",
+            envvar="SOURCE_REGISTRY_USER_INFO",
             help="USER:PASSWORD for the source's Basic auth (for an exchange: any:<api key>). "
             "Prefer the environment variable: a command line is visible to other users.",
             show_default=False,

@@ -644,13 +644,13 @@ def test_import_command_takes_the_source_key_from_the_environment(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # docs/schema-registry.md: EXCHANGE_IMPORT_USER_INFO=user:secret exchange schemas import ...
+    # docs/schema-registry.md: SOURCE_REGISTRY_USER_INFO=user:secret exchange schemas import ...
     isolate(tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "250")
     monkeypatch.setenv("EXCHANGE_DATABASE_URL", other_database_url)
     with serving(database_url) as source, serving(other_database_url) as target:
         schema_id = source.client().register_schema("vehicle-value", avro(V1))
-        monkeypatch.setenv("EXCHANGE_IMPORT_USER_INFO", f"x:{source.publisher}")
+        monkeypatch.setenv("SOURCE_REGISTRY_USER_INFO", f"x:{source.publisher}")
         run = CliRunner().invoke(
             cli_app, ["schemas", "import", "--from", source.base], catch_exceptions=False
         )
