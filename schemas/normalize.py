@@ -169,8 +169,13 @@ def _kind(node: _Node) -> str:
     return node.kind
 
 
-class _Undefined(InvalidSchemaError):
-    """A name used before (or without) its definition."""
+# The message of a name used before (or without) its definition: a definition in
+# ``named`` that fails so may only be waiting for another (see normalized_form).
+_UNDEFINED = "Invalid schema: undefined name "
+
+
+def _undefined(name: str) -> InvalidSchemaError:
+    return InvalidSchemaError(f"{_UNDEFINED}{name!r}")
 
 
 def _fail(message: str) -> InvalidSchemaError:
@@ -226,7 +231,7 @@ class _Parser:
         full = name if space is None or "." in name else f"{space}.{name}"
         found = self.names.get(full) or self.names.get(name)
         if found is None:
-            raise _Undefined(f"Invalid schema: undefined name {full!r}")
+            raise _undefined(full)
         return found
 
     def _union(self, node: list[Any], space: str | None) -> _Union:
@@ -649,7 +654,7 @@ def _fastavro(raw: Any, named_schemas: dict[str, Any]) -> None:
     try:
         parse_schema(raw, named_schemas, _ignore_default_error=True)
     except UnknownType as exc:
-        raise _Undefined(f"Invalid schema: undefined name {exc.name!r}") from exc
+        raise _undefined(exc.name) from exc
     except (SchemaParseException, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise _fail(str(exc)) from exc
 
@@ -679,13 +684,15 @@ def normalized_form(
             pending.append((key, definition))
     while pending:  # in the order their names allow
         blocked: list[tuple[str, Any]] = []
-        last: _Undefined | None = None
+        last: InvalidSchemaError | None = None
         for key, definition in pending:
             trial_names, trial_fastavro = dict(names), dict(fastavro_names)
             try:
                 _fastavro(definition, trial_fastavro)
                 _Parser(trial_names).parse(definition, None)
-            except _Undefined as exc:
+            except InvalidSchemaError as exc:
+                if not exc.message.startswith(_UNDEFINED):
+                    raise
                 blocked.append((key, definition))
                 last = exc
                 continue

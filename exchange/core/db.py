@@ -115,6 +115,7 @@ def migrate(engine: Engine) -> None:
     sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.connect() as conn:
+            enforced = sqlite and bool(conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
             if sqlite:
                 # A migration that rebuilds a table (Alembic's batch mode) drops the old
                 # one, which SQLite refuses while other tables' foreign keys point at it.
@@ -131,7 +132,7 @@ def migrate(engine: Engine) -> None:
                             "no longer holds after the upgrade (PRAGMA foreign_key_check)"
                         )
             finally:
-                if sqlite:
+                if enforced:  # as the connection had it (make_engine's engines do)
                     conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                     conn.commit()
     except SQLAlchemyError as exc:
