@@ -118,6 +118,7 @@ from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import map_row
 from connectors.pipeline import Keys, Prepared, RecordPipeline
+from connectors.pipeline import dlq_topic as department_dlq
 from connectors.sources import open_source
 from connectors.workers import usable_cores
 from exchange.core.db import make_engine, migrate, session_factory
@@ -984,7 +985,10 @@ def run(rows: int, base: Path, workers: int | None = None) -> Outcome:
                 f"rejected {exchange.rejected}, but {expected_rejected} rows were written "
                 f"invalid ({exchange.reasons})"
             )
-        topic, dlq_topic = definition.standard.topic, f"dlq.{definition.standard.dataset}"
+        topic, dlq_topic = (
+            definition.standard.topic,
+            department_dlq(definition.connector.department, definition.standard.dataset),
+        )
         check_offsets(bootstrap, {topic: exchange.published, dlq_topic: exchange.rejected})
 
         log("reading back the exchange's records for the raw baseline ...")

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from connectors.definition import load_definition
-from connectors.pipeline import Keys
+from connectors.pipeline import Keys, dlq_topic, open_dead_letter
 from connectors.publisher import run_connector
 from exchange.cli.context import CliContext, state
 from exchange.kafka.clients import consumer
@@ -128,7 +128,8 @@ def run(
     )
     if report.rejections:
         table = Table("line", "source id", "field", "reason", "message", title="rejected rows")
-        for entry in report.rejections:
+        cipher = _keys(cli).cipher
+        for entry in (open_dead_letter(cipher, e) for e in report.rejections):
             for reason in entry["reasons"]:
                 table.add_row(
                     str(entry["line"]),
@@ -141,7 +142,8 @@ def run(
         if report.rejected > len(report.rejections):
             console.print(
                 f"... {report.rejected - len(report.rejections)} more; "
-                f"see: exchange connector rejects {report.dlq_topic.removeprefix('dlq.')}"
+                f"see: exchange connector rejects {spec.standard.dataset} "
+                f"--department {spec.connector.department}"
             )
     if not report.reconciled:
         raise typer.Exit(1)
@@ -185,23 +187,27 @@ def withdraw(
 @app.command("rejects")
 def rejects(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Argument(help="The dataset, e.g. person (reads dlq.<dataset>).")],
+    dataset: Annotated[str, typer.Argument(help="The dataset, e.g. person.")],
+    department: Annotated[
+        str, typer.Option(help="Your department: reads dlq.<department>.<dataset>.")
+    ],
     connector: Annotated[str | None, typer.Option(help="Only this connector's rejections.")] = None,
     examples: Annotated[int, typer.Option(help="Example rows to show per reason.")] = 2,
 ) -> None:
-    """Reasons records of a dataset were rejected, with counts and example rows."""
+    """Reasons a department's records of a dataset were rejected, with counts and example
+    rows (their sealed values opened with the department's keys)."""
     cli = state(ctx)
     console = cli.console
-    kafka = consumer(
-        cli.settings.kafka.bootstrap, None, [f"dlq.{dataset}"], consumer_timeout_ms=3000
-    )
+    topic = dlq_topic(department, dataset)
+    cipher = _keys(cli).cipher
+    kafka = consumer(cli.settings.kafka.bootstrap, None, [topic], consumer_timeout_ms=3000)
     counts: Counter[tuple[str, str]] = Counter()
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     total = 0
     try:
         for message in kafka:
             try:
-                entry = json.loads(message.value)
+                entry = open_dead_letter(cipher, json.loads(message.value))
             except ValueError:
                 continue
             if connector and entry.get("connector") != connector:
@@ -216,14 +222,14 @@ def rejects(
     finally:
         kafka.close()
     if not total:
-        console.print(f"no rejected records in dlq.{dataset}")
+        console.print(f"no rejected records in {topic}")
         return
     table = Table(
         "reason",
         "field",
         "count",
         "examples (connector, line, source id: message)",
-        title=f"{total} rejected records in dlq.{dataset}",
+        title=f"{total} rejected records in {topic}",
     )
     for (code, field_name), count in counts.most_common():
         shown = "\n".join(

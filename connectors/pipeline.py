@@ -4,7 +4,9 @@
 and the gateway's HTTP push API. A row either leaves as a signed, Confluent-framed
 Avro record on ``std.<dataset>.v<N>`` (its sensitive fields already encrypted,
 blind indexes beside encrypted identifiers) or as a dead letter on
-``dlq.<dataset>`` with its original content and reasons. Sends are checked in
+``dlq.<department>.<dataset>`` (:func:`dlq_topic`) with its original content and
+reasons, its sensitive values encrypted as a published record's are
+(:meth:`RecordPipeline.dead_letter`). Sends are checked in
 batches by :meth:`RecordPipeline.settle`; any send Kafka does not acknowledge
 fails the run, so nothing is silently lost.
 
@@ -20,6 +22,7 @@ Rule of this module: no plaintext of a sensitive field is ever logged or sent.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +49,45 @@ _VALUE_JSON = json.JSONEncoder(ensure_ascii=False)
 
 def _replace_undecodable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+DLQ_FIELD_PREFIX = "dlq:"  # dead letters' sealed values are bound to "dlq:<column>"
+SEALED_MESSAGE = "(sealed: the message may quote a sensitive value)"
+
+
+def dlq_topic(department: str, dataset: str) -> str:
+    """Where a department's rejected rows of ``dataset`` go: its own topic, read by it alone."""
+    return f"dlq.{department}.{dataset}"
+
+
+def dead_letter_key(entry: dict[str, Any]) -> str:
+    """The record key a dead letter is sent (and its values sealed) under."""
+    return f"{entry['department']}:{entry.get('source_id') or 'line:' + str(entry['line'])}"
+
+
+def open_dead_letter(cipher: FieldCipher, entry: dict[str, Any]) -> dict[str, Any]:
+    """A dead letter with its sealed values opened: ``raw`` the line as read, ``values``
+    every column, each reason's ``message``. Raises DecryptionError if the keys are not
+    the department's."""
+    key = dead_letter_key(entry)
+
+    def unseal(field_name: str, sealed: str) -> str:
+        token = base64.b64decode(sealed)
+        return cipher.decrypt(entry["dataset"], field_name, key, token).decode("utf-8", "replace")
+
+    opened = dict(entry)
+    if "raw_sealed" in entry:
+        opened["raw"] = unseal(f"{DLQ_FIELD_PREFIX}_raw", entry["raw_sealed"])
+    values = dict(entry.get("values") or {})
+    for column in entry.get("sealed") or []:
+        values[column] = unseal(f"{DLQ_FIELD_PREFIX}{column}", values[column])
+    opened["values"] = values
+    opened["reasons"] = [
+        {**r, "message": unseal(f"{DLQ_FIELD_PREFIX}reason:{r['field']}", r["message_sealed"])}
+        if "message_sealed" in r else r
+        for r in entry.get("reasons") or []
+    ]  # fmt: skip
+    return opened
 
 
 @dataclass(frozen=True)
@@ -206,8 +248,8 @@ class RecordPipeline:
         self.wire = self.standard.wire
         self.dataset = self.standard.dataset
         self.topic = self.standard.topic
-        self.dlq_topic = f"dlq.{self.dataset}"
         self.department = definition.connector.department
+        self.dlq_topic = dlq_topic(self.department, self.dataset)
         self.schema_id = store.register(self.wire.subject, self.wire.schema)
         self.cipher = keys.cipher
         self.linkage_key = keys.linkage_key
@@ -223,6 +265,19 @@ class RecordPipeline:
             self.cipher,
         )
         self.serde = AvroSerde(store.schema_text)
+        sensitive = {f.name for f in self.standard.fields if f.sensitivity is Sensitivity.SENSITIVE}
+        self._sensitive_fields = frozenset(sensitive)
+        self._known_fields = frozenset(f.name for f in self.standard.fields)
+        # Source columns that feed only non-sensitive fields: shown as read in dead letters.
+        feeds: dict[str, set[str]] = {}
+        for name, mapping in definition.fields.items():
+            for column in mapping.columns:
+                feeds.setdefault(column, set()).add(name)
+        plain = {c for c, names in feeds.items() if not names & sensitive}
+        key_column = definition.source.key
+        if not feeds.get(key_column, set()) & sensitive:
+            plain.add(key_column)  # the record id: in the dead letter's key anyway
+        self._plain_columns = frozenset(plain)
         self._fixed_period = period
         self.kafka = kafka
         self.pending: list[Delivery] = []
@@ -295,7 +350,39 @@ class RecordPipeline:
     def dead_letter(
         self, row: SourceRow, source_id: str, problems: list[Problem]
     ) -> dict[str, Any]:
-        """Send a rejected row to ``dlq.<dataset>`` with its reasons; returns the entry."""
+        """Send a rejected row to the department's ``dlq.<department>.<dataset>`` with its
+        reasons; returns the entry (as sent: sensitive values encrypted).
+
+        A rejected row is kept like a published record: the line as read (``raw_sealed``)
+        and the value of every source column that feeds a sensitive field of the
+        standard, or feeds no field at all (nothing says it is harmless), are encrypted
+        under the dataset's data key, bound to the dead letter's record key and the
+        column (:data:`DLQ_FIELD_PREFIX`); so is the message of a problem with a
+        sensitive field or with no field of the standard (``_row``, a key column), which
+        may quote the value. Columns of non-sensitive fields stay readable in
+        ``values``, so a clerk sees what to fix; :func:`open_dead_letter` (``exchange
+        connector rejects``) opens the rest with the department's keys.
+        """
+        key = self.record_key(source_id or f"line:{row.line}")
+        period = self.period()
+        values: dict[str, Any] = {}
+        sealed: list[str] = []
+        for column, value in row.values.items():
+            if column in self._plain_columns:
+                # Bytes the source could not decode (surrogate escapes) shown as U+FFFD.
+                values[column] = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            else:
+                values[column] = self._seal(f"{DLQ_FIELD_PREFIX}{column}", key, value, period)
+                sealed.append(column)
+        reasons: list[dict[str, Any]] = []
+        for field_name, code, message in problems:
+            reason: dict[str, Any] = {"field": field_name, "code": code, "message": message}
+            if field_name in self._sensitive_fields or field_name not in self._known_fields:
+                reason["message"] = SEALED_MESSAGE
+                reason["message_sealed"] = self._seal(
+                    f"{DLQ_FIELD_PREFIX}reason:{field_name}", key, message, period
+                )
+            reasons.append(reason)
         entry = {
             "connector": self.definition.connector.id,
             "department": self.department,
@@ -303,14 +390,21 @@ class RecordPipeline:
             "source": self.source,
             "line": row.line,
             "source_id": source_id or None,
-            "raw": row.raw,
-            "reasons": [{"field": f, "code": c, "message": m} for f, c, m in problems],
+            # The line as read holds every value: sealed whole, under "dlq:_raw".
+            "raw_sealed": self._seal(f"{DLQ_FIELD_PREFIX}_raw", key, row.raw, period),
+            "values": values,
+            "sealed": sealed,
+            "reasons": reasons,
             "at": datetime.now(UTC).isoformat(),
         }
-        key = self.record_key(source_id or f"line:{row.line}")
         payload = json.dumps(entry, ensure_ascii=False).encode()
         self.pending.append(self.kafka.send(self.dlq_topic, payload, key=key.encode()))
         return entry
+
+    def _seal(self, field_name: str, record_key: str, text: str, period: str) -> str:
+        plain = text.encode("utf-8", "surrogateescape")  # undecodable bytes kept as read
+        token = self.cipher.encrypt(self.dataset, field_name, record_key, plain, period=period)
+        return base64.b64encode(token).decode()
 
     def admit(self, row: SourceRow, key_column: str, seen: set[str]) -> Admitted:
         """Check a row's key (in source order): empty, or met before in ``seen``.

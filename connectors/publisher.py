@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.definition import ConnectorDefinition, SqlSourceSpec
-from connectors.pipeline import Keys, RecordPipeline, Tally
+from connectors.pipeline import Keys, RecordPipeline, Tally, dlq_topic
 from connectors.sources import open_source
 from connectors.workers import ParallelPreparation, usable_cores
 from exchange.core.db import transaction, utcnow
@@ -131,7 +131,7 @@ def run_connector(
     report = RunReport(
         connector=definition.connector.id,
         topic=standard.topic,
-        dlq_topic=f"dlq.{standard.dataset}",
+        dlq_topic=dlq_topic(definition.connector.department, standard.dataset),
     )
     connector_id = definition.connector.id
     with sessions() as session:

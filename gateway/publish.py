@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
-from connectors.pipeline import Keys, RecordPipeline, Tally
+from connectors.pipeline import Keys, RecordPipeline, Tally, dlq_topic
 from connectors.sources import stringify
 from exchange.core.errors import ConfigError, NotFoundError
 from exchange.kafka.clients import ensure_topics
@@ -74,7 +74,8 @@ class Publishers:
             if self.kafka is None:
                 self.kafka = Producer(bootstrap)
             standard = definition.standard
-            ensure_topics(bootstrap, [standard.topic, f"dlq.{standard.dataset}"])
+            dead = dlq_topic(definition.connector.department, standard.dataset)
+            ensure_topics(bootstrap, [standard.topic, dead])
             keys = Keys(state.keystore, state.settings.linkage_key.get_secret_value().encode())
             found = RecordPipeline(
                 definition,

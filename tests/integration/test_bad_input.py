@@ -4,7 +4,7 @@ Each case runs a real connector (``run_connector``) against the session's Kafka
 broker on a small CSV that mixes one bad row with valid rows, then checks that
 the run reconciles, that exactly the valid rows reached ``std.<dataset>.v1``
 (matched by message key ``<department>:<id>``), and that the bad row was
-dead-lettered to ``dlq.<dataset>`` with the expected reason, its line and its
+dead-lettered to ``dlq.<department>.<dataset>`` with the expected reason, its line and its
 original content. Every test uses its own department: topics are shared.
 """
 
@@ -22,12 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition
 from connectors.mapping import MAX_STRING
+from connectors.pipeline import open_dead_letter
 from exchange.core.db import make_engine, migrate, session_factory
-from exchange.core.errors import ConfigError
+from exchange.core.errors import ConfigError, DecryptionError
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
+from exchange.security.keystore import FieldCipher, LocalKeyStore
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.deadletters import dead_letters
 from tests.support.examples import CONTACT_FIELDS, benefits_toml, household_toml, write_toml
 from tests.support.kafka import read_topic
 from tests.support.publishing import publish
@@ -117,8 +120,7 @@ class World:
         return read_topic(self.bootstrap, f"std.{dataset}.v1", f"{self.department}:".encode())
 
     def dead_letters(self, dataset: str) -> list[dict[str, Any]]:
-        found = read_topic(self.bootstrap, f"dlq.{dataset}", f"{self.department}:".encode())
-        entries = [json.loads(m.value) for m in found]
+        entries = dead_letters(self.bootstrap, self.sessions, self.department, dataset)
         assert all(e["department"] == self.department for e in entries)
         return entries
 
@@ -423,3 +425,41 @@ def test_a_gb18030_file_declared_gb18030_keeps_its_chinese_names(world: World) -
         assert record["given_name"] == given
         assert record["full_name"] == surname + given
     assert world.dead_letters("person") == []
+
+
+def test_a_rejected_rows_sensitive_values_are_sealed_and_kept_for_its_department(
+    world: World,
+) -> None:
+    # Finding 8 of issue 17: a rejected row went to dlq.<dataset> as read, its resident
+    # ID in plain text, on a topic every department publishing the dataset shares.
+    bad = f"B1,{WRONG_CHECK},孙,丽,1980-05-17,2"
+    content = "\n".join([PERSON_HEADER, *PERSON_VALID, bad]) + "\n"
+    report = world.run(world.write(PERSON, content.encode()))
+    assert report.reconciled
+    assert report.dlq_topic == f"dlq.{world.department}.person"
+
+    [message] = read_topic(world.bootstrap, report.dlq_topic, f"{world.department}:".encode())
+    on_the_wire = message.value.decode()
+    for secret in (WRONG_CHECK, WRONG_CHECK[:17], bad):
+        assert secret not in on_the_wire, secret
+    sealed = json.loads(on_the_wire)
+    # Sealed as the standard seals a published record's fields: the sensitive ones (and
+    # any column that feeds no field); the others are shown, so a clerk sees what to fix.
+    assert sealed["sealed"] == ["id_number"]
+    assert sealed["values"]["local_id"] == "B1"
+    assert sealed["values"]["surname"] == "孙"
+    assert {r["code"] for r in sealed["reasons"]} == {"resident_id.check_character"}
+    # The department's keys open it; the values are the row as read.
+    [opened] = world.dead_letters("person")
+    assert opened["raw"] == bad
+    assert opened["values"]["id_number"] == WRONG_CHECK
+    assert opened["values"]["surname"] == "孙"
+    assert all("(sealed" not in r["message"] for r in opened["reasons"])
+    # Keys under another master key (another exchange, or an attacker's copy) open nothing.
+    other_keys = FieldCipher(LocalKeyStore(world.sessions, bytes(range(1, 33))))
+    with pytest.raises(DecryptionError):
+        open_dead_letter(other_keys, sealed)
+    # Nothing of it is on the shared topic of old, nor on another department's.
+    assert read_topic(world.bootstrap, "dlq.person", f"{world.department}:".encode()) == []
+    other = f"other_{world.department}"
+    assert read_topic(world.bootstrap, f"dlq.{other}.person", f"{world.department}:".encode()) == []

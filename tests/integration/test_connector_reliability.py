@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
+from connectors.pipeline import dlq_topic
 from connectors.publisher import RunReport
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.models import ConnectorCheckpoint, ConnectorRun, SourceRecord
@@ -62,7 +63,6 @@ pytestmark = [
 ]
 
 TOPIC = "std.person.v1"
-DLQ = "dlq.person"
 PROJECT = Path(__file__).resolve().parents[2]
 DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
 INVALID_EVERY = 100  # one row in a hundred is invalid
@@ -88,6 +88,11 @@ class Source:
     @property
     def prefix(self) -> bytes:
         return f"{self.department}:".encode()
+
+
+def _dlq(source: Source) -> str:
+    """The department's own dead-letter topic."""
+    return dlq_topic(source.department, "person")
 
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
@@ -206,7 +211,7 @@ def _topic_ids(bootstrap: str, source: Source, start: dict[int, int]) -> list[st
 def _dead_letter_ids(bootstrap: str, source: Source, start: dict[int, int]) -> list[str]:
     """Source ids of this department's dead letters (with repeats)."""
     ids = []
-    for message in _read(bootstrap, DLQ, start, source.prefix):
+    for message in _read(bootstrap, _dlq(source), start, source.prefix):
         entry = json.loads(message.value)
         assert entry["department"] == source.department
         assert entry["connector"] == source.connector_id
@@ -418,8 +423,9 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
     source = _write_source(tmp_path / "export", 40_000)
     database_url, sessions = database
     bootstrap = kafka.bootstrap_servers
-    ensure_topics(bootstrap, [TOPIC, DLQ, REGISTRY_DLQ])
-    start = {topic: _end_offsets(bootstrap, topic) for topic in (TOPIC, DLQ, REGISTRY_DLQ)}
+    dlq = _dlq(source)
+    ensure_topics(bootstrap, [TOPIC, dlq, REGISTRY_DLQ])
+    start = {topic: _end_offsets(bootstrap, topic) for topic in (TOPIC, dlq, REGISTRY_DLQ)}
 
     cmd = [sys.executable, "-m", "exchange.cli", "connector", "run", str(source.definition)]
     env = _connector_env(tmp_path, database_url, bootstrap)
@@ -475,7 +481,7 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
     on_topic = _topic_ids(bootstrap, source, start[TOPIC])
     assert set(on_topic) == source.valid
     assert len(on_topic) > len(source.valid)  # what was in flight at the second kill, twice
-    dead = _dead_letter_ids(bootstrap, source, start[DLQ])
+    dead = _dead_letter_ids(bootstrap, source, start[dlq])
     assert set(dead) == source.invalid
     assert len(dead) >= len(source.invalid)
 
@@ -518,8 +524,9 @@ def test_connector_run_survives_losing_a_broker(
     keys = keys_for(sessions)
     store = SchemaStore(sessions)
     bootstrap = cluster.bootstrap_servers
-    ensure_topics(bootstrap, [TOPIC, DLQ, REGISTRY_DLQ])
-    start = {topic: _end_offsets(bootstrap, topic) for topic in (TOPIC, DLQ, REGISTRY_DLQ)}
+    dlq = _dlq(source)
+    ensure_topics(bootstrap, [TOPIC, dlq, REGISTRY_DLQ])
+    start = {topic: _end_offsets(bootstrap, topic) for topic in (TOPIC, dlq, REGISTRY_DLQ)}
     victim = cluster.nodes[2]
     pid = cluster.pids()[victim.node_id]
 
@@ -568,7 +575,7 @@ def test_connector_run_survives_losing_a_broker(
         # Still with one broker down: every row is on the topic or in the dead letters.
         on_topic = _topic_ids(bootstrap, source, start[TOPIC])
         assert set(on_topic) == source.valid
-        dead = _dead_letter_ids(bootstrap, source, start[DLQ])
+        dead = _dead_letter_ids(bootstrap, source, start[dlq])
         assert set(dead) == source.invalid
         phases["read topics"] = time.monotonic() - started - sum(phases.values())
 

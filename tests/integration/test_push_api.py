@@ -26,6 +26,7 @@ from exchange.core.models import AuditEntry
 from exchange.identity.apikeys import create_key
 from exchange.local.broker import LocalKafka
 from schemas.validators import resident_id_check_character
+from tests.support.deadletters import dead_letters
 from tests.support.examples import household_definition
 from tests.support.gateway import running_gateway
 from tests.support.kafka import read_topic
@@ -93,8 +94,7 @@ class Gateway:
         return {m.key.decode() for m in found}
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        found = read_topic(self.bootstrap, "dlq.person", f"{self.department}:".encode())
-        return [json.loads(m.value) for m in found]
+        return dead_letters(self.bootstrap, self.sessions, self.department)
 
 
 @pytest.fixture

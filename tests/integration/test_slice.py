@@ -23,6 +23,7 @@ from exchange.local.broker import LocalKafka
 from gateway import create_app
 from schemas import SchemaStore
 from tests.support.catalogue import add_grant, add_purpose
+from tests.support.deadletters import sealed_dead_letters
 from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.kafka import end_offsets, read_topic
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
@@ -88,9 +89,9 @@ def test_csv_to_registry_to_gateway_to_audit(
         assert headers["department"] == department.encode()
         assert headers["connector-id"] == b"slice-test"
         assert message.key == f"{department}:{headers['source-id'].decode()}".encode()
-    dead = read_topic(kafka.bootstrap_servers, "dlq.person", department.encode())
+    dead = sealed_dead_letters(kafka.bootstrap_servers, department)
     assert len(dead) == 2
-    reasons = sorted(json.loads(m.value)["reasons"][0]["code"] for m in dead)
+    reasons = sorted(e["reasons"][0]["code"] for e in dead)
     assert reasons == ["date.invalid", "resident_id.check_character"]
 
     # 3. The registry builder applies exactly the valid rows.

@@ -35,6 +35,7 @@ from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
+from tests.support.deadletters import dead_letters
 from tests.support.examples import CONTACT_FIELDS, household_definition
 from tests.support.kafka import read_topic
 from tests.support.publishing import publish
@@ -227,10 +228,7 @@ def test_a_bad_database_row_is_dead_lettered_with_its_values(
         assert report.reasons == {"resident_id.check_character": 1}
         published = read_topic(kafka.bootstrap_servers, "std.person.v1", f"{department}:".encode())
         assert {m.key.decode() for m in published} == {f"{department}:R1", f"{department}:R3"}
-        [dead] = [
-            json.loads(m.value)
-            for m in read_topic(kafka.bootstrap_servers, "dlq.person", f"{department}:".encode())
-        ]
+        [dead] = dead_letters(kafka.bootstrap_servers, sessions, department)
         assert dead["line"] == 2  # the row's number within the run, in watermark order
         assert dead["source_id"] == "R2"
         assert json.loads(dead["raw"]) == {

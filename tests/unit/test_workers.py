@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import connectors.publisher as publisher
 from connectors import load_definition, run_connector
 from connectors import workers as workers_module
-from connectors.pipeline import Keys, RecordPreparer
+from connectors.pipeline import Keys, RecordPreparer, open_dead_letter
 from connectors.publisher import RunReport
 from connectors.workers import CHUNK_ROWS, WorkerError, usable_cores
 from exchange.core.config import load_settings
@@ -129,9 +129,14 @@ def _comparable(sent: list[Sent], keys: Keys, store: SchemaStore) -> list[Any]:
         assert key is not None
         assert value is not None
         if topic.startswith("dlq."):
-            entry = json.loads(value)
+            # Sealed values differ run to run (fresh nonces): compared opened.
+            entry = open_dead_letter(cipher, json.loads(value))
             assert entry.pop("connector").startswith("w")
-            entry.pop("at")
+            for varying in ("at", "raw_sealed"):
+                entry.pop(varying)
+            entry["reasons"] = [
+                {k: v for k, v in r.items() if k != "message_sealed"} for r in entry["reasons"]
+            ]
             out.append((topic, key, entry))
             continue
         named = provenance.headers_dict(headers)
