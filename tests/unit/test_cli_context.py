@@ -205,7 +205,7 @@ def test_commands_that_need_no_settings_read_none(args: list[str], tmp_path: Pat
         ["keys", "signing", "list", "revenue"],
         ["registry", "lag"],
         ["schemas", "list"],
-        ["connector", "rejects", "person"],
+        ["connector", "rejects", "person", "--department", "d"],
         ["connector", "run", "DEFINITION"],
     ],
 )
