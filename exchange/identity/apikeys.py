@@ -141,6 +141,18 @@ def key_id_of(key: str) -> str:
     return _split(key)[0]
 
 
+def vouched(key: str | None, cache: VerifiedKeyCache | None = None) -> bool:
+    """Whether ``key`` is one this process has verified before (one HMAC, nothing read):
+    see :meth:`VerifiedKeyCache.vouches`. Malformed or missing keys are not."""
+    if not key:
+        return False
+    try:
+        key_id, secret = _split(key)
+    except AuthenticationError:
+        return False
+    return (verified_keys if cache is None else cache).vouches(key_id, secret)
+
+
 def _hash(secret: str, salt: bytes) -> bytes:
     return hash_secret(secret.encode(), salt)
 
@@ -266,6 +278,19 @@ def authenticate(
         key_id=key_id,
         user_id=row.user_id,
     )
+
+
+def development_keys(session: Session) -> list[str]:
+    """The ids of the keys, not revoked, that production refuses (made by the demo or in
+    development mode, or the demo's own key), for the warning a production gateway logs
+    at start."""
+    rows = session.scalars(
+        select(ApiKey.key_id)
+        .where(ApiKey.revoked_at.is_(None))
+        .where(ApiKey.origin.in_(sorted(DEVELOPMENT_ORIGINS)) | (ApiKey.key_id == DEMO_KEY_ID))
+        .order_by(ApiKey.key_id)
+    )
+    return list(rows)
 
 
 def _refuse_development(key_id: str, key: str, origin: str | None) -> None:
