@@ -116,6 +116,6 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    openapi.complete(app, problems.document, security.document)
+    openapi.complete(app, security.document, problems.document)
 
     return app
