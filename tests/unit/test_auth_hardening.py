@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 from exchange.audit.anomalies import UNIDENTIFIED, scan
 from exchange.cli.main import app as cli_app
-from exchange.core.config import DEV_DEMO_KEY, DEV_LINKAGE_KEY, AuditSettings, Settings
+from exchange.core.config import DEV_DEMO_KEY, AuditSettings, Settings
 from exchange.core.db import MIGRATIONS_DIR, make_engine, migrate, session_factory, transaction
-from exchange.core.errors import ConfigError, DevelopmentCredentialError
+from exchange.core.errors import AuthenticationError, DevelopmentCredentialError
 from exchange.core.models import ApiKey, AuditEntry
 from exchange.identity import apikeys
 from exchange.identity.apikeys import (
@@ -63,8 +63,8 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
         yield factory
 
 
-def _refusal(sessions: sessionmaker[Session], key: str, **kwargs: Any) -> Exception:
-    with sessions() as session, pytest.raises(Exception) as caught:
+def _refusal(sessions: sessionmaker[Session], key: str, **kwargs: Any) -> AuthenticationError:
+    with sessions() as session, pytest.raises(AuthenticationError) as caught:
         authenticate(session, key, cache=VerifiedKeyCache(), **kwargs)
     return caught.value
 
@@ -162,15 +162,6 @@ def test_a_database_that_ran_the_demo_before_origins_were_recorded(tmp_path: Pat
         )
     finally:
         engine.dispose()
-
-
-def test_production_refuses_the_development_linkage_key() -> None:
-    from exchange.core.config import load_settings
-
-    with pytest.raises(ConfigError, match="linkage_key: the development default is refused"):
-        load_settings(env="production", master_key=MASTER_KEY_B64)
-    with pytest.raises(ConfigError, match="linkage_key"):
-        load_settings(env="production", master_key=MASTER_KEY_B64, linkage_key=DEV_LINKAGE_KEY)
 
 
 # --- the gateway -----------------------------------------------------------------------------
@@ -398,7 +389,7 @@ def test_a_burst_of_failed_authentications_is_flagged(sessions: sessionmaker[Ses
             )
     settings = AuditSettings(auth_failure_burst=5, auth_failure_window_s=300)
     with sessions() as session:
-        flags = [a for a in scan(session, settings, until=start + timedelta(hours=1))]
+        flags = scan(session, settings, until=start + timedelta(hours=1))
     failures = {a.actor: a for a in flags if a.kind == "auth_failures"}
     assert set(failures) == {UNIDENTIFIED, "mallory"}
     assert failures[UNIDENTIFIED].count == 6
@@ -446,7 +437,10 @@ def test_apikeys_create_records_the_environment(
     args = ["apikeys", "create", "--actor", "a", "--department", "d", "--role", "caseworker"]
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli_app, [*args, "--expires-days", "0", "--never-expires"])
+    assert result.exit_code == 0, result.output
     with migrated(f"sqlite:///{tmp_path}/cli.db") as sessions, sessions() as session:
-        key = session.scalars(select(ApiKey)).one()
-        assert key.origin == ORIGIN_PRODUCTION
-        assert key.expires_at is not None
+        keys = session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+        assert [k.origin for k in keys] == [ORIGIN_PRODUCTION, ORIGIN_PRODUCTION]
+        assert keys[0].expires_at is not None
+        assert keys[1].expires_at is None
