@@ -7,22 +7,35 @@ deny, leaves exactly one entry. Keys come in ``X-API-Key``, as
 (Confluent's schema registry clients), as the password. A bearer token that is
 not an API key is verified as an OIDC JWT when the gateway is configured for one.
 Each identity's requests are then counted against its rate limit.
+
+Before any credential is looked at, the request takes a token from its client
+address's budget of failed authentications (``gateway.auth_failures_per_minute``);
+a success gives it back. An address with none left is refused at once
+(:class:`AuthThrottledError`, 429) without a database read or scrypt, counted in
+the ``exchange_gateway_auth_throttled_total`` metric and not audited, so a flood of
+wrong keys neither slows the gateway down nor fills the audit log. A key this
+process has verified before still passes. The client address is the connection's
+peer, or what ``gateway.client_address_header`` says when the peer is one of
+``gateway.trusted_proxies``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 
 from fastapi import Request
 from sqlalchemy.orm import Session
 
 from exchange import audit
 from exchange.audit.group import Ticket
+from exchange.core.config import Environment, GatewaySettings
 from exchange.core.db import utcnow
 from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
+    AuthThrottledError,
     PermissionDeniedError,
     RateLimitedError,
 )
@@ -60,6 +73,29 @@ def _bearer_token(request: Request) -> str | None:
     return value
 
 
+def _trusted(address: str, proxies: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def client_address(gateway: GatewaySettings, request: Request) -> str:
+    """The address the request came from: the connection's peer or, when the peer is a
+    trusted proxy and ``client_address_header`` names a header, the right-most address
+    of that header that is not a trusted proxy (the one the proxy itself saw)."""
+    peer = request.client.host if request.client else ""
+    header = gateway.client_address_header
+    if not header or not _trusted(peer, gateway.trusted_proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get(header, "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, gateway.trusted_proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
 def identify(
     state: AppState,
     session: Session,
@@ -68,8 +104,10 @@ def identify(
 ) -> Identity:
     """Who is calling: the identity of the credentials the request presents.
 
-    Raises AuthenticationError (401) for missing, malformed, wrong, revoked or
-    expired credentials, or those of a disabled user, and RateLimitedError (429)
+    Raises AuthThrottledError (429, not to be audited) when the client address has
+    spent its budget of failed authentications, AuthenticationError (401) for missing,
+    malformed, wrong, revoked or expired credentials, those of a disabled user, or (in
+    production) those of the demo or of development mode, and RateLimitedError (429)
     when the identity has spent its request budget. Every route authenticates
     through here, inside the transaction that writes its audit entry; a route that
     audits itself answers them with :func:`gateway.problems.status_for`. ``decision``,
@@ -77,14 +115,30 @@ def identify(
     so a rate-limited request is audited under the identity that made it.
     """
     token = None if request.headers.get("x-api-key") else _bearer_token(request)
-    if token is None:
-        identity = apikeys.authenticate(session, presented_key(request))
-    elif state.oidc is None:
-        raise AuthenticationError(
-            "bearer tokens are not accepted here: send an API key in the X-API-Key header"
-        )
-    else:
-        identity = state.oidc.authenticate(session, token)
+    key = presented_key(request) if token is None else None
+    address = client_address(state.settings.gateway, request)
+    # Before anything is read or hashed: an address out of failed-authentication tokens
+    # is refused here (not audited), unless its key is one this process verified before.
+    wait = state.auth_failures.take(address)
+    if wait and not apikeys.vouched(key):
+        state.metrics.auth_throttled.inc()
+        raise ratelimit.throttled(wait)
+    try:
+        if token is None:
+            identity = apikeys.authenticate(
+                session, key, production=state.settings.env is Environment.PRODUCTION
+            )
+        elif state.oidc is None:
+            raise AuthenticationError(
+                "bearer tokens are not accepted here: send an API key in the X-API-Key header"
+            )
+        else:
+            identity = state.oidc.authenticate(session, token)
+    except AuthenticationError:
+        state.metrics.auth_failures.inc()
+        raise
+    if not wait:
+        state.auth_failures.refund(address)
     if decision is not None:
         decision.actor, decision.department, decision.role = (
             identity.actor,
@@ -140,6 +194,8 @@ def authorize(
                     f"{identity.department!r}"
                 )
             decision.decision, decision.status, decision.reason = "allow", 200, "role allowed"
+        except AuthThrottledError:
+            raise  # refused before authentication: counted in a metric, not audited
         except (AuthenticationError, PermissionDeniedError, RateLimitedError) as exc:
             error, decision.status = exc, status_for(exc)
             decision.reason = ratelimit.REASON if isinstance(exc, RateLimitedError) else exc.message

@@ -262,7 +262,12 @@ def create_key(
         "admin.key.create",
         f"key {apikeys.key_id_of(plaintext)} for user {username}",
         lambda session: identities.create_key(
-            session, username, label=body.label, expires_at=expires, plaintext=plaintext
+            session,
+            username,
+            label=body.label,
+            expires_at=expires,
+            plaintext=plaintext,
+            origin=state.settings.env.value,
         ),
         status=201,
     )

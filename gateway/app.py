@@ -11,13 +11,16 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from exchange.audit.worker import AuditWorker
-from exchange.core.config import Settings
+from exchange.core.config import Environment, Settings
 from exchange.core.db import make_engine, migrate, session_factory
+from exchange.identity.apikeys import development_keys
 from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from gateway import (
     admin,
+    apidocs,
     auditor,
     catalogue_api,
+    metrics,
     openapi,
     problems,
     publish,
@@ -53,6 +56,16 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.db_url)
         migrate(engine)
         sessions = session_factory(engine)
+        if settings.env is Environment.PRODUCTION:
+            with sessions() as session:
+                leftovers = development_keys(session)
+            if leftovers:
+                log.warning(
+                    "production: %d API key(s) made by the demo or in development mode will "
+                    "be refused (development_credential): %s; revoke them and make new ones",
+                    len(leftovers),
+                    ", ".join(leftovers[:20]),
+                )
         keystore = LocalKeyStore(sessions, master_key_from_settings(settings))
         state = AppState(settings, sessions, keystore)
         state.publishers = publish.Publishers()
@@ -72,11 +85,17 @@ def create_app(settings: Settings) -> FastAPI:
             state.publishers.close()
             engine.dispose()
 
+    # The documentation is served from the gateway's own assets (gateway/apidocs.py), and
+    # in production only when gateway.api_docs says so; FastAPI's CDN pages never.
+    docs_open = settings.api_docs_open
     app = FastAPI(
         title="Data Exchange gateway",
         version="0.1.0",
         description="Purpose-bound access to the shared registry; every decision is audited.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if docs_open else None,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     app.include_router(query.router)
@@ -86,6 +105,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(publish.router)
     app.include_router(admin.router)
     app.include_router(auditor.router)
+    if docs_open:
+        apidocs.install(app)
+    if settings.gateway.metrics:
+        metrics.install(app)
 
     app.add_middleware(RequestIdMiddleware)
 
@@ -93,6 +116,6 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    openapi.complete(app, problems.document, security.document)
+    openapi.complete(app, security.document, problems.document)
 
     return app

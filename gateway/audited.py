@@ -33,6 +33,7 @@ from exchange.audit.group import Ticket
 from exchange.core.db import transaction
 from exchange.core.errors import (
     AuditWriteError,
+    AuthThrottledError,
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
@@ -131,6 +132,8 @@ def run_audited_read(
     try:
         with state.sessions() as session:
             outcome = _decide(state, request, decision, work, session, None)
+    except AuthThrottledError:
+        raise  # refused before authentication: counted in a metric, not audited
     except Exception:
         # A failure of the work itself (a database error): nothing was read out, but the
         # request was still made; it leaves its entry, then the 500 is answered.
@@ -167,6 +170,8 @@ def _decide(
         decision.decision = "allow"
         if decision.status >= 400 or decision.status < 200:
             decision.status = 200
+    except AuthThrottledError:
+        raise  # refused before authentication: counted in a metric, not audited
     except NotFoundError as exc:
         outcome = exc
         decision.decision, decision.status, decision.reason = "allow", status_for(exc), exc.message

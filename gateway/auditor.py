@@ -100,7 +100,7 @@ class ConsistencyProofView(BaseModel):
 
 
 class AnomalyView(BaseModel):
-    kind: Literal["volume", "off_hours", "denial_burst", "no_case_ref"]
+    kind: Literal["volume", "off_hours", "denial_burst", "no_case_ref", "auth_failures"]
     actor: str
     start: datetime
     end: datetime

@@ -14,6 +14,7 @@ from exchange.core.config import Settings
 from exchange.identity.oidc import OidcVerifier
 from exchange.identity.ratelimit import RateLimiter
 from exchange.security.keystore import FieldCipher, KeyStore
+from gateway.metrics import GatewayMetrics
 from schemas.store import SchemaStore
 
 
@@ -42,6 +43,9 @@ class AppState:
         self.registry_rate_limiter = RateLimiter(
             gw.registry_rate_limit_per_minute, gw.registry_rate_limit_burst
         )
+        # Failed authentications, per client address: checked before any credential is.
+        self.auth_failures = RateLimiter(gw.auth_failures_per_minute, gw.auth_failure_burst)
+        self.metrics = GatewayMetrics()
         self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)
         self.oidc: OidcVerifier | None = None
         if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
+    AuthThrottledError,
     ConfigNotFoundError,
     ConflictError,
     ExchangeError,
@@ -95,6 +96,7 @@ STATUS: dict[type[ExchangeError], int] = {
     OperationNotPermittedError: 422,
     ReferenceExistsError: 422,
     RateLimitedError: 429,
+    AuthThrottledError: 429,
     AuditWriteError: 503,
 }
 

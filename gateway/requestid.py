@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import problems
+from gateway.headers import secure
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,16 @@ class RequestIdMiddleware:
             return
         request_id = self._ids.next()
         scope.setdefault("state", {})["request_id"] = request_id
+        path: str = scope.get("path", "")
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                MutableHeaders(scope=message).append(HEADER, request_id)
+                headers = MutableHeaders(scope=message)
+                headers.append(HEADER, request_id)
+                secure(headers, path)
             await send(message)
 
         try:

@@ -56,9 +56,17 @@ def accepted(path: str) -> tuple[SecurityBase, ...]:
     return REGISTRY if path.startswith(REGISTRY_PREFIX) else API
 
 
+TOO_MANY = (
+    "Too many requests: the caller's rate limit, or its address's budget of failed "
+    "authentications, is spent (see Retry-After)"
+)
+
+
 def document(doc: dict[str, Any]) -> None:
     """Declare the schemes in ``doc``'s components, and on each operation the ones it
-    accepts (any one of them: OpenAPI's list of alternatives)."""
+    accepts (any one of them: OpenAPI's list of alternatives). Every operation that
+    authenticates may answer 429 (:func:`gateway.access.identify`): it says so. Runs
+    before :func:`gateway.problems.document`, which describes the 429's body."""
     schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
     for scheme in REGISTRY:
         schemes[scheme.scheme_name] = jsonable_encoder(
@@ -71,3 +79,4 @@ def document(doc: dict[str, Any]) -> None:
         for method, operation in item.items():
             if method in METHODS and requirements:
                 operation["security"] = requirements
+                operation.setdefault("responses", {}).setdefault("429", {"description": TOO_MANY})

@@ -1,6 +1,6 @@
 """Anomaly flags for auditors: patterns in the audit log worth a human look.
 
-Four kinds, each explained by its numbers so an auditor can judge it:
+Five kinds, each explained by its numbers so an auditor can judge it:
 
 - ``volume``: an actor accessed more distinct data subjects within one clock hour
   than ``audit.volume_per_hour``;
@@ -10,7 +10,13 @@ Four kinds, each explained by its numbers so an auditor can judge it:
 - ``denial_burst``: an actor was denied ``audit.denial_burst`` times within
   ``audit.denial_window_s`` seconds; one flag per burst;
 - ``no_case_ref``: an actor accessed personal records without a case reference;
-  one flag per actor and day.
+  one flag per actor and day;
+- ``auth_failures``: ``audit.auth_failure_burst`` failed authentications (entries
+  answered 401) within ``audit.auth_failure_window_s`` seconds, by one actor or, for
+  callers not identified (unknown or malformed keys, no key), by all of them together
+  under the actor ``(unidentified)``; one flag per burst. Requests the gateway refused
+  before authentication (the per-address limit) leave no entry: the metric
+  ``exchange_gateway_auth_throttled_total`` counts them.
 
 The scan reads the entries of the asked period once (default: the last 30 days).
 """
@@ -30,6 +36,7 @@ from exchange.core.config import AuditSettings
 from exchange.core.models import AuditEntry
 
 DEFAULT_PERIOD = timedelta(days=30)
+UNIDENTIFIED = "(unidentified)"  # the actor of failed authentications that named no one
 SAMPLE = 20  # seqs shown per flag
 
 
@@ -52,6 +59,7 @@ class _Row:
     decision: str
     case_ref: str | None
     subjects: tuple[str, ...]
+    status: int = 0
 
 
 def _office(settings: AuditSettings) -> tuple[time, time]:
@@ -77,15 +85,20 @@ def scan(
             AuditEntry.decision,
             AuditEntry.case_ref,
             AuditEntry.subjects,
+            AuditEntry.status,
         )
-        .where(AuditEntry.at >= since, AuditEntry.at < until, AuditEntry.actor.is_not(None))
+        .where(AuditEntry.at >= since, AuditEntry.at < until)
         .order_by(AuditEntry.seq)
     )
-    rows = [
-        _Row(seq, at, actor or "", decision, case_ref, tuple(subjects))
-        for seq, at, actor, decision, case_ref, subjects in session.execute(stmt)
+    every = [
+        _Row(seq, at, actor or "", decision, case_ref, tuple(subjects), status)
+        for seq, at, actor, decision, case_ref, subjects, status in session.execute(stmt)
     ]
+    rows = [r for r in every if r.actor]
     found = [
+        *_auth_failures(
+            every, settings.auth_failure_burst, timedelta(seconds=settings.auth_failure_window_s)
+        ),
         *_volume(rows, settings.volume_per_hour),
         *_off_hours(rows, ZoneInfo(settings.timezone), *_office(settings)),
         *_denial_bursts(rows, settings.denial_burst, timedelta(seconds=settings.denial_window_s)),
@@ -172,13 +185,37 @@ def _no_case_ref(rows: Iterable[_Row], zone: ZoneInfo) -> list[Anomaly]:
     ]
 
 
+def _auth_failures(rows: Iterable[_Row], burst: int, window: timedelta) -> list[Anomaly]:
+    failed = [
+        _Row(r.seq, r.at, r.actor or UNIDENTIFIED, r.decision, r.case_ref, r.subjects, r.status)
+        for r in rows
+        if r.status == 401
+    ]
+    found = _bursts(failed, "auth_failures", burst, window)
+    for anomaly in found:
+        anomaly.detail = (
+            f"{anomaly.count} failed authentications, at least {burst} within "
+            f"{int(window.total_seconds())} s"
+        )
+    return found
+
+
 def _denial_bursts(rows: Iterable[_Row], burst: int, window: timedelta) -> list[Anomaly]:
+    found = _bursts([r for r in rows if r.decision == "deny"], "denial_burst", burst, window)
+    for anomaly in found:
+        anomaly.detail = f"{anomaly.count} denials, at least {burst} within " + (
+            f"{int(window.total_seconds())} s"
+        )
+    return found
+
+
+def _bursts(rows: Iterable[_Row], kind: str, burst: int, window: timedelta) -> list[Anomaly]:
+    """One flag per burst of ``rows`` (already chosen) of one actor: ``burst`` or more
+    within ``window``, extended while they keep coming within ``window`` of the last."""
     recent: dict[str, deque[_Row]] = defaultdict(deque)
     open_burst: dict[str, Anomaly] = {}
     out = []
     for row in rows:
-        if row.decision != "deny":
-            continue
         queue = recent[row.actor]
         queue.append(row)
         while queue and row.at - queue[0].at > window:
@@ -192,7 +229,7 @@ def _denial_bursts(rows: Iterable[_Row], burst: int, window: timedelta) -> list[
         open_burst.pop(row.actor, None)
         if len(queue) >= burst:
             anomaly = Anomaly(
-                "denial_burst",
+                kind,
                 row.actor,
                 queue[0].at,
                 row.at,
@@ -202,8 +239,4 @@ def _denial_bursts(rows: Iterable[_Row], burst: int, window: timedelta) -> list[
             )
             open_burst[row.actor] = anomaly
             out.append(anomaly)
-    for anomaly in out:
-        anomaly.detail = f"{anomaly.count} denials, at least {burst} within " + (
-            f"{int(window.total_seconds())} s"
-        )
     return out

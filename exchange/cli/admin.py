@@ -123,7 +123,13 @@ def key_create(
     """Make an API key for a user; it is printed once and stored only as a salted hash."""
     cli = state(ctx)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    created = cli.apply(identities.create_key, username, label=label, expires_at=expires)
+    created = cli.apply(
+        identities.create_key,
+        username,
+        label=label,
+        expires_at=expires,
+        origin=cli.settings.env.value,
+    )
     cli.console.print(
         f"API key {created.info.key_id} for {username} (shown once; store it safely):"
     )

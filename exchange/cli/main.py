@@ -118,7 +118,12 @@ def keys_create(
     actor: Annotated[str, typer.Option(help="Who will use the key (user name).")],
     department: Annotated[str, typer.Option(help="The user's department.")],
     role: Annotated[str, typer.Option(help="caseworker, publisher, auditor or admin.")],
-    expires_days: Annotated[int | None, typer.Option(help="Days until the key expires.")] = 90,
+    expires_days: Annotated[
+        int, typer.Option(help="Days until the key expires (at least 1).")
+    ] = 90,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="Make a key that does not expire.")
+    ] = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a salted hash."""
     from exchange.core.db import utcnow
@@ -126,9 +131,23 @@ def keys_create(
 
     if role not in {"caseworker", "publisher", "auditor", "admin"}:
         raise typer.BadParameter("role must be caseworker, publisher, auditor or admin")
+    if expires_days <= 0 and not never_expires:
+        # A key that expired at its creation would be refused from its first use.
+        raise typer.BadParameter(
+            f"{expires_days} is not a number of days: the key would be expired at once; "
+            "give 1 or more, or --never-expires",
+            param_hint="'--expires-days'",
+        )
     cli = state(ctx)
-    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    key = cli.apply(create_key, actor=actor, department=department, role=role, expires_at=expires)
+    expires = None if never_expires else utcnow() + timedelta(days=expires_days)
+    key = cli.apply(
+        create_key,
+        actor=actor,
+        department=department,
+        role=role,
+        expires_at=expires,
+        origin=cli.settings.env.value,
+    )
     cli.console.print("API key (shown once; store it safely):")
     cli.console.print(key, markup=False)
 

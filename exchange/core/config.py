@@ -10,6 +10,7 @@ fails loudly instead of being ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -129,11 +130,67 @@ class GatewaySettings(_Section):
         default=None,
         description="The `aud` a bearer token must carry (the gateway's client id). Default: none.",
     )
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=0,
+        description="Failed authentications a minute one client address may make, on average, "
+        "to one gateway process; past it (and its burst) the address's requests are refused "
+        "with 429 before their credentials are checked (no database read, no scrypt), "
+        "counted in the metric exchange_gateway_auth_throttled_total and not audited one by "
+        "one; a key this process has verified before still passes. 0 turns it off. "
+        "Default: 10.",
+    )
+    auth_failure_burst: int = Field(
+        default=20,
+        ge=1,
+        description="How many failed authentications a client address may make at once before "
+        "auth_failures_per_minute applies. Default: 20.",
+    )
+    client_address_header: str | None = Field(
+        default=None,
+        description="Header that a trusted reverse proxy sets to the client's address (e.g. "
+        "X-Forwarded-For, whose right-most address not in trusted_proxies is taken, or "
+        "X-Real-IP), for the per-address limit of failed authentications. Needs "
+        "trusted_proxies; the header is read only on connections from them. Default: none "
+        "(the connection's peer address).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the reverse proxies whose "
+        "client_address_header is believed. Default: none.",
+    )
+    api_docs: bool | None = Field(
+        default=None,
+        description="Serve the API documentation (/docs, /redoc, /openapi.json; Swagger UI "
+        "and ReDoc from the gateway's own assets). Default: none, which means on in "
+        "development and off in production.",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at /metrics (counts only; no personal data). "
+        "Default: true.",
+    )
 
     @model_validator(mode="after")
     def _check_oidc(self) -> GatewaySettings:
         if self.oidc_jwks_url and not (self.oidc_issuer and self.oidc_audience):
             raise ValueError("oidc_jwks_url needs oidc_issuer and oidc_audience as well")
+        return self
+
+    @model_validator(mode="after")
+    def _check_proxies(self) -> GatewaySettings:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {proxy!r} is not an address or network"
+                ) from exc
+        if self.client_address_header and not self.trusted_proxies:
+            raise ValueError(
+                "client_address_header needs trusted_proxies: the addresses of the proxies "
+                "that set it (anyone else could set it to any address)"
+            )
         return self
 
     @property
@@ -221,6 +278,18 @@ class AuditSettings(_Section):
     denial_window_s: int = Field(
         default=300, ge=1, description="Window of the denial-burst flag, seconds. Default: 300."
     )
+    auth_failure_burst: int = Field(
+        default=10,
+        ge=1,
+        description="Flag this many failed authentications (entries answered 401) within "
+        "auth_failure_window_s, by one actor, or by unidentified callers together. "
+        "Default: 10.",
+    )
+    auth_failure_window_s: int = Field(
+        default=300,
+        ge=1,
+        description="Window of the authentication-failure flag, seconds. Default: 300.",
+    )
 
 
 class Settings(BaseSettings):
@@ -235,7 +304,9 @@ class Settings(BaseSettings):
 
     env: Environment = Field(
         default=Environment.DEVELOPMENT,
-        description="development or production. Production refuses the demo API key.",
+        description="development or production. Production refuses development leftovers: "
+        "the development linkage key (at start), keys made by the demo or in development "
+        "mode (at authentication), and open API docs unless gateway.api_docs is true.",
     )
     data_dir: Path = Field(
         default=Path("var"),
@@ -301,6 +372,14 @@ class Settings(BaseSettings):
         elif self.demo_api_key is None:
             self.demo_api_key = SecretStr(DEV_DEMO_KEY)
         return self
+
+    @property
+    def api_docs_open(self) -> bool:
+        """Whether the gateway serves its API documentation (gateway.api_docs, or else
+        only in development)."""
+        if self.gateway.api_docs is not None:
+            return self.gateway.api_docs
+        return self.env is Environment.DEVELOPMENT
 
     @property
     def db_url(self) -> str:

@@ -51,8 +51,10 @@ classes and ``docs/errors.md`` the same)::
     ├── KeyDestroyedError                   key_destroyed
     ├── KeyNotFoundError                    key_not_found
     ├── AuthenticationError                 unauthenticated
+    │   └── DevelopmentCredentialError      development_credential
     ├── PermissionDeniedError               forbidden
     ├── RateLimitedError                    rate_limited                 retriable
+    │   └── AuthThrottledError              auth_throttled               retriable
     ├── NotFoundError                       not_found
     │   └── TreeHeadNotFoundError           tree_head_not_found
     ├── ConflictError                       conflict
@@ -335,6 +337,13 @@ class AuthenticationError(ExchangeError):
     code = "unauthenticated"
 
 
+class DevelopmentCredentialError(AuthenticationError):
+    """In production: a key the demo or a development-mode exchange created (or the demo's
+    public key itself), which production refuses."""
+
+    code = "development_credential"
+
+
 class PermissionDeniedError(ExchangeError):
     """Authenticated, but no grant or role allows it."""
 
@@ -350,6 +359,13 @@ class RateLimitedError(ExchangeError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AuthThrottledError(RateLimitedError):
+    """Too many failed authentications from one client address: refused before the
+    credentials are checked, counted in a metric and not audited one by one."""
+
+    code = "auth_throttled"
 
 
 class NotFoundError(ExchangeError):
@@ -400,6 +416,7 @@ class ProofError(ExchangeError):
 __all__ = [
     "AuditLogError",
     "AuditWriteError",
+    "AuthThrottledError",
     "AuthenticationError",
     "BrokerError",
     "BrokerStartError",
@@ -408,6 +425,7 @@ __all__ = [
     "ConflictError",
     "DatabaseError",
     "DecryptionError",
+    "DevelopmentCredentialError",
     "ExchangeError",
     "IncompatibleSchemaError",
     "InvalidCompatibilityLevelError",

@@ -384,6 +384,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who made it: "demo", "development" (an exchange in development mode) or "production";
+    # NULL for keys made before origins were recorded. Production refuses the first two.
+    origin: Mapped[str | None] = mapped_column(String(20))
 
 
 class KeyEncryptionKey(Base):

@@ -12,6 +12,17 @@ itself): later requests compare that, in constant time, instead of running
 scrypt again. Only the KDF result is cached: the key's row and its user's
 ``active`` flag are read on every request, so revocation, expiry and disabling a
 user take effect on the very next one.
+
+Failures tell nothing: an unknown key id runs scrypt too, on a random salt against a
+random hash that nothing matches, so it answers on the same path, in the same time,
+as a known id with a wrong secret, and with the same message. Every comparison of
+secrets or hashes is constant-time (:func:`exchange.security.crypto.equal`).
+
+Each key records its origin: ``demo`` (made by ``exchange demo``), ``development``
+(made while the exchange ran in development mode, the default of library callers)
+or ``production``. With ``production=True`` :func:`authenticate` refuses the first
+two, and the demo's public key whatever its origin, with
+:class:`~exchange.core.errors.DevelopmentCredentialError`.
 """
 
 from __future__ import annotations
@@ -25,13 +36,26 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from exchange.core.config import DEV_DEMO_KEY
 from exchange.core.db import utcnow
 from exchange.core.driver import DriverSelect
-from exchange.core.errors import AuthenticationError
+from exchange.core.errors import AuthenticationError, DevelopmentCredentialError
 from exchange.core.models import ApiKey, User
 from exchange.security.crypto import equal, hash_secret, hmac_sha256
 
 PREFIX = "dx_"
+
+# Where a key was made (ApiKey.origin); production refuses DEVELOPMENT_ORIGINS.
+ORIGIN_DEMO = "demo"
+ORIGIN_DEVELOPMENT = "development"
+ORIGIN_PRODUCTION = "production"
+DEVELOPMENT_ORIGINS = frozenset({ORIGIN_DEMO, ORIGIN_DEVELOPMENT})
+DEMO_KEY_ID = DEV_DEMO_KEY.removeprefix(PREFIX).partition("_")[0]
+
+# What an unknown key id is checked against: a random salt and a random "hash" that no
+# secret's scrypt matches. The check costs what a wrong secret of a known id costs.
+_UNKNOWN_SALT = secrets.token_bytes(16)
+_UNKNOWN_HASH = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
@@ -83,6 +107,14 @@ class VerifiedKeyCache:
             return False
         return equal(entry[1], self._mac(secret))
 
+    def vouches(self, key_id: str, secret: str) -> bool:
+        """Whether this process has verified ``secret`` for ``key_id`` (one HMAC, no database
+        read): what lets a known client through while its address is throttled. The key's
+        row is still read, and its state checked, by :func:`authenticate` afterwards."""
+        with self._lock:
+            entry = self._entries.get(key_id)
+        return entry is not None and equal(entry[1], self._mac(secret))
+
     def remember(self, key_id: str, secret: str, stored_hash: bytes) -> None:
         mac = self._mac(secret)
         with self._lock:
@@ -109,6 +141,18 @@ def key_id_of(key: str) -> str:
     return _split(key)[0]
 
 
+def vouched(key: str | None, cache: VerifiedKeyCache | None = None) -> bool:
+    """Whether ``key`` is one this process has verified before (one HMAC, nothing read):
+    see :meth:`VerifiedKeyCache.vouches`. Malformed or missing keys are not."""
+    if not key:
+        return False
+    try:
+        key_id, secret = _split(key)
+    except AuthenticationError:
+        return False
+    return (verified_keys if cache is None else cache).vouches(key_id, secret)
+
+
 def _hash(secret: str, salt: bytes) -> bytes:
     return hash_secret(secret.encode(), salt)
 
@@ -132,12 +176,17 @@ def create_key(
     plaintext: str | None = None,
     user_id: int | None = None,
     label: str | None = None,
+    origin: str = ORIGIN_DEVELOPMENT,
 ) -> str:
     """Store a new key and return its plaintext (shown once). ``plaintext`` fixes it (demo).
 
     ``user_id`` binds the key to a registered user (see ``exchange.identity.identities``),
-    whose department, role and ``active`` flag then decide at each request.
+    whose department, role and ``active`` flag then decide at each request. ``origin``
+    records who made it (``demo``, ``development`` or ``production``): callers that know
+    the exchange's environment pass it; the default is refused in production.
     """
+    if origin not in {ORIGIN_DEMO, ORIGIN_DEVELOPMENT, ORIGIN_PRODUCTION}:
+        raise ValueError(f"unknown key origin {origin!r}")
     key = plaintext or new_key()
     key_id, secret = _split(key)
     salt = secrets.token_bytes(16)
@@ -156,6 +205,7 @@ def create_key(
             expires_at=expires_at,
             user_id=user_id,
             label=label,
+            origin=origin,
         )
     )
     return key
@@ -170,6 +220,7 @@ _KEY_AND_USER = DriverSelect(
         ApiKey.actor,
         ApiKey.department,
         ApiKey.role,
+        ApiKey.origin,
         User.id.label("user_id"),
         User.username,
         User.active,
@@ -187,10 +238,14 @@ def authenticate(
     *,
     now: datetime | None = None,
     cache: VerifiedKeyCache | None = None,
+    production: bool = False,
 ) -> Identity:
     """Return the identity of a valid key; raise AuthenticationError with the reason otherwise.
 
-    ``cache`` defaults to the process's :data:`verified_keys`.
+    ``cache`` defaults to the process's :data:`verified_keys`. An unknown key id and a
+    wrong secret take the same path (one scrypt) and get the same answer. With
+    ``production``, keys of the demo or of development mode are refused
+    (:class:`DevelopmentCredentialError`).
     """
     if not key:
         raise AuthenticationError("missing API key: send it in the X-API-Key header")
@@ -199,12 +254,14 @@ def authenticate(
     # On the driver's cursor: this runs on every request.
     rows = _KEY_AND_USER.all(session, {"key_id": key_id})
     row = rows[0] if rows else None
-    if row is None:
-        raise AuthenticationError("invalid API key")
-    if not cache.matches(key_id, secret, row.key_hash):
-        if not equal(_hash(secret, row.salt), row.key_hash):
+    stored, salt = (row.key_hash, row.salt) if row is not None else (_UNKNOWN_HASH, _UNKNOWN_SALT)
+    if row is None or not cache.matches(key_id, secret, stored):
+        # Unknown ids too: scrypt runs once, and the comparison fails as a wrong secret's.
+        if not equal(_hash(secret, salt), stored) or row is None:
             raise AuthenticationError("invalid API key")
-        cache.remember(key_id, secret, row.key_hash)
+        cache.remember(key_id, secret, stored)
+    if production:
+        _refuse_development(key_id, key, row.origin)
     moment = now or utcnow()
     if row.revoked_at is not None:
         raise AuthenticationError("API key has been revoked")
@@ -221,3 +278,31 @@ def authenticate(
         key_id=key_id,
         user_id=row.user_id,
     )
+
+
+def development_keys(session: Session) -> list[str]:
+    """The ids of the keys, not revoked, that production refuses (made by the demo or in
+    development mode, or the demo's own key), for the warning a production gateway logs
+    at start."""
+    rows = session.scalars(
+        select(ApiKey.key_id)
+        .where(ApiKey.revoked_at.is_(None))
+        .where(ApiKey.origin.in_(sorted(DEVELOPMENT_ORIGINS)) | (ApiKey.key_id == DEMO_KEY_ID))
+        .order_by(ApiKey.key_id)
+    )
+    return list(rows)
+
+
+def _refuse_development(key_id: str, key: str, origin: str | None) -> None:
+    """In production: refuse the demo's public key and keys made by the demo or in
+    development mode."""
+    if origin == ORIGIN_DEMO or key_id == DEMO_KEY_ID or equal(key.encode(), DEV_DEMO_KEY.encode()):
+        raise DevelopmentCredentialError(
+            f"API key {key_id!r} was created by the demo; production refuses it: create a key "
+            "with EXCHANGE_ENV=production"
+        )
+    if origin == ORIGIN_DEVELOPMENT:
+        raise DevelopmentCredentialError(
+            f"API key {key_id!r} was created in development mode; production refuses it: "
+            "create a key with EXCHANGE_ENV=production"
+        )

@@ -214,11 +214,12 @@ def create_key(
     label: str | None = None,
     expires_at: datetime | None = None,
     plaintext: str | None = None,
+    origin: str = apikeys.ORIGIN_DEVELOPMENT,
 ) -> CreatedKey:
     """Make an API key for an active user; the plaintext is in the result, once.
 
     ``plaintext`` fixes the key (e.g. one drawn with :func:`apikeys.new_key` so its
-    id can be named before it is stored).
+    id can be named before it is stored). ``origin``: see :func:`apikeys.create_key`.
     """
     user = _user_row(session, username)
     if not user.active:
@@ -234,6 +235,7 @@ def create_key(
         plaintext=plaintext or apikeys.new_key(),
         user_id=user.id,
         label=label,
+        origin=origin,
     )
     session.flush()
     row = session.scalars(select(ApiKey).where(ApiKey.key_id == apikeys.key_id_of(key))).one()

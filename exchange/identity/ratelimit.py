@@ -5,6 +5,11 @@ Each identity has a bucket holding up to ``burst`` tokens, refilled at
 the seconds until one is back. Buckets live in one process (each gateway replica
 limits on its own) and are thread-safe. A full bucket is the same as no bucket,
 so full ones are dropped when the table grows past ``max_identities``.
+
+The same buckets, keyed by client address, limit failed authentications
+(``gateway.access``): an attempt takes a token before anything is checked
+(:meth:`RateLimiter.take`) and a success gives it back (:meth:`RateLimiter.refund`),
+so an address whose bucket is empty is refused before any database read or scrypt.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exchange.core.errors import RateLimitedError
+from exchange.core.errors import AuthThrottledError, RateLimitedError
 
 REASON = "rate limit exceeded"
 
@@ -76,6 +81,33 @@ class RateLimiter:
             retry_after=wait,
         )
 
+    def take(self, key: str) -> float:
+        """Take one token for ``key`` if there is one and return 0; otherwise take nothing
+        and return the seconds until one is back. Never raises."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self._max:
+                    self._prune(now)
+                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+            bucket.tokens, bucket.updated = self._refilled(bucket, now), now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / self._rate
+
+    def refund(self, key: str) -> None:
+        """Give back the token :meth:`take` took for ``key`` (the attempt succeeded)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
     def _prune(self, now: float) -> None:
         full = [k for k, b in self._buckets.items() if self._refilled(b, now) >= self.burst]
         for key in full:
@@ -85,4 +117,12 @@ class RateLimiter:
         return len(self._buckets)
 
 
-__all__ = ["REASON", "RateLimiter"]
+THROTTLED = "too many failed authentications from this address"
+
+
+def throttled(wait: float) -> AuthThrottledError:
+    """The refusal of a request from an address out of failed-authentication tokens."""
+    return AuthThrottledError(f"{THROTTLED}; retry in {math.ceil(wait)} s", retry_after=wait)
+
+
+__all__ = ["REASON", "THROTTLED", "RateLimiter", "throttled"]

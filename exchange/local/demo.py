@@ -31,7 +31,7 @@ from exchange.core.config import Settings
 from exchange.core.db import transaction, utcnow
 from exchange.core.errors import StackError
 from exchange.core.models import Purpose, SourceRecord
-from exchange.identity.apikeys import create_key
+from exchange.identity.apikeys import ORIGIN_DEMO, create_key
 from exchange.local import examples
 from exchange.local.stack import Stack
 from schemas.validators import resident_id_check_character
@@ -198,6 +198,7 @@ def run_demo(
             department=CASEWORKERS,
             role="caseworker",
             plaintext=key,
+            origin=ORIGIN_DEMO,
         )
     url = f"{settings.gateway.url}/v1/persons/{query_id}"
     params = {"purpose": PURPOSE, "case_ref": "DEMO-2026-0001"}
