@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from exchange.audit.worker import AuditWorker
-from exchange.core.config import Settings
+from exchange.core.config import Environment, Settings
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.security.keystore import LocalKeyStore, master_key_from_settings
 from gateway import (
@@ -25,6 +25,7 @@ from gateway import (
     schema_registry,
     search,
     security,
+    urls,
 )
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
@@ -81,6 +82,13 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(query.router)
     app.include_router(search.router)
+    # Identifiers in URLs (GET /v1/persons/{resident_id}, ?name=): development only.
+    if settings.env is Environment.DEVELOPMENT:
+        app.include_router(query.development_router)
+        app.include_router(search.development_router)
+    else:
+        app.include_router(urls.production_router)
+    urls.install_access_log_redaction()
     app.include_router(catalogue_api.router)
     app.include_router(schema_registry.router)
     app.include_router(publish.router)

@@ -44,6 +44,10 @@ def rid(first17: str) -> str:
 P1 = rid("33010619800507001")
 P2 = rid("11010519900709002")
 USCC = "91330106MA2XXXXX1X"
+# Entity ids of the form the registry makes (P or O and 20 hexadecimal digits).
+E1 = "P" + "0" * 18 + "e1"
+E2 = "P" + "0" * 18 + "e2"
+O1 = "O" + "0" * 18 + "01"
 ROWS = [
     Row(
         "person",
@@ -60,7 +64,7 @@ ROWS = [
             "residence_division_code": "330106",
             "phone": "13800001234",
         },
-        entity_id="E1",
+        entity_id=E1,
     ),
     Row(
         "person",
@@ -77,7 +81,7 @@ ROWS = [
             "residence_division_code": "110105",
             "phone": "13900005678",
         },
-        entity_id="E2",
+        entity_id=E2,
     ),
     Row(
         "benefit_payment",
@@ -94,7 +98,7 @@ ROWS = [
             "case_reference": "C-9",
             "division_code": "330106",
         },
-        entity_id="E1",
+        entity_id=E1,
     ),
     Row(
         "social_insurance",
@@ -108,7 +112,7 @@ ROWS = [
             "insured_division_code": "330106",
             "period_start": "2025-01-01",
         },
-        entity_id="E1",
+        entity_id=E1,
     ),
     Row(
         "organisation",
@@ -125,7 +129,7 @@ ROWS = [
             "registered_division_code": "330106",
             "status": "ACTIVE",
         },
-        entity_id="O1",
+        entity_id=O1,
     ),
 ]
 
@@ -141,6 +145,33 @@ class Env:
     def get(self, url: str, key: str | None = None, **params: Any) -> Any:
         headers = {"X-API-Key": key or self.caseworker}
         return self.client.get(url, params=params, headers=headers)
+
+    def lookup(self, resident_id: str, key: str | None = None, **params: Any) -> Any:
+        """POST /v1/persons/lookup: the identifier in the body."""
+        headers = {"X-API-Key": key or self.caseworker}
+        return self.client.post(
+            "/v1/persons/lookup",
+            json={"resident_id": resident_id},
+            params=params,
+            headers=headers,
+        )
+
+    def org_lookup(self, credit_code: str, key: str | None = None, **params: Any) -> Any:
+        headers = {"X-API-Key": key or self.caseworker}
+        return self.client.post(
+            "/v1/organisations/lookup",
+            json={"credit_code": credit_code},
+            params=params,
+            headers=headers,
+        )
+
+    def search(
+        self, name: str, birth_date: str | None = None, key: str | None = None, **params: Any
+    ) -> Any:
+        """POST /v1/search/persons: the name and birth date in the body."""
+        headers = {"X-API-Key": key or self.caseworker}
+        body = {"name": name} if birth_date is None else {"name": name, "birth_date": birth_date}
+        return self.client.post("/v1/search/persons", json=body, params=params, headers=headers)
 
     def audit_count(self) -> int:
         with self.sessions() as session:
@@ -202,7 +233,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     before = env.audit_count()
-    response = env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-1")
+    response = env.lookup(P1, purpose=MLA, case_ref="C-1")
     assert response.status_code == 200, response.text
     body = response.json()
     assert P1 not in response.text
@@ -227,7 +258,7 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
         "amount_fen": 50000,  # sensitive, granted in full: decrypted
         "benefit_type": "***",  # sensitive, granted masked: decrypted then hidden
     }
-    assert body["entity_ids"] == ["E1"]
+    assert body["entity_ids"] == [E1]
     assert env.audit_count() == before + 1
     entry = env.last_entry()
     assert (entry.decision, entry.status, entry.purpose, entry.case_ref) == (
@@ -237,14 +268,14 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
         "C-1",
     )
     assert entry.dataset == "benefit_payment,person"
-    assert "E1" in entry.subjects
+    assert E1 in entry.subjects
     assert P1 not in json.dumps([entry.subjects, entry.reason, entry.fields])
     assert "person.full_name" in entry.fields
     assert "person.nationality" not in entry.fields
 
 
 def test_row_constraint_hides_a_row_as_if_it_did_not_exist(env: Env) -> None:
-    response = env.get(f"/v1/persons/{P2}", purpose=MLA)
+    response = env.lookup(P2, purpose=MLA)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "李伟" not in response.text
@@ -267,8 +298,12 @@ def test_purpose_is_required_known_active_and_granted(
 ) -> None:
     before = env.audit_count()
     params = {} if purpose is None else {"purpose": purpose}
-    for url in (f"/v1/persons/{P1}", "/v1/entities/E1", f"/v1/organisations/{USCC}"):
-        response = env.get(url, **params)
+    for ask in (
+        lambda: env.lookup(P1, **params),
+        lambda: env.get(f"/v1/entities/{E1}", **params),
+        lambda: env.org_lookup(USCC, **params),
+    ):
+        response = ask()
         assert response.status_code == status, response.text
         assert response.json()["code"] == code
         assert "Traceback" not in response.text
@@ -278,7 +313,7 @@ def test_purpose_is_required_known_active_and_granted(
 
 
 def test_a_department_without_grants_is_denied(env: Env) -> None:
-    response = env.get(f"/v1/persons/{P1}", key=env.other, purpose=MLA)
+    response = env.lookup(P1, key=env.other, purpose=MLA)
     assert response.status_code == 403
     assert "tax_bureau/caseworker" in response.json()["detail"]
     assert env.last_entry().decision == "deny"
@@ -293,37 +328,41 @@ def test_full_beats_masked_across_grants(env: Env) -> None:
         purposes=[MLA],
         constraints={"department": "household_registry"},
     )
-    response = env.get(f"/v1/persons/{P1}", purpose=MLA)
+    response = env.lookup(P1, purpose=MLA)
     person = next(r for r in response.json()["records"] if r["dataset"] == "person")
     assert person["fields"]["resident_id"] == P1
     assert person["fields"]["phone"] == "*******1234"
 
 
 def test_pagination(env: Env) -> None:
-    first = env.get(f"/v1/persons/{P1}", purpose=MLA, limit=1).json()
+    first = env.lookup(P1, purpose=MLA, limit=1).json()
     assert (first["total"], first["limit"], first["offset"]) == (2, 1, 0)
     assert len(first["records"]) == 1
     assert first["next"]
-    second = env.client.get(first["next"], headers={"X-API-Key": env.caseworker}).json()
+    # The next page: the same request (the identifier in the body) to the next URL.
+    assert P1 not in first["next"]
+    second = env.client.post(
+        first["next"], json={"resident_id": P1}, headers={"X-API-Key": env.caseworker}
+    ).json()
     assert second["offset"] == 1
     assert second["next"] is None
     assert {first["records"][0]["dataset"], second["records"][0]["dataset"]} == {
         "person",
         "benefit_payment",
     }
-    assert env.get(f"/v1/persons/{P1}", purpose=MLA, limit=101).status_code == 422
+    assert env.lookup(P1, purpose=MLA, limit=101).status_code == 422
 
 
 def test_crypto_shredded_fields_are_null_and_listed(env: Env) -> None:
     LocalKeyStore(env.sessions, MASTER_KEY, cache_ttl=0).destroy("benefit_payment")
-    response = env.get(f"/v1/persons/{P1}", purpose=MLA)
+    response = env.lookup(P1, purpose=MLA)
     payment = next(r for r in response.json()["records"] if r["dataset"] == "benefit_payment")
     assert payment["fields"] == {"resident_id": None, "amount_fen": None, "benefit_type": None}
     assert payment["unreadable_fields"] == ["amount_fen", "benefit_type", "resident_id"]
 
 
 def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> None:
-    assert env.get(f"/v1/organisations/{USCC}", purpose=MLA).status_code == 404
+    assert env.org_lookup(USCC, purpose=MLA).status_code == 404
     add_grant(
         env.sessions,
         department="civil_affairs",
@@ -331,7 +370,7 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
         fields={"legal_name": "full", "legal_representative_resident_id": "masked"},
         purposes=[MLA],
     )
-    org = env.get(f"/v1/organisations/{USCC.lower()}", purpose=MLA).json()
+    org = env.org_lookup(USCC.lower(), purpose=MLA).json()
     assert [r["fields"] for r in org["records"]] == [
         {
             "legal_name": "杭州秀英商贸有限公司",
@@ -339,7 +378,7 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
         }
     ]
     # The person's lookup now also shows the business she represents (journey 1).
-    person = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
+    person = env.lookup(P1, purpose=MLA).json()
     assert {r["dataset"] for r in person["records"]} == {
         "person",
         "benefit_payment",
@@ -349,7 +388,7 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
 
 def test_search_is_fuzzy_ranked_and_limited_to_admitted_rows(env: Env) -> None:
     # A homophone of the given name and the day and month swapped still find her.
-    response = env.get("/v1/persons", name="王秀鹰", birth_date="1980-07-05", purpose=MLA)
+    response = env.search(name="王秀鹰", birth_date="1980-07-05", purpose=MLA)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == 1
@@ -358,7 +397,7 @@ def test_search_is_fuzzy_ranked_and_limited_to_admitted_rows(env: Env) -> None:
     assert hit["record"]["source_id"] == "HR-1"
     assert set(hit["match"]) == {"family_name", "given_name", "birth_date"}
     # 李伟 exists, but outside the grant's division: never found.
-    assert env.get("/v1/persons", name="李伟", purpose=MLA).json()["total"] == 0
+    assert env.search(name="李伟", purpose=MLA).json()["total"] == 0
     entry = env.last_entry()
     assert (entry.action, entry.decision, entry.subjects) == ("person.search", "allow", [])
 
@@ -371,21 +410,19 @@ def test_search_needs_the_searched_fields_in_full(env: Env) -> None:
         fields={"full_name": "full", "birth_date": "masked"},
         purposes=["tax-audit"],
     )
-    ok = env.get("/v1/persons", key=env.other, name="王秀英", purpose="tax-audit")
+    ok = env.search(key=env.other, name="王秀英", purpose="tax-audit")
     assert ok.status_code == 200
     assert ok.json()["total"] == 1
-    denied = env.get(
-        "/v1/persons", key=env.other, name="王秀英", birth_date="1980-05-07", purpose="tax-audit"
-    )
+    denied = env.search(key=env.other, name="王秀英", birth_date="1980-05-07", purpose="tax-audit")
     assert denied.status_code == 403
     assert "birth_date" in denied.json()["detail"]
-    bad = env.get("/v1/persons", name="王", birth_date="1980-13-45", purpose=MLA)
+    bad = env.search(name="王", birth_date="1980-13-45", purpose=MLA)
     assert bad.status_code == 400
     assert env.last_entry().status == 400
 
 
 def test_entity_view_is_restricted_to_visible_fields_and_records(env: Env) -> None:
-    body = env.get("/v1/entities/E1", purpose=MLA).json()
+    body = env.get(f"/v1/entities/{E1}", purpose=MLA).json()
     assert body["kind"] == "person"
     assert {r["dataset"] for r in body["records"]} == {"person", "benefit_payment"}
     golden = body["golden_record"]
@@ -399,8 +436,8 @@ def test_entity_view_is_restricted_to_visible_fields_and_records(env: Env) -> No
     }
     assert golden["full_name"]["value"] == "王秀英"
     assert golden["resident_id"]["value"] != P1
-    assert env.get("/v1/entities/E2", purpose=MLA).status_code == 404
-    assert env.get("/v1/entities/nope", purpose=MLA).status_code == 404
+    assert env.get(f"/v1/entities/{E2}", purpose=MLA).status_code == 404
+    assert env.get(f"/v1/entities/{E1[:-1]}f", purpose=MLA).status_code == 404
 
 
 def test_catalogue_admin_api_is_audited(env: Env) -> None:
@@ -482,13 +519,18 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
         "/v1/audit/proofs/inclusion/9223372036854775808",
         "/v1/audit/proofs/consistency?first=1&second=9223372036854775808",
         "/v1/audit/entries?after=9223372036854775808",
-        "/v1/persons/110105194912310017?purpose=minimum-living-allowance&offset=9223372036854775808",
+        "/v1/persons/lookup?purpose=minimum-living-allowance&offset=9223372036854775808",
     ],
 )
 def test_a_number_no_database_column_holds_is_refused_as_invalid(env: Env, url: str) -> None:
     # Found by the OpenAPI contract test: such an id reached SQLite, which overflowed (500).
-    method = env.client.delete if "/grants/" in url else env.client.get
-    answer = method(url, headers={"X-API-Key": env.admin})
+    headers = {"X-API-Key": env.admin}
+    if "/grants/" in url:
+        answer = env.client.delete(url, headers=headers)
+    elif url.startswith("/v1/persons/lookup"):
+        answer = env.client.post(url, json={"resident_id": P1}, headers=headers)
+    else:
+        answer = env.client.get(url, headers=headers)
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
 
@@ -498,12 +540,12 @@ def test_an_unexpected_failure_is_audited_and_answered_500_without_a_trace(
 ) -> None:
     state = env.client.app.state.exchange  # type: ignore[attr-defined]
 
-    def broken(session: Session, code: str | None) -> None:
+    def broken(session: Session, *stated: str | None) -> None:
         raise OperationalError("SELECT code FROM purposes", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(state.catalogue, "active_purpose", broken)
     before = env.audit_count()
-    response = env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-9")
+    response = env.lookup(P1, purpose=MLA, case_ref="C-9")
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "Traceback" not in response.text
@@ -527,15 +569,15 @@ def test_lookup_includes_the_entitys_records_not_keyed_by_the_identifier(env: En
     insert_rows(
         env.sessions,
         [
-            Row("person", "civil_affairs", "CA-7", person, entity_id="E1"),
-            Row("person", "civil_affairs", "CA-8", person, entity_id="E1"),
+            Row("person", "civil_affairs", "CA-7", person, entity_id=E1),
+            Row("person", "civil_affairs", "CA-8", person, entity_id=E1),
         ],
     )
     with transaction(env.sessions) as session:
         session.execute(
             update(SourceRecord).where(SourceRecord.source_id == "CA-8").values(deleted=True)
         )
-    body = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
+    body = env.lookup(P1, purpose=MLA).json()
     shown = sorted((r["dataset"], r["department"], r["source_id"]) for r in body["records"])
     assert shown == [
         ("benefit_payment", "civil_affairs", "BP-1"),
@@ -544,9 +586,9 @@ def test_lookup_includes_the_entitys_records_not_keyed_by_the_identifier(env: En
     ]
     assert body["total"] == 3
     # The mistyped identifier finds its own record and, through the entity, the rest.
-    other = env.get(f"/v1/persons/{mistyped}", purpose=MLA).json()
+    other = env.lookup(mistyped, purpose=MLA).json()
     assert other["total"] == 3
-    assert other["entity_ids"] == ["E1"]
+    assert other["entity_ids"] == [E1]
 
 
 def test_a_lookup_is_answered_only_once_its_audit_entry_is_committed(env: Env) -> None:
@@ -554,7 +596,7 @@ def test_a_lookup_is_answered_only_once_its_audit_entry_is_committed(env: Env) -
     before = env.audit_count()
     answers: list[Any] = []
     lookup = threading.Thread(
-        target=lambda: answers.append(env.get(f"/v1/persons/{P1}", purpose=MLA, case_ref="C-7"))
+        target=lambda: answers.append(env.lookup(P1, purpose=MLA, case_ref="C-7"))
     )
     with state.audit_lock:  # the writer cannot append: the entry waits, and so must the answer
         lookup.start()
