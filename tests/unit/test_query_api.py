@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,17 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
+from exchange.audit import search as audit_search
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import AuditEntry, SourceRecord
 from exchange.identity.apikeys import create_key
+from exchange.local.broker import free_port
 from exchange.security.keystore import LocalKeyStore
 from gateway import create_app
 from schemas.validators import resident_id_check_character
@@ -638,3 +643,311 @@ def test_the_heap_built_at_start_up_is_frozen_while_serving_and_let_go_after(
 
 def test_the_audit_writer_gathers_for_the_configured_delay(env: Env) -> None:
     assert env.client.app.state.exchange.audit_writer._delay == 0.01  # audit.commit_delay_ms
+
+
+# ---- issue 17: purposes, case references, entity ids, personal data out of URLs -------------
+
+FULL_WIDTH_DIGITS = {ord("0") + i: 0xFF10 + i for i in range(10)}
+PADDED = [
+    MLA + "  ",
+    MLA + "\t",
+    MLA + "\n",
+    " " + MLA,
+    MLA + "\u00a0",  # no-break space
+    MLA + "\u3000",  # ideographic space
+    "\u3000" + MLA,
+    "minimum-living\u00a0allowance",
+]
+
+
+@pytest.mark.parametrize("padded", PADDED)
+def test_a_padded_purpose_is_refused_and_audited_without_it(env: Env, padded: str) -> None:
+    """Finding 3: a padded purpose was served with data, and the entry stored the padded
+    string, so the auditor's search by purpose did not find the access."""
+    asks = (
+        lambda: env.lookup(P1, purpose=padded, case_ref="C-1"),
+        lambda: env.search("王秀英", purpose=padded),
+        lambda: env.get(f"/v1/entities/{E1}", purpose=padded),
+        lambda: env.org_lookup(USCC, purpose=padded),
+    )
+    for ask in asks:
+        before = env.audit_count()
+        response = ask()
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["code"] == "validation_failed"
+        assert "not exactly a code of the catalogue" in body["detail"]
+        assert "王秀英" not in response.text
+        assert env.audit_count() == before + 1
+        entry = env.last_entry()
+        assert (entry.decision, entry.status, entry.fields, entry.purpose) == (
+            "deny",
+            400,
+            [],
+            None,  # never the padded string: an entry names a catalogue code or none
+        )
+        assert "not exactly a code" in entry.reason
+    # What was served, was served for a purpose exactly as catalogued: the auditor's search
+    # by the code finds every allowed access.
+    assert env.lookup(P1, purpose=MLA).status_code == 200
+    with env.sessions() as session:
+        entries = list(session.scalars(select(AuditEntry)))
+        found = audit_search.search(session, audit_search.Filters(purpose=MLA), limit=1000)
+    allowed = [e.seq for e in entries if e.decision == "allow"]
+    assert allowed
+    assert [e.seq for e in found if e.decision == "allow"] == allowed
+    assert {e.purpose for e in entries} <= {MLA, None}
+
+
+def test_a_purpose_code_with_padding_cannot_be_added(env: Env) -> None:
+    for code in (MLA + "\n", "child-benefit\n", " child-benefit", "110105194912310017"):
+        answer = env.client.post(
+            "/v1/admin/purposes",
+            json={"code": code, "title": "x"},
+            headers={"X-API-Key": env.admin},
+        )
+        assert answer.status_code == 400, (code, answer.text)
+
+
+@pytest.mark.parametrize(
+    "case_ref",
+    [
+        P1,
+        "C-" + P1,
+        f"{P1[:6]} {P1[6:14]} {P1[14:]}",
+        P1[:15],  # the old 15-digit number
+        "13800001234",
+        "+86 138 0000 1234",
+        "call 138-0000-1234",
+        "0571-87654321",
+        "13800001234".translate(FULL_WIDTH_DIGITS),
+        "C-1\t",
+        " C-1",
+    ],
+)
+def test_a_case_ref_holding_an_identity_or_phone_number_is_refused(env: Env, case_ref: str) -> None:
+    """Finding 10: anything typed in case_ref was stored in the audit entry in plain text."""
+    before = env.audit_count()
+    response = env.lookup(P1, purpose=MLA, case_ref=case_ref)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "validation_failed"
+    assert case_ref.strip() not in response.text
+    assert env.audit_count() == before + 1
+    entry = env.last_entry()
+    assert (entry.decision, entry.status, entry.case_ref, entry.purpose) == (
+        "deny",
+        400,
+        None,
+        MLA,
+    )
+    assert case_ref.strip() not in (entry.reason or "")
+
+
+def test_ordinary_case_references_are_accepted(env: Env) -> None:
+    for case_ref in ("C-1", "MLA-2026-00001", "DEMO-2026-0001", "2026/杭民救/0417"):
+        response = env.lookup(P1, purpose=MLA, case_ref=case_ref)
+        assert response.status_code == 200, (case_ref, response.text)
+        assert env.last_entry().case_ref == case_ref
+
+
+def test_a_purpose_says_whether_a_case_reference_is_required_and_its_pattern(
+    env: Env,
+) -> None:
+    admin = {"X-API-Key": env.admin}
+    bad = env.client.put(
+        f"/v1/admin/purposes/{MLA}/case-ref",
+        json={"case_ref_required": True, "case_ref_pattern": "MLA-[0-9"},
+        headers=admin,
+    )
+    assert bad.status_code == 400
+    assert "case_ref_pattern" in bad.json()["detail"]
+    rule = env.client.put(
+        f"/v1/admin/purposes/{MLA}/case-ref",
+        json={"case_ref_required": True, "case_ref_pattern": r"MLA-[0-9]{4}-[0-9]{5}"},
+        headers=admin,
+    )
+    assert rule.status_code == 200, rule.text
+    assert (rule.json()["case_ref_required"], rule.json()["case_ref_pattern"]) == (
+        True,
+        r"MLA-[0-9]{4}-[0-9]{5}",
+    )
+    assert env.last_entry().action == "catalogue.purpose.case_ref"
+    listed = env.client.get("/v1/admin/purposes", headers=admin).json()
+    assert next(p for p in listed if p["code"] == MLA)["case_ref_required"] is True
+
+    missing = env.lookup(P1, purpose=MLA)
+    assert missing.status_code == 400
+    assert "requires a case reference" in missing.json()["detail"]
+    assert env.last_entry().status == 400
+    wrong = env.lookup(P1, purpose=MLA, case_ref="C-1")
+    assert wrong.status_code == 400
+    assert "does not match the pattern" in wrong.json()["detail"]
+    entry = env.last_entry()
+    assert (entry.decision, entry.status, entry.case_ref) == ("deny", 400, "C-1")
+    assert env.search("王秀英", purpose=MLA).status_code == 400
+    ok = env.lookup(P1, purpose=MLA, case_ref="MLA-2026-00017")
+    assert ok.status_code == 200, ok.text
+    assert env.last_entry().case_ref == "MLA-2026-00017"
+    # Other purposes keep their own rule (none here).
+    assert env.lookup(P1, key=env.other, purpose="tax-audit").status_code == 403
+
+
+@pytest.mark.parametrize("typed", [P1, "E1", "p" + "0" * 18 + "e1", E1 + "0", "../x"])
+def test_a_malformed_entity_id_is_refused_and_never_stored(env: Env, typed: str) -> None:
+    """Finding 10: /v1/entities/{id} stored any 1-32 characters as the audit subject."""
+    before = env.audit_count()
+    response = env.get(f"/v1/entities/{typed}", purpose=MLA)
+    assert response.status_code in (400, 404), response.text
+    if response.status_code == 404:  # "../x" never reaches the route
+        assert env.audit_count() == before
+        return
+    assert "entity_id" in response.json()["detail"]
+    assert env.audit_count() == before + 1
+    entry = env.last_entry()
+    assert (entry.decision, entry.status, entry.subjects) == ("deny", 400, [])
+    assert typed not in json.dumps([entry.reason, entry.case_ref, entry.purpose])
+
+
+def test_lookups_and_searches_carry_no_personal_data_in_the_url(env: Env) -> None:
+    """Finding 9: identifiers, names and birth dates travelled in paths and query strings."""
+    asks = [
+        env.lookup(P1, purpose=MLA, case_ref="C-1"),
+        env.org_lookup(USCC, purpose=MLA),
+        env.search("王秀英", birth_date="1980-05-07", purpose=MLA),
+        env.client.post(
+            "/v1/search/organisations",
+            json={"name": "杭州秀英商贸"},
+            params={"purpose": MLA},
+            headers={"X-API-Key": env.caseworker},
+        ),
+    ]
+    for response in asks:
+        assert response.status_code in (200, 403, 404), response.text
+        url = str(response.request.url)
+        for secret in (P1, USCC, "王秀英", "1980-05-07", "杭州秀英商贸", "%E7%8E%8B"):
+            assert secret not in url, url
+    assert asks[0].status_code == 200
+    assert asks[2].json()["total"] == 1
+    # The documented operations take none of them in a path or query parameter.
+    doc = env.client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        if not path.startswith(("/v1/persons", "/v1/organisations", "/v1/search")):
+            continue
+        for method, operation in item.items():
+            names = {p["name"] for p in operation.get("parameters", [])}
+            assert not names & {"resident_id", "credit_code", "name", "birth_date"}, (
+                method,
+                path,
+            )
+    assert "/v1/persons/{resident_id}" not in doc["paths"]
+
+
+def test_a_bad_birth_date_is_not_repeated_in_the_answer_or_the_log(env: Env) -> None:
+    response = env.search("王秀英", birth_date="1980-13-45", purpose=MLA)
+    assert response.status_code == 400
+    assert "1980-13-45" not in response.text
+    assert "1980-13-45" not in (env.last_entry().reason or "")
+
+
+def test_the_access_log_never_holds_an_identifier(tmp_path: Path) -> None:
+    """Finding 9, as a server writes it: uvicorn's access log, with the GET form (served in
+    development) and the POST form, keeps neither the identifier nor the query string."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    insert_rows(sessions, ROWS)
+    add_purpose(sessions, MLA)
+    engine.dispose()
+    settings = Settings(database_url=url, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64)
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="info", access_log=True
+    )
+    server = uvicorn.Server(config)
+    collect = Collect()
+    access = logging.getLogger("uvicorn.access")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        access.addHandler(collect)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            client.post("/v1/persons/lookup", json={"resident_id": P1}, params={"purpose": MLA})
+            client.get(f"/v1/persons/{P1}", params={"purpose": MLA, "case_ref": "C-1"})
+            client.get("/v1/persons", params={"name": "王秀英", "birth_date": "1980-05-07"})
+            client.get(f"/v1/organisations/{USCC}")
+    finally:
+        access.removeHandler(collect)
+        server.should_exit = True
+        thread.join(timeout=15)
+    assert len(lines) == 4, lines
+    text = "\n".join(lines)
+    for secret in (P1, USCC, "1980-05-07", "%E7%8E%8B", "C-1"):
+        assert secret not in text, text
+    assert '"POST /v1/persons/lookup?{redacted} HTTP/1.1" 401' in text
+    assert '"GET /v1/persons/{redacted}?{redacted} HTTP/1.1" 401' in text
+
+
+def test_the_get_forms_are_refused_in_production(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    insert_rows(sessions, ROWS)
+    add_purpose(sessions, MLA)
+    add_grant(
+        sessions,
+        department="civil_affairs",
+        dataset="person",
+        fields={"full_name": "full", "birth_date": "full"},
+        purposes=[MLA],
+    )
+    with transaction(sessions) as session:
+        key = create_key(session, actor="alice", department="civil_affairs", role="caseworker")
+    settings = Settings(
+        env="production",
+        database_url=url,
+        linkage_key=LINKAGE_KEY,
+        master_key=MASTER_KEY_B64,
+    )
+    headers = {"X-API-Key": key}
+    try:
+        with TestClient(create_app(settings)) as client:
+            with sessions() as session:
+                before = session.scalar(select(func.count()).select_from(AuditEntry))
+            for path, params in (
+                (f"/v1/persons/{P1}", {"purpose": MLA}),
+                (f"/v1/organisations/{USCC}", {"purpose": MLA}),
+                ("/v1/persons", {"name": "王秀英", "purpose": MLA}),
+                ("/v1/organisations", {"name": "杭州", "purpose": MLA}),
+            ):
+                refused = client.get(path, params=params, headers=headers)
+                assert refused.status_code == 404, refused.text
+                assert "POST /v1/" in refused.json()["detail"]
+                for secret in (P1, USCC, "王秀英", "1980-05-07"):
+                    assert secret not in refused.text
+            with sessions() as session:  # nothing was looked up, nothing disclosed
+                after = session.scalar(select(func.count()).select_from(AuditEntry))
+            assert after == before
+            served = client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": P1},
+                params={"purpose": MLA},
+                headers=headers,
+            )
+            assert served.status_code == 200, served.text
+            assert served.json()["records"][0]["fields"]["full_name"] == "王秀英"
+    finally:
+        engine.dispose()
