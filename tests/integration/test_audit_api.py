@@ -51,7 +51,13 @@ class Gateway:
         return httpx.post(f"{self.url}{path}", headers=headers, timeout=60)
 
     def lookup(self, resident_id: str, **params: Any) -> httpx.Response:
-        return self.get(f"/v1/persons/{resident_id}", self.caseworker, **params)
+        return httpx.post(
+            f"{self.url}/v1/persons/lookup",
+            json={"resident_id": resident_id},
+            headers={"X-API-Key": self.caseworker},
+            params=params,
+            timeout=60,
+        )
 
     def entries(self) -> list[AuditEntry]:
         with self.sessions() as s:
