@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.env is Environment.DEVELOPMENT:
         app.include_router(query.development_router)
         app.include_router(search.development_router)
+        app.include_router(auditor.development_router)
     else:
         app.include_router(urls.production_router)
     urls.install_access_log_redaction()

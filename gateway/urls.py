@@ -70,6 +70,7 @@ _FORMS = {
     "/organisations/{_rest}": 'POST /v1/organisations/lookup with {"credit_code": ...}',
     "/persons": 'POST /v1/search/persons with {"name": ..., "birth_date": ...}',
     "/organisations": 'POST /v1/search/organisations with {"name": ...}',
+    "/audit/subjects/person/{_rest}": 'POST /v1/audit/subjects/person with {"resident_id": ...}',
 }
 
 

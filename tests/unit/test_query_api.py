@@ -932,6 +932,7 @@ def test_the_get_forms_are_refused_in_production(tmp_path: Path) -> None:
                 (f"/v1/organisations/{USCC}", {"purpose": MLA}),
                 ("/v1/persons", {"name": "王秀英", "purpose": MLA}),
                 ("/v1/organisations", {"name": "杭州", "purpose": MLA}),
+                (f"/v1/audit/subjects/person/{P1}", {}),
             ):
                 refused = client.get(path, params=params, headers=headers)
                 assert refused.status_code == 404, refused.text
