@@ -6,6 +6,12 @@ if it did not exist. Each request writes exactly one audit entry (see
 :mod:`gateway.audited`) naming the purpose, the case, the datasets and fields
 returned, and the data subjects as blind references (the blind index of the
 identifier asked for, entity ids), never identifiers or names.
+
+The identifier travels in a POST body (``POST /v1/persons/lookup``), never in a URL,
+which proxies and access logs keep; the GET forms with the identifier in the path
+(:data:`development_router`) are served only in development (:mod:`gateway.urls`).
+The purpose must be exactly a catalogue code, and the case reference meet the
+purpose's rules (:func:`gateway.audited.stated_purpose`).
 """
 
 from __future__ import annotations
