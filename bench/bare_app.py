@@ -1,7 +1,7 @@
 """The baseline of ``bench.gateway_lookup``: a bare FastAPI endpoint, nothing behind it.
 
-``GET /v1/persons/{resident_id}`` answers every request with the JSON body read
-at start-up from the file named by ``BENCH_BARE_BODY`` (the benchmark writes
+``POST /v1/persons/lookup`` (the identifier in a JSON body) answers every request with
+the JSON body read at start-up from the file named by ``BENCH_BARE_BODY`` (the benchmark writes
 there a real lookup response of the gateway, so both sides send the same bytes
 through the same ``JSONResponse``). No authentication, policy, database,
 decryption or audit: what is left is uvicorn, Starlette routing, FastAPI's
@@ -18,8 +18,13 @@ import os
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 BODY_ENV = "BENCH_BARE_BODY"
+
+
+class Lookup(BaseModel):
+    resident_id: str = Field(min_length=1, max_length=64)
 
 
 def app() -> FastAPI:
@@ -28,10 +33,11 @@ def app() -> FastAPI:
         body: dict[str, Any] = json.load(handle)
     bare = FastAPI(title="bare baseline", openapi_url=None, docs_url=None, redoc_url=None)
 
-    @bare.get("/v1/persons/{resident_id}")
-    def person(resident_id: str, purpose: str | None = None) -> dict[str, Any]:
-        # A sync route, like the gateway's: it runs in the same threadpool.
-        del resident_id, purpose
+    @bare.post("/v1/persons/lookup")
+    def person(lookup: Lookup, purpose: str | None = None) -> dict[str, Any]:
+        # A sync route, like the gateway's: it runs in the same threadpool; the body is
+        # parsed into a model, as the gateway's is.
+        del lookup, purpose
         return body
 
     return bare

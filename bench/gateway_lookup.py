@@ -27,7 +27,8 @@ Run from the project root (needs wrk: ``bash scripts/bench-setup.sh`` installs i
 4. For each round, bare then gateway (the order alternates by round): wrk
    from a separate process, ``-t2 -c<C> -d<S> --latency --timeout 60s``, after
    a short warm-up, with a Lua script that sends
-   ``GET /v1/persons/<id>?purpose=...&case_ref=...`` with the key in
+   ``POST /v1/persons/lookup?purpose=...&case_ref=...`` (the identifier in a JSON
+   body) with the key in
    ``X-API-Key``, cycling through every published identifier (each thread from
    its own offset), so no response comes from one cached row. Any non-2xx
    response or socket error fails the run (exit status 1).
@@ -115,12 +116,15 @@ end
 function init(args)
   counter = tonumber(offset) or 0
   wrk.headers["X-API-Key"] = "%(key)s"
+  wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
   counter = counter + 1
   local id = ids[(counter %% #ids) + 1]
-  return wrk.format("GET", "/v1/persons/" .. id .. query .. "BENCH-" .. counter)
+  -- The identifier in the body, never in the URL.
+  local body = '{"resident_id":"' .. id .. '"}'
+  return wrk.format("POST", "/v1/persons/lookup" .. query .. "BENCH-" .. counter, nil, body)
 end
 """
 
@@ -362,7 +366,7 @@ def start_server(
         if process.poll() is not None:
             raise BenchmarkError(f"{name} exited at start:\n{log_path.read_text()[-2000:]}")
         try:
-            httpx.get(f"{server.url}/v1/persons/x", timeout=2)
+            httpx.get(f"{server.url}/healthz", timeout=2)  # any answer will do
             return server
         except httpx.HTTPError:
             time.sleep(0.3)
@@ -372,8 +376,9 @@ def start_server(
 
 def check_lookup(url: str, key: str, person: Person) -> bytes:
     """One lookup must return both departments' records with the published values."""
-    response = httpx.get(
-        f"{url}/v1/persons/{person.resident_id}",
+    response = httpx.post(
+        f"{url}/v1/persons/lookup",
+        json={"resident_id": person.resident_id},
         params={"purpose": PURPOSE, "case_ref": "BENCH-CHECK"},
         headers={"X-API-Key": key},
         timeout=30,
@@ -571,7 +576,9 @@ def run(
             "bare", "bench.bare_app:app", {**env, "BENCH_BARE_BODY": str(base / "body.json")}, logs
         )
         servers.append(bare_server)
-        bare_body = httpx.get(f"{bare_server.url}/v1/persons/x", timeout=10).content
+        bare_body = httpx.post(
+            f"{bare_server.url}/v1/persons/lookup", json={"resident_id": "x"}, timeout=10
+        ).content
         if len(bare_body) != len(body):
             raise BenchmarkError(f"bare body {len(bare_body)} bytes, gateway's {len(body)}")
         with sessions() as session:

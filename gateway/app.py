@@ -28,6 +28,7 @@ from gateway import (
     schema_registry,
     search,
     security,
+    urls,
 )
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
@@ -100,6 +101,14 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(query.router)
     app.include_router(search.router)
+    # Identifiers in URLs (GET /v1/persons/{resident_id}, ?name=): development only.
+    if settings.env is Environment.DEVELOPMENT:
+        app.include_router(query.development_router)
+        app.include_router(search.development_router)
+        app.include_router(auditor.development_router)
+    else:
+        app.include_router(urls.production_router)
+    urls.install_access_log_redaction()
     app.include_router(catalogue_api.router)
     app.include_router(schema_registry.router)
     app.include_router(publish.router)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
 
 from exchange import audit
+from exchange.access import catalogue
 from exchange.audit.group import Ticket
 from exchange.core.db import transaction
 from exchange.core.errors import (
@@ -37,6 +38,7 @@ from exchange.core.errors import (
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
+    ValidationError,
 )
 from exchange.identity.apikeys import Identity
 from gateway.access import append, append_committed, identify, submit
@@ -59,7 +61,16 @@ def pending(
     dataset: str | None = None,
 ) -> audit.Decision:
     """The decision of a request not decided yet: a denial answered 500 until
-    :func:`run_audited` records what happened, so nothing reads as allowed by mistake."""
+    :func:`run_audited` records what happened, so nothing reads as allowed by mistake.
+
+    The entry keeps ``purpose`` only if it has the form of a purpose code and
+    ``case_ref`` only if no rule refuses it whatever the purpose (no identity or phone
+    number, no padding): a refused value never reaches the audit log, whatever happens
+    to the request next (:func:`stated_purpose` checks both for the work)."""
+    if purpose is not None and not catalogue.is_canonical_code(purpose):
+        purpose = None
+    if case_ref is not None and catalogue.case_ref_problem(case_ref) is not None:
+        case_ref = None
     return audit.Decision(
         request_id=request_id,
         action=action,
@@ -70,6 +81,24 @@ def pending(
         case_ref=case_ref,
         dataset=dataset,
     )
+
+
+def stated_purpose(
+    state: AppState,
+    session: Session,
+    decision: audit.Decision,
+    purpose: str | None,
+    case_ref: str | None,
+) -> str:
+    """The purpose code a request states, exactly a code of the catalogue and active, with
+    a case reference that meets the purpose's rules; the ValidationError otherwise, after
+    taking from ``decision`` a purpose that is not a code of the catalogue."""
+    try:
+        return state.catalogue.active_purpose(session, purpose, case_ref)
+    except ValidationError:
+        if not state.catalogue.is_code(session, decision.purpose):
+            decision.purpose = None
+        raise
 
 
 def run_audited(

@@ -169,12 +169,39 @@ def list_entries(
     return EntryPage(entries=views, next_after=next_after)
 
 
-@router.get(
-    "/subjects/person/{resident_id}",
+class PersonQuery(BaseModel):
+    """Whose accesses to list: the identifier travels in the body, never in the URL."""
+
+    resident_id: str = Field(
+        min_length=1, max_length=64, description="The person's resident identity number."
+    )
+
+
+@router.post(
+    "/subjects/person",
     response_model=PersonAccesses,
     summary="Who accessed this person's records, when, and for what purpose",
+    description="The resident identity number is sent in the body, so that no URL (and no "
+    "access log) holds it.",
     responses=_ERRORS,
 )
+def person_accesses_by_body(
+    request: Request,
+    state: StateDep,
+    body: PersonQuery,
+    since: Since = None,
+    until: Until = None,
+    after: After = 0,
+    limit: Limit = 100,
+) -> PersonAccesses:
+    return person_accesses(request, state, body.resident_id, since, until, after, limit)
+
+
+# The GET form, with the identifier in the path: development only (gateway.app).
+development_router = APIRouter(prefix="/v1/audit", tags=["audit"], include_in_schema=False)
+
+
+@development_router.get("/subjects/person/{resident_id}", deprecated=True)
 def person_accesses(
     request: Request,
     state: StateDep,

@@ -57,10 +57,24 @@ class DatasetView(BaseModel):
     fields: list[FieldView]
 
 
+_REQUIRED = "Whether a request stating the purpose must give a case reference (case_ref)."
+_PATTERN = (
+    "A regular expression the whole case reference must match; null: any case reference "
+    "that does not look like an identity or phone number."
+)
+
+
 class PurposeCreate(BaseModel):
     code: str = Field(max_length=100, examples=["minimum-living-allowance"])
     title: str = Field(max_length=255)
     legal_basis: str | None = None
+    case_ref_required: bool = Field(default=False, description=_REQUIRED)
+    case_ref_pattern: str | None = Field(default=None, max_length=200, description=_PATTERN)
+
+
+class CaseRefRule(BaseModel):
+    case_ref_required: bool = Field(description=_REQUIRED)
+    case_ref_pattern: str | None = Field(default=None, max_length=200, description=_PATTERN)
 
 
 class PurposeView(BaseModel):
@@ -68,6 +82,8 @@ class PurposeView(BaseModel):
     title: str
     legal_basis: str | None
     active: bool
+    case_ref_required: bool = Field(description=_REQUIRED)
+    case_ref_pattern: str | None = Field(description=_PATTERN)
     created_at: datetime
 
 
@@ -108,6 +124,8 @@ def _purpose_view(p: Purpose) -> PurposeView:
         title=p.title,
         legal_basis=p.legal_basis,
         active=p.active,
+        case_ref_required=p.case_ref_required,
+        case_ref_pattern=p.case_ref_pattern,
         created_at=p.created_at,
     )
 
@@ -200,8 +218,49 @@ def add_purpose(
 
     def work(session: Session, identity: Identity) -> PurposeView:
         del identity
-        purpose = catalogue.add_purpose(session, body.code, body.title, body.legal_basis)
+        purpose = catalogue.add_purpose(
+            session,
+            body.code,
+            body.title,
+            body.legal_basis,
+            case_ref_required=body.case_ref_required,
+            case_ref_pattern=body.case_ref_pattern,
+        )
         decision.status, decision.reason = 201, f"purpose {purpose.code!r} added"
+        return _purpose_view(purpose)
+
+    return run_audited(state, request, decision, work, roles=ADMIN)
+
+
+@router.put(
+    "/admin/purposes/{code}/case-ref",
+    response_model=PurposeView,
+    summary="Say whether requests stating the purpose must give a case reference, and its pattern",
+    responses={
+        **_DENIED,
+        400: {"description": "The pattern is not a regular expression"},
+        404: {"description": "No such purpose"},
+    },
+)
+def set_case_ref_rule(
+    code: Annotated[str, Path(max_length=100)],
+    body: CaseRefRule,
+    request: Request,
+    state: StateDep,
+    request_id: RequestIdDep,
+) -> PurposeView:
+    decision = pending(request_id, "catalogue.purpose.case_ref")
+
+    def work(session: Session, identity: Identity) -> PurposeView:
+        del identity
+        purpose = catalogue.set_case_ref_rule(
+            session, code, required=body.case_ref_required, pattern=body.case_ref_pattern
+        )
+        decision.reason = (
+            f"purpose {code!r} case reference: "
+            + ("required" if purpose.case_ref_required else "optional")
+            + (f", pattern {purpose.case_ref_pattern}" if purpose.case_ref_pattern else "")
+        )
         return _purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)

@@ -6,6 +6,12 @@ if it did not exist. Each request writes exactly one audit entry (see
 :mod:`gateway.audited`) naming the purpose, the case, the datasets and fields
 returned, and the data subjects as blind references (the blind index of the
 identifier asked for, entity ids), never identifiers or names.
+
+The identifier travels in a POST body (``POST /v1/persons/lookup``), never in a URL,
+which proxies and access logs keep; the GET forms with the identifier in the path
+(:data:`development_router`) are served only in development (:mod:`gateway.urls`).
+The purpose must be exactly a catalogue code, and the case reference meet the
+purpose's rules (:func:`gateway.audited.stated_purpose`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from functools import cache
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Executable, and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
@@ -24,13 +30,14 @@ from exchange.access import catalogue
 from exchange.access.policy import Access, Mode
 from exchange.core.db import utcnow
 from exchange.core.driver import DriverSelect
-from exchange.core.errors import NotFoundError
+from exchange.core.errors import NotFoundError, ValidationError
 from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
+from exchange.registry.entities import is_entity_id
 from exchange.registry.linkage import golden_record, trust_ranks
 from exchange.registry.records import record_ref
 from exchange.security.blindindex import blind_index
-from gateway.audited import end_reads, pending, run_audited_read
+from gateway.audited import end_reads, pending, run_audited_read, stated_purpose
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -67,7 +74,11 @@ def person_subject(state: AppState, resident_id: str) -> str:
 _LINKED = frozenset({"person", "organisation"})  # datasets whose fields make golden records
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "No purpose stated, or the purpose is unknown or deactivated"},
+    400: {
+        "description": "No purpose stated, or one that is not exactly an active code of the "
+        "catalogue; a case reference missing where the purpose requires one, not matching its "
+        "pattern, or holding an identity or phone number; a malformed entity id"
+    },
     401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
     403: {"description": "No grant gives the caller's department and role this, for the purpose"},
     404: {"description": "Nothing the caller may see"},
@@ -201,11 +212,12 @@ def _lookup(
     subject: str,
     extra_ids: Callable[[Session], list[int]] | None,
     what: str,
+    stated: tuple[str | None, str | None],
     limit: int,
     offset: int,
 ) -> Response:
     def work(session: Session, identity: Identity) -> LookupView:
-        purpose = state.catalogue.active_purpose(session, decision.purpose)
+        purpose = stated_purpose(state, session, decision, *stated)
         scope = Scope.cached(state, session, identity, purpose, utcnow())
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
@@ -244,21 +256,32 @@ def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
     return sorted(ids)
 
 
-@router.get(
-    "/persons/{resident_id}",
-    response_model=LookupView,
-    summary="Look up a person by resident identity number",
-    description="The records, of any dataset, that the caller's grants allow for the purpose: "
-    "found through the identifier's blind index, with the records linked to the same entity.",
-    responses=ERRORS,
-)
-def get_person(
+class PersonLookup(BaseModel):
+    """Whom to look up: the identifier travels in the body, never in the URL."""
+
+    resident_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The resident identity number (GB 11643-1999); spaces and full-width "
+        "characters are tidied.",
+    )
+
+
+class OrganisationLookup(BaseModel):
+    """Which organisation to look up: the code travels in the body, never in the URL."""
+
+    credit_code: str = Field(
+        min_length=1, max_length=64, description="The unified social credit code (GB 32100)."
+    )
+
+
+def _person_lookup(
     request: Request,
-    resident_id: Annotated[str, Path(min_length=1, max_length=64)],
-    purpose: PurposeParam = None,
-    case_ref: CaseRefParam = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    offset: OffsetParam = 0,
+    resident_id: str,
+    purpose: str | None,
+    case_ref: str | None,
+    limit: int,
+    offset: int,
 ) -> Response:
     state, request_id = request_context(request)
     subject = person_subject(state, resident_id)
@@ -273,26 +296,19 @@ def get_person(
         subject=subject,
         extra_ids=None,
         what="person",
+        stated=(purpose, case_ref),
         limit=limit,
         offset=offset,
     )
 
 
-@router.get(
-    "/organisations/{credit_code}",
-    response_model=LookupView,
-    summary="Look up an organisation by unified social credit code",
-    description="The records, of any dataset, that the caller's grants allow for the purpose, "
-    "of the organisation with this code and of the entity it is linked to.",
-    responses=ERRORS,
-)
-def get_organisation(
+def _organisation_lookup(
     request: Request,
-    credit_code: Annotated[str, Path(min_length=1, max_length=64)],
-    purpose: PurposeParam = None,
-    case_ref: CaseRefParam = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    offset: OffsetParam = 0,
+    credit_code: str,
+    purpose: str | None,
+    case_ref: str | None,
+    limit: int,
+    offset: int,
 ) -> Response:
     state, request_id = request_context(request)
     code = normalise_resident_id(credit_code).upper()  # same tidying: spaces, full width
@@ -318,9 +334,80 @@ def get_organisation(
         subject=subject,
         extra_ids=keyed,
         what="organisation",
+        stated=(purpose, case_ref),
         limit=limit,
         offset=offset,
     )
+
+
+@router.post(
+    "/persons/lookup",
+    response_model=LookupView,
+    summary="Look up a person by resident identity number",
+    description="The records, of any dataset, that the caller's grants allow for the purpose: "
+    "found through the identifier's blind index, with the records linked to the same entity. "
+    "The identifier is sent in the body, so that no URL (and no proxy's or server's access "
+    "log) holds it; the next page is the same request with the `next` URL.",
+    responses=ERRORS,
+)
+def lookup_person(
+    request: Request,
+    body: PersonLookup,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _person_lookup(request, body.resident_id, purpose, case_ref, limit, offset)
+
+
+@router.post(
+    "/organisations/lookup",
+    response_model=LookupView,
+    summary="Look up an organisation by unified social credit code",
+    description="The records, of any dataset, that the caller's grants allow for the purpose, "
+    "of the organisation with this code and of the entity it is linked to. The code is sent "
+    "in the body, like a person's identifier.",
+    responses=ERRORS,
+)
+def lookup_organisation(
+    request: Request,
+    body: OrganisationLookup,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _organisation_lookup(request, body.credit_code, purpose, case_ref, limit, offset)
+
+
+# The GET forms, with the identifier in the path: served only in development
+# (gateway.app includes this router when settings.env is development), never documented.
+development_router = APIRouter(prefix="/v1", tags=["query"], include_in_schema=False)
+
+
+@development_router.get("/persons/{resident_id}", deprecated=True)
+def get_person(
+    request: Request,
+    resident_id: Annotated[str, Path(min_length=1, max_length=64)],
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _person_lookup(request, resident_id, purpose, case_ref, limit, offset)
+
+
+@development_router.get("/organisations/{credit_code}", deprecated=True)
+def get_organisation(
+    request: Request,
+    credit_code: Annotated[str, Path(min_length=1, max_length=64)],
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _organisation_lookup(request, credit_code, purpose, case_ref, limit, offset)
 
 
 @router.get(
@@ -328,7 +415,8 @@ def get_organisation(
     response_model=EntityView,
     summary="The linked view of an entity",
     description="The golden record built only from the fields and records the caller may see "
-    "for the purpose, and the contributing records it may see.",
+    "for the purpose, and the contributing records it may see. An id not of the form of an "
+    "entity id (P or O and 20 lower-case hexadecimal digits) is refused (400).",
     responses=ERRORS,
 )
 def get_entity(
@@ -343,10 +431,23 @@ def get_entity(
     decision = pending(
         request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"
     )
-    decision.subjects = [entity_id]
+    # Only an entity id is ever written as the subject: anything else typed here (an
+    # identity number) is refused and never stored.
+    well_formed = is_entity_id(entity_id)
+    decision.subjects = [entity_id] if well_formed else []
 
     def work(session: Session, identity: Identity) -> EntityView:
-        code = state.catalogue.active_purpose(session, purpose)
+        code = stated_purpose(state, session, decision, purpose, case_ref)
+        if not well_formed:
+            raise ValidationError(
+                [
+                    (
+                        "entity_id",
+                        "entity.id_invalid",
+                        "not an entity id: P or O and 20 lower-case hexadecimal digits",
+                    )
+                ]
+            )
         scope = Scope.cached(state, session, identity, code, utcnow())
         scope.require_any(catalogue.available_datasets())
         entity = session.execute(

@@ -43,7 +43,7 @@ from exchange.registry.linkage import (
     person_record,
 )
 from exchange.registry.records import record_ref
-from gateway.audited import end_reads, pending, run_audited_read
+from gateway.audited import end_reads, pending, run_audited_read, stated_purpose
 from gateway.deps import AppState, request_context
 from gateway.params import (
     DEFAULT_LIMIT,
@@ -80,8 +80,10 @@ def _parse_date(value: str | None) -> date | None:
     try:
         return date.fromisoformat(text if "-" in text else f"{text[:4]}-{text[4:6]}-{text[6:]}")
     except ValueError as exc:
+        # The value is not repeated: a birth date is personal data, and the message is
+        # written in the audit entry.
         raise ValidationError(
-            [("birth_date", "search.date_invalid", f"{value!r} is not a date (YYYY-MM-DD)")]
+            [("birth_date", "search.date_invalid", "the birth date is not a date (YYYY-MM-DD)")]
         ) from exc
 
 
@@ -98,6 +100,7 @@ def _search(
     kind: str,
     name: str,
     birth_date: str | None,
+    stated: tuple[str | None, str | None],
     limit: int,
     offset: int,
 ) -> Response:
@@ -106,7 +109,7 @@ def _search(
     levels = fields_of(kind)
 
     def work(session: Session, identity: Identity) -> SearchView:
-        code = state.catalogue.active_purpose(session, decision.purpose)
+        code = stated_purpose(state, session, decision, *stated)
         born = _parse_date(birth_date)
         query, needed = _query(kind, name, born)
         scope = Scope.cached(state, session, identity, code, utcnow())
@@ -180,30 +183,29 @@ def _candidates(
     return list(session.scalars(base.order_by(SourceRecord.id)))
 
 
-NameParam = Annotated[
-    str, Query(min_length=1, max_length=100, description="The name searched for.")
-]
+class PersonSearch(BaseModel):
+    """Whom to search for: the name and birth date travel in the body, never in the URL."""
+
+    name: str = Field(min_length=1, max_length=100, description="The name searched for.")
+    birth_date: str | None = Field(
+        default=None, max_length=10, description="YYYY-MM-DD (or YYYYMMDD)."
+    )
 
 
-@router.get(
-    "/persons",
-    response_model=SearchView,
-    summary="Search persons by name and birth date",
-    description="Fuzzy and ranked: homophones, swapped family/given names, swapped day and month "
-    "and one-character typos still match. Only rows the caller's grants admit, and only if they "
-    "show the searched fields in full.",
-    responses=ERRORS,
-)
-def search_persons(
+class OrganisationSearch(BaseModel):
+    """Which organisation to search for, by name, in the body."""
+
+    name: str = Field(min_length=1, max_length=100, description="The name searched for.")
+
+
+def _person_search(
     request: Request,
-    name: NameParam,
-    birth_date: Annotated[
-        str | None, Query(max_length=10, description="YYYY-MM-DD (or YYYYMMDD).")
-    ] = None,
-    purpose: PurposeParam = None,
-    case_ref: CaseRefParam = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    offset: OffsetParam = 0,
+    name: str,
+    birth_date: str | None,
+    purpose: str | None,
+    case_ref: str | None,
+    limit: int,
+    offset: int,
 ) -> Response:
     state, request_id = request_context(request)
     decision = pending(
@@ -216,26 +218,19 @@ def search_persons(
         kind=PERSON,
         name=name,
         birth_date=birth_date,
+        stated=(purpose, case_ref),
         limit=limit,
         offset=offset,
     )
 
 
-@router.get(
-    "/organisations",
-    response_model=SearchView,
-    summary="Search organisations by name",
-    description="Fuzzy and ranked on the name without region, brackets and legal form, and its "
-    "pinyin. Scans the organisation records the caller's grants admit.",
-    responses=ERRORS,
-)
-def search_organisations(
+def _organisation_search(
     request: Request,
-    name: NameParam,
-    purpose: PurposeParam = None,
-    case_ref: CaseRefParam = None,
-    limit: LimitParam = DEFAULT_LIMIT,
-    offset: OffsetParam = 0,
+    name: str,
+    purpose: str | None,
+    case_ref: str | None,
+    limit: int,
+    offset: int,
 ) -> Response:
     state, request_id = request_context(request)
     decision = pending(
@@ -252,6 +247,82 @@ def search_organisations(
         kind=ORGANISATION,
         name=name,
         birth_date=None,
+        stated=(purpose, case_ref),
         limit=limit,
         offset=offset,
     )
+
+
+@router.post(
+    "/search/persons",
+    response_model=SearchView,
+    summary="Search persons by name and birth date",
+    description="Fuzzy and ranked: homophones, swapped family/given names, swapped day and month "
+    "and one-character typos still match. Only rows the caller's grants admit, and only if they "
+    "show the searched fields in full. The name and birth date are sent in the body, so that no "
+    "URL (and no access log) holds them.",
+    responses=ERRORS,
+)
+def search_persons(
+    request: Request,
+    body: PersonSearch,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _person_search(request, body.name, body.birth_date, purpose, case_ref, limit, offset)
+
+
+@router.post(
+    "/search/organisations",
+    response_model=SearchView,
+    summary="Search organisations by name",
+    description="Fuzzy and ranked on the name without region, brackets and legal form, and its "
+    "pinyin. Scans the organisation records the caller's grants admit. The name is sent in "
+    "the body.",
+    responses=ERRORS,
+)
+def search_organisations(
+    request: Request,
+    body: OrganisationSearch,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _organisation_search(request, body.name, purpose, case_ref, limit, offset)
+
+
+# The GET forms, with the name and birth date in the query string: served only in
+# development (gateway.app), never documented.
+development_router = APIRouter(prefix="/v1", tags=["query"], include_in_schema=False)
+
+NameParam = Annotated[
+    str, Query(min_length=1, max_length=100, description="The name searched for.")
+]
+
+
+@development_router.get("/persons", deprecated=True)
+def get_search_persons(
+    request: Request,
+    name: NameParam,
+    birth_date: Annotated[str | None, Query(max_length=10)] = None,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _person_search(request, name, birth_date, purpose, case_ref, limit, offset)
+
+
+@development_router.get("/organisations", deprecated=True)
+def get_search_organisations(
+    request: Request,
+    name: NameParam,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    offset: OffsetParam = 0,
+) -> Response:
+    return _organisation_search(request, name, purpose, case_ref, limit, offset)

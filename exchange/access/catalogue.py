@@ -18,6 +18,7 @@ problem (field, code, message).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,25 +118,190 @@ def datasets() -> list[Dataset]:
 # ---- purposes ------------------------------------------------------------------------------
 
 
-def add_purpose(session: Session, code: str, title: str, legal_basis: str | None = None) -> Purpose:
+# What a case reference (and a purpose) must never look like: a resident identity number
+# (18 characters, or the old 15 digits, grouped or not) or a phone number (a mainland
+# mobile, with or without +86, or a landline with its area code), checked on the
+# NFKC form (full-width digits are digits). A case reference names a case, never a person.
+_RESIDENT_ID_LIKE = re.compile(
+    r"(?<![0-9])(?:[0-9]{6}[ -]?[0-9]{8}[ -]?[0-9]{3}[0-9Xx]|[0-9]{15})(?![0-9])"
+)
+_PHONE_LIKE = re.compile(
+    r"(?<![0-9])(?:(?:\+?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}"
+    r"|0[0-9]{2,3}[ -]?[0-9]{7,8})(?![0-9])"
+)
+_LONG_NUMBER = re.compile(r"[0-9]{11,}")
+CASE_REF_MAX = 200
+
+
+def looks_personal(value: str) -> str | None:
+    """What personal identifier ``value`` looks like or holds ("an identity number", "a
+    phone number"), or None."""
+    text = unicodedata.normalize("NFKC", value)
+    if _RESIDENT_ID_LIKE.search(text):
+        return "an identity number"
+    if _PHONE_LIKE.search(text):
+        return "a phone number"
+    if _LONG_NUMBER.search(text):
+        return "a long number (an identifier)"
+    return None
+
+
+def is_canonical_code(value: str | None) -> bool:
+    """Whether ``value`` has the form of a purpose code (see :func:`add_purpose`) and holds
+    nothing that looks like an identifier: the test a stated purpose passes before it is
+    written in an audit entry."""
+    return value is not None and bool(_CODE.fullmatch(value)) and looks_personal(value) is None
+
+
+def case_ref_problem(value: str | None) -> tuple[str, str] | None:
+    """The (reason code, message) for which a case reference is refused whatever the
+    purpose, or None. The message never repeats the value."""
+    if value is None:
+        return None
+    if value != value.strip() or any(unicodedata.category(c).startswith("C") for c in value):
+        return (
+            "case_ref.not_canonical",
+            "the case reference has surrounding white space or control characters; "
+            "send it exactly as the case file names it",
+        )
+    if not value:
+        return None
+    if len(value) > CASE_REF_MAX:
+        return ("case_ref.too_long", f"a case reference is at most {CASE_REF_MAX} characters")
+    what = looks_personal(value)
+    if what is not None:
+        return (
+            "case_ref.personal_data",
+            f"the case reference looks like or holds {what}; "
+            "name the case, never the person (it is stored in the audit log)",
+        )
+    return None
+
+
+def check_case_ref(purpose: Purpose | PurposeRule, value: str | None) -> None:
+    """ValidationError if ``value`` is not a case reference a request stating ``purpose``
+    may give: one that looks like an identity or phone number, none where the purpose
+    requires one, or one that does not match the purpose's pattern."""
+    problem = case_ref_problem(value)
+    if problem is not None:
+        raise ValidationError([("case_ref", *problem)])
+    if not value:
+        if purpose.case_ref_required:
+            raise ValidationError(
+                [
+                    (
+                        "case_ref",
+                        "case_ref.required",
+                        f"purpose {purpose.code!r} requires a case reference (case_ref)"
+                        + (
+                            f" matching {purpose.case_ref_pattern}"
+                            if purpose.case_ref_pattern
+                            else ""
+                        ),
+                    )
+                ]
+            )
+        return
+    if purpose.case_ref_pattern and re.fullmatch(purpose.case_ref_pattern, value) is None:
+        raise ValidationError(
+            [
+                (
+                    "case_ref",
+                    "case_ref.pattern_mismatch",
+                    f"the case reference does not match the pattern of purpose "
+                    f"{purpose.code!r}: {purpose.case_ref_pattern}",
+                )
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class PurposeRule:
+    """What a request stating a purpose must meet (the cached form of a Purpose row)."""
+
+    code: str
+    active: bool
+    case_ref_required: bool
+    case_ref_pattern: str | None
+
+
+def _pattern_problems(pattern: str | None) -> list[tuple[str, str, str]]:
+    if pattern is None:
+        return []
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return [
+            (
+                "case_ref_pattern",
+                "purpose.case_ref_pattern_invalid",
+                f"not a regular expression: {exc}",
+            )
+        ]
+    if not pattern or len(pattern) > 200:
+        return [
+            (
+                "case_ref_pattern",
+                "purpose.case_ref_pattern_invalid",
+                "a case reference pattern is 1-200 characters",
+            )
+        ]
+    return []
+
+
+def add_purpose(
+    session: Session,
+    code: str,
+    title: str,
+    legal_basis: str | None = None,
+    *,
+    case_ref_required: bool = False,
+    case_ref_pattern: str | None = None,
+) -> Purpose:
     problems = []
-    if not _CODE.match(code):
+    if not _CODE.fullmatch(code) or looks_personal(code) is not None:
         problems.append(
             (
                 "code",
                 "purpose.code_invalid",
                 f"purpose code {code!r} must be 2-100 characters: lower-case letters, digits, "
-                "'.', '_' or '-', starting with a letter or digit",
+                "'.', '_' or '-', starting with a letter or digit, and not look like an "
+                "identity or phone number",
             )
         )
     if not title.strip():
         problems.append(("title", "purpose.title_missing", "a purpose needs a title"))
+    problems.extend(_pattern_problems(case_ref_pattern))
     if problems:
         raise ValidationError(problems)
     if session.get(Purpose, code) is not None:
         raise ConflictError(f"purpose {code!r} already exists")
-    purpose = Purpose(code=code, title=title.strip(), legal_basis=legal_basis, active=True)
+    purpose = Purpose(
+        code=code,
+        title=title.strip(),
+        legal_basis=legal_basis,
+        active=True,
+        case_ref_required=case_ref_required,
+        case_ref_pattern=case_ref_pattern,
+    )
     session.add(purpose)
+    session.flush()
+    return purpose
+
+
+def set_case_ref_rule(
+    session: Session, code: str, *, required: bool, pattern: str | None
+) -> Purpose:
+    """Say whether requests stating purpose ``code`` must give a case reference, and the
+    pattern it must match (None: any that is not an identity or phone number)."""
+    problems = _pattern_problems(pattern)
+    if problems:
+        raise ValidationError(problems)
+    purpose = session.get(Purpose, code)
+    if purpose is None:
+        raise NotFoundError(f"no purpose {code!r}")
+    purpose.case_ref_required = required
+    purpose.case_ref_pattern = pattern
     session.flush()
     return purpose
 
@@ -156,22 +322,53 @@ def deactivate_purpose(session: Session, code: str) -> Purpose:
     return purpose
 
 
-def active_purpose(session: Session, code: str | None) -> Purpose:
-    """The purpose a request states; ValidationError if missing, unknown or inactive."""
-    if code is None or not code.strip():
-        raise ValidationError(
+def purpose_refusal(stated: str | None, known: Mapping[str, bool]) -> ValidationError | None:
+    """Why a request may not state ``stated`` as its purpose, or None if it may.
+
+    ``known`` maps each purpose code of the catalogue to whether it is active. Only a
+    code exactly as the catalogue holds it is accepted: a code with white space, a
+    no-break or ideographic space, or a control character around or in it is refused,
+    never tidied, so that every entry names its purpose exactly and an auditor's search
+    by purpose finds every access made for it. The message names the stated value only
+    if it is a code of the catalogue."""
+    if stated is None or not stated.strip():
+        return ValidationError(
             [("purpose", "purpose.missing", "state the purpose (legal basis) of the request")]
         )
-    purpose = session.get(Purpose, code.strip())
-    if purpose is None:
-        raise ValidationError(
-            [("purpose", "purpose.unknown", f"{code!r} is not a purpose of the catalogue")]
+    active = known.get(stated)
+    if active is None:
+        tidy = unicodedata.normalize("NFKC", stated).strip()
+        if tidy in known or not _CODE.fullmatch(stated):
+            return ValidationError(
+                [
+                    (
+                        "purpose",
+                        "purpose.not_canonical",
+                        "the purpose is not exactly a code of the catalogue: a code has no "
+                        "white space (nor no-break, ideographic or other spaces) or control "
+                        "characters around or in it; send it exactly as listed",
+                    )
+                ]
+            )
+        return ValidationError(
+            [("purpose", "purpose.unknown", "the purpose stated is not a code of the catalogue")]
         )
-    if not purpose.active:
-        raise ValidationError(
-            [("purpose", "purpose.inactive", f"purpose {code!r} has been deactivated")]
+    if not active:
+        return ValidationError(
+            [("purpose", "purpose.inactive", f"purpose {stated!r} has been deactivated")]
         )
-    return purpose
+    return None
+
+
+def active_purpose(session: Session, code: str | None) -> Purpose:
+    """The purpose a request states; ValidationError if missing, not exactly a code,
+    unknown or inactive."""
+    found = session.get(Purpose, code) if code is not None else None
+    refusal = purpose_refusal(code, {found.code: found.active} if found is not None else {})
+    if refusal is not None:
+        raise refusal
+    assert found is not None
+    return found
 
 
 # ---- grants --------------------------------------------------------------------------------

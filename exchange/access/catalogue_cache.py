@@ -37,7 +37,6 @@ from sqlalchemy.orm import ORMExecuteState, Session
 
 from exchange.access import catalogue
 from exchange.access.policy import GrantRule
-from exchange.core.errors import ValidationError
 from exchange.core.models import Grant, Purpose
 
 _TABLES = frozenset({Grant.__tablename__, Purpose.__tablename__})
@@ -99,7 +98,7 @@ class CatalogueCache:
         self._ttl = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._purposes: tuple[int, float, dict[str, bool]] | None = None
+        self._purposes: tuple[int, float, dict[str, catalogue.PurposeRule]] | None = None
         self._grants: dict[tuple[str, str], tuple[int, float, list[GrantRule]]] = {}
 
     def _fresh(self, stamp: int, loaded: float) -> bool:
@@ -109,31 +108,43 @@ class CatalogueCache:
         session.connection()  # begins the transaction (and notes the version) if not yet
         return int(session.info.get(_BEGUN_AT, -1)), self._clock()
 
-    def active_purpose(self, session: Session, code: str | None) -> str:
-        """The code of the purpose a request states; the ValidationErrors of
-        :func:`exchange.access.catalogue.active_purpose` if missing, unknown or inactive."""
-        if code is None or not code.strip():
-            raise ValidationError(
-                [("purpose", "purpose.missing", "state the purpose (legal basis) of the request")]
-            )
-        code = code.strip()
+    def _purpose_rules(self, session: Session) -> dict[str, catalogue.PurposeRule]:
         with self._lock:
             cached = self._purposes
         if cached is None or not self._fresh(cached[0], cached[1]):
             stamp, loaded = self._stamp(session)
-            rows = session.execute(select(Purpose.code, Purpose.active)).all()
-            cached = (stamp, loaded, {c: bool(a) for c, a in rows})
+            rows = session.execute(
+                select(
+                    Purpose.code,
+                    Purpose.active,
+                    Purpose.case_ref_required,
+                    Purpose.case_ref_pattern,
+                )
+            ).all()
+            rules = {c: catalogue.PurposeRule(c, bool(a), bool(r), p) for c, a, r, p in rows}
+            cached = (stamp, loaded, rules)
             with self._lock:
                 self._purposes = cached
-        active = cached[2].get(code)
-        if active is None:
-            raise ValidationError(
-                [("purpose", "purpose.unknown", f"{code!r} is not a purpose of the catalogue")]
-            )
-        if not active:
-            raise ValidationError(
-                [("purpose", "purpose.inactive", f"purpose {code!r} has been deactivated")]
-            )
+        return cached[2]
+
+    def is_code(self, session: Session, value: str | None) -> bool:
+        """Whether ``value`` is exactly a purpose code of the catalogue (active or not)."""
+        return value is not None and value in self._purpose_rules(session)
+
+    def active_purpose(
+        self, session: Session, code: str | None, case_ref: str | None = None
+    ) -> str:
+        """The code of the purpose a request states, exactly as stated; the
+        ValidationErrors of :func:`exchange.access.catalogue.purpose_refusal` if missing,
+        not exactly a code, unknown or inactive, and of
+        :func:`exchange.access.catalogue.check_case_ref` if ``case_ref`` does not meet the
+        purpose's rules."""
+        rules = self._purpose_rules(session)
+        refusal = catalogue.purpose_refusal(code, {c: r.active for c, r in rules.items()})
+        if refusal is not None:
+            raise refusal
+        assert code is not None
+        catalogue.check_case_ref(rules[code], case_ref)
         return code
 
     def grants_of(self, session: Session, department: str, role: str) -> list[GrantRule]:

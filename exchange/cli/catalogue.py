@@ -84,9 +84,14 @@ def purposes(ctx: typer.Context) -> None:
     """List purposes, active and deactivated."""
     cli = state(ctx)
     with cli.sessions() as session:
-        table = Table("code", "title", "legal basis", "active")
+        table = Table("code", "title", "legal basis", "active", "case ref")
         for p in catalogue.list_purposes(session):
-            table.add_row(p.code, p.title, p.legal_basis or "", "yes" if p.active else "no")
+            case_ref = ("required" if p.case_ref_required else "optional") + (
+                f" {p.case_ref_pattern}" if p.case_ref_pattern else ""
+            )
+            table.add_row(
+                p.code, p.title, p.legal_basis or "", "yes" if p.active else "no", case_ref
+            )
     cli.console.print(table)
 
 
@@ -96,15 +101,56 @@ def purpose_add(
     code: Annotated[str, typer.Argument(help="e.g. minimum-living-allowance")],
     title: Annotated[str, typer.Option(help="What the purpose is, in words.")],
     legal_basis: Annotated[str | None, typer.Option(help="The law or regulation.")] = None,
+    case_ref_required: Annotated[
+        bool, typer.Option(help="Requests stating the purpose must give a case reference.")
+    ] = False,
+    case_ref_pattern: Annotated[
+        str | None,
+        typer.Option(help="A regular expression the whole case reference must match."),
+    ] = None,
 ) -> None:
     """Add a purpose that requests may state and grants may serve."""
 
     def do(session: Session) -> tuple[str, str, None]:
-        purpose = catalogue.add_purpose(session, code, title, legal_basis)
+        purpose = catalogue.add_purpose(
+            session,
+            code,
+            title,
+            legal_basis,
+            case_ref_required=case_ref_required,
+            case_ref_pattern=case_ref_pattern,
+        )
         return purpose.code, f"purpose {purpose.code!r} added", None
 
     cli = state(ctx)
     cli.console.print(f"purpose {_change(cli, 'catalogue.purpose.add', do)} added")
+
+
+@app.command("purpose-case-ref")
+def purpose_case_ref(
+    ctx: typer.Context,
+    code: str,
+    required: Annotated[
+        bool,
+        typer.Option("--required/--optional", help="Whether requests must give a case reference."),
+    ],
+    pattern: Annotated[
+        str | None,
+        typer.Option(help="A regular expression the whole case reference must match."),
+    ] = None,
+) -> None:
+    """Say whether requests stating a purpose must give a case reference, and its pattern."""
+
+    def do(session: Session) -> tuple[str, str, None]:
+        purpose = catalogue.set_case_ref_rule(session, code, required=required, pattern=pattern)
+        rule = ("required" if purpose.case_ref_required else "optional") + (
+            f", pattern {purpose.case_ref_pattern}" if purpose.case_ref_pattern else ""
+        )
+        return code, f"purpose {code!r} case reference: {rule}", None
+
+    cli = state(ctx)
+    done = _change(cli, "catalogue.purpose.case_ref", do)
+    cli.console.print(f"purpose {done} case reference rule set")
 
 
 @app.command("purpose-deactivate")

@@ -336,6 +336,11 @@ class Purpose(Base):
     legal_basis: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Whether a request stating the purpose must name its case, and the regular
+    # expression the whole case reference must match (null: any reference that does not
+    # look like an identity or phone number; exchange.access.catalogue.check_case_ref).
+    case_ref_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    case_ref_pattern: Mapped[str | None] = mapped_column(String(200))
 
 
 class Grant(Base):

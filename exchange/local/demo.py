@@ -200,15 +200,20 @@ def run_demo(
             plaintext=key,
             origin=ORIGIN_DEMO,
         )
-    url = f"{settings.gateway.url}/v1/persons/{query_id}"
+    # The identifier travels in the body, never in the URL (proxies and access logs keep URLs).
+    url = f"{settings.gateway.url}/v1/persons/lookup"
+    body = {"resident_id": query_id}
     params = {"purpose": PURPOSE, "case_ref": "DEMO-2026-0001"}
-    response = httpx.get(url, params=params, headers={"X-API-Key": key}, timeout=30)
-    console.print(f"GET {url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001 -> {response.status_code}")
+    response = httpx.post(url, json=body, params=params, headers={"X-API-Key": key}, timeout=30)
+    console.print(
+        f"POST {url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001 "
+        f"{json.dumps(body)} -> {response.status_code}"
+    )
     console.print_json(json.dumps(response.json(), ensure_ascii=False))
     if response.status_code != 200:
         raise StackError(f"the gateway answered {response.status_code}")
-    refused = httpx.get(
-        url, params={"purpose": OTHER_PURPOSE}, headers={"X-API-Key": key}, timeout=30
+    refused = httpx.post(
+        url, json=body, params={"purpose": OTHER_PURPOSE}, headers={"X-API-Key": key}, timeout=30
     )
     console.print(
         f"the same lookup for the purpose {OTHER_PURPOSE!r}, which no grant serves -> "
@@ -216,7 +221,8 @@ def run_demo(
     )
     console.rule("[bold]try it yourself")
     console.print(
-        f"curl -s -H 'X-API-Key: {key}' '{url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001'",
+        f"curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+        f"-d '{json.dumps(body)}' '{url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001'",
         markup=False,
         soft_wrap=True,
     )

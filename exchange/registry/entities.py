@@ -25,6 +25,7 @@ entity's records are connected by its link edges.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
@@ -119,6 +120,15 @@ def _set_entities(db: Connection, changes: Sequence[tuple[int, str | None]]) -> 
 
 def new_entity_id(kind: str) -> str:
     return ("P" if kind == "person" else "O") + uuid.uuid4().hex[:20]
+
+
+# What new_entity_id makes: P (person) or O (organisation) and 20 lower-case hex digits.
+ENTITY_ID = re.compile(r"[PO][0-9a-f]{20}")
+
+
+def is_entity_id(value: str) -> bool:
+    """Whether ``value`` has the form of an entity id (see :func:`new_entity_id`)."""
+    return ENTITY_ID.fullmatch(value) is not None
 
 
 class EntityResolver:

@@ -57,9 +57,19 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
         [curl] = [line for line in out.splitlines() if line.startswith("curl ")]
         key = re.search(r"X-API-Key: (\S+)'", curl)
         url = re.search(r"'(http://\S+)'$", curl)
+        body = re.search(r"-d '([^']+)'", curl)
         assert key
         assert url
-        response = httpx.get(url.group(1), headers={"X-API-Key": key.group(1)}, timeout=30)
+        assert body
+        # The identifier travels in the body, never in the URL (issue 17, finding 9).
+        assert "resident_id" in body.group(1)
+        assert "/v1/persons/lookup?" in url.group(1)
+        response = httpx.post(
+            url.group(1),
+            content=body.group(1),
+            headers={"X-API-Key": key.group(1), "Content-Type": "application/json"},
+            timeout=30,
+        )
         assert response.status_code == 200
         person = response.json()
         assert person["records"][0]["department"] == "household_registry"

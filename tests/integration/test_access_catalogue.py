@@ -95,7 +95,12 @@ def test_grants_decide_what_the_gateway_returns(
         headers = {"X-API-Key": key}
         with TestClient(create_app(settings)) as client:
             g1, g2, g3 = (PEOPLE[k][0] for k in ("G1", "G2", "G3"))
-            seen = client.get(f"/v1/persons/{g1}", params={"purpose": MLA}, headers=headers)
+            seen = client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": g1},
+                params={"purpose": MLA},
+                headers=headers,
+            )
             assert seen.status_code == 200, seen.text
             [record] = seen.json()["records"]
             assert record["fields"] == {
@@ -106,23 +111,37 @@ def test_grants_decide_what_the_gateway_returns(
             assert record["masked_fields"] == ["phone"]
             assert "1980-05-07" not in seen.text
 
-            hidden = client.get(f"/v1/persons/{g3}", params={"purpose": MLA}, headers=headers)
+            hidden = client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": g3},
+                params={"purpose": MLA},
+                headers=headers,
+            )
             assert hidden.status_code == 404
             assert "李伟" not in hidden.text
 
-            wrong = client.get(
-                f"/v1/persons/{g2}", params={"purpose": "tax-assessment"}, headers=headers
+            wrong = client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": g2},
+                params={"purpose": "tax-assessment"},
+                headers=headers,
             )
             assert wrong.status_code == 403
             assert wrong.headers["content-type"] == "application/problem+json"
 
-            found = client.get(
-                "/v1/persons", params={"name": "陈芳", "purpose": MLA}, headers=headers
+            found = client.post(
+                "/v1/search/persons",
+                json={"name": "陈芳"},
+                params={"purpose": MLA},
+                headers=headers,
             )
             assert found.status_code == 200, found.text
             assert [h["record"]["fields"]["resident_id"] for h in found.json()["results"]] == [g2]
-            nobody = client.get(
-                "/v1/persons", params={"name": "李伟", "purpose": MLA}, headers=headers
+            nobody = client.post(
+                "/v1/search/persons",
+                json={"name": "李伟"},
+                params={"purpose": MLA},
+                headers=headers,
             )
             assert nobody.json()["total"] == 0
 

@@ -51,7 +51,22 @@ class Gateway:
         return httpx.post(f"{self.url}{path}", headers=headers, timeout=60)
 
     def lookup(self, resident_id: str, **params: Any) -> httpx.Response:
-        return self.get(f"/v1/persons/{resident_id}", self.caseworker, **params)
+        return httpx.post(
+            f"{self.url}/v1/persons/lookup",
+            json={"resident_id": resident_id},
+            headers={"X-API-Key": self.caseworker},
+            params=params,
+            timeout=60,
+        )
+
+    def person_accesses(self, resident_id: str) -> httpx.Response:
+        """POST /v1/audit/subjects/person: the identifier in the body."""
+        return httpx.post(
+            f"{self.url}/v1/audit/subjects/person",
+            json={"resident_id": resident_id},
+            headers={"X-API-Key": self.auditor},
+            timeout=60,
+        )
 
     def entries(self) -> list[AuditEntry]:
         with self.sessions() as s:
@@ -100,8 +115,8 @@ def test_who_looked_at_this_person_when_and_why(gateway: Gateway) -> None:
     gateway.lookup(OTHER, purpose="minimum_living_allowance", case_ref="MLA-2026-0043")
     gateway.lookup(PERSON, purpose="child_benefit")  # no case reference
 
-    first = gateway.get(f"/v1/audit/subjects/person/{PERSON}", gateway.auditor)
-    second = gateway.get(f"/v1/audit/subjects/person/{PERSON}", gateway.auditor)
+    first = gateway.person_accesses(PERSON)
+    second = gateway.person_accesses(PERSON)
 
     assert first.status_code == 200, first.text
     body = first.json()
@@ -261,7 +276,7 @@ def test_when_the_audit_log_cannot_be_written_nothing_is_disclosed(gateway: Gate
         s.execute(text("DELETE FROM audit_tip"))  # every append now fails
 
     lookup = gateway.lookup(PERSON, purpose="case-review", case_ref="C2")
-    search = gateway.get(f"/v1/audit/subjects/person/{PERSON}", gateway.auditor)
+    search = gateway.person_accesses(PERSON)
 
     for response in (lookup, search):
         assert response.status_code == 503
@@ -278,7 +293,7 @@ def test_the_openapi_document_describes_the_auditor_api(gateway: Gateway) -> Non
     paths = spec["paths"]
     assert {
         "/v1/audit/entries",
-        "/v1/audit/subjects/person/{resident_id}",
+        "/v1/audit/subjects/person",
         "/v1/audit/export",
         "/v1/audit/heads/latest",
         "/v1/audit/heads",

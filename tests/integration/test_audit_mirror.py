@@ -161,8 +161,9 @@ def test_the_gateway_mirrors_what_its_requests_appended(
     )
     with running_gateway(settings) as base:
         for n in range(3):
-            response = httpx.get(
-                f"{base}/v1/persons/11010519491231002X",
+            response = httpx.post(
+                f"{base}/v1/persons/lookup",
+                json={"resident_id": "11010519491231002X"},
                 params={"purpose": "case-review", "case_ref": f"C{n}"},
                 headers={"X-API-Key": key},
                 timeout=30,

@@ -153,8 +153,9 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
         )
 
         def lookup(client: TestClient, resident_id: str) -> dict[str, Any]:
-            response = client.get(
-                f"/v1/persons/{resident_id}",
+            response = client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": resident_id},
                 params={"purpose": PURPOSE, "case_ref": "C-7"},
                 headers={"X-API-Key": caseworker},
             )

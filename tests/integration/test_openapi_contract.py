@@ -165,8 +165,9 @@ schema = schemathesis.openapi.from_dict(_document())
 
 def test_a_found_person_matches_the_documented_schema(gateway: Gateway) -> None:
     """Generated identifiers are never found: this case is the lookup that succeeds."""
-    case = schema["/v1/persons/{resident_id}"]["GET"].Case(
-        path_parameters={"resident_id": gateway.person},
+    case = schema["/v1/persons/lookup"]["POST"].Case(
+        body={"resident_id": gateway.person},
+        media_type="application/json",
         query={"purpose": PURPOSE, "case_ref": "CONTRACT-1"},
         headers={"X-API-Key": gateway.keys["caseworker"]},
     )

@@ -123,8 +123,9 @@ def test_csv_to_registry_to_gateway_to_audit(
         database_url=database_url, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64
     )
     with TestClient(create_app(settings)) as client:
-        ok = client.get(
-            "/v1/persons/110105198005170017",
+        ok = client.post(
+            "/v1/persons/lookup",
+            json={"resident_id": "110105198005170017"},
             params={"purpose": "minimum-living-allowance", "case_ref": "C-1"},
             headers={"X-API-Key": key},
         )
@@ -134,20 +135,28 @@ def test_csv_to_registry_to_gateway_to_audit(
         assert record["fields"] == {"full_name": "李伟", "resident_id": "110105********0017"}
 
         denied = [
-            client.get(
-                "/v1/persons/110105198005170017", params={"purpose": "minimum-living-allowance"}
+            client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": "110105198005170017"},
+                params={"purpose": "minimum-living-allowance"},
             ),
-            client.get(
-                "/v1/persons/110105198005170017",
+            client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": "110105198005170017"},
                 params={"purpose": "minimum-living-allowance"},
                 headers={"X-API-Key": key[:-2] + "zz"},
             ),
-            client.get(
-                "/v1/persons/110105198005170017",
+            client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": "110105198005170017"},
                 params={"purpose": "minimum-living-allowance"},
                 headers={"X-API-Key": clerk},
             ),
-            client.get("/v1/persons/110105198005170017", headers={"X-API-Key": key}),
+            client.post(
+                "/v1/persons/lookup",
+                json={"resident_id": "110105198005170017"},
+                headers={"X-API-Key": key},
+            ),
         ]
         assert [r.status_code for r in denied] == [401, 401, 403, 400]
         for response in denied:

@@ -1,7 +1,7 @@
 """Every collected test has a node id of its own, so that every worker's test runs.
 
 pytest-xdist hands tests to its workers by node id. schemathesis 4 names each
-operation's test ``test_x[GET /v1/persons/{resident_id}]``, but under pytest 9.2
+operation's test ``test_x[GET /v1/entities/{entity_id}]``, but under pytest 9.2
 every one of them gets the node id ``...::test_x``: with two workers, one of the
 45 operations ran and the other 44 vanished from the run without a word (the
 summary counted 1,504 of 1,549 collected tests). This plugin (registered in

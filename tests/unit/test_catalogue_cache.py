@@ -87,7 +87,11 @@ def test_a_revocation_committed_here_applies_at_the_next_call(
 
 def test_a_deactivated_purpose_is_refused_at_once(sessions: sessionmaker[Session]) -> None:
     cache = CatalogueCache(ttl_s=3600, clock=Clock())
-    assert purpose(cache, sessions, " review ") == "review"
+    assert purpose(cache, sessions, "review") == "review"
+    # Exactly the code, never a tidied one (issue 17, finding 3).
+    with pytest.raises(ValidationError) as caught:
+        purpose(cache, sessions, " review ")
+    assert caught.value.reasons[0][1] == "purpose.not_canonical"
     with transaction(sessions) as session:
         catalogue.deactivate_purpose(session, "review")
     with pytest.raises(ValidationError) as caught:

@@ -107,3 +107,31 @@ def test_an_invalid_grant_names_every_problem_and_stores_nothing() -> None:
             assert session.scalars(select(AuditEntry)).all() == []
     finally:
         engine.dispose()
+
+
+def test_a_purposes_case_reference_rule_is_set_listed_and_audited() -> None:
+    run(
+        "purpose-add",
+        "child-benefit",
+        "--title",
+        "Child benefit",
+        "--case-ref-required",
+        "--case-ref-pattern",
+        "CB-[0-9]{6}",
+    )
+    assert "required CB-[0-9]{6}" in run("purposes")
+    run("purpose-case-ref", "child-benefit", "--optional")
+    assert "optional" in run("purposes")
+    refused = runner.invoke(
+        app, ["purpose-case-ref", "child-benefit", "--required", "--pattern", "CB-[0-9"], env=WIDE
+    )
+    assert refused.exit_code != 0
+    assert isinstance(refused.exception, ValidationError)
+    assert refused.exception.reasons[0][1] == "purpose.case_ref_pattern_invalid"
+    engine = make_engine(load_settings().db_url)
+    try:
+        with session_factory(engine)() as session:
+            actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+            assert actions == ["catalogue.purpose.add", "catalogue.purpose.case_ref"]
+    finally:
+        engine.dispose()

@@ -35,5 +35,7 @@ def test_the_contract_tests_collect_with_a_node_id_each() -> None:
     ids = [line for line in collected if "::" in line]
     operations = [i for i in ids if "::test_operation_honours_its_documented_contract[" in i]
     assert len(operations) > 20  # one a documented operation of the gateway
-    assert "test_operation_honours_its_documented_contract[GET /v1/persons]" in "\n".join(ids)
+    assert "test_operation_honours_its_documented_contract[POST /v1/persons/lookup]" in "\n".join(
+        ids
+    )
     assert len(set(ids)) == len(ids)

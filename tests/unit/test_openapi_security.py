@@ -68,7 +68,7 @@ def test_the_api_key_is_a_scheme_not_an_ordinary_header_parameter(doc: dict[str,
 
 
 def test_the_caseworkers_and_auditors_routes_are_covered(doc: dict[str, Any]) -> None:
-    lookup = doc["paths"]["/v1/persons/{resident_id}"]["get"]
+    lookup = doc["paths"]["/v1/persons/lookup"]["post"]
     entries = doc["paths"]["/v1/audit/entries"]["get"]
     assert {"ApiKey": []} in lookup["security"]
     assert {"ApiKey": []} in entries["security"]

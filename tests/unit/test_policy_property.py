@@ -64,7 +64,7 @@ POPULATION = [
                 "phone": "13800001234",
                 "nationality": "CN",
             },
-            "E1",
+            "P00000000000000000001",
         ),
         P1,
     ),
@@ -80,7 +80,7 @@ POPULATION = [
                 "residence_division_code": "330108",
                 "phone": "13911112222",
             },
-            "E2",
+            "P00000000000000000002",
         ),
         P2,
     ),
@@ -96,7 +96,7 @@ POPULATION = [
                 "residence_division_code": "110105",
                 "phone": "13700003333",
             },
-            "E3",
+            "P00000000000000000003",
         ),
         P3,
     ),
@@ -113,7 +113,7 @@ POPULATION = [
                 "paid_on": "2026-02-01",
                 "division_code": "330106",
             },
-            "E1",
+            "P00000000000000000001",
         ),
         P1,
     ),
@@ -129,7 +129,7 @@ POPULATION = [
                 "benefit_type": "CHILD_BENEFIT",
                 "division_code": "330108",
             },
-            "E2",
+            "P00000000000000000002",
         ),
         P2,
     ),
@@ -145,7 +145,7 @@ POPULATION = [
                 "employment_status": "UNEMPLOYED",
                 "insured_division_code": "330106",
             },
-            "E1",
+            "P00000000000000000001",
         ),
         P1,
     ),
@@ -160,7 +160,7 @@ POPULATION = [
                 "division_code": "110105",
                 "registered_address": "北京市朝阳区建国路88号",
             },
-            "E3",
+            "P00000000000000000003",
         ),
         P3,
     ),
@@ -177,7 +177,7 @@ POPULATION = [
                 "registered_division_code": "330106",
                 "registered_address": "浙江省杭州市西湖区文三路1号",
             },
-            "O1",
+            "O00000000000000000001",
         ),
         P1,  # organisation rows are found by their representative's identifier's blind index
     ),
@@ -249,7 +249,16 @@ def catalogues(draw: st.DrawFn) -> Catalogue:
 
 ROUTES = [
     *(("lookup", p) for p in (P1, P2, P3, rid("44010619900709009"))),
-    *(("entity", e) for e in ("E1", "E2", "E3", "O1", "E404")),
+    *(
+        ("entity", e)
+        for e in (
+            "P00000000000000000001",
+            "P00000000000000000002",
+            "P00000000000000000003",
+            "O00000000000000000001",
+            "P00000000000000000404",
+        )
+    ),
     ("organisation", USCC),
     ("search", "王秀英"),
     ("search", "李伟"),
@@ -333,7 +342,7 @@ def rows_for(route: tuple[str, str]) -> list[Row]:
     if kind == "entity":
         return [s.row for s in POPULATION if s.row.entity_id == value]
     if kind == "organisation":
-        return [s.row for s in POPULATION if s.row.entity_id == "O1"]
+        return [s.row for s in POPULATION if s.row.entity_id == "O00000000000000000001"]
     return [s.row for s in POPULATION if s.row.dataset == SEARCHES[kind][0]]
 
 
@@ -402,18 +411,20 @@ def install(env: Env, cat: Catalogue) -> None:
             catalogue.deactivate_purpose(session, code)
 
 
-def url_of(route: tuple[str, str]) -> tuple[str, dict[str, str]]:
+def request_of(route: tuple[str, str]) -> tuple[str, dict[str, str] | None]:
+    """The path and the JSON body (None: a GET) of a route: identifiers, names and birth
+    dates travel in the body."""
     kind, value = route
     return {
-        "lookup": (f"/v1/persons/{value}", {}),
-        "entity": (f"/v1/entities/{value}", {}),
-        "organisation": (f"/v1/organisations/{value}", {}),
-        "search": ("/v1/persons", {"name": value}),
+        "lookup": ("/v1/persons/lookup", {"resident_id": value}),
+        "entity": (f"/v1/entities/{value}", None),
+        "organisation": ("/v1/organisations/lookup", {"credit_code": value}),
+        "search": ("/v1/search/persons", {"name": value}),
         "search_born": (
-            "/v1/persons",
+            "/v1/search/persons",
             dict(zip(("name", "birth_date"), value.split("|"), strict=False)),
         ),
-        "orgsearch": ("/v1/organisations", {"name": value}),
+        "orgsearch": ("/v1/search/organisations", {"name": value}),
     }[kind]
 
 
@@ -425,12 +436,18 @@ def audit_count(env: Env) -> int:
 def check(
     env: Env, cat: Catalogue, caller: str, route: tuple[str, str], purpose: str | None
 ) -> None:
-    path, params = url_of(route)
+    path, body = request_of(route)
+    params: dict[str, str] = {}
     if purpose is not None:
         params["purpose"] = purpose
     params["limit"] = "100"
     before = audit_count(env)
-    response = env.client.get(path, params=params, headers={"X-API-Key": env.keys[caller]})
+    headers = {"X-API-Key": env.keys[caller]}
+    response = (
+        env.client.get(path, params=params, headers=headers)
+        if body is None
+        else env.client.post(path, json=body, params=params, headers=headers)
+    )
     assert audit_count(env) == before + 1, "exactly one audit entry per request"
     event(f"{route[0]} -> {response.status_code}")
     with env.sessions() as session:
