@@ -915,7 +915,13 @@ def test_the_get_forms_are_refused_in_production(tmp_path: Path) -> None:
         purposes=[MLA],
     )
     with transaction(sessions) as session:
-        key = create_key(session, actor="alice", department="civil_affairs", role="caseworker")
+        key = create_key(
+            session,
+            actor="alice",
+            department="civil_affairs",
+            role="caseworker",
+            origin="production",  # production refuses keys made in development
+        )
     settings = Settings(
         env="production",
         database_url=url,

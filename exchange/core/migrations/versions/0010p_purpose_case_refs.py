@@ -6,7 +6,7 @@ must match, or null for any reference that is not an identity or phone number).
 Existing purposes need no case reference, as before.
 
 Revision ID: 0010p
-Revises: 0009
+Revises: 0010a
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010p"
-down_revision = "0009"
+down_revision = "0010a"
 branch_labels = None
 depends_on = None
 
