@@ -26,6 +26,7 @@ from gateway import (
     search,
     security,
 )
+from gateway.audited import AuditMiddleware
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
 
@@ -87,6 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(auditor.router)
 
+    # Inside the request id middleware (added last, so outermost): every audited request
+    # has its id, and an unexpected error is audited before that middleware answers 500.
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

@@ -57,6 +57,10 @@ class EntryView(BaseModel):
     decision: str
     reason: str
     status: int
+    key_id: str | None = Field(
+        description="The API key id (or OIDC subject) presented, never its secret; "
+        "null on entries written before it was recorded, or when no key was presented."
+    )
     leaf_hash: str
 
 
