@@ -114,6 +114,14 @@ def head_cmd(
     cli.console.print_json(json.dumps(head.as_dict()))
 
 
+def _person_subject(person: str, cfg: Settings) -> str:
+    from exchange.security.blindindex import blind_index
+    from schemas.validators import normalise_resident_id
+
+    key = cfg.linkage_key.get_secret_value().encode()
+    return blind_index(key, "cn.resident_id", normalise_resident_id(person))
+
+
 def _filters(
     actor: str | None,
     subject: str | None,
@@ -126,11 +134,7 @@ def _filters(
     cfg: Settings,
 ) -> search.Filters:
     if person is not None:
-        from exchange.security.blindindex import blind_index
-        from schemas.validators import normalise_resident_id
-
-        key = cfg.linkage_key.get_secret_value().encode()
-        subject = blind_index(key, "cn.resident_id", normalise_resident_id(person))
+        subject = _person_subject(person, cfg)
     return search.Filters(actor, subject, dataset, purpose, decision, since, until)
 
 
@@ -311,3 +315,30 @@ def rotate_key_cmd(ctx: typer.Context) -> None:
     key_id = keystore.rotate_signing_key(heads.SIGNER)
     public = keystore.public_keys(heads.SIGNER)[key_id]
     sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    person: Annotated[
+        str, typer.Option(help="The person's resident id (never written into the report).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")],
+) -> None:
+    """A citizen's access report: who accessed the person's records, when, from which
+    department, for which purpose, with each entry's inclusion proof in the latest signed
+    tree head; a printable, self-contained HTML page."""
+    from exchange.audit import report
+    from exchange.core.db import utcnow
+
+    cli = state(ctx)
+    subject = _person_subject(person, cli.settings)
+    label = "the person whose identity number ends in " + person.strip()[-4:]
+    with cli.sessions() as session:
+        built = report.build(session, subject, label=label, generated_at=utcnow())
+    output.write_text(report.render(built), encoding="utf-8")
+    unsigned = sum(1 for line in built.lines if line.path is None)
+    cli.console.print(
+        f"{len(built.lines)} accesses written to {output}"
+        + (f"; {unsigned} not yet in a signed head" if unsigned else "")
+    )

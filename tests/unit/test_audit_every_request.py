@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from exchange.core.db import transaction, utcnow
 from exchange.core.models import ApiKey, AuditEntry, SourceRecord
 from exchange.identity import apikeys
 from exchange.identity.apikeys import create_key
+from exchange.security import merkle
 from exchange.security.blindindex import blind_index
 from gateway import create_app
 from schemas.validators import resident_id_check_character
@@ -315,7 +317,7 @@ def test_a_lookup_of_a_that_returns_bs_linked_record_is_in_bs_history(env: Env) 
     found = runner.invoke(audit_cli, ["search", "--person", B], env=WIDE)
     assert found.exit_code == 0, found.output
     assert "person.lookup" in found.output
-    assert str(entry.seq) in found.output
+    assert "C-7" in found.output  # the lookup's case reference
 
     auditor = {"X-API-Key": env.keys["auditor"]}
     history = env.client.get(f"/v1/audit/subjects/person/{B}", headers=auditor).json()
@@ -337,3 +339,41 @@ def test_entity_views_and_searches_name_every_person_disclosed(env: Env) -> None
     for source_id, resident_id in (("HR-A", A), ("CA-B", B)):
         assert (source_id in shown) == (_subject(resident_id) in subjects)
     assert shown
+
+
+# --- a citizen's access report ---------------------------------------------------------------
+
+
+def test_a_citizens_access_report_lists_each_access_with_a_proof(env: Env, tmp_path: Path) -> None:
+    lookup = env.client.get(
+        f"/v1/persons/{A}",
+        params={"purpose": MLA, "case_ref": "C-8"},
+        headers={"X-API-Key": env.keys["caseworker"]},
+    )
+    assert lookup.status_code == 200, lookup.text
+    entry = env.one_entry(lookup)
+    auditor = {"X-API-Key": env.keys["auditor"]}
+    head = env.client.post("/v1/audit/heads", headers=auditor).json()
+    out = tmp_path / "report.html"
+
+    made = runner.invoke(audit_cli, ["report", "--person", B, "-o", str(out)], env=WIDE)
+
+    assert made.exit_code == 0, made.output
+    page = out.read_text(encoding="utf-8")
+    for shown in ("civil_affairs", MLA, "C-8", B[-4:], head["root"], head["signature"]):
+        assert shown in page
+    for hidden in (A, B):  # only the last four characters
+        assert hidden not in page
+    # The printed proof leads from the printed entry to the signed root.
+    section = page.split(f"<h3>Entry {entry.seq - 1}</h3>", 1)[1].split("</section>", 1)[0]
+    encoding = unescape(section.split("<pre>", 1)[1].split("</pre>", 1)[0])
+    path = [p.split("</code>")[0] for p in section.split("<li><code>")[1:]]
+    leaf = merkle.leaf_hash(encoding.encode())
+    assert leaf.hex() == entry.leaf_hash
+    merkle.verify_inclusion(
+        leaf,
+        entry.seq - 1,
+        head["tree_size"],
+        [bytes.fromhex(p) for p in path],
+        bytes.fromhex(head["root"]),
+    )
