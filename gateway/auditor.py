@@ -3,8 +3,8 @@ evidence, and fetch signed tree heads and the proofs that go with them.
 
 Only the ``auditor`` role may call these routes (checked by
 :func:`gateway.access.authorize`), and every call, allowed or denied, is itself
-audited before it is answered: an auditor's search for a person appears in that
-person's own history. Auditors see the log, never the shared records.
+audited (with the status answered) before the answer is sent: an auditor's search for
+a person appears in that person's own history. Auditors see the log, never the shared records.
 """
 
 from __future__ import annotations
