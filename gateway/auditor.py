@@ -145,8 +145,9 @@ def _filters(
     decision: Literal["allow", "deny"] | None,
     since: datetime | None,
     until: datetime | None,
+    key_id: str | None = None,
 ) -> search.Filters:
-    return search.Filters(actor, subject, dataset, purpose, decision, since, until)
+    return search.Filters(actor, subject, dataset, purpose, decision, since, until, key_id)
 
 
 @router.get("/entries", response_model=EntryPage, summary="Search the audit log", responses=_ERRORS)
@@ -160,10 +161,14 @@ def list_entries(
     decision: Literal["allow", "deny"] | None = None,
     since: Since = None,
     until: Until = None,
+    key_id: Annotated[
+        str | None,
+        Query(max_length=64, description="The API key id presented (refused ones too)."),
+    ] = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> EntryPage:
-    filters = _filters(actor, subject, dataset, purpose, decision, since, until)
+    filters = _filters(actor, subject, dataset, purpose, decision, since, until, key_id)
     authorize(
         state, request, action="audit.search", roles=AUDITORS, subjects=[subject] if subject else []
     )

@@ -132,10 +132,11 @@ def _filters(
     since: datetime | None,
     until: datetime | None,
     cfg: Settings,
+    key_id: str | None = None,
 ) -> search.Filters:
     if person is not None:
         subject = _person_subject(person, cfg)
-    return search.Filters(actor, subject, dataset, purpose, decision, since, until)
+    return search.Filters(actor, subject, dataset, purpose, decision, since, until, key_id)
 
 
 Actor = Annotated[str | None, typer.Option(help="Who acted (the API key's actor).")]
@@ -144,6 +145,9 @@ Person = Annotated[
     str | None, typer.Option(help="A resident id; searched by its blind index, never stored.")
 ]
 Dataset = Annotated[str | None, typer.Option(help="Dataset, e.g. person.")]
+KeyId = Annotated[
+    str | None, typer.Option("--key-id", help="The API key id presented (refused ones too).")
+]
 Purpose = Annotated[str | None, typer.Option(help="Stated purpose.")]
 DecisionOpt = Annotated[str | None, typer.Option(help="allow or deny.")]
 Since = Annotated[datetime | None, typer.Option(help="From (inclusive; UTC if no zone).")]
@@ -161,6 +165,7 @@ def search_cmd(
     decision: DecisionOpt = None,
     since: Since = None,
     until: Until = None,
+    key_id: KeyId = None,
     after: Annotated[int, typer.Option(help="Only entries with seq > AFTER.")] = 0,
     limit: Annotated[int, typer.Option(help="At most this many entries.")] = 50,
 ) -> None:
@@ -168,7 +173,7 @@ def search_cmd(
     cli = state(ctx)
     with cli.sessions() as session:
         filters = _filters(
-            actor, subject, person, dataset, purpose, decision, since, until, cli.settings
+            actor, subject, person, dataset, purpose, decision, since, until, cli.settings, key_id
         )
         entries = search.search(session, filters, after=after, limit=limit)
     table = Table("index", "at (UTC)", "actor", "role", "action", "purpose", "case", "decision")

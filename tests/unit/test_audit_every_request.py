@@ -287,6 +287,15 @@ def test_a_revoked_key_is_traced_by_its_id_and_an_unknown_id_is_not_recorded(env
     unknown = env.one_entry(typed)
     assert unknown.key_id is None
     assert A not in repr([unknown.reason, unknown.subjects])
+    # The replayed key's entries are found by its id, from the command line and the API.
+    key_id = apikeys.key_id_of(env.keys["revoked"])
+    found = runner.invoke(audit_cli, ["search", "--key-id", key_id], env=WIDE)
+    assert found.exit_code == 0, found.output
+    assert "deny 401" in found.output
+    page = env.client.get(
+        "/v1/audit/entries", params={"key_id": key_id}, headers={"X-API-Key": env.keys["auditor"]}
+    ).json()
+    assert [(e["seq"], e["key_id"]) for e in page["entries"]] == [(entry.seq, key_id)]
 
 
 # --- finding 7: whose records were disclosed ---------------------------------------------------
