@@ -1,8 +1,11 @@
 """Authenticate, authorize by role, and audit the decision, for routes whose rule is a role.
 
-The decision is appended to the audit log and committed before the route runs;
-a denied request raises after its entry is written, so every decision, allow or
-deny, leaves exactly one entry. Keys come in ``X-API-Key``, as
+The decision is handed to the request's audit slot (:class:`AuditSlot`): the
+audit middleware (:class:`gateway.audited.AuditMiddleware`) writes it, with the
+status actually answered, before the response starts, so every request, allowed
+or denied, leaves exactly one entry whose status is the one the caller got, even
+when the route refuses after the role check (an unknown object, a malformed body).
+Keys come in ``X-API-Key``, as
 ``Authorization: Bearer dx_...`` or, for clients that only speak HTTP Basic
 (Confluent's schema registry clients), as the password. A bearer token that is
 not an API key is verified as an OIDC JWT when the gateway is configured for one.
@@ -24,12 +27,13 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from dataclasses import dataclass
 
 from fastapi import Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import audit
-from exchange.audit.group import Ticket
 from exchange.core.config import Environment, GatewaySettings
 from exchange.core.db import utcnow
 from exchange.core.errors import (
@@ -39,6 +43,7 @@ from exchange.core.errors import (
     PermissionDeniedError,
     RateLimitedError,
 )
+from exchange.core.models import ApiKey
 from exchange.identity import apikeys, ratelimit
 from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
@@ -122,6 +127,7 @@ def identify(
     wait = state.auth_failures.take(address)
     if wait and not apikeys.vouched(key):
         state.metrics.auth_throttled.inc()
+        slot(request).unaudited = True
         raise ratelimit.throttled(wait)
     try:
         if token is None:
@@ -140,14 +146,75 @@ def identify(
     if not wait:
         state.auth_failures.refund(address)
     if decision is not None:
-        decision.actor, decision.department, decision.role = (
+        decision.actor, decision.department, decision.role, decision.key_id = (
             identity.actor,
             identity.department,
             identity.role,
+            identity.key_id,
         )
     limiter = state.registry_rate_limiter if is_registry(request) else state.rate_limiter
     limiter.acquire(identity.limit_key)
     return identity
+
+
+@dataclass
+class AuditSlot:
+    """What a request will be audited as: kept in ``request.state.audit`` by the audit
+    middleware, which writes ``decision`` with the status answered before the response
+    starts. ``written``: the entry was already appended in the transaction of the route's
+    change (:func:`gateway.audited.run_audited`). ``reason``: the error the request was
+    answered with, noted by the exception handlers."""
+
+    decision: audit.Decision | None = None
+    written: bool = False
+    reason: str | None = None
+    # Refused before authentication (AuthThrottledError): counted in a metric, never
+    # audited one by one, so a flood of failed attempts cannot fill the log.
+    unaudited: bool = False
+
+
+def slot(request: Request) -> AuditSlot:
+    """The request's audit slot (a fresh one outside the audit middleware, e.g. in a test
+    that calls a route directly: nothing then writes it)."""
+    found = getattr(request.state, "audit", None)
+    if not isinstance(found, AuditSlot):
+        found = AuditSlot()
+        request.state.audit = found
+    return found
+
+
+def hand_over(request: Request, decision: audit.Decision) -> None:
+    """Make ``decision`` the request's entry, written by the audit middleware with the
+    status answered (a later call replaces an earlier one: one entry per request)."""
+    found = slot(request)
+    found.decision, found.written = decision, False
+
+
+def identify_audited(
+    state: AppState, session: Session, request: Request, decision: audit.Decision
+) -> Identity:
+    """:func:`identify`, and on refused credentials the id of the key presented in
+    ``decision.key_id`` if it is a key the exchange issued (revoked, expired, of a disabled
+    user, or with a wrong secret), so that a replayed key can be traced; an id that names no
+    key is not recorded (what a caller types there might be anything, a person's number)."""
+    try:
+        return identify(state, session, request, decision)
+    except AuthenticationError:
+        decision.key_id = known_key_id(session, request)
+        raise
+
+
+def known_key_id(session: Session, request: Request) -> str | None:
+    """The id of the API key the request presents, if the exchange issued a key of that id."""
+    presented = presented_key(request)
+    if presented is None:
+        return None
+    try:
+        key_id = apikeys.key_id_of(presented)
+    except AuthenticationError:
+        return None
+    found = session.scalar(select(ApiKey.key_id).where(ApiKey.key_id == key_id))
+    return str(found) if found is not None else None
 
 
 def authorize(
@@ -167,7 +234,9 @@ def authorize(
     ``target`` names the object the request creates or changes (e.g. ``user li.na``);
     it is written into the audit entry's reason. Never put a secret in it.
     ``subjects`` (blind indexes of the data subjects the request is about) are named
-    in the entry."""
+    in the entry. The entry is written by the audit middleware once the route has
+    answered, with the status it answered: an allowed request the route then refuses
+    (404, 400, 422) is recorded as such."""
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action=action,
@@ -179,11 +248,9 @@ def authorize(
     )
     identity: Identity | None = None
     error: AuthenticationError | PermissionDeniedError | RateLimitedError | None = None
-    # The checks only read: they run outside the audit lock; the entry is then appended
-    # and committed in a short transaction of its own before anything is answered.
     with state.sessions() as session:
         try:
-            identity = identify(state, session, request, decision)
+            identity = identify_audited(state, session, request, decision)
             if identity.role not in roles:
                 raise PermissionDeniedError(
                     f"role {identity.role!r} may not {action}; allowed: {', '.join(sorted(roles))}"
@@ -201,7 +268,7 @@ def authorize(
             decision.reason = ratelimit.REASON if isinstance(exc, RateLimitedError) else exc.message
     if target is not None:
         decision.reason = f"{decision.reason}; target: {target}"
-    append_committed(state, decision)
+    hand_over(request, decision)
     if error is not None:
         raise error
     assert identity is not None
@@ -212,26 +279,5 @@ def append(session: Session, decision: audit.Decision) -> None:
     """Append ``decision`` in the caller's transaction; AuditWriteError if it fails."""
     try:
         audit.append(session, decision, at=utcnow())
-    except Exception as exc:
-        raise AuditWriteError() from exc
-
-
-def append_committed(state: AppState, decision: audit.Decision) -> None:
-    """Append ``decision`` and commit it, in a short transaction of its own shared with the
-    entries of other requests waiting at the same moment (group commit, under the audit
-    lock: :mod:`exchange.audit.group`); AuditWriteError (nothing may be disclosed) if it
-    cannot be written. Returns only once the entry is committed."""
-    try:
-        state.audit_writer.append(decision)
-    except Exception as exc:
-        raise AuditWriteError() from exc
-
-
-def submit(state: AppState, decision: audit.Decision) -> Ticket:
-    """Queue ``decision`` for group commit and return its ticket at once (what
-    :func:`append_committed` waits for); AuditWriteError if it cannot even be queued (the
-    writer is closed)."""
-    try:
-        return state.audit_writer.submit(decision)
     except Exception as exc:
         raise AuditWriteError() from exc

@@ -30,6 +30,7 @@ from gateway import (
     security,
     urls,
 )
+from gateway.audited import AuditMiddleware
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
 
@@ -119,6 +120,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.gateway.metrics:
         metrics.install(app)
 
+    # Inside the request id middleware (added last, so outermost): every audited request
+    # has its id, and an unexpected error is audited before that middleware answers 500.
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

@@ -1,20 +1,26 @@
 """One audited request: authenticate, decide, do the work, write exactly one audit entry.
 
-The entry is committed before anything is answered; if it cannot be written the
-request fails (503) and nothing is disclosed (fail closed). A domain error raised
-by the work is answered after its entry is written, so every request, allowed or
-denied, leaves exactly one entry.
+Every request to a route leaves exactly one entry, whose ``status`` is the HTTP
+status the caller was answered, whatever the route and the outcome. The
+:class:`AuditMiddleware` sees each response start and, before it lets it through,
+writes the request's entry with that status: the decision a route handed over
+(:func:`gateway.access.authorize`, :func:`run_audited_read`), finished with the
+status and error answered; or, for a request the route never saw (its parameters
+or body refused by validation, 422 or 400), an entry of its own naming the caller
+(identified then) and the route's path template. If the entry cannot be written
+the request is answered 503 and nothing of the response is sent (fail closed).
 
 Work that changes the database (:func:`run_audited`) runs in the transaction that
 appends the entry, under the audit lock, so the change and its entry commit
-together. Read-only work (lookups, searches: :func:`run_audited_read`) runs in its
-own session outside the audit lock, and its entry is group-committed afterwards
-(:mod:`exchange.audit.group`): the gateway serves many reads at once and
-serialises only the appends. Such work sees the database as of its own reads.
-The route returns at once an :class:`AuditedResponse`, which waits in the event
-loop for the entry's commit before it sends anything, and sends a 503 problem
-instead if the entry could not be written: a request holds no worker thread while
-its entry waits.
+together; the middleware then writes nothing more. Read-only work (lookups,
+searches: :func:`run_audited_read`) runs in its own session outside the audit
+lock, and its entry is group-committed by the middleware
+(:mod:`exchange.audit.group`), which waits for the commit in the event loop: a
+request holds no worker thread while its entry waits.
+
+Not audited: ``/healthz`` and the API documentation (``/openapi.json``, ``/docs``,
+``/redoc``), which take no credentials and disclose nothing, and requests that
+match no route (404 or 405 from the router).
 """
 
 from __future__ import annotations
@@ -23,14 +29,14 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio.to_thread
 from fastapi import Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange import audit
 from exchange.access import catalogue
-from exchange.audit.group import Ticket
 from exchange.core.db import transaction
 from exchange.core.errors import (
     AuditWriteError,
@@ -41,7 +47,7 @@ from exchange.core.errors import (
     ValidationError,
 )
 from exchange.identity.apikeys import Identity
-from gateway.access import append, append_committed, identify, submit
+from gateway.access import AuditSlot, append, hand_over, identify_audited, slot
 from gateway.deps import AppState
 from gateway.problems import domain_problem, status_for
 from gateway.views import json_response
@@ -50,6 +56,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+
+# Paths that take no credentials and disclose nothing: never audited.
+UNAUDITED = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+INTERNAL_ERROR = "internal error; nothing was disclosed"
 
 
 def pending(
@@ -118,34 +128,14 @@ def run_audited(
     answered 404 (the caller was entitled to ask); any other domain error as a
     denial with its status and message.
     """
+    hand_over(request, decision)  # written by the middleware if this transaction fails
     with state.audit_lock, transaction(state.sessions) as session:
         outcome = _decide(state, request, decision, work, session, roles)
         append(session, decision)
+    slot(request).written = True
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome
-
-
-class AuditedResponse(Response):
-    """``response``, sent once the audit entry of ``ticket`` is committed; if it could not
-    be, a 503 problem is sent instead and nothing of ``response`` (fail closed)."""
-
-    def __init__(self, ticket: Ticket, response: Response, request: Request) -> None:
-        # Not Response.__init__: the body and headers are ``response``'s, already rendered.
-        self.status_code = response.status_code
-        self.body = response.body
-        self.raw_headers = response.raw_headers
-        self.background = response.background
-        self._ticket = ticket
-        self._request = request
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._ticket.settled()
-        if self._ticket.error is None:
-            await super().__call__(scope, receive, send)
-            return
-        log.error("audit entry not written: %r", self._ticket.error)
-        await domain_problem(self._request, AuditWriteError())(scope, receive, send)
 
 
 def run_audited_read(
@@ -155,9 +145,10 @@ def run_audited_read(
     work: Callable[[Session, Identity], M],
 ) -> Response:
     """Run read-only ``work`` for the caller and audit the outcome in ``decision`` (as
-    :func:`run_audited` does); the answer, the model as JSON or the problem of a domain
-    error, is sent by an :class:`AuditedResponse` once the entry is committed. ``work``
-    must not write: its session is never committed."""
+    :func:`run_audited` does); the answer is the model as JSON or the problem of a domain
+    error, and the audit middleware writes ``decision`` before it is sent. ``work`` must
+    not write: its session is never committed."""
+    hand_over(request, decision)
     try:
         with state.sessions() as session:
             outcome = _decide(state, request, decision, work, session, None)
@@ -165,15 +156,13 @@ def run_audited_read(
         raise  # refused before authentication: counted in a metric, not audited
     except Exception:
         # A failure of the work itself (a database error): nothing was read out, but the
-        # request was still made; it leaves its entry, then the 500 is answered.
+        # request was still made; the middleware writes its entry with the 500 answered.
         decision.decision, decision.status = "deny", 500
-        decision.reason, decision.fields = "internal error; nothing was disclosed", []
-        append_committed(state, decision)
+        decision.reason, decision.fields = INTERNAL_ERROR, []
         raise
-    ticket = submit(state, decision)
     if isinstance(outcome, ExchangeError):
-        return AuditedResponse(ticket, domain_problem(request, outcome), request)
-    return AuditedResponse(ticket, json_response(outcome), request)
+        return domain_problem(request, outcome)
+    return json_response(outcome)
 
 
 def _decide(
@@ -189,7 +178,7 @@ def _decide(
     try:
         # Fills the decision's actor, department and role as soon as they are known,
         # so a rate-limited request is audited under the identity that made it.
-        identity = identify(state, session, request, decision)
+        identity = identify_audited(state, session, request, decision)
         if roles is not None and identity.role not in roles:
             raise PermissionDeniedError(
                 f"role {identity.role!r} may not {decision.action}; "
@@ -223,3 +212,123 @@ def end_reads(session: Session) -> None:
     hold one while it waits for a second: under load the pool would run dry."""
     session.expunge_all()
     session.rollback()
+
+
+def finish(decision: audit.Decision, status: int, error: str | None) -> None:
+    """Make ``decision`` say what was answered: ``status``, and when the route refused
+    after the decision was made (an unknown object, a malformed body), the error; a
+    request answered 404 is recorded as allowed (the caller was entitled to ask), any
+    other error as denied, with nothing disclosed."""
+    if status == decision.status:
+        return
+    decision.status = status
+    if status < 400:
+        decision.decision = "allow"
+        return
+    if not (status == 404 and decision.decision == "allow"):
+        decision.decision = "deny"
+    _, marker, target = decision.reason.partition("; target: ")
+    reason = error or (INTERNAL_ERROR if status >= 500 else f"answered {status}")
+    decision.reason = f"{reason}; target: {target}" if marker else reason
+    decision.fields = []
+
+
+def unrouted_decision(
+    state: AppState, request: Request, status: int, error: str | None
+) -> audit.Decision:
+    """The entry of a request its route never decided on (refused by validation before the
+    route ran): the caller identified now (refused credentials are noted in the reason),
+    the route named by its path template, never by the path (which may hold an
+    identifier)."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", "?")
+    reason = error or (INTERNAL_ERROR if status >= 500 else f"answered {status}")
+    decision = audit.Decision(
+        request_id=str(request.state.request_id),
+        action="request.refused" if status >= 400 else "request",
+        decision="deny" if status >= 400 else "allow",
+        reason=f"{request.method} {template}: {reason}",
+        status=status,
+    )
+    with state.sessions() as session:
+        try:
+            identify_audited(state, session, request, decision)
+        except ExchangeError as exc:
+            decision.reason = f"{decision.reason}; credentials refused: {exc.message}"
+    return decision
+
+
+class AuditMiddleware:
+    """Writes each request's one audit entry, with the status answered, before the response
+    starts; answers 503 (and sends nothing of the response) if it cannot be written."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNAUDITED:
+            await self.app(scope, receive, send)
+            return
+        found = AuditSlot()
+        scope.setdefault("state", {})["audit"] = found
+        started = refused = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal started, refused
+            if message["type"] == "http.response.start":
+                started = True
+                if not await self._write(scope, found, int(message["status"])):
+                    refused = True
+                    await domain_problem(Request(scope), AuditWriteError())(scope, receive, send)
+                    return
+            elif refused:
+                return  # the body of a response whose entry could not be written
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception:
+            if not started:
+                # Answered 500 by the request id middleware; the entry first, if it can be.
+                found.reason = INTERNAL_ERROR
+                await self._write(scope, found, 500)
+            raise
+
+    async def _write(self, scope: Scope, found: AuditSlot, status: int) -> bool:
+        """Write the request's entry with ``status``; whether it was written."""
+        state: AppState = scope["app"].state.exchange
+        decision = found.decision
+        if found.unaudited:
+            return True  # refused before authentication: a metric counts it
+        if found.written:
+            if decision is not None and decision.status != status:
+                log.error(
+                    "audit entry of request %s says %d, the answer was %d",
+                    decision.request_id,
+                    decision.status,
+                    status,
+                )
+            return True
+        if decision is None:
+            if scope.get("route") is None:
+                return True  # no route matched: nothing was asked of the exchange
+            try:
+                decision = await anyio.to_thread.run_sync(
+                    unrouted_decision, state, Request(scope), status, found.reason
+                )
+            except Exception:
+                log.exception("the caller of an unrouted request could not be identified")
+                return False
+        else:
+            finish(decision, status, found.reason)
+        found.written = True  # once, even if the writer then fails
+        try:
+            ticket = state.audit_writer.submit(decision)
+        except Exception:
+            log.exception("audit entry not queued")
+            return False
+        await ticket.settled()
+        if ticket.error is not None:
+            log.error("audit entry not written: %r", ticket.error)
+            return False
+        return True

@@ -3,8 +3,8 @@ evidence, and fetch signed tree heads and the proofs that go with them.
 
 Only the ``auditor`` role may call these routes (checked by
 :func:`gateway.access.authorize`), and every call, allowed or denied, is itself
-audited before it is answered: an auditor's search for a person appears in that
-person's own history. Auditors see the log, never the shared records.
+audited (with the status answered) before the answer is sent: an auditor's search for
+a person appears in that person's own history. Auditors see the log, never the shared records.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class EntryView(BaseModel):
     decision: str
     reason: str
     status: int
+    key_id: str | None = Field(
+        description="The API key id (or OIDC subject) presented, never its secret; "
+        "null on entries written before it was recorded, or when no key was presented."
+    )
     leaf_hash: str
 
 
@@ -141,8 +145,9 @@ def _filters(
     decision: Literal["allow", "deny"] | None,
     since: datetime | None,
     until: datetime | None,
+    key_id: str | None = None,
 ) -> search.Filters:
-    return search.Filters(actor, subject, dataset, purpose, decision, since, until)
+    return search.Filters(actor, subject, dataset, purpose, decision, since, until, key_id)
 
 
 @router.get("/entries", response_model=EntryPage, summary="Search the audit log", responses=_ERRORS)
@@ -156,10 +161,14 @@ def list_entries(
     decision: Literal["allow", "deny"] | None = None,
     since: Since = None,
     until: Until = None,
+    key_id: Annotated[
+        str | None,
+        Query(max_length=64, description="The API key id presented (refused ones too)."),
+    ] = None,
     after: After = 0,
     limit: Limit = 100,
 ) -> EntryPage:
-    filters = _filters(actor, subject, dataset, purpose, decision, since, until)
+    filters = _filters(actor, subject, dataset, purpose, decision, since, until, key_id)
     authorize(
         state, request, action="audit.search", roles=AUDITORS, subjects=[subject] if subject else []
     )

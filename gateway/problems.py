@@ -162,9 +162,18 @@ def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
     return problem(status, type(exc).__name__, exc.message, exc.code, request, headers)
 
 
+def note_error(request: Request, reason: str) -> None:
+    """Tell the request's audit slot (``gateway.access.AuditSlot``) what error it is answered
+    with, for its audit entry."""
+    found = getattr(request.state, "audit", None)
+    if found is not None:
+        found.reason = reason
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
+        note_error(request, exc.message)
         return domain_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -173,6 +182,7 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()))
             parts.append(f"{loc}: {err.get('msg')}")
+        note_error(request, "invalid request: " + "; ".join(parts))
         if is_registry(request):
             return confluent.error_response(
                 422,
@@ -183,6 +193,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        note_error(request, str(exc.detail))
         if is_registry(request):
             return confluent.error_response(exc.status_code, exc.status_code, str(exc.detail))
         return problem(

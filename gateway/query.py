@@ -53,6 +53,7 @@ from gateway.views import (
     Page,
     RecordRow,
     RecordView,
+    disclosed_subjects,
     record_view,
     returned_fields,
 )
@@ -147,7 +148,7 @@ def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> li
 
 _ROW_COLUMNS = (  # what a RecordRow has
     "id", "dataset", "department", "source_id", "entity_id", "version", "updated_at",
-    "schema_id", "payload",
+    "schema_id", "payload", "lookup_key",
 )  # fmt: skip
 
 
@@ -230,10 +231,21 @@ def _lookup(
         end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
-        shown = [record_view(state, row, fields) for row, fields in page(visible, limit, offset)]
+        paged = page(visible, limit, offset)
+        shown = [record_view(state, row, fields) for row, fields in paged]
         decision.dataset = ",".join(sorted({v.dataset for v in shown}))[:100] or None
         entity_ids = sorted({r.entity_id for r, _ in visible if r.entity_id})
-        decision.subjects = [subject, *sorted({v.entity_id for v in shown if v.entity_id})]
+        # The subject asked about, the entities, and everyone whose record is in the answer
+        # (a record of another person linked into the same entity included).
+        decision.subjects = list(
+            dict.fromkeys(
+                [
+                    subject,
+                    *sorted({v.entity_id for v in shown if v.entity_id}),
+                    *disclosed_subjects(row for row, _ in paged),
+                ]
+            )
+        )
         decision.fields = returned_fields(shown)
         decision.reason = f"{len(shown)} of {len(visible)} records returned" + (
             f" under grants {_grant_ids(scope, shown)}" if shown else ""
@@ -481,6 +493,10 @@ def get_entity(
         ]
         golden = golden_record(sources, kind=entity.kind) if sources else {}
         shown = page(views, limit, offset)
+        # The golden record draws on every visible record, not only the page shown.
+        decision.subjects = list(
+            dict.fromkeys([entity_id, *disclosed_subjects(row for row, _ in visible)])
+        )
         decision.dataset = ",".join(sorted({v.dataset for v in views}))[:100]
         decision.fields = sorted(
             set(returned_fields(shown)) | {f"golden.{name}" for name in golden}

@@ -56,7 +56,7 @@ from gateway.params import (
 )
 from gateway.query import ERRORS
 from gateway.scope import Scope
-from gateway.views import Page, RecordView, record_view, returned_fields
+from gateway.views import Page, RecordView, disclosed_subjects, record_view, returned_fields
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -143,12 +143,16 @@ def _search(
             hits.append((score, match, row, fields))
         hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
         end_reads(session)
+        paged = page(hits, limit, offset)
         shown = [
             SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
-            for score, match, row, fields in page(hits, limit, offset)
+            for score, match, row, fields in paged
         ]
         views = [h.record for h in shown]
-        decision.subjects = sorted({v.entity_id for v in views if v.entity_id})
+        decision.subjects = [
+            *sorted({v.entity_id for v in views if v.entity_id}),
+            *disclosed_subjects(row for _, _, row, _ in paged),
+        ]
         decision.fields = returned_fields(views)
         decision.reason = (
             f"search: {len(shown)} of {len(hits)} matches returned under grants {access.grant_ids}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,8 +21,9 @@ from pydantic import BaseModel, Field
 from exchange.access import catalogue
 from exchange.access.policy import Mode, RowFacts, project
 from exchange.core.errors import DecryptionError, KeyDestroyedError, ValidationError
+from exchange.registry.records import record_ref
 from gateway.deps import AppState
-from schemas.standards import standard_from_schema
+from schemas.standards import BLIND_INDEX_SUFFIX, standard_from_schema
 
 
 class RecordRow(Protocol):
@@ -47,6 +48,8 @@ class RecordRow(Protocol):
     def schema_id(self) -> int: ...
     @property
     def payload(self) -> dict[str, object]: ...
+    @property
+    def lookup_key(self) -> str | None: ...
 
 
 class RecordView(BaseModel):
@@ -146,3 +149,23 @@ def json_response(view: BaseModel) -> Response:
     request. A :class:`Response` is sent as it is. The route keeps its ``response_model``,
     which is what its OpenAPI schema documents."""
     return Response(view.model_dump_json(by_alias=True), media_type="application/json")
+
+
+def record_subjects(row: RecordRow) -> list[str]:
+    """Whom a record is about, as the audit log names data subjects: the blind index of
+    every identifier it holds (``<field>_bidx``: a person's resident id, a legal
+    representative's, ...) and its lookup key (an organisation's code, indexed), or, for
+    a record without an identifier, its source reference (``dataset/department/source_id``)."""
+    found = [
+        value
+        for name, value in row.payload.items()
+        if name.endswith(BLIND_INDEX_SUFFIX) and isinstance(value, str) and value
+    ]
+    if row.lookup_key:
+        found.append(row.lookup_key)
+    return list(dict.fromkeys(found)) or [record_ref(row.dataset, row.department, row.source_id)]
+
+
+def disclosed_subjects(rows: Iterable[RecordRow]) -> list[str]:
+    """The data subjects of every record in an answer (:func:`record_subjects`), each once."""
+    return list(dict.fromkeys(s for row in rows for s in record_subjects(row)))

@@ -32,11 +32,15 @@ from exchange.security import merkle
 
 GENESIS = "0" * 64
 REASON_MAX = 500
+KEY_ID_MAX = 64
 # The columns the canonical encoding covers, in the order the table declares them.
 CONTENT_COLUMNS = (
     "seq", "at", "request_id", "actor", "department", "role", "purpose", "case_ref",
-    "action", "dataset", "subjects", "fields", "decision", "reason", "status",
+    "action", "dataset", "subjects", "fields", "decision", "reason", "status", "key_id",
 )  # fmt: skip
+# Columns added after entries were first written: in the encoding only when set, so that
+# the entries written before them keep the encoding (and hashes) they were written with.
+OPTIONAL_COLUMNS = ("key_id",)
 
 
 @dataclass
@@ -56,6 +60,9 @@ class Decision:
     dataset: str | None = None
     subjects: list[str] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
+    # The id of the API key (or OIDC subject) the request presented, never its secret: set
+    # on refused credentials too, so that a replayed revoked key can be traced.
+    key_id: str | None = None
 
 
 def canonical_time(at: datetime) -> str:
@@ -83,13 +90,16 @@ def encode(row: Mapping[str, Any], at: str) -> bytes:
     value of an unexpected type takes ``json.dumps`` itself.
     """
     subjects, fields, seq, status = row["subjects"], row["fields"], row["seq"], row["status"]
+    key_id = row.get("key_id")
     if type(seq) is int and type(status) is int and type(subjects) is list and type(fields) is list:
         try:  # _quote raises TypeError for anything but a string
             q = [_NULL if (v := row[k]) is None else _quote(v) for k in _STRING_KEYS]
             text = (
                 f'{{"action":{q[0]},"actor":{q[1]},"at":{_quote(at)},"case_ref":{q[2]},'
                 f'"dataset":{q[3]},"decision":{q[4]},"department":{q[5]},'
-                f'"fields":[{",".join(map(_quote, fields))}],"purpose":{q[6]},"reason":{q[7]},'
+                f'"fields":[{",".join(map(_quote, fields))}],'
+                + ("" if key_id is None else f'"key_id":{_quote(key_id)},')
+                + f'"purpose":{q[6]},"reason":{q[7]},'
                 f'"request_id":{q[8]},"role":{q[9]},"seq":{seq},"status":{status},'
                 f'"subjects":[{",".join(map(_quote, subjects))}]}}'
             )
@@ -101,7 +111,12 @@ def encode(row: Mapping[str, Any], at: str) -> bytes:
 
 def reference_encoding(row: Mapping[str, Any], at: str) -> bytes:
     """The definition the canonical encoding follows (slower; used for odd values)."""
-    body = {k: row[k] for k in CONTENT_COLUMNS if k not in ("at", "subjects", "fields")}
+    body = {
+        k: row.get(k)
+        for k in CONTENT_COLUMNS
+        if k not in ("at", "subjects", "fields")
+        and not (k in OPTIONAL_COLUMNS and row.get(k) is None)
+    }
     body |= {"at": at, "subjects": list(row["subjects"]), "fields": list(row["fields"])}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -170,6 +185,7 @@ def entry_values(seq: int, prev_hash: str, decision: Decision, at: datetime) -> 
         "decision": decision.decision,
         "reason": decision.reason[:REASON_MAX],
         "status": decision.status,
+        "key_id": decision.key_id[:KEY_ID_MAX] if decision.key_id is not None else None,
     }
     encoding = row_content(values)
     values["prev_hash"] = prev_hash

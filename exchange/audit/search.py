@@ -31,7 +31,8 @@ EXPORT_BATCH = 2000
 # What a search result shows of an entry: every column but the chain's internals.
 PUBLIC_COLUMNS = (
     "index", "seq", "at", "request_id", "actor", "department", "role", "purpose", "case_ref",
-    "action", "dataset", "subjects", "fields", "decision", "reason", "status", "leaf_hash",
+    "action", "dataset", "subjects", "fields", "decision", "reason", "status", "key_id",
+    "leaf_hash",
 )  # fmt: skip
 
 
@@ -46,6 +47,7 @@ class Filters:
     decision: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    key_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.decision is not None and self.decision not in ("allow", "deny"):
@@ -66,6 +68,8 @@ def _query(filters: Filters) -> Select[Any]:
         )
     if filters.actor is not None:
         stmt = stmt.where(AuditEntry.actor == filters.actor)
+    if filters.key_id is not None:
+        stmt = stmt.where(AuditEntry.key_id == filters.key_id)
     if filters.dataset is not None:
         stmt = stmt.where(AuditEntry.dataset == filters.dataset)
     if filters.purpose is not None:
@@ -120,6 +124,7 @@ def public(entry: AuditEntry) -> dict[str, Any]:
         "decision": entry.decision,
         "reason": entry.reason,
         "status": entry.status,
+        "key_id": entry.key_id,
         "leaf_hash": entry.leaf_hash,
     }
 

@@ -49,7 +49,7 @@ _CONTENT = [
     AuditEntry.seq, AuditEntry.request_id, AuditEntry.actor, AuditEntry.department,
     AuditEntry.role, AuditEntry.purpose, AuditEntry.case_ref, AuditEntry.action,
     AuditEntry.dataset, AuditEntry.decision, AuditEntry.reason, AuditEntry.status,
-    AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.leaf_hash,
+    AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.leaf_hash, AuditEntry.key_id,
 ]  # fmt: skip
 _NAMES = [c.key for c in _CONTENT]
 _SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")

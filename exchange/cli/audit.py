@@ -114,6 +114,14 @@ def head_cmd(
     cli.console.print_json(json.dumps(head.as_dict()))
 
 
+def _person_subject(person: str, cfg: Settings) -> str:
+    from exchange.security.blindindex import blind_index
+    from schemas.validators import normalise_resident_id
+
+    key = cfg.linkage_key.get_secret_value().encode()
+    return blind_index(key, "cn.resident_id", normalise_resident_id(person))
+
+
 def _filters(
     actor: str | None,
     subject: str | None,
@@ -124,14 +132,11 @@ def _filters(
     since: datetime | None,
     until: datetime | None,
     cfg: Settings,
+    key_id: str | None = None,
 ) -> search.Filters:
     if person is not None:
-        from exchange.security.blindindex import blind_index
-        from schemas.validators import normalise_resident_id
-
-        key = cfg.linkage_key.get_secret_value().encode()
-        subject = blind_index(key, "cn.resident_id", normalise_resident_id(person))
-    return search.Filters(actor, subject, dataset, purpose, decision, since, until)
+        subject = _person_subject(person, cfg)
+    return search.Filters(actor, subject, dataset, purpose, decision, since, until, key_id)
 
 
 Actor = Annotated[str | None, typer.Option(help="Who acted (the API key's actor).")]
@@ -140,6 +145,9 @@ Person = Annotated[
     str | None, typer.Option(help="A resident id; searched by its blind index, never stored.")
 ]
 Dataset = Annotated[str | None, typer.Option(help="Dataset, e.g. person.")]
+KeyId = Annotated[
+    str | None, typer.Option("--key-id", help="The API key id presented (refused ones too).")
+]
 Purpose = Annotated[str | None, typer.Option(help="Stated purpose.")]
 DecisionOpt = Annotated[str | None, typer.Option(help="allow or deny.")]
 Since = Annotated[datetime | None, typer.Option(help="From (inclusive; UTC if no zone).")]
@@ -157,6 +165,7 @@ def search_cmd(
     decision: DecisionOpt = None,
     since: Since = None,
     until: Until = None,
+    key_id: KeyId = None,
     after: Annotated[int, typer.Option(help="Only entries with seq > AFTER.")] = 0,
     limit: Annotated[int, typer.Option(help="At most this many entries.")] = 50,
 ) -> None:
@@ -164,7 +173,7 @@ def search_cmd(
     cli = state(ctx)
     with cli.sessions() as session:
         filters = _filters(
-            actor, subject, person, dataset, purpose, decision, since, until, cli.settings
+            actor, subject, person, dataset, purpose, decision, since, until, cli.settings, key_id
         )
         entries = search.search(session, filters, after=after, limit=limit)
     table = Table("index", "at (UTC)", "actor", "role", "action", "purpose", "case", "decision")
@@ -311,3 +320,30 @@ def rotate_key_cmd(ctx: typer.Context) -> None:
     key_id = keystore.rotate_signing_key(heads.SIGNER)
     public = keystore.public_keys(heads.SIGNER)[key_id]
     sys.stdout.write(f"# key id: {key_id}\n{crypto.public_key_pem(public)}")
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    person: Annotated[
+        str, typer.Option(help="The person's resident id (never written into the report).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")],
+) -> None:
+    """A citizen's access report: who accessed the person's records, when, from which
+    department, for which purpose, with each entry's inclusion proof in the latest signed
+    tree head; a printable, self-contained HTML page."""
+    from exchange.audit import report
+    from exchange.core.db import utcnow
+
+    cli = state(ctx)
+    subject = _person_subject(person, cli.settings)
+    label = "the person whose identity number ends in " + person.strip()[-4:]
+    with cli.sessions() as session:
+        built = report.build(session, subject, label=label, generated_at=utcnow())
+    output.write_text(report.render(built), encoding="utf-8")
+    unsigned = sum(1 for line in built.lines if line.path is None)
+    cli.console.print(
+        f"{len(built.lines)} accesses written to {output}"
+        + (f"; {unsigned} not yet in a signed head" if unsigned else "")
+    )

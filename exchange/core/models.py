@@ -215,6 +215,7 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_actor", "actor", "seq"),
         Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_key_id", "key_id", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -235,6 +236,9 @@ class AuditEntry(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
     leaf_hash: Mapped[str] = mapped_column(String(64))
+    # The API key id (or OIDC subject) presented, never the secret; in the canonical
+    # encoding only when set (entries written before the column keep their hashes).
+    key_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditSubject(Base):

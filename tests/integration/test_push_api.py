@@ -274,6 +274,11 @@ def test_a_refused_request_publishes_nothing(gateway: Gateway, case: str, status
     assert "Traceback" not in response.text
     assert gateway.published_keys() == set()
     assert gateway.dead_letters() == []
+    # Issue 17, finding 6: the entry records the status answered, not allow/200.
+    entry = gateway.audit_entries()[-1]
+    assert entry.request_id == response.headers["x-request-id"]
+    assert (entry.action, entry.status) == ("publish.batch", status)
+    assert entry.decision == ("allow" if status == 404 else "deny")
 
 
 def _refused_request(gateway: Gateway, case: str) -> httpx.Response:

@@ -378,6 +378,7 @@ _text = st.text(max_size=12)
         dataset=st.none() | _text,
         subjects=st.lists(_text, max_size=3),
         fields=st.lists(_text, max_size=3),
+        key_id=st.none() | _text,
     ),
     seq=st.integers(min_value=1, max_value=2**40),
     at=st.datetimes(timezones=st.just(UTC)),
@@ -386,12 +387,27 @@ def test_the_fast_encoding_is_exactly_json_dumps(
     decision: audit.Decision, seq: int, at: datetime
 ) -> None:
     values = audit.log.entry_values(seq, audit.GENESIS, decision, at)
-    body = {k: values[k] for k in audit.log.CONTENT_COLUMNS}
+    # A column added later (key_id) is in the encoding only when set.
+    body = {
+        k: values[k]
+        for k in audit.log.CONTENT_COLUMNS
+        if not (k in audit.log.OPTIONAL_COLUMNS and values[k] is None)
+    }
     body["at"] = at.isoformat(timespec="microseconds")
     expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     assert audit.log.row_content(values) == expected.encode()
     assert values["leaf_hash"] == hashlib.sha256(b"\x00" + expected.encode()).hexdigest()
+
+
+def test_an_entry_without_a_key_id_keeps_the_encoding_it_was_written_with() -> None:
+    """Entries written before key_id existed verify as before; a key id, once set, is
+    covered by the hashes (changing or removing it is an alteration)."""
+    values = audit.log.entry_values(1, audit.GENESIS, log.decision(1), log.T0)
+    assert b"key_id" not in audit.log.row_content(values)
+    with_key = audit.log.entry_values(1, audit.GENESIS, log.decision(1, key_id="a1b2c3"), log.T0)
+    assert b'"key_id":"a1b2c3"' in audit.log.row_content(with_key)
+    assert with_key["entry_hash"] != values["entry_hash"]
 
 
 def test_odd_values_take_the_reference_encoding() -> None:
