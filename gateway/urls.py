@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
+
+from gateway.access import slot
 
 ACCESS_LOGGER = "uvicorn.access"
 REDACTED = "{redacted}"
@@ -74,8 +76,10 @@ _FORMS = {
 }
 
 
-def _refusal(form: str) -> Callable[[], None]:
-    def refused() -> None:
+def _refusal(form: str) -> Callable[[Request], None]:
+    def refused(request: Request) -> None:
+        # As for a path no route serves: nothing was asked of the exchange, no entry.
+        slot(request).unaudited = True
         raise HTTPException(
             status_code=404,
             detail="identifiers, names and birth dates are never taken in a URL outside "
