@@ -141,7 +141,11 @@ def _search(
         hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
         end_reads(session)
         shown = [
-            SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
+            SearchHit(
+                score=round(score, 3),
+                match=match,
+                record=record_view(state, row, fields, scope.purpose),
+            )
             for score, match, row, fields in page(hits, limit, offset)
         ]
         views = [h.record for h in shown]
