@@ -212,8 +212,12 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     # No grant on social insurance or organisations: those records are absent.
     assert set(by_dataset) == {"person", "benefit_payment"}
     person = by_dataset["person"]["fields"]
+    # The identifier's style is a token (birth date is shown, so any partial mask of the
+    # identifier would give it away): the same for one purpose in every dataset.
+    token = person["resident_id"]
+    assert token.startswith("tk_") and len(token) == 29
     assert person == {
-        "resident_id": P1[:6] + "********" + P1[-4:],
+        "resident_id": token,
         "full_name": "王秀英",
         "family_name": "王",
         "given_name": "秀英",
@@ -223,7 +227,7 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     assert by_dataset["person"]["masked_fields"] == ["phone", "resident_id"]
     payment = by_dataset["benefit_payment"]
     assert payment["fields"] == {
-        "resident_id": P1[:6] + "********" + P1[-4:],
+        "resident_id": token,
         "amount_fen": 50000,  # sensitive, granted in full: decrypted
         "benefit_type": "***",  # sensitive, granted masked: decrypted then hidden
     }
@@ -335,9 +339,13 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
     assert [r["fields"] for r in org["records"]] == [
         {
             "legal_name": "杭州秀英商贸有限公司",
-            "legal_representative_resident_id": P1[:6] + "*" * 8 + P1[-4:],
+            "legal_representative_resident_id": org["records"][0]["fields"][
+                "legal_representative_resident_id"
+            ],
         }
     ]
+    token = org["records"][0]["fields"]["legal_representative_resident_id"]
+    assert token.startswith("tk_") and P1 not in json.dumps(org)
     # The person's lookup now also shows the business she represents (journey 1).
     person = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
     assert {r["dataset"] for r in person["records"]} == {
@@ -465,7 +473,12 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
         "/v1/catalogue/datasets", headers={"X-API-Key": env.caseworker}
     ).json()
     person = next(d for d in datasets if d["name"] == "person")
-    assert {"name": "resident_id", "encrypted": True, "mask": "identifier"}.items() <= next(
+    assert {
+        "name": "resident_id",
+        "encrypted": True,
+        "kind": "identifier",
+        "mask": "token",
+    }.items() <= next(
         f for f in person["fields"] if f["name"] == "resident_id"
     ).items()
     # Ten requests, each exactly one entry.
