@@ -140,8 +140,9 @@ def _spec(standard: Standard, name: str) -> FieldSpec | None:
         return None
 
 
-def known_parts(grants: Iterable[GrantLike], standard_of: StandardOf = load_standard) -> Known:
+def known_parts(grants: Iterable[GrantLike], standard_of: StandardOf | None = None) -> Known:
     """What every grant together shows of the parts of a citizen identity number."""
+    standard_of = standard_of or load_standard
     known = Known()
     for dataset, (standard, modes, prefixes) in _shown(grants, standard_of).items():
         has_division = False
@@ -316,7 +317,7 @@ def breaches(
 
 
 def redacted(
-    grants: Iterable[GrantLike], standard_of: StandardOf = load_standard
+    grants: Iterable[GrantLike], standard_of: StandardOf | None = None
 ) -> frozenset[tuple[str, str]]:
     """``(dataset, field)`` of every masked field the policy must redact in an answer."""
     return frozenset((b.dataset, b.field) for b in breaches(grants, standard_of))

@@ -36,7 +36,6 @@ from typing import Any
 from exchange.access import disclosure
 from exchange.access.disclosure import StandardOf
 from exchange.access.masking import REDACT, MaskStyle, Tokenizer, mask
-from schemas.standards import load_standard
 
 
 class Mode(StrEnum):
@@ -158,7 +157,7 @@ def access(
     dataset: str,
     purpose: str,
     at: datetime,
-    standard_of: StandardOf = load_standard,
+    standard_of: StandardOf | None = None,
 ) -> Access | Denial:
     """The applicable grants, or a denial saying why there are none.
 
@@ -215,7 +214,7 @@ class _KeyedGrant:
 
 
 @lru_cache(maxsize=1024)
-def _redacted(key: _RuleKey, standard_of: StandardOf) -> frozenset[tuple[str, str]]:
+def _redacted(key: _RuleKey, standard_of: StandardOf | None) -> frozenset[tuple[str, str]]:
     return disclosure.redacted((_KeyedGrant(d, dict(f), dict(c)) for d, f, c in key), standard_of)
 
 

@@ -5,9 +5,9 @@ Starts the local stack if needed, writes a small synthetic department export
 waits for the registry builder, sets up the access catalogue (deny by default:
 a purpose and a grant for the civil affairs bureau's caseworkers: names, birth date and
 division in full, so the identifier is shown only as a per-purpose token, the standard's
-style for it, and the phone masked to its last 4 digits) and queries the gateway as a caseworker for that purpose,
-printing the response, a refused request for another purpose, and a command
-the reader can paste.
+style for it, and the phone masked to its last 4 digits) and queries the gateway as a
+caseworker for that purpose, printing the response, a refused request for another purpose,
+and a command the reader can paste.
 """
 
 from __future__ import annotations

@@ -215,7 +215,8 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     # The identifier's style is a token (birth date is shown, so any partial mask of the
     # identifier would give it away): the same for one purpose in every dataset.
     token = person["resident_id"]
-    assert token.startswith("tk_") and len(token) == 29
+    assert token.startswith("tk_")
+    assert len(token) == 29
     assert person == {
         "resident_id": token,
         "full_name": "王秀英",
@@ -345,7 +346,8 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
         }
     ]
     token = org["records"][0]["fields"]["legal_representative_resident_id"]
-    assert token.startswith("tk_") and P1 not in json.dumps(org)
+    assert token.startswith("tk_")
+    assert P1 not in json.dumps(org)
     # The person's lookup now also shows the business she represents (journey 1).
     person = env.get(f"/v1/persons/{P1}", purpose=MLA).json()
     assert {r["dataset"] for r in person["records"]} == {
@@ -478,9 +480,7 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
         "encrypted": True,
         "kind": "identifier",
         "mask": "token",
-    }.items() <= next(
-        f for f in person["fields"] if f["name"] == "resident_id"
-    ).items()
+    }.items() <= next(f for f in person["fields"] if f["name"] == "resident_id").items()
     # Ten requests, each exactly one entry.
     assert env.audit_count() == before + 10
     with env.sessions() as session:
