@@ -145,7 +145,8 @@ def known_parts(grants: Iterable[GrantLike], standard_of: StandardOf | None = No
     standard_of = standard_of or load_standard
     known = Known()
     for dataset, (standard, modes, prefixes) in _shown(grants, standard_of).items():
-        has_division = False
+        # A division_prefix constraint fixes the first digits of every row it admits.
+        has_division = any(f.validator == "cn.division_code" for f in standard.fields)
         for name, mode in modes.items():
             spec = _spec(standard, name)
             if spec is None:
@@ -154,7 +155,6 @@ def known_parts(grants: Iterable[GrantLike], standard_of: StandardOf | None = No
             style = style_of(spec)
             where = f"{dataset}.{name}"
             if spec.validator == "cn.division_code":
-                has_division = True
                 shown = set(range(6)) if full else shown_positions(style, "000000")
                 if shown:
                     known.division |= shown
@@ -238,11 +238,13 @@ def resident_id_candidates(known: Known, *, today: date | None = None) -> int:
 
 def breaches(
     grants: Iterable[GrantLike],
-    standard_of: StandardOf = load_standard,
+    standard_of: StandardOf | None = None,
     *,
     today: date | None = None,
 ) -> list[Breach]:
-    """Every masked field the grants (one role, one purpose) show against the rule."""
+    """Every masked field the grants (one role, one purpose) show against the rule
+    (``standard_of`` gives a dataset's standard; the shipped ones by default)."""
+    standard_of = standard_of or load_standard
     grants = list(grants)
     shown = _shown(grants, standard_of)
     found: list[Breach] = []

@@ -142,6 +142,13 @@ def style_of(spec: FieldSpec) -> MaskStyle:
         return REDACT
 
 
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_iso_date(value: str) -> bool:
+    return bool(_ISO_DATE.match(value))
+
+
 _PARTS = re.compile(r"([\s·•・.\-]+)")
 
 
@@ -189,7 +196,7 @@ def mask(
             else "*" * len(value)
         )
     if kind is Style.YEAR_ONLY:
-        return value[:4] + "-**-**" if len(value) >= 10 and value[:4].isdigit() else HIDDEN
+        return value[:4] + "-**-**" if _is_iso_date(value) else HIDDEN
     if kind is Style.INITIAL_ONLY:
         return _initials(value)
     if kind is Style.TOKEN and tokenizer is not None:
@@ -206,7 +213,7 @@ def shown_positions(style: MaskStyle, value: str) -> set[int]:
     if kind is Style.KEEP_FIRST:
         return set(range(style.n)) if n > style.n else set()
     if kind is Style.YEAR_ONLY:
-        return set(range(4)) if n >= 10 and value[:4].isdigit() else set()
+        return set(range(4)) if _is_iso_date(value) else set()
     if kind is Style.INITIAL_ONLY:
         shown, at = set(), 0
         for piece in _PARTS.split(value):
