@@ -50,7 +50,9 @@ class Seen:
     id_chars: dict[int, str] = field(default_factory=dict)
     birth_dates: list[str] = field(default_factory=list)  # "1980-05-17" or "1980-**-**"
     divisions: list[str] = field(default_factory=list)  # "330106" or "3301**"
-    prefixes: list[str] = field(default_factory=list)  # division_prefix row constraints
+    # division_prefix row constraints: the division starts with one of each group's (the
+    # grants of a dataset that answered, when all of them have one)
+    prefixes: list[list[str]] = field(default_factory=list)
     sex: str | None = None
 
 
@@ -71,7 +73,7 @@ def _options(seen: Seen) -> tuple[list[str], list[str], list[str]]:
         for c in sorted(division_codes())
         if fits(c, 0)
         and all(_agrees(c, d) for d in seen.divisions)
-        and all(c.startswith(p) for p in seen.prefixes)
+        and all(any(c.startswith(p) for p in group) for group in seen.prefixes)
     ]
     date_known = {i - 6: c for i, c in known.items() if 6 <= i < 14}
     for shown in seen.birth_dates:
@@ -152,9 +154,10 @@ def seen_in(
                 seen.birth_dates.append(value)
             elif spec.vocabulary == "cpv:sex" and value in ("MALE", "FEMALE"):
                 seen.sex = value
-    for g in grants or []:
-        if "division_prefix" in g.constraints:
-            seen.prefixes.append(g.constraints["division_prefix"])
+    for dataset in {standard.dataset for standard, _ in answer}:
+        of = [g for g in grants or [] if g.dataset == dataset]
+        if of and all("division_prefix" in g.constraints for g in of):
+            seen.prefixes.append([g.constraints["division_prefix"] for g in of])
     return seen
 
 
@@ -326,7 +329,7 @@ def test_a_division_prefix_constraint_counts_as_shown() -> None:
     found = disclosure.breaches(grants, standard_of)
     assert [b.code for b in found] == ["disclosure.identifier_candidates"]
     assert "division_prefix=310115" in found[0].message
-    seen = Seen(id_chars={16: DEMO[16], 17: DEMO[17]}, prefixes=["310115"])
+    seen = Seen(id_chars={16: DEMO[16], 17: DEMO[17]}, prefixes=[["310115"]])
     assert candidates(seen) < disclosure.MIN_CANDIDATES
 
 
