@@ -24,12 +24,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
+from exchange.access import disclosure
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import AuditEntry, SourceRecord
 from exchange.identity.apikeys import create_key
 from exchange.security.keystore import LocalKeyStore
 from gateway import create_app
+from schemas.standards import load_standard, standard_from_schema
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import Row, add_grant, add_purpose, insert_rows
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64
@@ -609,3 +611,41 @@ def test_the_heap_built_at_start_up_is_frozen_while_serving_and_let_go_after(
 
 def test_the_audit_writer_gathers_for_the_configured_delay(env: Env) -> None:
     assert env.client.app.state.exchange.audit_writer._delay == 0.01  # audit.commit_delay_ms
+
+
+def test_a_grant_that_breaks_the_disclosure_rule_is_refused_422(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped standards mask every identifier as a token, so no shipped grant breaks the
+    # rule; a person standard that masked the identifier as its first 6 characters (the
+    # division) would, beside a birth date shown in full.
+    schema = json.loads(json.dumps(load_standard("person").schema))
+    for f in schema["fields"]:
+        if f["name"] == "resident_id":
+            f["mask"] = "keep_first:6"
+    person = standard_from_schema(schema)
+    monkeypatch.setattr(
+        disclosure,
+        "load_standard",
+        lambda name: person if name == "person" else load_standard(name),
+    )
+    before = env.audit_count()
+    refused = env.client.post(
+        "/v1/admin/grants",
+        json={
+            "department": "health",
+            "role": "caseworker",
+            "dataset": "person",
+            "fields": {"resident_id": "masked", "birth_date": "full"},
+            "purposes": [MLA],
+        },
+        headers={"X-API-Key": env.admin},
+    )
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["code"] == "disclosure_rule"
+    assert "fields.resident_id" in problem["detail"]
+    assert "person.birth_date" in problem["detail"]
+    assert "fewer than 1,000,000" in problem["detail"]
+    assert env.audit_count() == before + 1
+    assert env.last_entry().decision == "deny"
