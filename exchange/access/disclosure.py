@@ -15,8 +15,9 @@ birth-date digits, 3 sequence digits whose last is odd for men, and an ISO 7064
 MOD 11-2 check character) the candidates are counted from what is known of each part:
 
 * the division digits: those the mask shows, the digits of any division code field
-  shown (``cn.division_code``, in full or as its style shows it) and the digits a
-  ``division_prefix`` row constraint fixes; the count is the smallest number of
+  shown (``cn.division_code``, in full or as its style shows it; a ``token`` of a
+  division, a date or a sex counts as shown in full, as they have few values) and the
+  digits a ``division_prefix`` row constraint fixes; the count is the smallest number of
   codes of the shipped division list that agree on the known digits;
 * the birth-date digits: those the mask shows and those of a birth-date field
   (vocabulary ``cpv:birthDate``) shown; the count is the smallest number of dates
@@ -151,8 +152,10 @@ def known_parts(grants: Iterable[GrantLike], standard_of: StandardOf | None = No
             spec = _spec(standard, name)
             if spec is None:
                 continue
-            full = mode == "full"
             style = style_of(spec)
+            # A token of a division, a date or a sex has few values: whoever knows a few
+            # people's can tell the rest, so it counts as shown in full.
+            full = mode == "full" or style.style is Style.TOKEN
             where = f"{dataset}.{name}"
             if spec.validator == "cn.division_code":
                 shown = set(range(6)) if full else shown_positions(style, "000000")

@@ -589,3 +589,16 @@ def test_the_lower_bound_is_one() -> None:
     known.id_positions = {16, 17}
     assert disclosure.MIN_CANDIDATES <= disclosure.resident_id_candidates(known) <= count
     assert parse_style("keep_last:2").style is Style.KEEP_LAST
+
+
+def test_a_token_of_a_birth_date_counts_as_the_birth_date() -> None:
+    # Few values: whoever knows some people's birth dates can tell the others' tokens.
+    fields = {"resident_id": "masked", "birth_date": "masked", "residence_division_code": "full"}
+    redacted = resolver(variant("person", {"resident_id": "keep_last:2", "birth_date": "redact"}))
+    tokens = resolver(variant("person", {"resident_id": "keep_last:2", "birth_date": "token"}))
+    assert disclosure.breaches([rule(1, "person", {"resident_id": "masked"})], redacted) == []
+    fewer = [rule(1, "person", {"resident_id": "masked", "full_name": "full"})]
+    assert disclosure.breaches(fewer, tokens) == []
+    assert [b.code for b in disclosure.breaches([rule(1, "person", fields)], tokens)] == [
+        "disclosure.identifier_candidates"
+    ]
