@@ -44,7 +44,12 @@ class FieldView(BaseModel):
     sensitivity: str
     identifier: bool
     encrypted: bool = Field(description="Encrypted by connectors; decrypted only for a grant.")
-    mask: MaskKind = Field(description="How the field looks when a grant shows it masked.")
+    kind: MaskKind = Field(description="What kind of field it is (identifier, name, date, ...).")
+    mask: str = Field(
+        description="The masking style the standard declares: how the field looks when a "
+        "grant shows it masked (redact, keep_last:N, keep_first:N, year_only, initial_only, "
+        "token)."
+    )
 
 
 class DatasetView(BaseModel):
@@ -176,7 +181,8 @@ def list_datasets(request: Request, state: StateDep) -> list[DatasetView]:
                     sensitivity=f.sensitivity.value,
                     identifier=f.identifier,
                     encrypted=f.encrypted,
-                    mask=f.mask,
+                    kind=f.kind,
+                    mask=str(f.mask),
                 )
                 for f in d.fields
             ],
@@ -312,6 +318,10 @@ def list_grants(
     responses={
         **_DENIED,
         400: {"description": "The grant names something the catalogue does not hold"},
+        422: {
+            "description": "The grant, with the role's other grants for a purpose, would break "
+            "the disclosure rule (disclosure_rule; docs/security.md)"
+        },
     },
 )
 def add_grant(

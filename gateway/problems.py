@@ -28,6 +28,7 @@ from exchange.core.errors import (
     AuthThrottledError,
     ConfigNotFoundError,
     ConflictError,
+    DisclosureRuleError,
     ExchangeError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
@@ -74,6 +75,7 @@ class Problem(BaseModel):
 # error is answered 503 if it is retriable, else 500. docs/errors.md shows this table.
 STATUS: dict[type[ExchangeError], int] = {
     ValidationError: 400,
+    DisclosureRuleError: 422,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     NotFoundError: 404,

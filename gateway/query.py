@@ -232,7 +232,7 @@ def _lookup(
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
         paged = page(visible, limit, offset)
-        shown = [record_view(state, row, fields) for row, fields in paged]
+        shown = [record_view(state, row, fields, scope.purpose) for row, fields in paged]
         decision.dataset = ",".join(sorted({v.dataset for v in shown}))[:100] or None
         entity_ids = sorted({r.entity_id for r, _ in visible if r.entity_id})
         # The subject asked about, the entities, and everyone whose record is in the answer
@@ -479,7 +479,7 @@ def get_entity(
         end_reads(session)
         if entity is None or not visible:
             raise NotFoundError("no entity with records the caller may see")
-        views = [record_view(state, row, fields) for row, fields in visible]
+        views = [record_view(state, row, fields, scope.purpose) for row, fields in visible]
         ranks = trust_ranks(state.settings.registry.trusted_departments)
         unlisted = len(ranks) + 1
         sources = [

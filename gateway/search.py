@@ -145,7 +145,11 @@ def _search(
         end_reads(session)
         paged = page(hits, limit, offset)
         shown = [
-            SearchHit(score=round(score, 3), match=match, record=record_view(state, row, fields))
+            SearchHit(
+                score=round(score, 3),
+                match=match,
+                record=record_view(state, row, fields, scope.purpose),
+            )
             for score, match, row, fields in paged
         ]
         views = [h.record for h in shown]

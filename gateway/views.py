@@ -19,9 +19,11 @@ from fastapi import Response
 from pydantic import BaseModel, Field
 
 from exchange.access import catalogue
+from exchange.access.masking import Tokenizer
 from exchange.access.policy import Mode, RowFacts, project
 from exchange.core.errors import DecryptionError, KeyDestroyedError, ValidationError
 from exchange.registry.records import record_ref
+from exchange.security.blindindex import TOKEN_KEY_DATASET, TOKEN_KEY_PERIOD, mask_token
 from gateway.deps import AppState
 from schemas.standards import BLIND_INDEX_SUFFIX, standard_from_schema
 
@@ -102,8 +104,26 @@ def encrypted_fields(state: AppState, schema_id: int) -> list[str]:
     return cached
 
 
-def record_view(state: AppState, row: RecordRow, visible: Mapping[str, Mode]) -> RecordView:
-    """Decrypt what ``visible`` allows, then project it (mask, leave the rest out)."""
+def tokenizer(state: AppState, purpose: str | None) -> Tokenizer | None:
+    """What makes the ``token`` masking style's pseudonyms for ``purpose`` (keyed by a data
+    key of the keystore; none without a purpose: a token field is then redacted)."""
+    if not purpose:
+        return None
+    cache: dict[str, bytes] = {}
+
+    def token(domain: str, value: str) -> str:
+        if "key" not in cache:
+            cache["key"] = state.keystore.data_key(TOKEN_KEY_DATASET, TOKEN_KEY_PERIOD).key
+        return mask_token(cache["key"], purpose, domain, value)
+
+    return token
+
+
+def record_view(
+    state: AppState, row: RecordRow, visible: Mapping[str, Mode], purpose: str | None = None
+) -> RecordView:
+    """Decrypt what ``visible`` allows, then project it (mask in the standard's styles,
+    tokens keyed for ``purpose``; leave the rest out)."""
     encrypted = set(encrypted_fields(state, row.schema_id))
     plain: dict[str, Any] = {}
     unreadable: list[str] = []
@@ -122,7 +142,17 @@ def record_view(state: AppState, row: RecordRow, visible: Mapping[str, Mode]) ->
                 value = None
                 unreadable.append(name)
         plain[name] = value
-    fields = project(plain, visible, catalogue.dataset(row.dataset).mask_kinds) or {}
+    ds = catalogue.dataset(row.dataset)
+    fields = (
+        project(
+            plain,
+            visible,
+            ds.mask_styles,
+            domains=ds.token_domains,
+            tokenizer=tokenizer(state, purpose),
+        )
+        or {}
+    )
     return RecordView(
         dataset=row.dataset,
         department=row.department,
@@ -131,7 +161,7 @@ def record_view(state: AppState, row: RecordRow, visible: Mapping[str, Mode]) ->
         version=row.version,
         updated_at=row.updated_at,
         fields=fields,
-        masked_fields=sorted(n for n in fields if visible[n] is Mode.MASKED),
+        masked_fields=sorted(n for n in fields if visible[n] is not Mode.FULL),
         unreadable_fields=sorted(unreadable),
     )
 

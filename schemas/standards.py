@@ -2,7 +2,8 @@
 
 Each standard is one ``.avsc`` file in ``schemas/avro``. Besides Avro's own keys,
 every field carries ``sensitivity`` (public, internal, personal, sensitive),
-``identifier`` (used for linkage) and optionally ``validator`` (a name from
+``identifier`` (used for linkage), ``mask`` (how a grant that shows it masked shows
+it: see :mod:`exchange.access.masking`) and optionally ``validator`` (a name from
 :mod:`schemas.validators`). A standard publishes to the topic
 ``std.<dataset>.v<version>`` under the registry subject ``<topic>-value``.
 """
@@ -45,6 +46,11 @@ class FieldSpec:
     default: Any
     encrypted: bool = False
     blind_index_of: str | None = None
+    # How a grant that shows the field ``masked`` shows it (``redact``, ``keep_last:4``,
+    # ``year_only``, ...; exchange.access.masking), and the field's vocabulary term
+    # (``cpv:birthDate``), which the disclosure rule reads.
+    mask: str | None = None
+    vocabulary: str | None = None
 
     @property
     def blind_index_domain(self) -> str | None:
@@ -118,6 +124,8 @@ def standard_from_schema(schema: dict[str, Any]) -> Standard:
                 default=raw.get("default"),
                 encrypted=bool(raw.get("encrypted", False)),
                 blind_index_of=raw.get("blind_index_of"),
+                mask=raw.get("mask"),
+                vocabulary=raw.get("vocabulary"),
             )
         )
     name = schema["name"]

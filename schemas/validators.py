@@ -52,6 +52,7 @@ __all__ = [
     "Invalid",
     "Validator",
     "division_code",
+    "division_codes",
     "division_name",
     "get_validator",
     "iso_date",
@@ -145,6 +146,11 @@ def division_name(code: str) -> str | None:
     """Name of the division with this 6-digit code, or ``None`` if it is not listed."""
     division = _divisions().get(code)
     return None if division is None else division.name
+
+
+def division_codes() -> frozenset[str]:
+    """Every code of the shipped division list (what the disclosure rule counts)."""
+    return frozenset(_divisions())
 
 
 def _province_prefixes() -> frozenset[str]:

@@ -27,9 +27,16 @@ from functools import cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.access.masking import MaskKind, mask_kind
+from exchange.access import disclosure
+from exchange.access.masking import MaskKind, MaskStyle, mask_kind, style_of
 from exchange.access.policy import CONSTRAINTS, DEPARTMENT, DIVISION_PREFIX, GrantRule, Mode
-from exchange.core.errors import ConflictError, NotFoundError, SchemaNotFoundError, ValidationError
+from exchange.core.errors import (
+    ConflictError,
+    DisclosureRuleError,
+    NotFoundError,
+    SchemaNotFoundError,
+    ValidationError,
+)
 from exchange.core.models import Grant, Purpose
 from schemas.standards import Sensitivity, available, load_standard
 
@@ -50,7 +57,9 @@ class DatasetField:
     sensitivity: Sensitivity
     identifier: bool
     encrypted: bool
-    mask: MaskKind
+    kind: MaskKind
+    mask: MaskStyle  # the style the standard declares (exchange.access.masking)
+    domain: str  # what a token of the field is keyed on: its validator, else dataset.field
 
 
 @dataclass(frozen=True)
@@ -67,8 +76,12 @@ class Dataset:
         return next((f for f in self.fields if f.name == name), None)
 
     @property
-    def mask_kinds(self) -> dict[str, MaskKind]:
+    def mask_styles(self) -> dict[str, MaskStyle]:
         return {f.name: f.mask for f in self.fields}
+
+    @property
+    def token_domains(self) -> dict[str, str]:
+        return {f.name: f.domain for f in self.fields}
 
 
 def _type_name(avro_type: object) -> str:
@@ -93,7 +106,9 @@ def dataset(name: str) -> Dataset:
             sensitivity=f.sensitivity,
             identifier=f.identifier,
             encrypted=f.sensitivity is Sensitivity.SENSITIVE,
-            mask=mask_kind(f),
+            kind=mask_kind(f),
+            mask=style_of(f),
+            domain=standard.blind_index_domain(f),
         )
         for f in standard.fields
     )
@@ -473,11 +488,39 @@ def _check(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
     return problems
 
 
+def _disclosure(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
+    """The disclosure rule over ``spec`` and the role's unrevoked grants, purpose by purpose."""
+    existing = grants_of(session, spec.department.strip(), spec.role)
+    proposed = GrantRule(
+        id=0,
+        department=spec.department.strip(),
+        role=spec.role,
+        dataset=spec.dataset,
+        fields={k: Mode(v) for k, v in spec.fields.items()},
+        purposes=frozenset(spec.purposes),
+        constraints={k: str(v) for k, v in spec.row_constraints.items()},
+    )
+    problems: list[tuple[str, str, str]] = []
+    for purpose in sorted(set(spec.purposes)):
+        together = [g for g in existing if purpose in g.purposes] + [proposed]
+        for breach in disclosure.breaches(together):
+            where = f"fields.{breach.field}" if breach.dataset == spec.dataset else breach.dataset
+            problem = (where, breach.code, f"for {purpose!r}: {breach.message}")
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
 def add_grant(session: Session, spec: GrantSpec, *, created_by: str, at: datetime) -> Grant:
-    """Check ``spec`` against the catalogue and store it; ValidationError lists every problem."""
+    """Check ``spec`` against the catalogue and store it; ValidationError lists every problem,
+    DisclosureRuleError every way it would break the disclosure rule together with the
+    role's other grants (:mod:`exchange.access.disclosure`)."""
     problems = _check(session, spec)
     if problems:
         raise ValidationError(problems)
+    refused = _disclosure(session, spec)
+    if refused:
+        raise DisclosureRuleError(refused)
     valid_from = spec.valid_from or at
     if spec.valid_until is not None and spec.valid_until <= valid_from:
         raise ValidationError(

@@ -9,10 +9,13 @@ Pure: no database, no clock. The rule (DESIGN.md, "Security model"):
   it; its visible fields are the union over the grants that admit it, and
   ``full`` beats ``masked`` when two grants name the same field.
 * No applicable grant: :func:`access` returns a :class:`Denial` with the reason.
-* :func:`project` returns a row's visible fields, masked where the mode says so,
-  or ``None`` for a hidden row. A field no grant names is never returned
-  (blind indexes ``<field>_bidx`` are not fields of a standard, so no grant can
-  name them).
+* The disclosure rule (:mod:`exchange.access.disclosure`) holds in every answer: a
+  masked field that the role's grants for the purpose, all together, would show
+  against the rule is ``redacted`` (shown as ``***``), whatever the catalogue let in.
+* :func:`project` returns a row's visible fields, masked (in the style the
+  standard declares) where the mode says so, or ``None`` for a hidden row. A field
+  no grant names is never returned (blind indexes ``<field>_bidx`` are not fields
+  of a standard, so no grant can name them).
 
 Row constraints (all of a grant's constraints must hold):
 
@@ -27,14 +30,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-from exchange.access.masking import MaskKind, mask
+from exchange.access import disclosure
+from exchange.access.disclosure import StandardOf
+from exchange.access.masking import REDACT, MaskStyle, Tokenizer, mask
 
 
 class Mode(StrEnum):
     FULL = "full"
     MASKED = "masked"
+    # Never in a grant: what the policy makes of a masked field that breaks the disclosure
+    # rule (exchange.access.disclosure).
+    REDACTED = "redacted"
 
 
 DIVISION_PREFIX = "division_prefix"
@@ -107,13 +116,18 @@ class Access:
 
     dataset: str
     grants: tuple[GrantRule, ...]
+    redacted: frozenset[str] = frozenset()  # masked fields the disclosure rule redacts
 
     def fields_for(self, row: RowFacts) -> dict[str, Mode] | None:
         """The visible fields of ``row`` and their modes, or None if the row is hidden."""
         admitting = [g for g in self.grants if g.admits(row)]
         if not admitting:
             return None
-        return union_fields(g.fields for g in admitting)
+        fields = union_fields(g.fields for g in admitting)
+        for name in self.redacted:
+            if fields.get(name) is Mode.MASKED:
+                fields[name] = Mode.REDACTED
+        return fields
 
     @property
     def possible_fields(self) -> dict[str, Mode]:
@@ -143,8 +157,12 @@ def access(
     dataset: str,
     purpose: str,
     at: datetime,
+    standard_of: StandardOf | None = None,
 ) -> Access | Denial:
-    """The applicable grants, or a denial saying why there are none."""
+    """The applicable grants, or a denial saying why there are none.
+
+    The disclosure rule is applied over every unrevoked grant of the role for the
+    purpose, of every dataset (``standard_of`` gives a dataset's standard)."""
     candidates = [g for g in grants if g.department == department and g.role == role]
     for_dataset = [g for g in candidates if g.dataset == dataset]
     if not for_dataset:
@@ -163,18 +181,57 @@ def access(
             f"the grants of {department}/{role} on {dataset!r} for {purpose!r} "
             "are revoked, expired or not yet valid",
         )
-    return Access(dataset, in_force)
+    for_rule = [
+        g
+        for g in candidates
+        if purpose in g.purposes and (g.revoked_at is None or g.revoked_at > at)
+    ]
+    redacted = _redacted(_rule_key(for_rule), standard_of)
+    return Access(dataset, in_force, frozenset(f for d, f in redacted if d == dataset))
+
+
+_RuleKey = tuple[tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...]
+
+
+def _rule_key(grants: Iterable[GrantRule]) -> _RuleKey:
+    return tuple(
+        sorted(
+            (
+                g.dataset,
+                tuple(sorted((k, Mode(v).value) for k, v in g.fields.items())),
+                tuple(sorted(g.constraints.items())),
+            )
+            for g in grants
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _KeyedGrant:
+    dataset: str
+    fields: Mapping[str, str]
+    constraints: Mapping[str, str]
+
+
+@lru_cache(maxsize=1024)
+def _redacted(key: _RuleKey, standard_of: StandardOf | None) -> frozenset[tuple[str, str]]:
+    return disclosure.redacted((_KeyedGrant(d, dict(f), dict(c)) for d, f, c in key), standard_of)
 
 
 def project(
     payload: Mapping[str, Any],
     visible: Mapping[str, Mode] | None,
-    kinds: Mapping[str, MaskKind],
+    styles: Mapping[str, MaskStyle],
+    *,
+    domains: Mapping[str, str] | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> dict[str, Any] | None:
     """The fields of ``payload`` that ``visible`` allows, masked where its mode says so.
 
     ``None`` if the row is hidden (``visible`` is None). Fields of the payload
-    that ``visible`` does not name are left out, whatever they are.
+    that ``visible`` does not name are left out, whatever they are. A masked field is
+    shown in its style (``styles``; a field without one is redacted); a ``token`` is made
+    by ``tokenizer`` from the field's domain (``domains``, else its name).
     """
     if visible is None:
         return None
@@ -183,5 +240,10 @@ def project(
         if name not in payload:
             continue
         value = payload[name]
-        out[name] = value if mode is Mode.FULL else mask(value, kinds.get(name, MaskKind.OTHER))
+        if mode is Mode.FULL:
+            out[name] = value
+            continue
+        style = styles.get(name, REDACT) if mode is Mode.MASKED else REDACT
+        domain = (domains or {}).get(name, name)
+        out[name] = mask(value, style, domain=domain, tokenizer=tokenizer)
     return out

@@ -72,7 +72,7 @@ def datasets(ctx: typer.Context) -> None:
                 f.sensitivity.value,
                 "yes" if f.identifier else "",
                 "yes" if f.encrypted else "",
-                f.mask.value,
+                str(f.mask),
             )
         division = f", division field {d.division_field}" if d.division_field else ""
         cli.console.print(f"[bold]{d.name}[/] v{d.version} ({d.topic}{division})")

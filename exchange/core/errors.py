@@ -42,6 +42,7 @@ classes and ``docs/errors.md`` the same)::
     │   ├── OperationNotPermittedError      operation_not_permitted
     │   └── ReferenceExistsError            reference_exists
     ├── ValidationError                     validation_failed
+    │   └── DisclosureRuleError             disclosure_rule
     ├── SourceError                         source_error
     ├── WorkerError                         connector_worker_failed
     ├── UnverifiedRecordError               unverified_record
@@ -265,6 +266,15 @@ class ValidationError(ExchangeError):
         self.reasons = reasons
         text = "; ".join(f"{field}: {message}" for field, _, message in reasons)
         super().__init__(text or "record is invalid")
+
+
+class DisclosureRuleError(ValidationError):
+    """A grant, with the role's other grants for the same purpose, would disclose too much:
+    a masked identifier would leave fewer than 1,000,000 candidates for the original, or a
+    masked name would show a part whole (:mod:`exchange.access.disclosure`); ``reasons``
+    names each field and why."""
+
+    code = "disclosure_rule"
 
 
 class SourceError(ExchangeError):

@@ -3,10 +3,11 @@
 Starts the local stack if needed, writes a small synthetic department export
 (CSV, with a few rows a clerk must fix), runs the department's connector,
 waits for the registry builder, sets up the access catalogue (deny by default:
-a purpose and a grant for the civil affairs bureau's caseworkers, identifier and
-phone masked) and queries the gateway as a caseworker for that purpose,
-printing the response, a refused request for another purpose, and a command
-the reader can paste.
+a purpose and a grant for the civil affairs bureau's caseworkers: names, birth date and
+division in full, so the identifier is shown only as a per-purpose token, the standard's
+style for it, and the phone masked to its last 4 digits) and queries the gateway as a
+caseworker for that purpose, printing the response, a refused request for another purpose,
+and a command the reader can paste.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ DEPARTMENT = "household_registry"
 CASEWORKERS = "civil_affairs"
 PURPOSE = "minimum-living-allowance"
 OTHER_PURPOSE = "tax-assessment"
+# The grant shows the birth date and the division in full: together with any part of the
+# identifier they would give it away (docs/security.md, "Masking styles and the disclosure
+# rule"), so the identifier is granted masked only because the person standard masks it as a
+# token (``tk_...``, the same for one person and one purpose), which shows none of it.
 GRANT_FIELDS = {
     "resident_id": "masked",
     "family_name": "full",

@@ -17,6 +17,9 @@ this small API, which offers no algorithm choices:
   is the stricter of the two: it also refuses public keys and signature points
   of small order, which no key made by :func:`new_signing_key` is.
 - :func:`hmac_sha256`, and :func:`equal` (a comparison in constant time).
+- :func:`pseudonym`: a keyed pseudonym of a value within a context (a purpose):
+  HMAC-SHA256 under a key derived from ``key`` and the context by HMAC-SHA256, so
+  pseudonyms of one value under two contexts cannot be linked without the key.
 - :func:`hash_secret`: scrypt (memory-hard) of a secret under a salt, for API
   keys; the cost is fixed here, not chosen by the caller.
 
@@ -165,6 +168,17 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     # The standard library's one-shot HMAC (OpenSSL underneath) gives the same bytes as
     # pyca's HMAC object in a fraction of the time: blind indexes take one per identifier.
     return hmac.digest(key, message, "sha256")
+
+
+_PSEUDONYM_DOMAIN = b"exchange.pseudonym.v1\x00"
+
+
+def pseudonym(key: bytes, context: bytes, value: bytes) -> bytes:
+    """A keyed pseudonym (32 bytes) of ``value`` within ``context``: the same value gives
+    the same pseudonym in one context and unlinkable ones in two."""
+    _check_key(key)
+    derived = hmac.digest(key, _PSEUDONYM_DOMAIN + context, "sha256")
+    return hmac.digest(derived, value, "sha256")
 
 
 def equal(a: bytes, b: bytes) -> bool:

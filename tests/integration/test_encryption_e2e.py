@@ -62,8 +62,9 @@ def _forms(resident_id: str) -> list[bytes]:
     ]
 
 
-def _mask(value: str) -> str:
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+def _is_token(value: str) -> bool:
+    """The person standard masks the identifier as a token (``tk_`` + 26 base32)."""
+    return value.startswith("tk_") and len(value) == 29
 
 
 def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
@@ -165,14 +166,18 @@ def test_sensitive_fields_are_encrypted_end_to_end_and_crypto_shredded(
             return dict(record)
 
         with TestClient(create_app(settings)) as client:
+            tokens = set()
             for local_id, (plain, surname, given, dob, _) in PEOPLE.items():
                 seen = lookup(client, plain)
                 assert seen["source_id"] == local_id
-                assert seen["fields"]["resident_id"] == _mask(plain)
+                # Birth date is shown in full: the identifier only as a token (issue 17).
+                assert _is_token(seen["fields"]["resident_id"])
+                tokens.add(seen["fields"]["resident_id"])
                 assert seen["unreadable_fields"] == []
                 assert seen["fields"]["full_name"] == surname + given
                 assert seen["fields"]["birth_date"] == dob
                 assert "resident_id_bidx" not in seen["fields"]
+            assert len(tokens) == len(PEOPLE)  # one token a person
 
         # 4. Crypto-shredding: destroy the dataset's keys; a fresh gateway cannot read the
         #    identifier any more, says so, and still finds the records by blind index.

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from exchange.access import catalogue
-from exchange.access.masking import MaskKind, mask, mask_kind
+from exchange.access.masking import MaskKind, mask, mask_kind, parse_style, style_of
 from exchange.access.policy import Access, Denial, GrantRule, Mode, RowFacts, access, project
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.errors import ConflictError, NotFoundError, ValidationError
-from schemas.standards import load_standard
+from schemas.standards import available, load_standard
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -96,38 +96,68 @@ def test_project_leaves_out_and_masks() -> None:
         "resident_id": "330106198005070011",
         "resident_id_bidx": "ab" * 32,
         "full_name": "王秀英",
+        "given_name": "秀英",
         "phone": "13800001234",
     }
-    kinds = {"resident_id": MaskKind.IDENTIFIER, "full_name": MaskKind.NAME}
-    visible = {"resident_id": Mode.MASKED, "full_name": Mode.MASKED, "sex": Mode.FULL}
-    assert project(payload, visible, kinds) == {
-        "resident_id": "330106********0011",
-        "full_name": "王**",
+    styles = {
+        "resident_id": parse_style("token"),
+        "full_name": parse_style("redact"),
+        "given_name": parse_style("initial_only"),
+        "phone": parse_style("keep_last:4"),
     }
-    assert project(payload, None, kinds) is None
+    visible = {
+        "resident_id": Mode.MASKED,
+        "full_name": Mode.MASKED,
+        "given_name": Mode.MASKED,
+        "phone": Mode.REDACTED,
+        "sex": Mode.FULL,
+    }
+    tokens = {"resident_id": "cn.resident_id"}
+
+    def token(domain: str, value: str) -> str:
+        return f"tk_{domain}:{len(value)}"
+
+    assert project(payload, visible, styles, domains=tokens, tokenizer=token) == {
+        "resident_id": "tk_cn.resident_id:18",
+        "full_name": "***",
+        "given_name": "**",  # a part of 2 characters is hidden whole
+        "phone": "***",  # redacted by the disclosure rule, whatever its style
+    }
+    # Without a tokenizer (no purpose), a token field is redacted.
+    assert project(payload, visible, styles)["resident_id"] == "***"  # type: ignore[index]
+    assert project(payload, None, styles) is None
 
 
 @pytest.mark.parametrize(
-    ("value", "kind", "shown"),
+    ("value", "style", "shown"),
     [
-        ("330106198005070011", MaskKind.IDENTIFIER, "330106********0011"),
-        ("SHORT", MaskKind.IDENTIFIER, "*****"),
-        ("王秀英", MaskKind.NAME, "王**"),
-        ("13800001234", MaskKind.PHONE, "*******1234"),
-        ("1980-05-07", MaskKind.DATE, "1980-**-**"),
-        ("330106", MaskKind.DIVISION, "3301**"),
-        ("浙江省杭州市西湖区文三路1号", MaskKind.ADDRESS, "浙江省杭州市***"),
-        ("MINIMUM_LIVING_ALLOWANCE", MaskKind.OTHER, "***"),
-        (50000, MaskKind.OTHER, "***"),
-        (None, MaskKind.NAME, None),
-        (["PENSION", "MEDICAL"], MaskKind.OTHER, ["***", "***"]),
+        ("330106198005070011", "keep_last:4", "**************0011"),
+        ("330106198005070011", "keep_first:6", "330106************"),
+        ("SHORT", "keep_last:5", "*****"),
+        ("王秀英", "initial_only", "王**"),
+        ("伟", "initial_only", "*"),
+        ("秀英", "initial_only", "**"),
+        ("欧阳", "initial_only", "**"),
+        ("Anna Maria", "initial_only", "A*** M****"),
+        ("Li Wei", "initial_only", "** W**"),
+        ("买买提·艾力", "initial_only", "买**·**"),
+        ("王秀英", "redact", "***"),
+        ("13800001234", "keep_last:4", "*******1234"),
+        ("1980-05-07", "year_only", "1980-**-**"),
+        ("330106", "keep_first:4", "3301**"),
+        ("浙江省杭州市西湖区文三路1号", "keep_first:6", "浙江省杭州市********"),
+        ("MINIMUM_LIVING_ALLOWANCE", "redact", "***"),
+        ("MINIMUM_LIVING_ALLOWANCE", "token", "***"),  # no tokenizer: redacted
+        (50000, "keep_last:2", "***"),
+        (None, "initial_only", None),
+        (["PENSION", "MEDICAL"], "redact", ["***", "***"]),
     ],
 )
-def test_masking_rules(value: object, kind: MaskKind, shown: object) -> None:
-    assert mask(value, kind) == shown
+def test_masking_styles(value: object, style: str, shown: object) -> None:
+    assert mask(value, parse_style(style)) == shown
 
 
-def test_mask_kinds_come_from_the_standards() -> None:
+def test_masking_styles_come_from_the_standards() -> None:
     person = load_standard("person")
     kinds = {f.name: mask_kind(f) for f in person.fields}
     assert kinds["resident_id"] is MaskKind.IDENTIFIER
@@ -135,6 +165,29 @@ def test_mask_kinds_come_from_the_standards() -> None:
     assert kinds["birth_date"] is MaskKind.DATE
     assert kinds["phone"] is MaskKind.PHONE
     assert kinds["residence_division_code"] is MaskKind.DIVISION
+    styles = {f.name: str(style_of(f)) for f in person.fields}
+    assert styles == {
+        "resident_id": "token",
+        "family_name": "initial_only",
+        "given_name": "initial_only",
+        "full_name": "redact",
+        "birth_date": "year_only",
+        "sex": "redact",
+        "nationality": "redact",
+        "residence_division_code": "keep_first:4",
+        "phone": "keep_last:4",
+    }
+    # Every field of every shipped standard declares its style, and it is one.
+    for name in available():
+        for spec in load_standard(name).fields:
+            assert spec.mask is not None, f"{name}.{spec.name} declares no mask"
+            parse_style(spec.mask)
+
+
+@pytest.mark.parametrize("text", ["keep_last", "keep_last:0", "first:4", "Redact", "token:1"])
+def test_a_style_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a masking style"):
+        parse_style(text)
 
 
 @pytest.fixture

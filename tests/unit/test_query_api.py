@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
+from exchange.access import disclosure
 from exchange.audit import search as audit_search
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
@@ -35,6 +36,7 @@ from exchange.identity.apikeys import create_key
 from exchange.local.broker import free_port
 from exchange.security.keystore import LocalKeyStore
 from gateway import create_app
+from schemas.standards import load_standard, standard_from_schema
 from schemas.validators import resident_id_check_character
 from tests.support.catalogue import Row, add_grant, add_purpose, insert_rows
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY, MASTER_KEY_B64
@@ -248,8 +250,13 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     # No grant on social insurance or organisations: those records are absent.
     assert set(by_dataset) == {"person", "benefit_payment"}
     person = by_dataset["person"]["fields"]
+    # The identifier's style is a token (birth date is shown, so any partial mask of the
+    # identifier would give it away): the same for one purpose in every dataset.
+    token = person["resident_id"]
+    assert token.startswith("tk_")
+    assert len(token) == 29
     assert person == {
-        "resident_id": P1[:6] + "********" + P1[-4:],
+        "resident_id": token,
         "full_name": "王秀英",
         "family_name": "王",
         "given_name": "秀英",
@@ -259,7 +266,7 @@ def test_lookup_shows_exactly_what_the_grants_allow(env: Env) -> None:
     assert by_dataset["person"]["masked_fields"] == ["phone", "resident_id"]
     payment = by_dataset["benefit_payment"]
     assert payment["fields"] == {
-        "resident_id": P1[:6] + "********" + P1[-4:],
+        "resident_id": token,
         "amount_fen": 50000,  # sensitive, granted in full: decrypted
         "benefit_type": "***",  # sensitive, granted masked: decrypted then hidden
     }
@@ -379,9 +386,14 @@ def test_organisation_lookup_and_the_representatives_businesses(env: Env) -> Non
     assert [r["fields"] for r in org["records"]] == [
         {
             "legal_name": "杭州秀英商贸有限公司",
-            "legal_representative_resident_id": P1[:6] + "*" * 8 + P1[-4:],
+            "legal_representative_resident_id": org["records"][0]["fields"][
+                "legal_representative_resident_id"
+            ],
         }
     ]
+    token = org["records"][0]["fields"]["legal_representative_resident_id"]
+    assert token.startswith("tk_")
+    assert P1 not in json.dumps(org)
     # The person's lookup now also shows the business she represents (journey 1).
     person = env.lookup(P1, purpose=MLA).json()
     assert {r["dataset"] for r in person["records"]} == {
@@ -507,9 +519,12 @@ def test_catalogue_admin_api_is_audited(env: Env) -> None:
         "/v1/catalogue/datasets", headers={"X-API-Key": env.caseworker}
     ).json()
     person = next(d for d in datasets if d["name"] == "person")
-    assert {"name": "resident_id", "encrypted": True, "mask": "identifier"}.items() <= next(
-        f for f in person["fields"] if f["name"] == "resident_id"
-    ).items()
+    assert {
+        "name": "resident_id",
+        "encrypted": True,
+        "kind": "identifier",
+        "mask": "token",
+    }.items() <= next(f for f in person["fields"] if f["name"] == "resident_id").items()
     # Ten requests, each exactly one entry.
     assert env.audit_count() == before + 10
     with env.sessions() as session:
@@ -958,3 +973,41 @@ def test_the_get_forms_are_refused_in_production(tmp_path: Path) -> None:
             assert served.json()["records"][0]["fields"]["full_name"] == "王秀英"
     finally:
         engine.dispose()
+
+
+def test_a_grant_that_breaks_the_disclosure_rule_is_refused_422(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped standards mask every identifier as a token, so no shipped grant breaks the
+    # rule; a person standard that masked the identifier as its first 6 characters (the
+    # division) would, beside a birth date shown in full.
+    schema = json.loads(json.dumps(load_standard("person").schema))
+    for f in schema["fields"]:
+        if f["name"] == "resident_id":
+            f["mask"] = "keep_first:6"
+    person = standard_from_schema(schema)
+    monkeypatch.setattr(
+        disclosure,
+        "load_standard",
+        lambda name: person if name == "person" else load_standard(name),
+    )
+    before = env.audit_count()
+    refused = env.client.post(
+        "/v1/admin/grants",
+        json={
+            "department": "health",
+            "role": "caseworker",
+            "dataset": "person",
+            "fields": {"resident_id": "masked", "birth_date": "full"},
+            "purposes": [MLA],
+        },
+        headers={"X-API-Key": env.admin},
+    )
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["code"] == "disclosure_rule"
+    assert "fields.resident_id" in problem["detail"]
+    assert "person.birth_date" in problem["detail"]
+    assert "fewer than 1,000,000" in problem["detail"]
+    assert env.audit_count() == before + 1
+    assert env.last_entry().decision == "deny"
