@@ -117,12 +117,23 @@ def key_create(
     username: Annotated[str, typer.Argument(help="Whose key.")],
     label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
     expires_days: Annotated[
-        int | None, typer.Option(min=0, help="Days until the key expires (0: never).")
+        int, typer.Option(help="Days until the key expires (at least 1).")
     ] = 90,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="Make a key that does not expire.")
+    ] = False,
 ) -> None:
     """Make an API key for a user; it is printed once and stored only as a salted hash."""
+    if expires_days <= 0 and not never_expires:
+        # As `exchange apikeys create`: 0 once meant "never" here, and -1 would make a key
+        # expired from the start; both are refused, and --never-expires says it plainly.
+        raise typer.BadParameter(
+            f"{expires_days} is not a number of days: the key would be expired at once; "
+            "give 1 or more, or --never-expires",
+            param_hint="'--expires-days'",
+        )
     cli = state(ctx)
-    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+    expires = None if never_expires else utcnow() + timedelta(days=expires_days)
     created = cli.apply(
         identities.create_key,
         username,

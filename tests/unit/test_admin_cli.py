@@ -96,7 +96,7 @@ def test_key_list_shows_ids_and_labels_but_never_the_key() -> None:
 
 def test_a_revoked_key_and_a_disabled_user_are_refused() -> None:
     key = _bootstrap()
-    second = KEY.search(_run("key", "create", "root", "--expires-days", "0"))
+    second = KEY.search(_run("key", "create", "root", "--never-expires"))
     assert second
     key_id = key.split("_")[1]
 
@@ -148,3 +148,12 @@ def test_apikeys_create_still_works() -> None:
     found = KEY.search(result.output)
     assert found
     assert _authenticate(found.group(0)) == ("a", "d", "caseworker")
+
+
+@pytest.mark.parametrize("days", ["0", "-1"])
+def test_a_key_expired_at_birth_is_refused(days: str) -> None:
+    # As for `exchange apikeys create` (issue 17, finding 10): 0 once meant "never" here.
+    _bootstrap()
+    out = _fails("key", "create", "root", "--expires-days", days)
+    assert "would be expired at once" in out
+    assert "--never-expires" in out
