@@ -214,6 +214,12 @@ def end_reads(session: Session) -> None:
     session.rollback()
 
 
+def _answered(status: int, error: str | None) -> str:
+    """The reason an entry gives for an answer the route did not decide: the error answered,
+    else what the status says."""
+    return error or (INTERNAL_ERROR if status >= 500 else f"answered {status}")
+
+
 def finish(decision: audit.Decision, status: int, error: str | None) -> None:
     """Make ``decision`` say what was answered: ``status``, and when the route refused
     after the decision was made (an unknown object, a malformed body), the error; a
@@ -228,7 +234,7 @@ def finish(decision: audit.Decision, status: int, error: str | None) -> None:
     if not (status == 404 and decision.decision == "allow"):
         decision.decision = "deny"
     _, marker, target = decision.reason.partition("; target: ")
-    reason = error or (INTERNAL_ERROR if status >= 500 else f"answered {status}")
+    reason = _answered(status, error)
     decision.reason = f"{reason}; target: {target}" if marker else reason
     decision.fields = []
 
@@ -242,7 +248,7 @@ def unrouted_decision(
     identifier)."""
     route = request.scope.get("route")
     template = getattr(route, "path", "?")
-    reason = error or (INTERNAL_ERROR if status >= 500 else f"answered {status}")
+    reason = _answered(status, error)
     decision = audit.Decision(
         request_id=str(request.state.request_id),
         action="request.refused" if status >= 400 else "request",

@@ -24,7 +24,7 @@ from gateway.access import authorize
 from gateway.confluent import MEDIA_TYPE
 from gateway.deps import AppState, StateDep
 from schemas.references import Reference, parse_references
-from schemas.store import RegisteredVersion, SchemaStore
+from schemas.store import RegisteredVersion, SchemaStore, incompatibility_error
 
 CONTENT_TYPE = MEDIA_TYPE
 READERS = frozenset({"caseworker", "publisher", "auditor", "admin"})
@@ -389,12 +389,7 @@ def _compatibility(
     )
     result: dict[str, Any] = {"is_compatible": not problems}
     if verbose:
-        result["messages"] = [
-            f"{p.location}: {p.message} [{p.rule}"
-            + (f", against version {p.version}" if p.version is not None else "")
-            + "]"
-            for p in problems
-        ]
+        result["messages"] = incompatibility_error(problems).details if problems else []
     return reply(result)
 
 

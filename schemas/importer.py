@@ -25,7 +25,6 @@ import httpx
 from exchange.core.errors import (
     ConfigError,
     ModeNotFoundError,
-    OperationNotPermittedError,
     RegistryError,
     SchemaNotFoundError,
 )
@@ -225,7 +224,7 @@ def _import_one(store: SchemaStore, v: SourceVersion, report: ImportReport) -> s
         )
         if v.deleted:
             store.delete_version(v.subject, v.version)
-    except (OperationNotPermittedError, RegistryError, SchemaNotFoundError) as exc:
+    except (RegistryError, SchemaNotFoundError) as exc:
         report.refused.append((v, exc.message))
         return f"refused: {exc.message}"
     report.imported.append(v)

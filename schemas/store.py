@@ -94,7 +94,15 @@ def schema_form(schema: dict[str, Any] | str) -> str:
     a valid Avro schema. Migration 0008 computes the same form for stored schemas.
     """
     canonical_form(schema)  # validates
-    raw = json.loads(schema) if isinstance(schema, str) else schema
+    return _compact(schema)
+
+
+def _compact(schema: dict[str, Any] | str) -> str:
+    """The schema's JSON with keys sorted and no insignificant whitespace (not validated)."""
+    try:
+        raw = json.loads(schema) if isinstance(schema, str) else schema
+    except ValueError as exc:
+        raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
     return json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -103,11 +111,7 @@ def fingerprint_of(schema: dict[str, Any] | str, references: References = ()) ->
     :func:`schema_form` (not validated here), followed by the references in order
     when there are any (so a schema without references keeps the fingerprint
     migration 0008 gave it)."""
-    try:
-        raw = json.loads(schema) if isinstance(schema, str) else schema
-    except ValueError as exc:
-        raise InvalidSchemaError(f"Invalid schema: {exc}") from exc
-    form = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    form = _compact(schema)
     if references:
         form += "\n" + json.dumps([r.to_json() for r in references], sort_keys=True)
     return hashlib.sha256(form.encode()).hexdigest()
@@ -238,9 +242,7 @@ class SchemaStore:
                 return self._import(session, subject, prepared, schema_id, version)
             if schema_id is not None and schema_id not in ids:
                 raise OperationNotPermittedError(f"Subject {subject} is not in import mode")
-            latest = session.scalar(
-                select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
-            ) or 0  # fmt: skip
+            latest = self._latest_number(session, subject)
             if version is not None and version != latest + 1:
                 raise InvalidSchemaError(
                     f"Invalid schema: version {version} is not one more than the subject's "
@@ -282,10 +284,7 @@ class SchemaStore:
                 f"Overwrite new schema with id {schema_id} is not permitted."
             )
         if version is None:
-            latest = session.scalar(
-                select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
-            )
-            version = (latest or 0) + 1
+            version = self._latest_number(session, subject) + 1
         row = session.scalar(
             select(SubjectVersion).where(
                 SubjectVersion.subject == subject, SubjectVersion.version == version
@@ -787,6 +786,17 @@ class SchemaStore:
         if record is None:
             raise SchemaNotFoundError(f"Schema {schema_id} not found")
         return record
+
+    @staticmethod
+    def _latest_number(session: Session, subject: str) -> int:
+        """The highest version number the subject has used, soft-deleted ones included (0:
+        none); numbers are never reused."""
+        return (
+            session.scalar(
+                select(func.max(SubjectVersion.version)).where(SubjectVersion.subject == subject)
+            )
+            or 0
+        )
 
     @staticmethod
     def _versions(session: Session, subject: str, include_deleted: bool) -> list[SubjectVersion]:
