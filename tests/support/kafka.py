@@ -9,7 +9,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.admin import MemberToRemove
-from kafka.errors import NoError
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NoError
 
 from exchange.kafka.clients import ensure_topics
 
@@ -171,7 +171,17 @@ def evict_members(bootstrap: str, group: str) -> list[str]:
     """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-evict")
     try:
-        info = admin.describe_groups([group]).get(group) or {}
+        # Just after a process is killed, on a loaded machine, the group's coordinator may
+        # not answer yet (CoordinatorNotAvailable, a retriable error): ask again briefly.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                info = admin.describe_groups([group]).get(group) or {}
+                break
+            except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         members = [m["member_id"] for m in info.get("members") or []]
         if members:
             results = admin.remove_group_members(
