@@ -40,14 +40,21 @@ from exchange.core.db import utcnow
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkDecision, LinkEdge, LinkKey, SourceRecord
 from exchange.registry.linkage.blocking import block_keys
-from exchange.registry.linkage.clusters import assign
+from exchange.registry.linkage.engine import (
+    CONFIRMED,
+    JOINING,
+    REJECTED,
+    Edge,
+    pair_status,
+    partition,
+)
 from exchange.registry.linkage.features import LinkRecord, organisation_record, person_record
-from exchange.registry.linkage.linker import Verdict, explain, screen, verdict
+from exchange.registry.linkage.linker import Verdict, explain, verdict
 from exchange.registry.linkage.model import Model, default_model
 from exchange.registry.records import Changed, record_ref
 
-LINKED = ("link", "confirmed")  # edge statuses that join two records into one entity
-CONFIRM, REJECT = "confirmed", "rejected"
+LINKED = JOINING  # edge statuses that join two records into one entity
+CONFIRM, REJECT = CONFIRMED, REJECTED
 log = logging.getLogger(__name__)
 _CHUNK = 900
 # A blocking key shared by more records than this is too common to tell anyone apart
@@ -249,12 +256,13 @@ class EntityResolver:
         cut = set(refs)
         if cut == set(by_ref):
             raise ValueError("a split must leave at least one record in the entity")
-        result: set[str] = set()
+        # Every pair across the cut is rejected, as the in-memory linker does: otherwise a
+        # later record linking both sides would join them again.
         for ref in sorted(cut):
             for other in sorted(set(by_ref) - cut):
-                if self._edge_between(session, by_ref[ref].id, by_ref[other].id):
-                    result.update(self.decide(session, ref, other, REJECT, by=by, reason="split"))
-        return sorted(result)
+                self.decide(session, ref, other, REJECT, by=by, reason="split")
+        ids = self._entities_of(session.connection(), {lv.id for lv in by_ref.values()})
+        return sorted({eid for eid in ids.values() if eid is not None})
 
     # -- internals -----------------------------------------------------------------
 
@@ -279,12 +287,10 @@ class EntityResolver:
                     continue
                 done.add(pair)
                 decision = decisions.get(_ref_pair(mine.ref, other.ref))
-                found = screen(mine.record, other.record, model)  # None: a plain non-link
-                if decision is None and (found is None or found.kind == "non-link"):
+                decided = pair_status(mine.record, other.record, model, decision)
+                if decided is None:
                     continue
-                if found is None:  # a reviewer decided the pair: stored with its weight
-                    found = verdict(mine.record, other.record, model)
-                status = decision or found.kind
+                status, found = decided
                 a, b = (mine, other) if pair[0] == rid else (other, mine)
                 edges.append(self._edge(*pair, a.record, b.record, model, found, status, None))
         return edges
@@ -424,7 +430,9 @@ class EntityResolver:
     ) -> None:
         """Recompute the entities around ``seeds`` (and ``old_entities``), keeping ids stable.
 
-        ``entity_of`` holds each seed's entity as of this transaction.
+        ``entity_of`` holds each seed's entity as of this transaction. The decision is
+        :func:`exchange.registry.linkage.engine.partition`'s, on the records' refs, as the
+        in-memory linker makes it.
         """
         session.flush()  # a reviewer's decision is an ORM object
         if not seeds and not old_entities:
@@ -433,23 +441,31 @@ class EntityResolver:
         touched = old_entities | {e for e in entity_of.values() if e is not None}
         members = self._members(db, touched)
         records = set(members) | {s for s in seeds if s in known}
-        edges: list[tuple[str, str]] = []
-        e = _EDGES.c
-        for chunk in _chunks(sorted(records)):
-            # The status is checked here, not in SQL: given both conditions, SQLite picks the
-            # status index and reads every link of the registry for each chunk.
-            for a, b, status in db.execute(
-                select(e.a_id, e.b_id, e.status).where(e.a_id.in_(chunk))
-            ):
-                if status in LINKED and b in records:
-                    edges.append((str(a), str(b)))
-        previous = {str(rid): eid for rid, eid in members.items()}
-        result = self._assign(previous, edges, records, self._kinds(db, records, known))
+        stored = self._neighbourhood(db, records, touched, members)
+        lives = self._lives(db, records, known)
+        ref_of = {rid: lv.ref for rid, lv in lives.items()}
+        by_ref = {ref: rid for rid, ref in ref_of.items()}
+        edges = [
+            Edge(ref_of[a], ref_of[b], status, weight, deterministic)
+            for (a, b), (status, weight, deterministic) in stored.items()
+            if a in ref_of and b in ref_of
+        ]
+        result: dict[int, str] = {}
+        for kind in sorted({lv.record.kind for lv in lives.values()}):
+            refs = {lv.ref for lv in lives.values() if lv.record.kind == kind}
+            assigned = partition(
+                refs,
+                [e for e in edges if e.a in refs],
+                {lv.ref: lv.record.identifier for lv in lives.values() if lv.ref in refs},
+                {ref_of[rid]: eid for rid, eid in members.items() if rid in ref_of},
+                lambda kind=kind: new_entity_id(kind),  # type: ignore[misc]
+            )
+            result.update({by_ref[ref]: eid for ref, eid in assigned.items()})
         now = utcnow()
         changes = [
-            (int(ref), eid)
-            for ref, eid in result.items()
-            if (members.get(int(ref)) or entity_of.get(int(ref))) != eid
+            (rid, eid)
+            for rid, eid in result.items()
+            if (members.get(rid) or entity_of.get(rid)) != eid
         ]
         if changes:
             _set_entities(db, changes)
@@ -471,38 +487,63 @@ class EntityResolver:
         for chunk in _chunks(sorted(changed_entities)):
             db.execute(update(_ENTITIES).where(_ENTITIES.c.id.in_(chunk)).values(updated_at=now))
 
+    def _neighbourhood(
+        self, db: Connection, records: set[int], touched: set[str], members: dict[int, str]
+    ) -> dict[tuple[int, int], tuple[str, float, bool]]:
+        """The stored edges (status, weight, deterministic) among ``records``, after closing
+        ``records`` (and ``touched``, ``members``, in place) over entities: a record with a
+        link to one of them brings its whole entity (a link that a cannot-link cut may hold
+        again once the record in the way changed)."""
+        stored: dict[tuple[int, int], tuple[str, float, bool]] = {}
+        e = _EDGES.c
+        columns = (e.a_id, e.b_id, e.status, e.weight, e.deterministic)
+        frontier = set(records)
+        while frontier:
+            outside: set[int] = set()
+            for chunk in _chunks(sorted(frontier)):
+                # The status is checked here, not in SQL: given both conditions, SQLite
+                # picks the status index and reads every link of the registry per chunk.
+                for side in (e.a_id, e.b_id):
+                    for a, b, status, weight, deterministic in db.execute(
+                        select(*columns).where(side.in_(chunk))
+                    ):
+                        if status == "review":
+                            continue
+                        stored[(a, b)] = (status, weight, bool(deterministic))
+                        if status in LINKED:
+                            outside |= {a, b} - records
+            if not outside:
+                break
+            reached = {
+                eid for rid, eid in self._entities_of(db, outside).items() if eid is not None
+            } - touched
+            more = self._members(db, reached)
+            touched |= reached
+            members.update(more)
+            frontier = (outside | set(more)) - records
+            records |= frontier
+        return {pair: found for pair, found in stored.items() if set(pair) <= records}
+
     @staticmethod
-    def _assign(
-        previous: dict[str, str],
-        edges: list[tuple[str, str]],
-        records: set[int],
-        kinds: dict[int, str],
-    ) -> dict[str, str]:
-        pending_kind: list[str] = []
+    def _entities_of(db: Connection, ids: set[int]) -> dict[int, str | None]:
+        t = _RECORDS.c
+        found: dict[int, str | None] = {}
+        for chunk in _chunks(sorted(ids)):
+            for rid, eid in db.execute(
+                select(t.id, t.entity_id).where(t.id.in_(chunk), t.deleted.is_(False))
+            ):
+                found[rid] = eid
+        return found
 
-        def new_id() -> str:
-            return new_entity_id(pending_kind[-1] if pending_kind else "person")
-
-        result: dict[str, str] = {}
-        for kind in sorted(set(kinds.values())):
-            subset = {r for r in records if kinds.get(r) == kind}
-            refs = {str(r) for r in subset}
-            pending_kind.append(kind)
-            result.update(
-                assign(
-                    {r: e for r, e in previous.items() if r in refs},
-                    [(a, b) for a, b in edges if a in refs and b in refs],
-                    sorted(refs),
-                    new_id,
-                )
-            )
-        return result
-
-    def _kinds(self, db: Connection, records: set[int], known: dict[int, _Live]) -> dict[int, str]:
+    def _lives(
+        self, db: Connection, records: set[int], known: dict[int, _Live]
+    ) -> dict[int, _Live]:
+        """The linkable records among ``records``, from ``known`` or read (and cached)."""
         missing = {r for r in records if r not in known}
-        if missing:
-            known = {**known, **self._load(db, missing)}
-        return {r: known[r].record.kind for r in records if r in known}
+        found = self._load(db, missing) if missing else {}
+        return {
+            r: known[r] if r in known else found[r] for r in records if r in known or r in found
+        }
 
     def _live_by_ref(self, session: Session, ref: str) -> _Live:
         dataset, _, rest = ref.partition("/")
@@ -518,8 +559,3 @@ class EntityResolver:
         if rid is None or rid not in found:
             raise NotFoundError(f"no live, linkable record {ref!r}")
         return found[rid]
-
-    @staticmethod
-    def _edge_between(session: Session, a: int, b: int) -> bool:
-        lo, hi = _pair(a, b)
-        return session.get(LinkEdge, (lo, hi)) is not None

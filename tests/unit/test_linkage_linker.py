@@ -8,6 +8,7 @@ from datetime import date
 
 from exchange.registry.linkage import PERSON, decide, default_model, organisation_record
 from exchange.registry.linkage.linker import (
+    DIFFERENT_IDENTIFIERS,
     IDENTIFIER_CONFLICT,
     POSSIBLE_SIBLING,
     SAME_IDENTIFIER,
@@ -30,18 +31,20 @@ def test_the_same_identifier_links_deterministically() -> None:
     assert decision.explanation.decision == "link"
 
 
-def test_the_same_identifier_with_a_conflicting_record_goes_to_review() -> None:
+def test_the_same_identifier_links_even_when_the_rest_conflicts_and_says_so() -> None:
     a = person("a", identifier="x")
     b = person("b", identifier="x", given_name="建国", birth_date=date(1990, 7, 21))
     decision = decide(a, b, MODEL)
-    assert decision.kind == "review"
+    assert decision.kind == "link"
     assert decision.deterministic
     assert decision.explanation.reason == IDENTIFIER_CONFLICT
     # a different birth date alone (or a different name alone) is not a conflict
-    assert decide(a, person("c", identifier="x", birth_date=date(1990, 7, 21)), MODEL).kind == (
-        "link"
-    )
-    assert decide(a, person("d", identifier="x", given_name="建国"), MODEL).kind == "link"
+    for other in (
+        person("c", identifier="x", birth_date=date(1990, 7, 21)),
+        person("d", identifier="x", given_name="建国"),
+    ):
+        found = decide(a, other, MODEL)
+        assert (found.kind, found.explanation.reason) == ("link", SAME_IDENTIFIER)
 
 
 def test_a_missing_identifier_leaves_it_to_the_model() -> None:
@@ -55,16 +58,28 @@ def test_a_missing_identifier_leaves_it_to_the_model() -> None:
     assert decide(a, stranger, MODEL).kind == "non-link"
 
 
-def test_different_identifiers_weigh_against_but_can_be_outweighed() -> None:
+def test_different_identifiers_never_link_automatically() -> None:
     a = person("a", identifier="x", phone="13800000000")
     b = person("b", identifier="y", phone="13800000000")
     without = decide(a, person("b", phone="13800000000"), MODEL)
     decision = decide(a, b, MODEL)
-    assert not decision.deterministic
+    assert decision.deterministic
     assert decision.weight < without.weight
-    assert decision.kind == "link"  # a mistyped identifier: everything else agrees
+    assert without.kind == "link"
+    # everything else agrees: perhaps a mistyped (but valid) number, so a reviewer looks
+    assert (decision.kind, decision.explanation.reason) == ("review", DIFFERENT_IDENTIFIERS)
     sibling = person("s", identifier="y", given_name="秀兰", sex="FEMALE")
-    assert decide(a, sibling, MODEL).kind != "link"
+    found = decide(a, sibling, MODEL)
+    assert (found.kind, found.explanation.reason) == ("non-link", DIFFERENT_IDENTIFIERS)
+
+
+def test_the_false_merge_of_the_review_is_not_made() -> None:
+    # 张秀芳 (ID A) and 张秀英 (ID B, another person, day and month of birth swapped, the
+    # same household phone): linked once at weight 20.8 under the old rule
+    a = person("a", identifier="A", given_name="秀芳", phone="13800000000")
+    b = person("b", identifier="B", given_name="秀英", phone="13800000000",
+               birth_date=date(1985, 4, 3))  # fmt: skip
+    assert decide(a, b, MODEL).kind != "link"
 
 
 def test_verdict_matches_decide() -> None:

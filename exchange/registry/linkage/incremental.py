@@ -26,10 +26,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from exchange.registry.linkage.blocking import block_keys
-from exchange.registry.linkage.clusters import assign_components, constrained_components
+from exchange.registry.linkage.engine import CONFIRMED as CONFIRMED_STATUS
+from exchange.registry.linkage.engine import REJECTED as REJECTED_STATUS
+from exchange.registry.linkage.engine import Edge, pair_status, partition
 from exchange.registry.linkage.explanation import Explanation
 from exchange.registry.linkage.features import LinkRecord
-from exchange.registry.linkage.linker import Verdict, explain, screen, verdict
+from exchange.registry.linkage.linker import Verdict, explain, verdict
 from exchange.registry.linkage.model import LINK, NON_LINK, REVIEW, Model
 
 CONFIRMED = "confirmed by a reviewer"
@@ -151,18 +153,19 @@ class IncrementalLinker:
         for other in sorted(self.candidates(record)):
             if other in self._rejected.get(record.ref, ()):
                 continue
-            found = screen(record, self._records[other], model)  # None: a plain non-link
             self.compared += 1
-            if other in self._confirmed.get(record.ref, ()):
-                weight = verdict(record, self._records[other], model).weight
-                found = Verdict(LINK, weight, True, CONFIRMED)
+            decision = CONFIRMED_STATUS if other in self._confirmed.get(record.ref, ()) else None
+            found = pair_status(record, self._records[other], model, decision)
             if found is None:
                 continue
-            if found.kind == LINK:
-                self._links[record.ref][other] = self._links[other][record.ref] = found
+            status, decided = found
+            if status == CONFIRMED_STATUS:
+                decided = Verdict(LINK, decided.weight, True, CONFIRMED)
+            if decided.kind == LINK:
+                self._links[record.ref][other] = self._links[other][record.ref] = decided
                 touched |= self._entity_members(other)
-            elif found.kind == REVIEW:
-                self._queue(record.ref, other, found)
+            elif decided.kind == REVIEW:
+                self._queue(record.ref, other, decided)
         for key in keys:
             self._blocks[key].add(record.ref)
         touched.add(record.ref)
@@ -248,17 +251,41 @@ class IncrementalLinker:
                 del self._blocks[key]
         return touched
 
+    def _neighbourhood(self, touched: set[str]) -> set[str]:
+        """``touched`` closed over entities: with every member of each entity it meets, and
+        the entities of records that one of them has a link with (a link cut by a cannot-link
+        may hold again once the record in the way changes)."""
+        done: set[str] = set()
+        frontier = set(touched)
+        while frontier:
+            done |= frontier
+            reached: set[str] = set()
+            for ref in frontier:
+                reached |= self._entity_members(ref)
+                for other in self._links.get(ref, {}):
+                    reached |= self._entity_members(other)
+            frontier = reached - done
+        return done
+
     def _recluster(self, touched: set[str]) -> dict[str, str]:
+        touched = self._neighbourhood({ref for ref in touched if ref in self._records})
         members = {ref: self._entity[ref] for ref in touched if ref in self._entity}
         edges = [
-            (a, b, 1e9 if v.reason == CONFIRMED else v.weight)
+            Edge(
+                a, b, CONFIRMED_STATUS if v.reason == CONFIRMED else LINK, v.weight, v.deterministic
+            )
             for a in touched
             for b, v in self._links.get(a, {}).items()
-            if a < b
+            if a < b and b in touched
         ]
-        apart = [(a, b) for a in touched for b in self._rejected.get(a, ()) if b in touched]
-        parts = constrained_components(touched, edges, apart)
-        assigned = assign_components(members, parts, self._new_id)
+        edges += [
+            Edge(a, b, REJECTED_STATUS, 0.0, True)
+            for a in touched
+            for b in self._rejected.get(a, ())
+            if a < b and b in touched
+        ]
+        identifiers = {ref: self._records[ref].identifier for ref in touched}
+        assigned = partition(touched, edges, identifiers, members, self._new_id)
         for old in set(members.values()):
             self._members.pop(old, None)
         changed: dict[str, str] = {}

@@ -1,12 +1,18 @@
 """Pair decisions: link, review or non-link, by identifier rules first and the model second.
 
-* The same identifier on both sides links (deterministically), unless the rest
-  of the records conflicts badly (a different birth or registration date *and*
-  a different name): then the pair goes to review as an "identifier conflict",
-  because one department has probably recorded the wrong person's number.
-* Two different identifiers are strong evidence against, but identifiers are
-  sometimes mistyped: the model's ``identifier disagree`` level weighs it
-  against the other fields.
+* The same identifier on both sides always links (deterministically). If the
+  rest of the records conflicts badly (a different birth or registration date
+  *and* a different name) the link says so (reason "same identifier, other
+  fields conflict"): one department has probably recorded a wrong name or date,
+  and the golden record flags the conflict.
+* Two different identifiers never link automatically (cannot-link): the
+  connectors reject identity numbers and credit codes whose check character is
+  wrong, so two different valid identifiers are almost always two people. A
+  pair that would link on its other fields alone (the weight without the
+  identifier's disagreement), and is not a possible twin or sibling (below),
+  goes to review, reason "different identifiers", so that a reviewer can still
+  join a mistyped but valid number; any other pair does not link. The entities keep the rule too: no entity holds two
+  identifiers unless a reviewer joined them (:mod:`~exchange.registry.linkage.engine`).
 * An identifier missing on either side leaves the decision to the model.
 * With the model's ``sibling_guard`` (on in the shipped person model), a pair
   the weight would link but that has the same family name and birth date, a
@@ -30,10 +36,11 @@ from typing import Final
 from exchange.registry.linkage.comparators import FIELDS, compare
 from exchange.registry.linkage.explanation import Explanation
 from exchange.registry.linkage.features import LinkRecord
-from exchange.registry.linkage.model import LINK, REVIEW, Model
+from exchange.registry.linkage.model import LINK, NON_LINK, REVIEW, Model
 
 SAME_IDENTIFIER: Final = "same identifier"
-IDENTIFIER_CONFLICT: Final = "identifier conflict"
+IDENTIFIER_CONFLICT: Final = "same identifier, other fields conflict"
+DIFFERENT_IDENTIFIERS: Final = "different identifiers"
 POSSIBLE_SIBLING: Final = "possible twin or sibling"
 # (field, level) pairs that together make a same-identifier pair a conflict, per kind:
 # the date differs outright and so does one of the names.
@@ -114,16 +121,38 @@ def screen(a: LinkRecord, b: LinkRecord, model: Model) -> Verdict | None:
     """
     if a.identifier is not None and a.identifier == b.identifier:
         return verdict(a, b, model)
-    vector = model.bounded_vector(a, b, model.review - _MARGIN)
+    floor = model.review
+    if _different_identifiers(a, b):
+        # such a pair is reviewed only if its weight without the identifier reaches the link
+        # threshold, and otherwise never links: nothing below that floor can change it
+        floor = model.link + _identifier_disagreement(model)
+    vector = model.bounded_vector(a, b, floor - _MARGIN)
     return None if vector is None else _verdict(a, b, model, vector)
+
+
+def _different_identifiers(a: LinkRecord, b: LinkRecord) -> bool:
+    return a.identifier is not None and b.identifier is not None and a.identifier != b.identifier
+
+
+def _identifier_disagreement(model: Model) -> float:
+    """The weight of two different identifiers in ``model`` (0 if it has no such level)."""
+    for fm in model.fields:
+        if fm.name == "identifier" and "disagree" in fm.levels:
+            return fm.weights[fm.levels.index("disagree")]
+    return 0.0
 
 
 def _verdict(a: LinkRecord, b: LinkRecord, model: Model, vector: tuple[int, ...]) -> Verdict:
     weight = model.weight(vector)
     if a.identifier is not None and a.identifier == b.identifier:
-        if _conflict(a.kind, vector):
-            return Verdict(REVIEW, weight, True, IDENTIFIER_CONFLICT, vector)
-        return Verdict(LINK, weight, True, SAME_IDENTIFIER, vector)
+        reason = IDENTIFIER_CONFLICT if _conflict(a.kind, vector) else SAME_IDENTIFIER
+        return Verdict(LINK, weight, True, reason, vector)
+    if _different_identifiers(a, b):
+        # twins and siblings with their own numbers are the common case: not for review
+        without = weight - _identifier_disagreement(model)
+        if without >= model.link and not _possible_sibling(a.kind, vector):
+            return Verdict(REVIEW, weight, True, DIFFERENT_IDENTIFIERS, vector)
+        return Verdict(NON_LINK, weight, True, DIFFERENT_IDENTIFIERS, vector)
     decision = model.decision(weight)
     if decision == LINK and model.sibling_guard and _possible_sibling(a.kind, vector):
         return Verdict(REVIEW, weight, True, POSSIBLE_SIBLING, vector)
