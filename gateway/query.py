@@ -16,7 +16,7 @@ purpose's rules (:func:`gateway.audited.stated_purpose`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Annotated, Any, TypeVar, cast
 
@@ -34,7 +34,8 @@ from exchange.core.errors import NotFoundError, ValidationError
 from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
 from exchange.registry.entities import is_entity_id
-from exchange.registry.linkage import golden_record, trust_ranks
+from exchange.registry.joins import IDENTIFIER, Join, record_joins
+from exchange.registry.linkage import default_model, golden_record, trust_ranks
 from exchange.registry.records import record_ref
 from exchange.security.blindindex import blind_index
 from gateway.audited import end_reads, pending, run_audited_read, stated_purpose
@@ -133,13 +134,28 @@ _MEMBERS = select(_RECORDS).where(
 )
 
 
-def _visible(scope: Scope, rows: Sequence[R]) -> list[tuple[R, dict[str, Mode]]]:
+def _visible(
+    scope: Scope, rows: Sequence[R], joins: Mapping[int, Join] | None = None
+) -> list[tuple[R, dict[str, Mode]]]:
     out = []
     for row in rows:
-        fields = scope.fields_for(row)
+        join = joins.get(row.id) if joins is not None else None
+        fields = scope.fields_for(row, join.how if join is not None else None)
         if fields is not None:
             out.append((row, fields))
     return out
+
+
+def _joins(session: Session, rows: Sequence[RecordRow], anchors: set[int]) -> dict[int, Join]:
+    """How each row joined its entity, from the rows the question named (``anchors``); an
+    anchor in no entity joined by the identifier asked for."""
+    kinds = {r.entity_id: ("person" if r.entity_id[:1] == "P" else "organisation")
+             for r in rows if r.entity_id}  # fmt: skip
+    priors = {kind: default_model(kind).prior for kind in ("person", "organisation")}
+    found = record_joins(session, {r.id: r.entity_id for r in rows}, anchors, priors, kinds)
+    for rid in anchors:
+        found.setdefault(rid, Join(IDENTIFIER))
+    return found
 
 
 def _rows(session: Session, statement: Executable, params: dict[str, Any]) -> list[RecordRow]:
@@ -223,16 +239,23 @@ def _lookup(
         scope.require_any(catalogue.available_datasets())
         # The index is (dataset, lookup_key): naming the datasets lets the database use it
         # (a lookup_key alone would read the whole table on every request).
+        extra: list[int] = []
         if extra_ids is None:
             rows = _keyed_with_members(session, subject)
         else:
-            rows = _with_members(session, _matched(session, subject, extra_ids(session)))
-        visible = _visible(scope, rows)
+            extra = extra_ids(session)
+            rows = _with_members(session, _matched(session, subject, extra))
+        anchors = {r.id for r in rows if r.lookup_key == subject} | set(extra)
+        joins = _joins(session, rows, anchors)
+        visible = _visible(scope, rows, joins)
         end_reads(session)
         if not visible:
             raise NotFoundError(f"no record of this {what} that the caller may see")
         paged = page(visible, limit, offset)
-        shown = [record_view(state, row, fields, scope.purpose) for row, fields in paged]
+        shown = [
+            record_view(state, row, fields, scope.purpose, joins.get(row.id))
+            for row, fields in paged
+        ]
         decision.dataset = ",".join(sorted({v.dataset for v in shown}))[:100] or None
         entity_ids = sorted({r.entity_id for r, _ in visible if r.entity_id})
         # The subject asked about, the entities, and everyone whose record is in the answer
@@ -475,11 +498,16 @@ def get_entity(
             if entity is not None
             else []
         )
-        visible = _visible(scope, rows)
+        # Joined from the records holding the entity's identifier (its lookup key)
+        joins = _joins(session, rows, {r.id for r in rows if r.lookup_key}) if rows else {}
+        visible = _visible(scope, rows, joins)
         end_reads(session)
         if entity is None or not visible:
             raise NotFoundError("no entity with records the caller may see")
-        views = [record_view(state, row, fields, scope.purpose) for row, fields in visible]
+        views = [
+            record_view(state, row, fields, scope.purpose, joins.get(row.id))
+            for row, fields in visible
+        ]
         ranks = trust_ranks(state.settings.registry.trusted_departments)
         unlisted = len(ranks) + 1
         sources = [

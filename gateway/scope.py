@@ -76,9 +76,10 @@ class Scope:
             raise PermissionDeniedError(found.reason)
         return found
 
-    def fields_for(self, row: RecordRow) -> dict[str, Mode] | None:
-        """The row's visible fields, or None if no grant admits it."""
+    def fields_for(self, row: RecordRow, joined: str | None = None) -> dict[str, Mode] | None:
+        """The row's visible fields, or None if no grant admits it (``joined``: how the row
+        joined the entity of the answer, see exchange.registry.joins)."""
         found = self.access(row.dataset)
         if isinstance(found, Denial):
             return None
-        return found.fields_for(row_facts(row))
+        return found.fields_for(row_facts(row, joined))

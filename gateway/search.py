@@ -31,6 +31,7 @@ from exchange.core.db import utcnow
 from exchange.core.errors import PermissionDeniedError, ValidationError
 from exchange.core.models import LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
+from exchange.registry.joins import entity_joins
 from exchange.registry.linkage import (
     ORGANISATION,
     PERSON,
@@ -142,13 +143,18 @@ def _search(
             match = {f.name: f.levels[lv] for f, lv in zip(levels, vector, strict=True) if lv}
             hits.append((score, match, row, fields))
         hits.sort(key=lambda h: (-h[0], h[2].dataset, h[2].department, h[2].source_id))
-        end_reads(session)
         paged = page(hits, limit, offset)
+        joins = entity_joins(
+            session,
+            {row.entity_id for _, _, row, _ in paged if row.entity_id},
+            {kind: model.prior},
+        )
+        end_reads(session)
         shown = [
             SearchHit(
                 score=round(score, 3),
                 match=match,
-                record=record_view(state, row, fields, scope.purpose),
+                record=record_view(state, row, fields, scope.purpose, joins.get(row.id)),
             )
             for score, match, row, fields in paged
         ]

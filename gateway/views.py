@@ -22,6 +22,7 @@ from exchange.access import catalogue
 from exchange.access.masking import Tokenizer
 from exchange.access.policy import Mode, RowFacts, project
 from exchange.core.errors import DecryptionError, KeyDestroyedError, ValidationError
+from exchange.registry.joins import Join
 from exchange.registry.records import record_ref
 from exchange.security.blindindex import TOKEN_KEY_DATASET, TOKEN_KEY_PERIOD, mask_token
 from gateway.deps import AppState
@@ -54,6 +55,24 @@ class RecordRow(Protocol):
     def lookup_key(self) -> str | None: ...
 
 
+class JoinView(BaseModel):
+    """How a record joined the entity of the answer (exchange.registry.joins)."""
+
+    how: str = Field(
+        description="identifier: by the identifier asked for, or the same identifier link "
+        "by link; reviewer: a reviewer confirmed a link on the way; probabilistic: a "
+        "model's link on the way (weight and probability say how sure)."
+    )
+    weight: float | None = Field(
+        default=None, description="The weakest probabilistic link's match weight (bits)."
+    )
+    probability: float | None = Field(
+        default=None, description="The model's probability that that link is one person."
+    )
+    decided_by: str | None = Field(default=None, description="The reviewer, for reviewer.")
+    decided_at: datetime | None = Field(default=None, description="When, for reviewer.")
+
+
 class RecordView(BaseModel):
     """One department's record, as the caller may see it for the stated purpose."""
 
@@ -68,6 +87,11 @@ class RecordView(BaseModel):
     unreadable_fields: list[str] = Field(
         default_factory=list, description="Permitted encrypted fields whose key was destroyed."
     )
+    joined: JoinView | None = Field(
+        default=None,
+        description="How the record joined the entity: absent for a record in no entity "
+        "or alone in its entity and not asked for.",
+    )
 
 
 class Page(BaseModel):
@@ -79,11 +103,15 @@ class Page(BaseModel):
     next: str | None
 
 
-def row_facts(row: RecordRow) -> RowFacts:
+def row_facts(row: RecordRow, joined: str | None = None) -> RowFacts:
     """What row constraints look at (the division code field is never encrypted)."""
     division_field = _division_field(row.dataset)
     value = row.payload.get(division_field) if division_field else None
-    return RowFacts(department=row.department, division=value if isinstance(value, str) else None)
+    return RowFacts(
+        department=row.department,
+        division=value if isinstance(value, str) else None,
+        joined=joined,
+    )
 
 
 def _division_field(name: str) -> str | None:
@@ -120,7 +148,11 @@ def tokenizer(state: AppState, purpose: str | None) -> Tokenizer | None:
 
 
 def record_view(
-    state: AppState, row: RecordRow, visible: Mapping[str, Mode], purpose: str | None = None
+    state: AppState,
+    row: RecordRow,
+    visible: Mapping[str, Mode],
+    purpose: str | None = None,
+    joined: Join | None = None,
 ) -> RecordView:
     """Decrypt what ``visible`` allows, then project it (mask in the standard's styles,
     tokens keyed for ``purpose``; leave the rest out)."""
@@ -163,6 +195,7 @@ def record_view(
         fields=fields,
         masked_fields=sorted(n for n in fields if visible[n] is not Mode.FULL),
         unreadable_fields=sorted(unreadable),
+        joined=JoinView(**joined.to_dict()) if joined is not None else None,
     )
 
 

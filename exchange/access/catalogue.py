@@ -29,7 +29,15 @@ from sqlalchemy.orm import Session
 
 from exchange.access import disclosure
 from exchange.access.masking import MaskKind, MaskStyle, mask_kind, style_of
-from exchange.access.policy import CONSTRAINTS, DEPARTMENT, DIVISION_PREFIX, GrantRule, Mode
+from exchange.access.policy import (
+    CONSTRAINTS,
+    DEPARTMENT,
+    DIVISION_PREFIX,
+    LINKED_BY,
+    LINKED_BY_VALUES,
+    GrantRule,
+    Mode,
+)
 from exchange.core.errors import (
     ConflictError,
     DisclosureRuleError,
@@ -477,6 +485,10 @@ def _check(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
                 )
         elif name == DEPARTMENT and (not isinstance(value, str) or not value.strip()):
             problems.append((where, "grant.constraint_invalid", "department is a department code"))
+        elif name == LINKED_BY and value not in LINKED_BY_VALUES:
+            problems.append(
+                (where, "grant.constraint_invalid", "linked_by is identifier or reviewed")
+            )
     if (
         spec.valid_from is not None
         and spec.valid_until is not None

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from exchange.access import disclosure
 from exchange.access.disclosure import StandardOf
@@ -48,15 +48,26 @@ class Mode(StrEnum):
 
 DIVISION_PREFIX = "division_prefix"
 DEPARTMENT = "department"
-CONSTRAINTS = frozenset({DIVISION_PREFIX, DEPARTMENT})
+# ``linked_by``: only records that joined the answer's entity this way (see
+# exchange.registry.joins): ``identifier`` (the identifier asked for, or the same identifier
+# link by link), or ``reviewed`` (that, or a reviewer's confirmed link); never a record
+# joined by a model's probability.
+LINKED_BY = "linked_by"
+LINKED_BY_VALUES: Final = {"identifier": frozenset({"identifier"}),
+                           "reviewed": frozenset({"identifier", "reviewer"})}  # fmt: skip
+CONSTRAINTS = frozenset({DIVISION_PREFIX, DEPARTMENT, LINKED_BY})
 
 
 @dataclass(frozen=True, slots=True)
 class RowFacts:
-    """What row constraints look at: the publishing department and the division code."""
+    """What row constraints look at: the publishing department, the division code, and
+    how the record joined the entity of the answer (None where it is unknown or there is no
+    entity: a ``linked_by`` constraint then admits the record only if it was asked for by
+    its identifier, which the caller passes as ``identifier``)."""
 
     department: str
     division: str | None = None
+    joined: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,9 @@ class GrantRule:
                     return False
             elif name == DEPARTMENT:
                 if row.department != value:
+                    return False
+            elif name == LINKED_BY:
+                if row.joined not in LINKED_BY_VALUES.get(str(value), frozenset()):
                     return False
             else:  # an unknown constraint admits nothing: fail closed
                 return False

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange.access import catalogue
 from exchange.core.db import transaction
 from exchange.core.models import Entity, LinkKey, SourceRecord
+from exchange.registry.entities import EntityResolver
 from exchange.registry.linkage import block_keys, organisation_record, person_record
 from exchange.registry.records import Incoming, apply, record_ref
 from exchange.security.blindindex import blind_index
@@ -41,8 +42,11 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def insert_rows(sessions: sessionmaker[Session], rows: list[Row]) -> None:
-    """Store ``rows`` as the registry builder would: ciphertext, blind indexes, link keys."""
+def insert_rows(sessions: sessionmaker[Session], rows: list[Row], *, linked: bool = False) -> None:
+    """Store ``rows`` as the registry builder would: ciphertext, blind indexes, link keys.
+
+    With ``linked`` the registry's entity resolver links them (as the builder does: keys,
+    compared pairs, entities); otherwise each row's ``entity_id`` is set as given."""
     keys = keys_for(sessions)
     store = SchemaStore(sessions)
     linkage_key = LINKAGE_KEY.encode()
@@ -103,7 +107,10 @@ def insert_rows(sessions: sessionmaker[Session], rows: list[Row]) -> None:
             )
         )
     with transaction(sessions) as session:
-        apply(session, items)
+        applied = apply(session, items)
+        if linked:
+            EntityResolver().link(session, applied.changed)
+            return
         for row in rows:
             stored = (
                 session.query(SourceRecord)

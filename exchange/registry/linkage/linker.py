@@ -11,8 +11,9 @@
   pair that would link on its other fields alone (the weight without the
   identifier's disagreement), and is not a possible twin or sibling (below),
   goes to review, reason "different identifiers", so that a reviewer can still
-  join a mistyped but valid number; any other pair does not link. The entities keep the rule too: no entity holds two
-  identifiers unless a reviewer joined them (:mod:`~exchange.registry.linkage.engine`).
+  join a mistyped but valid number; any other pair does not link. The entities
+  keep the rule too: no entity holds two identifiers unless a reviewer joined
+  them (:mod:`~exchange.registry.linkage.engine`).
 * An identifier missing on either side leaves the decision to the model.
 * With the model's ``sibling_guard`` (on in the shipped person model), a pair
   the weight would link but that has the same family name and birth date, a

@@ -1,0 +1,214 @@
+"""How each record of an answer joined its entity: by identifier, by a reviewer, or by probability.
+
+A caseworker who looks a person up by an identity number sees every record of
+the person's entity; each must say how it came to be there, because a record
+joined by a probabilistic link is evidence, not fact. For each member record
+the registry's link edges give a path from the records the question was about
+(the **anchors**: those holding the identifier asked for, or for an entity view
+those holding the entity's identifier); a record's join is the weakest link of
+its strongest path:
+
+* ``identifier``: every link on the path is the same identifier (or the record
+  is an anchor);
+* ``reviewer``: a reviewer's confirmed link is on the path (who and when);
+* ``probabilistic``: a model's link is on the path: its weight and the
+  model's probability that the pair is one person.
+
+A grant's ``linked_by`` row constraint (:mod:`exchange.access.policy`) uses
+this to show a dataset's records only when they joined by identifier.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exchange.core.models import LinkEdge, SourceRecord
+from exchange.registry.linkage.engine import CONFIRMED, JOINING
+
+IDENTIFIER: Final = "identifier"
+REVIEWER: Final = "reviewer"
+PROBABILISTIC: Final = "probabilistic"
+HOWS: Final = (IDENTIFIER, REVIEWER, PROBABILISTIC)
+_RANK: Final = {IDENTIFIER: 3, REVIEWER: 2, PROBABILISTIC: 1}
+_CHUNK: Final = 900
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """How one record joined its entity (``via``: the record id it joined through)."""
+
+    how: str
+    weight: float | None = None
+    probability: float | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    via: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"how": self.how}
+        if self.how == PROBABILISTIC:
+            out["weight"] = self.weight
+            out["probability"] = self.probability
+        if self.how == REVIEWER:
+            out["decided_by"] = self.decided_by
+            out["decided_at"] = self.decided_at.isoformat() if self.decided_at else None
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLink:
+    """A joining edge as read from ``link_edges``."""
+
+    a: int
+    b: int
+    status: str
+    weight: float
+    deterministic: bool
+    decided_by: str | None
+    updated_at: datetime | None
+
+    def join(self, prior: float, via: int) -> Join:
+        if self.status == CONFIRMED:
+            return Join(REVIEWER, self.weight, None, self.decided_by, self.updated_at, via)
+        if self.deterministic:
+            return Join(IDENTIFIER, via=via)
+        return Join(PROBABILISTIC, self.weight, probability(self.weight, prior), via=via)
+
+
+def probability(weight: float, prior: float) -> float:
+    """The posterior probability of a match at ``weight`` (bits) for a model's prior."""
+    prior = min(max(prior, 1e-9), 1 - 1e-9)
+    log_odds = weight + math.log2(prior / (1 - prior))
+    if log_odds > 60:
+        return 1.0
+    return round(1.0 / (1.0 + math.pow(2.0, -log_odds)), 6)
+
+
+def _key(join: Join) -> tuple[int, float]:
+    """Order of strength: identifier > reviewer > probabilistic, then by weight."""
+    weight = join.weight if join.how == PROBABILISTIC and join.weight is not None else math.inf
+    return (_RANK[join.how], weight)
+
+
+def joins_of(
+    members: Collection[int],
+    links: Iterable[StoredLink],
+    anchors: Collection[int],
+    prior: float,
+) -> dict[int, Join]:
+    """The join of each member from ``anchors`` (the weakest link of its strongest path).
+
+    A member no anchor reaches (or every member, without anchors) gets the join of its
+    strongest own link: what joined it to the rest of the entity.
+    """
+    near: dict[int, list[tuple[int, StoredLink]]] = defaultdict(list)
+    for link in links:
+        if link.status in JOINING and link.a in members and link.b in members:
+            near[link.a].append((link.b, link))
+            near[link.b].append((link.a, link))
+    found: dict[int, Join] = {}
+    start = [a for a in anchors if a in members]
+    heap: list[tuple[tuple[float, float], int, int]] = []
+    best: dict[int, Join] = {}
+    for a in start:
+        best[a] = Join(IDENTIFIER)
+        rank, weight = _key(best[a])
+        heapq.heappush(heap, ((-rank, -weight), a, a))
+    while heap:
+        _, ref, _via = heapq.heappop(heap)
+        if ref in found:
+            continue
+        found[ref] = best[ref]
+        for other, link in near[ref]:
+            if other in found:
+                continue
+            step = link.join(prior, ref)
+            path = min(best[ref], step, key=_key)
+            path = Join(
+                path.how, path.weight, path.probability, path.decided_by, path.decided_at, ref
+            )
+            if other not in best or _key(path) > _key(best[other]):
+                best[other] = path
+                rank, weight = _key(path)
+                heapq.heappush(heap, ((-rank, -weight), other, ref))
+    for ref in members:
+        if ref in found:
+            continue
+        own = [link.join(prior, other) for other, link in near[ref]]
+        if own:
+            found[ref] = max(own, key=_key)
+    return found
+
+
+def stored_links(session: Session, record_ids: Collection[int]) -> list[StoredLink]:
+    """The joining edges among ``record_ids``."""
+    ids = sorted(record_ids)
+    wanted = set(ids)
+    e = LinkEdge
+    out: list[StoredLink] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for a, b, status, weight, deterministic, by, at in session.execute(
+            select(
+                e.a_id, e.b_id, e.status, e.weight, e.deterministic, e.decided_by, e.updated_at
+            ).where(e.a_id.in_(chunk))
+        ):
+            if status in JOINING and b in wanted:
+                out.append(StoredLink(a, b, status, weight, bool(deterministic), by, at))
+    return out
+
+
+def record_joins(
+    session: Session,
+    entities: Mapping[int, str | None],
+    anchors: Collection[int],
+    priors: Mapping[str, float],
+    kinds: Mapping[str, str],
+) -> dict[int, Join]:
+    """The join of every record of ``entities`` (record id -> entity id, None: in none).
+
+    ``anchors`` are the records the question named; ``priors`` the active models'
+    priors by kind; ``kinds`` each entity's kind. A record in no entity has no join.
+    """
+    by_entity: dict[str, set[int]] = defaultdict(set)
+    for rid, eid in entities.items():
+        if eid is not None:
+            by_entity[eid].add(rid)
+    links = stored_links(session, [r for refs in by_entity.values() for r in refs])
+    out: dict[int, Join] = {}
+    for eid, refs in by_entity.items():
+        prior = priors.get(kinds.get(eid, "person"), 0.5)
+        mine = [link for link in links if link.a in refs]
+        out.update(joins_of(refs, mine, [a for a in anchors if a in refs], prior))
+    return out
+
+
+def entity_joins(
+    session: Session, entity_ids: Collection[str], priors: Mapping[str, float]
+) -> dict[int, Join]:
+    """The join of every live record of ``entity_ids``, from the records holding the
+    entity's identifier (a lookup key): what an entity view or a search hit shows."""
+    t = SourceRecord
+    members: dict[int, str | None] = {}
+    anchors: set[int] = set()
+    ids = sorted(entity_ids)
+    for start in range(0, len(ids), _CHUNK):
+        for rid, eid, key in session.execute(
+            select(t.id, t.entity_id, t.lookup_key).where(
+                t.entity_id.in_(ids[start : start + _CHUNK]), t.deleted.is_(False)
+            )
+        ):
+            members[rid] = eid
+            if key:
+                anchors.add(rid)
+    kinds = {eid: ("person" if eid[:1] == "P" else "organisation") for eid in ids}
+    return record_joins(session, members, anchors, priors, kinds)
