@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkEdge, SourceRecord
+from exchange.registry.joins import entity_joins
 from exchange.registry.linkage.golden import golden_record, trust_ranks
+from exchange.registry.linkage.model import default_model
 from exchange.registry.records import record_ref
 from schemas.standards import Sensitivity, load_standard
 
@@ -63,6 +65,7 @@ def entity_view(
         for r in rows
         if r.dataset == _LINKED_DATASETS.get(r.dataset)
     ]
+    joins = entity_joins(session, [entity.id], {entity.kind: default_model(entity.kind).prior})
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))
     ).all()
@@ -81,6 +84,7 @@ def entity_view(
                 "version": r.version,
                 "updated_at": r.updated_at.isoformat(),
                 "fields": shown_payload(r.dataset, r.payload),
+                "joined": joins[r.id].to_dict() if r.id in joins else None,
             }
             for r in rows
         ],

@@ -148,7 +148,8 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
         PERSON_HEADER,
         # Same identity number as H1: a deterministic link.
         f"C1,{w.wang},王,秀英,1949-12-31,2,,110105",
-        # H3 with a mistyped (but valid) number and day/month swapped: only the rest links it.
+        # H3 with a mistyped (but valid) number and day/month swapped: two valid numbers are
+        # two people to the model (cannot-link); the rest agrees, so a reviewer is asked.
         f"C2,{w.chen_mistyped},陈,芳,1990-09-07,2,13900000003,440106",
         # Nobody else's.
         f"C3,{w.zhang},张,建国,1975-03-01,1,13700000009,310104",
@@ -168,24 +169,33 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
         [
             sorted({f"{w.hr}/H1", f"{w.ca}/C1"}),
             sorted({f"{w.hr}/H2", f"{w.mz}/P1"}),
-            sorted({f"{w.hr}/H3", f"{w.ca}/C2"}),
+            [f"{w.hr}/H3"],
+            [f"{w.ca}/C2"],
             [f"{w.ca}/C3"],
         ]
     )
-    wang = _entity_of(groups, f"{w.hr}/H1")
-    chen = _entity_of(groups, f"{w.hr}/H3")
     with sessions() as session:
         edges = {
             (e.status, e.deterministic): e.explanation
             for e in session.scalars(select(LinkEdge)).all()
         }
         assert ("link", True) in edges
-        assert ("link", False) in edges
-        probabilistic = edges[("link", False)]
-        assert probabilistic["decision"] == "link"
-        levels = {f["field"]: f["level"] for f in probabilistic["fields"]}
+        asked = edges[("review", True)]
+        assert asked["decision"] == "review"
+        assert asked["reason"] == "different identifiers"
+        levels = {f["field"]: f["level"] for f in asked["fields"]}
         assert levels["identifier"] == "disagree"
         assert levels["birth_date"] == "swapped"
+    # The reviewer sees the mistyped number and joins the two.
+    with transaction(sessions) as session:
+        EntityResolver().decide(
+            session, f"person/{w.hr}/H3", f"person/{w.ca}/C2", "confirmed", by="reviewer-0"
+        )
+    groups = _entities(sessions, departments)
+    assert _entity_of(groups, f"{w.hr}/H3") == _entity_of(groups, f"{w.ca}/C2")
+    wang = _entity_of(groups, f"{w.hr}/H1")
+    chen = _entity_of(groups, f"{w.hr}/H3")
+    with sessions() as session:
         view = entity_view(session, wang, [w.hr])
         golden = view["golden_record"]
         assert golden["phone"]["value"] == "13800000001"  # only H1 has one
