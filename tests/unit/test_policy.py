@@ -91,6 +91,29 @@ def test_row_constraints_hide_rows() -> None:
     assert unknown.fields_for(RowFacts("hr", "330106")) is None  # fails closed
 
 
+def test_linked_by_admits_only_records_joined_that_way() -> None:
+    only_id = decide([grant(constraints={"linked_by": "identifier"})])
+    reviewed = decide([grant(constraints={"linked_by": "reviewed"})])
+    odd = decide([grant(constraints={"linked_by": "anything"})])
+    assert isinstance(only_id, Access)
+    assert isinstance(reviewed, Access)
+    assert isinstance(odd, Access)
+    for joined, by_id, by_review in (
+        ("identifier", True, True),
+        ("reviewer", False, True),
+        ("probabilistic", False, False),
+        (None, False, False),  # not known how: hidden, failing closed
+    ):
+        facts = RowFacts("hr", "330106", joined)
+        assert (only_id.fields_for(facts) is not None) is by_id
+        assert (reviewed.fields_for(facts) is not None) is by_review
+        assert odd.fields_for(facts) is None
+    # a second grant without the constraint shows what the first hides
+    both = decide([grant(1, constraints={"linked_by": "identifier"}), grant(2)])
+    assert isinstance(both, Access)
+    assert both.fields_for(RowFacts("hr", "330106", "probabilistic")) is not None
+
+
 def test_project_leaves_out_and_masks() -> None:
     payload = {
         "resident_id": "330106198005070011",
@@ -235,6 +258,7 @@ def spec(**kw: object) -> catalogue.GrantSpec:
         ({"department": " "}, "grant.department_missing"),
         ({"row_constraints": {"planet": "earth"}}, "grant.constraint_unknown"),
         ({"row_constraints": {"division_prefix": "33x"}}, "grant.constraint_invalid"),
+        ({"row_constraints": {"linked_by": "probability"}}, "grant.constraint_invalid"),
         (
             {"dataset": "household_membership", "row_constraints": {"division_prefix": "33"}},
             "grant.constraint_invalid",
