@@ -182,9 +182,11 @@ class EntityResolver:
         rows = [{"key": k, "record_id": i} for i, ks in keys.items() for k in ks]
         if rows:
             db.execute(insert(_KEYS), rows)
+        decisions = self._decisions(session, [lv.ref for lv in live.values()])
+        # A reviewer's decision holds whether or not the pair still shares a blocking key.
+        self._add_decided(db, live, decisions, candidates)
         known = self._load(db, {i for ids_ in candidates.values() for i in ids_} - set(live))
         known.update(live)
-        decisions = self._decisions(session, [lv.ref for lv in live.values()])
         edges = self._compare(live, candidates, known, decisions)
         if edges:
             db.execute(insert(_EDGES), edges)
@@ -396,6 +398,37 @@ class EntityResolver:
         self._cache.move_to_end(rid)
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
+
+    @staticmethod
+    def _add_decided(
+        db: Connection,
+        live: dict[int, _Live],
+        decisions: dict[tuple[str, str], str],
+        candidates: dict[int, set[int]],
+    ) -> None:
+        """Add to each changed record's candidates the records a reviewer decided it with."""
+        by_ref = {lv.ref: rid for rid, lv in live.items()}
+        others: dict[str, set[int]] = defaultdict(set)  # other ref -> changed record ids
+        for a, b in decisions:
+            for mine_ref, other_ref in ((a, b), (b, a)):
+                if mine_ref in by_ref:
+                    others[other_ref].add(by_ref[mine_ref])
+        t = _RECORDS.c
+        wanted = sorted(others)
+        for chunk in _chunks(wanted):
+            for rid, dataset, department, source_id in db.execute(
+                select(t.id, t.dataset, t.department, t.source_id).where(
+                    t.deleted.is_(False),
+                    or_(*(
+                        (t.dataset == d) & (t.department == dep) & (t.source_id == src)
+                        for d, _, rest in (r.partition("/") for r in chunk)
+                        for dep, _, src in (rest.partition("/"),)
+                    )),
+                )
+            ):  # fmt: skip
+                for mine in others[record_ref(dataset, department, source_id)]:
+                    if rid != mine:
+                        candidates.setdefault(mine, set()).add(rid)
 
     def _decisions(self, session: Session, refs: list[str]) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}

@@ -190,3 +190,18 @@ def test_a_generated_population_gives_the_same_entities_in_any_order(
     for group in found:
         held = {payloads[ref].get("resident_id_bidx") for ref in group} - {None}
         assert len(held) <= 1, "an entity holds two identity numbers"
+
+
+def test_a_reviewers_link_holds_when_the_pair_shares_no_blocking_key(stores: Any) -> None:
+    _both(stores, "put", "person", HH, "A", _person("idA", "秀英", "1985-03-04"))
+    stranger = _person(None, "建国", "1962-11-20", family_name="李", phone="13911112222")
+    _both(stores, "put", "person", CIVIL, "X", stranger)
+    x = ref_of("person", CIVIL, "X")
+    assert not _together(_same(stores), A, x)
+    _both(stores, "confirm", A, x)
+    assert _together(_same(stores), A, x)
+    # either record changes: the pair is compared again although no key joins them
+    _both(stores, "put", "person", CIVIL, "X", {**stranger, "phone": "13911113333"})
+    assert _together(_same(stores), A, x)
+    _both(stores, "put", "person", HH, "A", _person("idA", "秀英", "1985-03-04", phone=None))
+    assert _together(_same(stores), A, x)

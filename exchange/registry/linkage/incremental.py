@@ -150,7 +150,9 @@ class IncrementalLinker:
         keys = block_keys(record)
         self._keys[record.ref] = keys
         model = self.models[record.kind]
-        for other in sorted(self.candidates(record)):
+        # a reviewer's link holds whether or not the pair still shares a blocking key
+        joined = {r for r in self._confirmed.get(record.ref, ()) if r in self._records}
+        for other in sorted(self.candidates(record) | joined):
             if other in self._rejected.get(record.ref, ()):
                 continue
             self.compared += 1
