@@ -125,13 +125,13 @@ def sample_records(
             progress.advance(task, len(ids))
 
         for key in order:
-            if len(records) >= sample:
+            if len(records) + len(pending) >= sample:
                 break
             pending.extend(groups[key])
             if len(pending) >= _READ_CHUNK:
                 read(pending)
                 pending = []
-        if pending and len(records) < sample:
+        if pending:
             read(pending)
     return records, total
 
