@@ -9,7 +9,8 @@ relinks: to a copy of the shipped model (nothing changes, every id stays), to a
 strict model (the probabilistic links split; identifier links, reviewers'
 decisions and their entities' ids stay), and back. Each switch is in the audit log.
 `model fit` stores a new version, not active; the registry builder (on the
-session's Kafka broker) links with whatever model is active at each transaction.
+session's Kafka broker) links with whatever model is active at each transaction; a
+rebuild (on a broker of its own) keeps the models and replays with the active one.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ from exchange.core.db import transaction
 from exchange.core.models import AuditEntry, LinkDecision, LinkEdge, SourceRecord
 from exchange.local.broker import LocalKafka
 from exchange.registry import modelstore
-from exchange.registry.builder import BuildStats, RegistryBuilder
+from exchange.registry.builder import GROUP_ID, BuildStats, RegistryBuilder
 from exchange.registry.entities import EntityResolver
 from exchange.registry.linkage import default_model
+from exchange.registry.rebuild import rebuild
 from exchange.registry.records import Incoming, apply
+from exchange.registry.relink import relink
 from schemas.standards import load_standard
 from schemas.store import SchemaStore
+from tests.integration.test_registry_linkage import PERSON_HEADER, World
 from tests.support.database import migrated
+from tests.support.examples import household_toml
 from tests.support.keys import LINKAGE_KEY, keys_for
 
 pytestmark = pytest.mark.integration
@@ -332,3 +337,70 @@ def test_the_builder_links_with_the_model_active_at_each_transaction(
         assert members[f"{reg.hr}/H2"] == members[f"{reg.ca}/C2"]  # shipped: linked
     finally:
         builder.close()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of the test's own: a rebuild replays every std.* topic in the builder's
+    real consumer group."""
+    node = LocalKafka(tmp_path / "kafka", size=1)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_models_survive_a_rebuild_which_links_with_the_active_one(
+    broker: LocalKafka, database_url: str, tmp_path: Path
+) -> None:
+    with migrated(database_url) as sessions:
+        w = World(tmp_path, broker, sessions)
+        w.publish("hr", household_toml, w.hr, [
+            PERSON_HEADER,
+            f"H1,{w.wang},王,秀英,1949-12-31,2,13800000001,110105",
+            f"H3,{w.chen},陈,芳,1990-07-09,2,13900000003,440106",
+        ])  # fmt: skip
+        w.publish("ca", household_toml, w.ca, [
+            PERSON_HEADER,
+            f"C1,{w.wang},王,秀英,1949-12-31,2,,110105",
+            f"C2,{w.chen_mistyped},陈,芳,1990-09-07,2,13900000003,440106",
+        ])  # fmt: skip
+        keys = keys_for(sessions)
+        builder = RegistryBuilder(
+            broker.bootstrap_servers, sessions, linkage_key=LINKAGE_KEY.encode(),
+            keystore=keys.keystore, group_id=GROUP_ID,
+        )  # fmt: skip
+        try:
+            builder.run_until_idle(idle_s=3.0, timeout_s=120)
+        finally:
+            builder.close()
+        strict = default_model("person").with_thresholds(link=90, review=80)
+        with transaction(sessions) as session:
+            version = modelstore.add(session, strict, created_by="test")
+            modelstore.activate(session, "person", version, by="carol")
+            models = modelstore.active_models(session)
+        relink(sessions, "person", models)
+        with sessions() as session:
+            chosen = {r.id: r.entity_id for r in session.scalars(select(SourceRecord))}
+
+        report = rebuild(
+            broker.bootstrap_servers, sessions, linkage_key=LINKAGE_KEY.encode(),
+            keystore=keys.keystore,
+        )  # fmt: skip
+        # The models and the choice are still there, and the replay linked with the strict
+        # model: the registry is the one the relink made (the same pairs, weights, entities).
+        assert report.identical, (report.before.as_dict(), report.after.as_dict())
+        with sessions() as session:
+            assert modelstore.active_version(session, "person") == version
+            assert [v.version for v in modelstore.versions(session, "person")] == [0, version]
+            explanations = [e.explanation for e in session.scalars(select(LinkEdge))]
+            rebuilt = {
+                f"{r.department}/{r.source_id}": r.entity_id
+                for r in session.scalars(select(SourceRecord))
+            }
+        assert explanations
+        assert all(x["thresholds"] == {"link": 90.0, "review": 80.0} for x in explanations)
+        assert rebuilt[f"{w.hr}/H3"] != rebuilt[f"{w.ca}/C2"]  # strict: the mistyped pair apart
+        assert rebuilt[f"{w.hr}/H1"] == rebuilt[f"{w.ca}/C1"]  # the same number: linked
+        assert set(rebuilt.values()) == set(chosen.values())  # and every entity kept its id
