@@ -36,7 +36,7 @@ app = typer.Typer(
 
 MIN_RECORDS = 50  # fewer records than this say too little to fit a model on
 DEFAULT_SAMPLE = 200_000
-BAR_WIDTH = 24  # characters each side of the axis in `model show`'s chart
+BAR_WIDTH = 16  # characters each side of the axis in `model show`'s chart
 _READ_CHUNK = 900
 
 Kind = Annotated[
@@ -208,7 +208,9 @@ def list_versions(ctx: typer.Context, kind: Kind = "person") -> None:
         created = "shipped" if v.created_at is None else f"{v.created_at:%Y-%m-%d %H:%M} UTC"
         link = "-" if v.model is None else f"{v.model.link:g}"
         review = "-" if v.model is None else f"{v.model.review:g}"
-        note = v.description if v.problem is None else f"unusable: {v.problem}"
+        note = v.description or (v.model.source if v.model is not None else "")
+        if v.problem is not None:
+            note = f"unusable: {v.problem}"
         table.add_row(
             str(v.version), "*" if v.active else "", link, review, created, v.created_by or "-",
             note,
@@ -260,7 +262,8 @@ def show(
     head = Table.grid(padding=(0, 2))
     head.add_row("model", f"{kind} version {info.version}" + (" (active)" if info.active else ""))
     head.add_row("source", model.source or "-")
-    head.add_row("description", info.description or "-")
+    if info.description and info.description != model.source:
+        head.add_row("description", info.description)
     if info.created_at is None:
         head.add_row("created", "shipped with the exchange")
     else:
@@ -272,9 +275,10 @@ def show(
     scale = max((abs(w) for f in model.fields for w in f.weights[1:]), default=1.0)
     table = Table(
         "field", "level", "m", "u", "weight",
-        f"against ← match weight (log2 m/u) → for (scale ±{scale:.1f})",
         title=f"{kind} model version {info.version}: evidence per field and level",
+        caption=f"bars: the match weight log2(m/u); a full bar is {scale:.1f}",
     )  # fmt: skip
+    table.add_column("against ← │ → for", no_wrap=True, min_width=2 * BAR_WIDTH + 1)
     for f in model.fields:
         for i, level in enumerate(f.levels[1:], start=1):
             weight = f.weights[i]

@@ -154,11 +154,7 @@ def versions(session: Session, kind: str) -> list[ModelVersion]:
     """Every version of ``kind``, the shipped one (0) first."""
     active = active_version(session, kind)
     shipped = default_model(kind)
-    found = [
-        ModelVersion(
-            kind, SHIPPED, shipped, shipped.source or "shipped", None, None, active == SHIPPED
-        )
-    ]
+    found = [ModelVersion(kind, SHIPPED, shipped, "", None, None, active == SHIPPED)]
     rows = session.scalars(
         select(LinkageModel).where(LinkageModel.kind == kind).order_by(LinkageModel.version)
     )
