@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import random
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -183,6 +184,39 @@ def fit(
         f"inspect it: exchange registry model show {version} --kind {kind}; "
         f"use it: exchange registry model use {version} --kind {kind} --by NAME"
     )
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A model's JSON (as `model show --json` prints).")],
+    by: Annotated[str | None, typer.Option(help="Who adds it (default: your login).")] = None,
+    description: Annotated[str | None, typer.Option(help="A note kept with the model.")] = None,
+) -> None:
+    """Store a model from its JSON (e.g. one with edited thresholds) as a new version."""
+    from exchange.core.errors import LinkageModelError
+    from exchange.registry import modelstore
+    from exchange.registry.linkage.model import Model
+
+    try:
+        model = Model.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="PATH") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LinkageModelError(f"{path} is not a usable linkage model: {exc}") from exc
+    cli = state(ctx)
+    actor = by or _actor()
+    with cli.transaction() as session:
+        version = modelstore.add(session, model, created_by=actor, description=description or "")
+        _audit(
+            session,
+            "registry.model.add",
+            actor,
+            model.kind,
+            f"linkage model {model.kind}: version {version} added from a file (not active)",
+        )
+    cli.console.print(f"stored {model.kind} model version {version} (not active)")
+    cli.console.print(_summary(model))
 
 
 def _summary(model: Model) -> str:

@@ -213,3 +213,27 @@ def test_model_fit_on_an_empty_registry_says_so(sessions: sessionmaker[Session])
     assert "no live person records" in result.output
     with sessions() as session:
         assert len(modelstore.versions(session, "person")) == 1  # nothing stored
+
+
+def test_model_add_stores_an_edited_model_as_a_new_version(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    shown = runner.invoke(app, ["registry", "model", "show", "0", "--json"], env=WIDE)
+    data = json.loads(shown.output)
+    data["link"], data["review"] = 20.0, 14.0
+    (tmp_path / "edited.json").write_text(json.dumps(data), encoding="utf-8")
+    result = runner.invoke(
+        app, ["registry", "model", "add", "edited.json", "--by", "alice"], env=WIDE
+    )
+    assert result.exit_code == 0, result.output
+    assert "stored person model version 1 (not active)" in result.output
+    with sessions() as session:
+        assert modelstore.model_of(session, "person", 1).link == 20.0
+        assert modelstore.active_version(session, "person") == 0
+    data["fields"].pop()  # a field missing: refused, nothing stored
+    (tmp_path / "broken.json").write_text(json.dumps(data), encoding="utf-8")
+    result = runner.invoke(app, ["registry", "model", "add", "broken.json"], env=WIDE)
+    assert result.exit_code == 2
+    assert "linkage_model_invalid" in result.output
+    with sessions() as session:
+        assert len(modelstore.versions(session, "person")) == 2
