@@ -3,9 +3,10 @@
 The ranking reuses record linkage (:mod:`exchange.registry.linkage`): the query becomes
 a link record, each candidate is compared with it field by field (pinyin
 homophones, family/given order, day and month swapped, one-character typos),
-and the score is the shipped linkage model's match weight over the fields
-searched on (log2 likelihood ratio: higher is more alike). A candidate whose
-score is not positive is not a match.
+and the score is the active linkage model's match weight
+(:func:`exchange.registry.modelstore.active_model`) over the fields searched on
+(log2 likelihood ratio: higher is more alike). A candidate whose score is not
+positive is not a match.
 
 A search only looks at rows the caller's grants admit, and only if the grants
 show the fields searched on in ``full`` for that row: matching on a masked or
@@ -38,11 +39,11 @@ from exchange.registry.linkage import (
     LinkRecord,
     block_keys,
     compare,
-    default_model,
     fields_of,
     organisation_record,
     person_record,
 )
+from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
 from gateway.audited import end_reads, pending, run_audited_read, stated_purpose
 from gateway.deps import AppState, request_context
@@ -106,10 +107,10 @@ def _search(
     offset: int,
 ) -> Response:
     dataset = kind  # the person and organisation standards hold the names
-    model = default_model(kind)
     levels = fields_of(kind)
 
     def work(session: Session, identity: Identity) -> SearchView:
+        model = active_model(session, kind)
         code = stated_purpose(state, session, decision, *stated)
         born = _parse_date(birth_date)
         query, needed = _query(kind, name, born)

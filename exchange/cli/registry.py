@@ -14,12 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange.cli.context import CliContext, state
+from exchange.cli.model import app as model_app
 
 app = typer.Typer(help="The shared registry: build it, check it, review its links.")
 review_app = typer.Typer(help="The review queue: uncertain pairs.", no_args_is_help=True)
 entity_app = typer.Typer(help="Entities: one person or organisation.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 app.add_typer(entity_app, name="entity")
+app.add_typer(model_app, name="model")
 
 
 @app.command("build")
@@ -233,8 +235,11 @@ Reason = Annotated[str | None, typer.Option(help="Why.")]
 
 def _decide(cli: CliContext, a: str, b: str, decision: str, by: str, reason: str | None) -> None:
     from exchange.registry.entities import EntityResolver
+    from exchange.registry.modelstore import active_models
 
-    entities = cli.apply(EntityResolver().decide, a, b, decision, by=by, reason=reason)
+    with cli.transaction() as session:
+        resolver = EntityResolver(active_models(session))
+        entities = resolver.decide(session, a, b, decision, by=by, reason=reason)
     cli.console.print(f"{decision}: {a} ~ {b}; entities now {', '.join(entities) or '-'}")
 
 
@@ -263,9 +268,11 @@ def entity_split(
 ) -> None:
     """Take records out of an entity (every link across the cut is rejected)."""
     from exchange.registry.entities import EntityResolver
+    from exchange.registry.modelstore import active_models
 
     cli = state(ctx)
-    entities = cli.apply(EntityResolver().split, entity_id, refs, by=by)
+    with cli.transaction() as session:
+        entities = EntityResolver(active_models(session)).split(session, entity_id, refs, by=by)
     cli.console.print(f"split {entity_id}: entities now {', '.join(entities)}")
 
 

@@ -22,6 +22,8 @@ classes and ``docs/errors.md`` the same)::
     │   └── BrokerStartError                broker_start_failed          retriable
     ├── StackError                          stack_error
     ├── RebuildError                        rebuild_refused
+    ├── ModelFitError                       model_fit_failed
+    ├── LinkageModelError                   linkage_model_invalid
     ├── WireFormatError                     wire_format_error
     ├── SchemaNotFoundError                 schema_not_found
     ├── RegistryError                       registry_error
@@ -125,6 +127,18 @@ class RebuildError(ExchangeError):
     """A registry rebuild is refused (the registry builder still runs)."""
 
     code = "rebuild_refused"
+
+
+class ModelFitError(ExchangeError):
+    """A linkage model cannot be fitted: no records, too few, or the estimator failed."""
+
+    code = "model_fit_failed"
+
+
+class LinkageModelError(ExchangeError):
+    """A stored linkage model cannot be used: it does not fit the current comparators."""
+
+    code = "linkage_model_invalid"
 
 
 # --- standards, wire format and the schema registry ---------------------------------------

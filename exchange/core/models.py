@@ -202,6 +202,39 @@ class LinkDecision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class LinkageModel(Base):
+    """A version of a linkage model of one record kind (``person``, ``organisation``).
+
+    ``version`` counts from 1 per kind (0 is the shipped model, never stored); ``model``
+    is the model's JSON (``Model.to_json``). Stored versions are never changed: a new
+    fit is a new version. Which version links is :class:`ActiveLinkageModel`.
+    """
+
+    __tablename__ = "linkage_models"
+    __table_args__ = (UniqueConstraint("kind", "version", name="uq_linkage_models_kind_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActiveLinkageModel(Base):
+    """The version of each kind that links (one row a kind at most; none: the shipped one).
+
+    Kept apart from the registry's record tables, so a rebuild keeps it."""
+
+    __tablename__ = "linkage_active_models"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    activated_by: Mapped[str] = mapped_column(String(255))
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditEntry(Base):
     """One gateway decision, allowed or denied: a leaf of the audit log's Merkle tree.
 

@@ -54,6 +54,7 @@ from exchange.core.errors import (
 from exchange.kafka.clients import consumer, ensure_topics
 from exchange.kafka.producer import Delivery, Producer
 from exchange.kafka.wire import AvroSerde
+from exchange.registry import modelstore
 from exchange.registry import records as registry
 from exchange.registry.entities import EntityResolver
 from exchange.registry.records import Incoming
@@ -241,7 +242,9 @@ class RegistryBuilder:
         self._identifier_fields = functools.cache(self._identifier_fields_uncached)
         self._key_cache: dict[str, dict[str, bytes]] = {}
         self._key_read_at: dict[str, float] = {}
+        # Linked with the active models; a `model use` is seen at the next transaction.
         self.resolver = EntityResolver()
+        self._model_versions: dict[str, int] | None = None
         self._verifier = _Verifier(verify_processes)
 
     def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str, str | None]:
@@ -372,6 +375,10 @@ class RegistryBuilder:
                 dead.append((message, f"database_refused: {exc.__cause__.__class__.__name__}"))
 
     def _apply_items(self, session: Session, items: list[Incoming], stats: BuildStats) -> None:
+        versions = modelstore.active_versions(session)  # one small read a transaction
+        if versions != self._model_versions:
+            self.resolver = EntityResolver(modelstore.active_models(session))
+            self._model_versions = versions
         applied = registry.apply(session, items)
         stats.linked += self.resolver.link(session, applied.changed)
         stats.applied += applied.applied

@@ -1,7 +1,8 @@
 """Operating the registry builder: consumer lag, and exact rebuilds from the topics.
 
 ``rebuild`` empties the registry's tables (records, versions, entities, keys and
-compared pairs; never the catalogue, the keys or reviewers' decisions) and
+compared pairs; never the catalogue, the keys, reviewers' decisions or the linkage
+models, :mod:`exchange.registry.modelstore`: the replay links with the active ones) and
 replays every ``std.*`` topic from its beginning through a fresh consumer group,
 up to the end offsets seen when it started. It then gives each entity the id
 its old counterpart had (:func:`exchange.registry.linkage.clusters.assign`: an entity

@@ -130,3 +130,19 @@ def fit_em(
     review = posterior_threshold(fitted, review_probability)
     note = f"fit_em: {len(records):,} records, {sum(vectors.values()):,} candidate pairs"
     return replace(fitted, link=round(link, 2), review=round(review, 2), source=note)
+
+
+def fit_unsupervised(
+    records: Sequence[LinkRecord], kind: str, *, seed: int = 0, max_pairs: int = 2_000_000
+) -> Model:
+    """A model of ``kind`` fitted to ``records`` without labels (``exchange registry model
+    fit``). For now :func:`fit_em` started from the shipped model; ``seed`` and
+    ``max_pairs`` are for the estimator that replaces it (u from random pairs, m by EM
+    over the blocking rules). Raises ValueError when the records cannot be fitted."""
+    from exchange.registry.linkage.model import default_model
+
+    del seed, max_pairs  # not used by fit_em
+    mine = [r for r in records if r.kind == kind]
+    if not candidate_pairs(mine):
+        raise ValueError("no two records share a blocking key: nothing to estimate from")
+    return fit_em(mine, default_model(kind))
