@@ -35,7 +35,8 @@ from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
 from exchange.registry.entities import is_entity_id
 from exchange.registry.joins import IDENTIFIER, Join, record_joins
-from exchange.registry.linkage import default_model, golden_record, trust_ranks
+from exchange.registry.linkage import golden_record, trust_ranks
+from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
 from exchange.security.blindindex import blind_index
 from gateway.audited import end_reads, pending, run_audited_read, stated_purpose
@@ -151,7 +152,7 @@ def _joins(session: Session, rows: Sequence[RecordRow], anchors: set[int]) -> di
     anchor in no entity joined by the identifier asked for."""
     kinds = {r.entity_id: ("person" if r.entity_id[:1] == "P" else "organisation")
              for r in rows if r.entity_id}  # fmt: skip
-    priors = {kind: default_model(kind).prior for kind in ("person", "organisation")}
+    priors = {kind: active_model(session, kind).prior for kind in set(kinds.values())}
     found = record_joins(session, {r.id: r.entity_id for r in rows}, anchors, priors, kinds)
     for rid in anchors:
         found.setdefault(rid, Join(IDENTIFIER))

@@ -19,7 +19,7 @@ from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkEdge, SourceRecord
 from exchange.registry.joins import entity_joins
 from exchange.registry.linkage.golden import golden_record, trust_ranks
-from exchange.registry.linkage.model import default_model
+from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
 from schemas.standards import Sensitivity, load_standard
 
@@ -65,7 +65,9 @@ def entity_view(
         for r in rows
         if r.dataset == _LINKED_DATASETS.get(r.dataset)
     ]
-    joins = entity_joins(session, [entity.id], {entity.kind: default_model(entity.kind).prior})
+    joins = entity_joins(
+        session, [entity.id], {entity.kind: active_model(session, entity.kind).prior}
+    )
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))
     ).all()
