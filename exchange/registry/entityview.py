@@ -8,7 +8,7 @@ keyed hashes, not identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkEdge, SourceRecord
-from exchange.registry.linkage.golden import golden_record, trust_ranks
+from exchange.registry.linkage.golden import (
+    Source,
+    authorities,
+    conflict_flags,
+    conflicts,
+    golden_record,
+    trust_ranks,
+)
 from exchange.registry.records import record_ref
 from schemas.standards import Sensitivity, load_standard
 
@@ -39,10 +46,27 @@ def shown_payload(dataset: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {k: (ENCRYPTED if k in hidden and v is not None else v) for k, v in payload.items()}
 
 
+def _golden(
+    sources: Sequence[Source], kind: str, authoritative: Mapping[str, Sequence[str]] | None
+) -> dict[str, dict[str, Any]]:
+    """The entity's golden record, its authorities the defaults with the settings' own."""
+    if not sources:
+        return {}
+    return golden_record(sources, kind=kind, authority=authorities(authoritative))
+
+
 def entity_view(
-    session: Session, entity_id: str, trusted_departments: Sequence[str] = ()
+    session: Session,
+    entity_id: str,
+    trusted_departments: Sequence[str] = (),
+    authoritative_departments: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The golden record (with each value's source and rule), members and links of an entity."""
+    """The golden record (with each value's source and rule), members and links of an entity.
+
+    ``authoritative_departments`` adds to the golden record's default authorities (see
+    :func:`exchange.registry.linkage.golden.authorities`); ``flags`` says ``identifier``
+    when members hold different identifiers, ``conflicts`` names the fields members
+    disagree on with the refs grouped by value (never the values)."""
     entity = session.get(Entity, entity_id)
     if entity is None:
         raise NotFoundError(f"no entity {entity_id!r}")
@@ -63,6 +87,7 @@ def entity_view(
         for r in rows
         if r.dataset == _LINKED_DATASETS.get(r.dataset)
     ]
+    golden = _golden(sources, entity.kind, authoritative_departments)
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))
     ).all()
@@ -71,7 +96,9 @@ def entity_view(
         "kind": entity.kind,
         "created_at": entity.created_at.isoformat(),
         "updated_at": entity.updated_at.isoformat(),
-        "golden_record": golden_record(sources, kind=entity.kind) if sources else {},
+        "golden_record": golden,
+        "flags": conflict_flags(golden),
+        "conflicts": conflicts(golden),
         "records": [
             {
                 "ref": refs[r.id],
