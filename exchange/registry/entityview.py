@@ -3,7 +3,8 @@
 Sensitive fields stay ciphertext in the registry; here they are shown as
 ``"<encrypted>"`` and never take part in the golden record (the gateway decides
 who may see them decrypted). Blind indexes are shown as they are: they are
-keyed hashes, not identifiers.
+keyed hashes, not identifiers (what an operator's screen shows leaves them out:
+:mod:`exchange.registry.operatorview`).
 """
 
 from __future__ import annotations

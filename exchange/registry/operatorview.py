@@ -26,9 +26,9 @@ from functools import cache
 from typing import Any
 
 from exchange.access.masking import HIDDEN, mask, style_of
+from exchange.registry.entityview import ENCRYPTED
 from schemas.standards import BLIND_INDEX_SUFFIX, FieldSpec, Sensitivity, load_standard
 
-ENCRYPTED = "<encrypted>"  # as entityview shows a sensitive field
 INTERNAL_FIELDS = frozenset({"content_hash", "id", "record_id", "a_id", "b_id", "lookup_key"})
 
 
