@@ -111,6 +111,23 @@ def _joined(ref: str, links: Sequence[Mapping[str, Any]]) -> str:
     return f"probabilistic, weight {float(best['weight']):+.1f}, with {other}"
 
 
+def _evidence(explanation: Mapping[str, Any]) -> dict[str, Any]:
+    """A link's explanation for a reviewer: the decision, its rule, the total weight and
+    each compared field's level and weight (the model's own numbers, m, u and the
+    thresholds, are the model's, not repeated on every link)."""
+    return {
+        "decision": explanation.get("decision"),
+        "deterministic": bool(explanation.get("deterministic")),
+        "reason": explanation.get("reason"),
+        "total_weight": explanation.get("total_weight"),
+        "fields": [
+            {"field": f.get("field"), "level": f.get("level"), "weight": f.get("weight")}
+            for f in explanation.get("fields", [])
+            if f.get("level") != "null"
+        ],
+    }
+
+
 def operator_view(view: Mapping[str, Any], *, unmask: bool = False) -> dict[str, Any]:
     """What ``exchange registry entity show`` prints, from an :func:`entity_view`."""
     kind = str(view["kind"])
@@ -121,7 +138,7 @@ def operator_view(view: Mapping[str, Any], *, unmask: bool = False) -> dict[str,
             "status": ln["status"],
             "weight": ln["weight"],
             "decided_by": ln.get("decided_by"),
-            "explanation": ln.get("explanation") or {},
+            "explanation": _evidence(ln.get("explanation") or {}),
         }
         for ln in view.get("links", [])
     ]

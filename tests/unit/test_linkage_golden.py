@@ -164,6 +164,19 @@ def test_the_household_registry_is_authoritative_for_names_dates_sex_and_the_id_
     assert golden["phone"]["source"] == "person/health/7"  # contacts: the latest first
 
 
+def test_an_agreed_value_cites_the_authoritative_record() -> None:
+    items = [
+        (("person/civil_affairs/C1", {"birth_date": "1985-03-04"}), 1, NEW),
+        (("person/household_registry/H1", {"birth_date": "1985-03-04"}), 2, OLD),
+    ]
+    golden = golden_record(items)
+    assert golden["birth_date"] == {
+        "value": "1985-03-04",
+        "source": "person/household_registry/H1",
+        "rule": "agreed",
+    }
+
+
 def test_authorities_are_configurable_per_field_in_order() -> None:
     items = [
         (("organisation/tax/1", {"legal_name": "甲公司"}), 1, NEW),

@@ -16,7 +16,8 @@ the value of the smallest source ref wins (so the result never depends on
 the order records are given in) and the rule says ``"tie: smallest ref"``.
 Every chosen value says which criterion chose it (``"agreed"`` if every
 source gave the same value) and which record it came from (of several
-records giving it, the most trusted, then the most recent).
+records giving it, the authoritative, then the most trusted, then the most
+recent).
 
 The defaults (:data:`DEFAULT_RULES`, :data:`DEFAULT_AUTHORITIES`): identity
 fields (names, dates, sex, nationality, identifiers) come from the
@@ -245,7 +246,16 @@ def _choose(
         chosen_by = TIE
         first = min(remaining, key=lambda o: o.ref)
     else:  # one value, maybe from several records: cite the best of them
-        first = min(remaining, key=lambda o: (o.rank, -(o.moment - _EPOCH).total_seconds(), o.ref))
+        position = {dep: i for i, dep in enumerate(authority.get(name, ()))}
+        first = min(
+            remaining,
+            key=lambda o: (
+                position.get(o.department, _UNLISTED),
+                o.rank,
+                -(o.moment - _EPOCH).total_seconds(),
+                o.ref,
+            ),
+        )
     chosen = {"value": _jsonable(first.value), "source": first.ref, "rule": chosen_by}
     if len(groups) > 1:
         chosen["conflict"] = groups
