@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -307,6 +308,14 @@ def entity_find(
             if not sep or not department or not source_id:
                 raise typer.BadParameter("--source is DEPARTMENT:SOURCE_ID")
             found = finder.by_source(session, department, source_id, dataset)
+    subjects = [finder.person_key(key, number)] if resident_id is not None else []
+    how = "resident id" if resident_id is not None else "credit code" if uscc else "source record"
+    _audit_read(
+        cli,
+        "registry.entity.find",
+        f"operator's find by {how}: {len(found)} entities",
+        [*subjects, *(f.entity_id for f in found if f.entity_id)],
+    )
     for item in found:
         cli.console.print(item.summary(), soft_wrap=True)
 
@@ -339,11 +348,55 @@ def entity_show(
             session, entity_id, registry.trusted_departments, registry.authoritative_departments
         )
     shown = operator_view(view, unmask=unmask)
+    _audit_read(
+        cli,
+        "registry.entity.show",
+        f"operator's entity view, {len(shown['records'])} records, "
+        + ("personal fields unmasked" if unmask else "masked"),
+        [entity_id, *_member_subjects(view)],
+        sorted({f"{r['dataset']}.{name}" for r in shown["records"] for name in r["fields"]})
+        if unmask
+        else [],
+    )
     if as_json:
         cli.console.print(json.dumps(shown, indent=2, ensure_ascii=False), soft_wrap=True)
         return
     for table in _entity_tables(shown):
         cli.console.print(table)
+
+
+def _audit_read(
+    cli: CliContext, action: str, reason: str, subjects: list[str], fields: Sequence[str] = ()
+) -> None:
+    """Record an operator's read of the registry in the audit log, as the gateway records a
+    caseworker's: the data subjects by blind index or entity id, never an identity number."""
+    from exchange import audit
+    from exchange.cli.catalogue import _actor  # the catalogue's commands audit as this too
+    from exchange.core.db import utcnow
+
+    decision = audit.Decision(
+        request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
+        action=action,
+        decision="allow",
+        reason=reason,
+        status=200,
+        actor=_actor(),
+        role="operator",
+        dataset="entity",
+        subjects=list(dict.fromkeys(subjects)),
+        fields=list(fields),
+    )
+    with cli.transaction() as session:
+        audit.append(session, decision, at=utcnow())
+
+
+def _member_subjects(view: dict[str, Any]) -> list[str]:
+    """Whom an entity's records are about: the blind indexes they hold, else their refs."""
+    out: list[str] = []
+    for r in view["records"]:
+        held = [v for k, v in r["fields"].items() if k.endswith("_bidx") and isinstance(v, str)]
+        out.extend(held or [r["ref"]])
+    return out
 
 
 def _text(value: Any) -> str:

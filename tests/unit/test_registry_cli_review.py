@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from exchange.cli.main import app
 from exchange.core.db import transaction
-from exchange.core.models import LinkEdge, SourceRecord
+from exchange.core.models import AuditEntry, LinkEdge, SourceRecord
 from exchange.registry.review import awaiting_review, awaiting_review_count
 from tests.support.cli import WIDE, cli_database, isolate
 from tests.support.records import HEALTH, HR, LI, MARKET, NOBODY, USCC, ZHANG, Registry
@@ -284,3 +284,32 @@ def test_the_golden_record_of_the_registry_ignores_withdrawn_records(registry: R
     view = json.loads(run("entity", "show", entity, "--json", "--unmask").output)
     assert [r["ref"] for r in view["records"]] == [f"person/{HEALTH}/M7"]
     assert view["golden_record"]["given_name"]["value"] == "秀瑛"
+
+
+# -- the operator's reads are audited --------------------------------------------------------
+
+
+def test_finds_and_shows_are_audited_by_blind_index_never_by_number(registry: Registry) -> None:
+    entity = entity_of(registry, HR, "H1")
+    assert run("entity", "find", "--resident-id", ZHANG).exit_code == 0
+    assert run("entity", "show", entity).exit_code == 0
+    assert run("entity", "show", entity, "--unmask").exit_code == 0
+    with registry.sessions() as session:
+        entries = session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        rows = [(e.action, e.actor, e.role, e.subjects, e.fields, e.reason) for e in entries]
+    assert [r[0] for r in rows] == [
+        "registry.entity.find",
+        "registry.entity.show",
+        "registry.entity.show",
+    ]
+    assert all(r[1].startswith("cli") and r[2] == "operator" for r in rows)
+    find, masked, unmasked = rows
+    assert find[3] == [registry.bidx(ZHANG), entity]
+    assert masked[3][0] == entity
+    assert registry.bidx(ZHANG) in masked[3]  # a data subject's report finds the view
+    assert masked[4] == []
+    assert "person.given_name" in unmasked[4]
+    assert "unmasked" in unmasked[5]
+    assert ZHANG not in repr(rows)
+    verified = runner.invoke(app, ["audit", "verify"], env=WIDE)
+    assert verified.exit_code == 0, verified.output  # the chain is intact
