@@ -325,3 +325,16 @@ def test_different_identifiers_are_always_flagged(
             for (ref, payload), _, _ in items
             if payload["resident_id_bidx"] and payload["resident_id_bidx"].strip()
         )
+
+
+def test_the_gateways_shown_identifiers_are_identifiers_too() -> None:
+    # The gateway builds the golden record from fields as the caller sees them: a masked
+    # identity number is a per-purpose token, equal for one number, different for two.
+    items = [
+        (("person/household_registry/H1", {"resident_id": "tk_aaaa", "uscc": None}), 1, OLD),
+        (("person/health/M7", {"resident_id": "tk_bbbb"}), 1, NEW),
+    ]
+    golden = golden_record(items)
+    assert golden["resident_id"]["value"] is None
+    assert golden["resident_id"]["rule"] == IDENTIFIER_CONFLICT
+    assert conflict_flags(golden) == ["identifier"]
