@@ -35,7 +35,7 @@ from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
 from exchange.registry.entities import is_entity_id
 from exchange.registry.joins import IDENTIFIER, Join, record_joins
-from exchange.registry.linkage import golden_record, trust_ranks
+from exchange.registry.linkage import authorities, golden_record, trust_ranks
 from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
 from exchange.security.blindindex import blind_index
@@ -98,7 +98,7 @@ class LookupView(Page):
 
 class GoldenValue(BaseModel):
     value: Any
-    source: str
+    source: str | None  # None: members hold different identifiers, none is chosen
     rule: str
 
 
@@ -520,7 +520,8 @@ def get_entity(
             for v in views
             if v.dataset in _LINKED and v.fields
         ]
-        golden = golden_record(sources, kind=entity.kind) if sources else {}
+        rules = authorities(state.settings.registry.authoritative_departments)
+        golden = golden_record(sources, kind=entity.kind, authority=rules) if sources else {}
         shown = page(views, limit, offset)
         # The golden record draws on every visible record, not only the page shown.
         decision.subjects = list(

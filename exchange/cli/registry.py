@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from exchange.cli.context import CliContext, state
 from exchange.cli.model import app as model_app
@@ -148,6 +148,7 @@ def status(ctx: typer.Context) -> None:
     """Records applied, withdrawn, entities, links, awaiting review, dead letters, lag."""
     from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
     from exchange.registry.rebuild import consumer_lag, dead_letter_count
+    from exchange.registry.review import awaiting_review_count
 
     cli = state(ctx)
     with cli.sessions() as session:
@@ -164,7 +165,7 @@ def status(ctx: typer.Context) -> None:
                 select(func.count()).where(SourceRecord.entity_id.is_not(None))
             ),
             "links": count(select(func.count()).where(LinkEdge.status.in_(("link", "confirmed")))),
-            "awaiting review": count(select(func.count()).where(LinkEdge.status == "review")),
+            "awaiting review": awaiting_review_count(session),
         }
         bootstrap = cli.settings.kafka.bootstrap
     table = Table("", "", title="registry")
@@ -177,14 +178,6 @@ def status(ctx: typer.Context) -> None:
     except Exception as exc:  # the registry's facts are still worth showing
         table.add_row("kafka", f"unreachable: {exc}")
     cli.console.print(table)
-
-
-def _ref(session: Session, record_id: int) -> str:
-    from exchange.core.models import SourceRecord
-    from exchange.registry.records import record_ref
-
-    row = session.get(SourceRecord, record_id)
-    return "?" if row is None else record_ref(row.dataset, row.department, row.source_id)
 
 
 def _summary(explanation: dict[str, Any]) -> str:
@@ -202,27 +195,23 @@ def review_list(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="How many pairs to show.")] = 50,
 ) -> None:
-    """Pairs awaiting review, highest weight first, with the evidence."""
-    from exchange.core.models import LinkEdge, SourceRecord
+    """Pairs awaiting review, highest weight first, with the evidence.
+
+    A pair awaits review while both its records are live and in different entities: the
+    count ``registry status`` gives (see docs/linkage.md, "The review queue")."""
+    from exchange.registry.review import awaiting_review, awaiting_review_count
 
     cli = state(ctx)
     with cli.sessions() as session:
-        edges = session.scalars(
-            select(LinkEdge).where(LinkEdge.status == "review").order_by(LinkEdge.weight.desc())
-        )
-        table = Table("record", "record", "weight", "evidence", title="awaiting review")
-        shown = 0
-        for e in edges:
-            a, b = session.get(SourceRecord, e.a_id), session.get(SourceRecord, e.b_id)
-            if a is not None and b is not None and a.entity_id == b.entity_id:
-                continue  # other links already made them one entity: nothing to decide
-            shown += 1
-            if shown > limit:
-                break
-            table.add_row(
-                _ref(session, e.a_id), _ref(session, e.b_id), f"{e.weight:.1f}",
-                _summary(e.explanation),
-            )  # fmt: skip
+        total = awaiting_review_count(session)
+        pairs = awaiting_review(session, limit)
+    table = Table(
+        "record", "record", "weight", "evidence",
+        title=f"awaiting review: {total:,} pair{'s' if total != 1 else ''}"
+        + (f", the first {len(pairs):,} shown" if len(pairs) < total else ""),
+    )  # fmt: skip
+    for pair in pairs:
+        table.add_row(pair.a, pair.b, f"{pair.weight:.1f}", _summary(pair.explanation))
     cli.console.print(table)
 
 
@@ -276,14 +265,178 @@ def entity_split(
     cli.console.print(f"split {entity_id}: entities now {', '.join(entities)}")
 
 
+@entity_app.command("find")
+def entity_find(
+    ctx: typer.Context,
+    resident_id: Annotated[
+        str | None,
+        typer.Option(
+            "--resident-id",
+            help="A resident identity number (searched by its blind index; never printed). "
+            "Typed at the prompt when given as '-', so that it stays out of the shell history.",
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="A department's source record: DEPARTMENT:SOURCE_ID."),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="With --source: only this dataset's record.")
+    ] = None,
+    uscc: Annotated[
+        str | None, typer.Option(help="An organisation's unified social credit code.")
+    ] = None,
+) -> None:
+    """The entities a resident identity number, a credit code or a source record belongs to.
+
+    Prints one line an entity: its id, kind, how many live records of which datasets,
+    from which departments, and the records the search matched. Nothing found is an
+    error (exit status 2)."""
+    from exchange.registry import finder
+
+    given = [o for o, v in (("--resident-id", resident_id), ("--source", source),
+                            ("--uscc", uscc)) if v is not None]  # fmt: skip
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --resident-id, --source and --uscc")
+    if dataset is not None and source is None:
+        raise typer.BadParameter("--dataset narrows --source only")
+    cli = state(ctx)
+    key = cli.settings.linkage_key.get_secret_value().encode()
+    with cli.sessions() as session:
+        if resident_id is not None:
+            number = typer.prompt("resident identity number", hide_input=True) if (
+                resident_id == "-"
+            ) else resident_id  # fmt: skip
+            found = finder.by_person(session, key, number)
+        elif uscc is not None:
+            found = finder.by_organisation(session, key, uscc)
+        else:
+            department, sep, source_id = (source or "").partition(":")
+            if not sep or not department or not source_id:
+                raise typer.BadParameter("--source is DEPARTMENT:SOURCE_ID")
+            found = finder.by_source(session, department, source_id, dataset)
+    subjects = [finder.person_key(key, number)] if resident_id is not None else []
+    how = "resident id" if resident_id is not None else "credit code" if uscc else "source record"
+    _audit_read(
+        cli,
+        "registry.entity.find",
+        f"operator's find by {how}: {len(found)} entities",
+        [*subjects, *(f.entity_id for f in found if f.entity_id)],
+    )
+    for item in found:
+        cli.console.print(item.summary(), soft_wrap=True)
+
+
 @entity_app.command("show")
 def entity_show(
-    ctx: typer.Context, entity_id: Annotated[str, typer.Argument(help="The entity id.")]
+    ctx: typer.Context,
+    entity_id: Annotated[str, typer.Argument(help="The entity id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    unmask: Annotated[
+        bool,
+        typer.Option(
+            "--unmask",
+            help="Administrators: show personal fields (names, birth date, phone) as stored "
+            "instead of masked. Sensitive fields (the identity number) stay encrypted.",
+        ),
+    ] = False,
 ) -> None:
-    """The golden record, the member records and the links that joined them."""
+    """The golden record, the member records and the links that joined them.
+
+    No internal field is shown (blind indexes, content hashes, row ids, ciphertexts) and
+    personal values are masked as their standard says, unless --unmask."""
     from exchange.registry.entityview import entity_view
+    from exchange.registry.operatorview import operator_view
 
     cli = state(ctx)
+    registry = cli.settings.registry
     with cli.sessions() as session:
-        view = entity_view(session, entity_id, cli.settings.registry.trusted_departments)
-    cli.console.print(json.dumps(view, indent=2, ensure_ascii=False))
+        view = entity_view(
+            session, entity_id, registry.trusted_departments, registry.authoritative_departments
+        )
+    shown = operator_view(view, unmask=unmask)
+    _audit_read(
+        cli,
+        "registry.entity.show",
+        f"operator's entity view, {len(shown['records'])} records, "
+        + ("personal fields unmasked" if unmask else "masked"),
+        [entity_id, *_member_subjects(view)],
+        sorted({f"{r['dataset']}.{name}" for r in shown["records"] for name in r["fields"]})
+        if unmask
+        else [],
+    )
+    if as_json:
+        cli.console.print(json.dumps(shown, indent=2, ensure_ascii=False), soft_wrap=True)
+        return
+    for table in _entity_tables(shown):
+        cli.console.print(table)
+
+
+def _audit_read(
+    cli: CliContext, action: str, reason: str, subjects: list[str], fields: Sequence[str] = ()
+) -> None:
+    """Record an operator's read of the registry in the audit log, as the gateway records a
+    caseworker's: the data subjects by blind index or entity id, never an identity number."""
+    from exchange import audit
+    from exchange.cli.catalogue import _actor  # the catalogue's commands audit as this too
+    from exchange.core.db import utcnow
+
+    decision = audit.Decision(
+        request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
+        action=action,
+        decision="allow",
+        reason=reason,
+        status=200,
+        actor=_actor(),
+        role="operator",
+        dataset="entity",
+        subjects=list(dict.fromkeys(subjects)),
+        fields=list(fields),
+    )
+    with cli.transaction() as session:
+        audit.append(session, decision, at=utcnow())
+
+
+def _member_subjects(view: dict[str, Any]) -> list[str]:
+    """Whom an entity's records are about: the blind indexes they hold, else their refs."""
+    out: list[str] = []
+    for r in view["records"]:
+        held = [v for k, v in r["fields"].items() if k.endswith("_bidx") and isinstance(v, str)]
+        out.extend(held or [r["ref"]])
+    return out
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _entity_tables(shown: dict[str, Any]) -> list[Table]:
+    """The golden record, the member records and the links, as three tables."""
+    flags = f" [bold red]conflict: {', '.join(shown['flags'])}[/]" if shown["flags"] else ""
+    masked = " (masked)" if shown["masked"] else ""
+    golden = Table(
+        "field", "value", "source", "rule", "conflict",
+        title=f"{shown['entity']} {shown['kind']}: golden record{masked}{flags}",
+    )  # fmt: skip
+    for name, chosen in shown["golden_record"].items():
+        groups = chosen.get("conflict") or []
+        conflict = " | ".join(", ".join(group) for group in groups)
+        golden.add_row(
+            name, _text(chosen["value"]), _text(chosen["source"]), chosen["rule"], conflict
+        )
+    records = Table(
+        "record", "dataset", "department", "source id", "version", "updated", "joined",
+        title=f"{len(shown['records'])} member records",
+    )  # fmt: skip
+    for r in shown["records"]:
+        records.add_row(
+            r["ref"], r["dataset"], r["department"], r["source_id"], _text(r["version"]),
+            _text(r["updated_at"])[:19], r["joined"],
+        )  # fmt: skip
+    links = Table("record", "record", "decision", "weight", "by", "evidence", title="links")
+    for ln in shown["links"]:
+        links.add_row(
+            ln["a"], ln["b"], ln["status"], f"{float(ln['weight']):.1f}",
+            _text(ln["decided_by"]), _summary(ln["explanation"]),
+        )  # fmt: skip
+    return [golden, records, links]

@@ -216,6 +216,16 @@ class RegistrySettings(_Section):
         "Default: none (every department equal: the most recent value wins).",
     )
 
+    authoritative_departments: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Golden records: field -> the departments authoritative for it, first "
+        "first (survivorship 'authoritative', before trust and recency), e.g. "
+        '{"legal_name": ["market_regulation"]}. Each field given replaces the built-in '
+        "default for that field; an empty list removes it. Default: none beyond the built-in "
+        "defaults (household_registry for a person's names, birth date, sex and identity "
+        "number).",
+    )
+
 
 class AuditSettings(_Section):
     """The audit log: signed tree heads, the Kafka mirror, and the anomaly flags."""

@@ -3,12 +3,13 @@
 Sensitive fields stay ciphertext in the registry; here they are shown as
 ``"<encrypted>"`` and never take part in the golden record (the gateway decides
 who may see them decrypted). Blind indexes are shown as they are: they are
-keyed hashes, not identifiers.
+keyed hashes, not identifiers (what an operator's screen shows leaves them out:
+:mod:`exchange.registry.operatorview`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -18,7 +19,14 @@ from sqlalchemy.orm import Session
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkEdge, SourceRecord
 from exchange.registry.joins import entity_joins
-from exchange.registry.linkage.golden import golden_record, trust_ranks
+from exchange.registry.linkage.golden import (
+    Source,
+    authorities,
+    conflict_flags,
+    conflicts,
+    golden_record,
+    trust_ranks,
+)
 from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
 from schemas.standards import Sensitivity, load_standard
@@ -41,10 +49,27 @@ def shown_payload(dataset: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {k: (ENCRYPTED if k in hidden and v is not None else v) for k, v in payload.items()}
 
 
+def _golden(
+    sources: Sequence[Source], kind: str, authoritative: Mapping[str, Sequence[str]] | None
+) -> dict[str, dict[str, Any]]:
+    """The entity's golden record, its authorities the defaults with the settings' own."""
+    if not sources:
+        return {}
+    return golden_record(sources, kind=kind, authority=authorities(authoritative))
+
+
 def entity_view(
-    session: Session, entity_id: str, trusted_departments: Sequence[str] = ()
+    session: Session,
+    entity_id: str,
+    trusted_departments: Sequence[str] = (),
+    authoritative_departments: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """The golden record (with each value's source and rule), members and links of an entity."""
+    """The golden record (with each value's source and rule), members and links of an entity.
+
+    ``authoritative_departments`` adds to the golden record's default authorities (see
+    :func:`exchange.registry.linkage.golden.authorities`); ``flags`` says ``identifier``
+    when members hold different identifiers, ``conflicts`` names the fields members
+    disagree on with the refs grouped by value (never the values)."""
     entity = session.get(Entity, entity_id)
     if entity is None:
         raise NotFoundError(f"no entity {entity_id!r}")
@@ -68,6 +93,7 @@ def entity_view(
     joins = entity_joins(
         session, [entity.id], {entity.kind: active_model(session, entity.kind).prior}
     )
+    golden = _golden(sources, entity.kind, authoritative_departments)
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))
     ).all()
@@ -76,7 +102,9 @@ def entity_view(
         "kind": entity.kind,
         "created_at": entity.created_at.isoformat(),
         "updated_at": entity.updated_at.isoformat(),
-        "golden_record": golden_record(sources, kind=entity.kind) if sources else {},
+        "golden_record": golden,
+        "flags": conflict_flags(golden),
+        "conflicts": conflicts(golden),
         "records": [
             {
                 "ref": refs[r.id],

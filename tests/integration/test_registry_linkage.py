@@ -279,8 +279,9 @@ def test_departments_records_link_into_stable_entities_and_replay_exactly(
     result = runner.invoke(cli_app, ["registry", "checksum"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["checksum"] == reviewed.digest
-    result = runner.invoke(cli_app, ["registry", "entity", "show", wang], env=env)
+    result = runner.invoke(cli_app, ["registry", "entity", "show", wang, "--json"], env=env)
     assert result.exit_code == 0, result.output
+    assert "_bidx" not in result.output  # tables by default, JSON on request: no internals
     shown = json.loads(result.output)
     [member] = groups[wang]
     assert [r["ref"] for r in shown["records"]] == [f"person/{member}"]

@@ -25,10 +25,16 @@ from exchange.registry.linkage.features import (
     person_record,
 )
 from exchange.registry.linkage.golden import (
+    AUTHORITATIVE,
+    DEFAULT_AUTHORITIES,
     DEFAULT_RULES,
+    IDENTIFIER_CONFLICT,
     MOST_COMMON,
     MOST_RECENT,
     MOST_TRUSTED,
+    authorities,
+    conflict_flags,
+    conflicts,
     golden_record,
     trust_ranks,
 )
@@ -53,7 +59,10 @@ from exchange.registry.linkage.training import (
 )
 
 __all__ = [
+    "AUTHORITATIVE",
+    "DEFAULT_AUTHORITIES",
     "DEFAULT_RULES",
+    "IDENTIFIER_CONFLICT",
     "LINK",
     "MOST_COMMON",
     "MOST_RECENT",
@@ -72,10 +81,13 @@ __all__ = [
     "Model",
     "Verdict",
     "assign",
+    "authorities",
     "block_keys",
     "candidate_pairs",
     "compare",
     "components",
+    "conflict_flags",
+    "conflicts",
     "decide",
     "default_model",
     "estimate",
