@@ -34,7 +34,7 @@ from exchange.core.errors import NotFoundError, ValidationError
 from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
 from exchange.registry.entities import is_entity_id
-from exchange.registry.joins import IDENTIFIER, Join, record_joins
+from exchange.registry.joins import IDENTIFIER, Join, principal_anchors, record_joins
 from exchange.registry.linkage import authorities, golden_record, trust_ranks
 from exchange.registry.modelstore import active_model
 from exchange.registry.records import record_ref
@@ -500,7 +500,8 @@ def get_entity(
             else []
         )
         # Joined from the records holding the entity's identifier (its lookup key)
-        joins = _joins(session, rows, {r.id for r in rows if r.lookup_key}) if rows else {}
+        anchors = principal_anchors((r.id, r.lookup_key) for r in rows)
+        joins = _joins(session, rows, anchors) if rows else {}
         visible = _visible(scope, rows, joins)
         end_reads(session)
         if entity is None or not visible:

@@ -192,6 +192,20 @@ def record_joins(
     return out
 
 
+def principal_anchors(keyed: Iterable[tuple[int, str | None]]) -> set[int]:
+    """The records holding an entity's identifier, from ``(record id, lookup key)`` pairs:
+    if a reviewer joined records of two identifiers, the one most records hold (ties: the
+    one of the smallest record id), so that the others say a reviewer joined them."""
+    holders: dict[str, set[int]] = defaultdict(set)
+    for rid, key in keyed:
+        if key:
+            holders[key].add(rid)
+    if not holders:
+        return set()
+    best = min(holders.values(), key=lambda ids: (-len(ids), min(ids)))
+    return set(best)
+
+
 def entity_joins(
     session: Session, entity_ids: Collection[str], priors: Mapping[str, float]
 ) -> dict[int, Join]:
@@ -199,7 +213,7 @@ def entity_joins(
     entity's identifier (a lookup key): what an entity view or a search hit shows."""
     t = SourceRecord
     members: dict[int, str | None] = {}
-    anchors: set[int] = set()
+    keyed: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
     ids = sorted(entity_ids)
     for start in range(0, len(ids), _CHUNK):
         for rid, eid, key in session.execute(
@@ -208,7 +222,7 @@ def entity_joins(
             )
         ):
             members[rid] = eid
-            if key:
-                anchors.add(rid)
+            keyed[str(eid)].append((rid, key))
+    anchors = {rid for pairs in keyed.values() for rid in principal_anchors(pairs)}
     kinds = {eid: ("person" if eid[:1] == "P" else "organisation") for eid in ids}
     return record_joins(session, members, anchors, priors, kinds)

@@ -110,7 +110,7 @@ def test_a_reviewers_join_of_two_people_is_flagged_and_found_by_either_number(
         assert value not in shown.output
     table = run("entity", "show", entity)
     assert "conflict: identifier" in table.output
-    assert "confirmed by reviewer-7" in table.output
+    assert "reviewer: reviewer-7 at " in table.output
 
 
 def test_find_by_source_and_credit_code(registry: Registry) -> None:
