@@ -21,18 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.publisher import RunReport
 from exchange.core.db import make_engine, migrate, session_factory
+from exchange.core.models import SourceRecord
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.deadletters import dead_letters
-from tests.support.kafka import read_topic
+from tests.support.kafka import end_offsets, read_topic
 from tests.support.keys import keys_for
 from tests.support.publishing import publish
+from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
@@ -339,6 +342,31 @@ def test_a_gb18030_persons_export_with_and_without_ids(world: World) -> None:
     assert (w4["family_name"], w4["given_name"]) == ("诸葛", "亮")
 
     assert world.rejected("person") == PERSONS_REJECTED
+
+
+def test_persons_without_ids_and_with_addresses_reach_the_registry(world: World) -> None:
+    start = end_offsets(world.bootstrap, "std.person.v1")
+    content = _gb18030(PERSONS_HEADER, PERSONS_ROWS)
+    report = world.run(PERSONS_TOML, "persons.csv", content, optional="optional = true")
+    assert report.published == 4
+
+    build_department(world.bootstrap, world.sessions, world.department, 4, start)
+
+    with world.sessions() as session:
+        rows = session.scalars(
+            select(SourceRecord).where(SourceRecord.department == world.department)
+        ).all()
+        stored = {r.source_id: (r.lookup_key, dict(r.payload)) for r in rows}
+    assert set(stored) == {"W1", "W2", "W3", "W4"}
+    assert stored["W1"][0]
+    assert stored["W2"][0]
+    assert stored["W1"][0] != stored["W2"][0]
+    assert stored["W3"][0] is None
+    assert stored["W4"][0] is None
+    assert stored["W3"][1]["resident_id"] is None
+    assert stored["W1"][1]["address_line"] == "莫干山路100号3幢2单元501"
+    assert stored["W1"][1]["current_division_code"] == "330106"
+    assert stored["W3"][1]["postcode"] == "518057"
 
 
 def test_without_the_declaration_rows_without_ids_are_dead_lettered(world: World) -> None:
