@@ -252,7 +252,9 @@ class World:
     def bootstrap(self) -> str:
         return self.kafka.bootstrap_servers
 
-    def run(self, template: str, export: str, content: bytes, **extra: str) -> RunReport:
+    def run(
+        self, template: str, export: str, content: bytes, workers: int = 1, **extra: str
+    ) -> RunReport:
         (self.folder / export).write_bytes(content)
         definition = self.folder / f"{export}.toml"
         definition.write_text(
@@ -264,7 +266,7 @@ class World:
             ),
             encoding="utf-8",
         )
-        return publish(self.bootstrap, self.sessions, definition)
+        return publish(self.bootstrap, self.sessions, definition, workers=workers)
 
     def published(self, dataset: str) -> dict[str, dict[str, Any]]:
         """The department's records on std.<dataset>.v1 by source id, decoded, with their
@@ -302,13 +304,16 @@ def _gb18030(header: str, rows: list[str]) -> bytes:
     return ("\r\n".join([header, *rows]) + "\r\n").encode("gb18030")
 
 
-def test_a_gb18030_persons_export_with_and_without_ids(world: World) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_gb18030_persons_export_with_and_without_ids(world: World, workers: int) -> None:
     content = _gb18030(PERSONS_HEADER, PERSONS_ROWS)
     assert content.decode("gb18030").encode("gb18030") == content
     with pytest.raises(UnicodeDecodeError):
         content.decode("utf-8")  # really GB18030, not UTF-8
 
-    report = world.run(PERSONS_TOML, "persons.csv", content, optional="optional = true")
+    report = world.run(
+        PERSONS_TOML, "persons.csv", content, workers=workers, optional="optional = true"
+    )
 
     assert report.reconciled
     assert (report.read, report.published, report.rejected) == (9, 4, 5)
@@ -319,6 +324,9 @@ def test_a_gb18030_persons_export_with_and_without_ids(world: World) -> None:
         "date.invalid": 1,
         "postcode.format": 1,
     }
+    # W2's 330103 (下城区, merged into 拱墅区 in 2021) is published and flagged.
+    assert report.flags == {"division_code.retired": 1}
+    assert "flagged 1 division_code.retired" in report.summary()
     published = world.published("person")
     assert set(published) == {"W1", "W2", "W3", "W4"}
     w1, w2, w3, w4 = (published[k] for k in ("W1", "W2", "W3", "W4"))
