@@ -439,3 +439,39 @@ def test_a_retired_division_code_is_published_and_flagged() -> None:
     flags.clear()
     map_row(definition, definition.standard, _row(区划="330105"), flags)
     assert flags == []
+
+
+# --- every row is published or refused, never an exception ---------------------------------
+
+_COLUMNS = ("编号", "身份证号", "姓名", "出生日期", "性别", "区划")
+_cells = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["", " ", "王", "欧阳娜娜", "SMITH, John", "1", "2", "330103", ID]),
+    st.sampled_from(["2024年2月30日", "2024/3/5", "20240305", "12.345", "1,120.50"]),
+)
+_PROPERTY_DEFINITIONS = (
+    _person(),
+    _person(resident_id={"from": "身份证号", "optional": True}),
+    _person(birth_date={"from": "出生日期", "date_formats": ["ymd", "dmy", "%Y.%m"]}),
+)
+
+
+@given(
+    st.sampled_from(_PROPERTY_DEFINITIONS),
+    st.fixed_dictionaries(dict.fromkeys(_COLUMNS, _cells)),
+)
+def test_map_row_settles_every_mapped_field_and_never_raises(
+    definition: ConnectorDefinition, row: dict[str, str]
+) -> None:
+    flags: list[Problem] = []
+    record, problems = map_row(definition, definition.standard, row, flags)
+    reported = {f for f, _, _ in problems}
+    for name, mapping in definition.fields.items():
+        spec = definition.standard.field(name)
+        must = spec.required or (spec.optional_declared and not mapping.optional)
+        if must:
+            # Exactly one of: a value, or a reason why not.
+            assert (record.get(name) is not None) != (name in reported), name
+        else:
+            assert name in record or name in reported, name
+    assert {f for f, _, _ in flags} <= {"residence_division_code"}
