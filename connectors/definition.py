@@ -29,19 +29,28 @@ and, for each field of the standard, where its value comes from::
     [fields.sex]
     from = "sex"
     codes = { "1" = "MALE", "2" = "FEMALE" }
+
+A field is made by at most one value transform besides ``codes``: ``split_name``
+(one part of a full name), ``scale`` (a number times a factor) or a date field's
+``date_formats``; see :mod:`connectors.mapping`. A field the standard marks
+``"optional": "declared"`` (Person's ``resident_id``) must be mapped unless the
+definition says ``optional = true`` for it.
 """
 
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from connectors.dates import check_formats
 from exchange.core.errors import ConfigError, SchemaNotFoundError
-from schemas import Standard, load_standard
+from schemas import FieldSpec, Standard, load_standard
+from schemas.standards import base_type
 
 Transform = Literal["strip", "halfwidth", "upper", "lower", "collapse_spaces"]
 
@@ -116,6 +125,10 @@ SourceSpec = Annotated[
 ]
 
 
+NamePart = Literal["family", "given"]
+DayOrder = Literal["dmy", "mdy"]
+
+
 class FieldMapping(_Strict):
     source: str | None = Field(default=None, alias="from")
     join: list[str] | None = None
@@ -124,13 +137,30 @@ class FieldMapping(_Strict):
     date_formats: list[str] | None = None
     codes: dict[str, str] | None = None
     default: str | None = None
+    # The value may be empty, or (without from/join) the export has no such value at all.
+    optional: bool = False
+    # The family or the given name out of a full name (connectors.names).
+    split_name: NamePart | None = None
+    # Multiply a number by this (e.g. 100 for yuan to fen); exact, in decimal.
+    scale: Decimal | None = None
 
     @model_validator(mode="after")
     def _one_origin(self) -> FieldMapping:
         if self.source is not None and self.join is not None:
             raise ValueError("give 'from' or 'join', not both")
-        if self.source is None and self.join is None and self.default is None:
-            raise ValueError("give one of 'from' or 'join' (or only a 'default')")
+        if self.source is None and self.join is None and self.default is None and not self.optional:
+            raise ValueError(
+                "give one of 'from' or 'join' (or only a 'default', or only "
+                "'optional = true' if the export has no such value)"
+            )
+        if self.split_name is not None and self.scale is not None:
+            raise ValueError("give 'split_name' or 'scale', not both")
+        if self.scale is not None and (not self.scale.is_finite() or self.scale == 0):
+            raise ValueError("'scale' must be a finite, non-zero number")
+        if self.date_formats is not None:
+            problem = check_formats(self.date_formats)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -222,4 +252,35 @@ def check_against_standard(definition: ConnectorDefinition) -> list[str]:
         for spec in standard.fields
         if spec.required and spec.name not in definition.fields
     ]
+    problems += [
+        f"fields.{spec.name}: {standard.name} requires it unless the definition declares it "
+        f'optional; map it (from = "<column>"), or, if the export may lack it, add '
+        f"optional = true to [fields.{spec.name}] (such records link only probabilistically)"
+        for spec in standard.fields
+        if spec.optional_declared and spec.name not in definition.fields
+    ]
+    for name, mapping in definition.fields.items():
+        if name not in known:
+            continue
+        spec = standard.field(name)
+        if mapping.optional and spec.required:
+            problems.append(
+                f"fields.{name}: optional = true, but {standard.name}.{name} is required "
+                "(it has no default and is not nullable)"
+            )
+        problems += [f"fields.{name}: {p}" for p in _transform_fits(spec, mapping)]
+    return problems
+
+
+def _transform_fits(spec: FieldSpec, mapping: FieldMapping) -> list[str]:
+    """Why a mapping's value transforms do not fit the field's type, if they do not."""
+    base = base_type(spec.avro_type)
+    problems: list[str] = []
+    is_date = isinstance(base, dict) and base.get("logicalType") == "date"
+    if mapping.scale is not None and base not in ("int", "long", "float", "double"):
+        problems.append(f"scale applies to numbers, and {spec.name} is {base}")
+    if mapping.split_name is not None and base != "string":
+        problems.append(f"split_name gives text, and {spec.name} is {base}")
+    if mapping.date_formats is not None and not is_date:
+        problems.append(f"date_formats applies to dates, and {spec.name} is {base}")
     return problems

@@ -5,18 +5,30 @@
 collects every problem as ``(field, reason_code, message)``; nothing raises
 for bad data. Problems are collected rather than stopping at the first, so a
 clerk can fix a row in one pass.
+
+A field's value is made in this order: read the column(s), the text
+``transform`` steps, the empty check (``default``, ``optional``), ``split_name``
+(:mod:`connectors.names`), ``codes``, then the conversion to the field's type:
+dates by ``date_formats`` (:mod:`connectors.dates`), numbers times ``scale``
+(:mod:`connectors.numbers`), then the field's validator. A value the validator
+accepts but flags (a retired division code) is published, and the flag is
+reported through ``flags``.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from connectors.dates import parse_date
 from connectors.definition import ConnectorDefinition, FieldMapping
+from connectors.names import split_name
+from connectors.numbers import scaled
 from schemas import FieldSpec, Standard
-from schemas.validators import get_validator
+from schemas.standards import base_type
+from schemas.validators import get_flag, get_validator
 
 Problem = tuple[str, str, str]
 MAX_STRING = 512
@@ -36,30 +48,34 @@ _TRANSFORMS: dict[str, Callable[[str], str]] = {
 }
 
 
-def _avro_base(avro_type: Any) -> Any:
-    """The non-null branch of a nullable union, else the type itself."""
-    if isinstance(avro_type, list):
-        branches = [t for t in avro_type if t != "null"]
-        return branches[0] if len(branches) == 1 else avro_type
-    return avro_type
+DEFAULT_DATE_FORMATS = ["%Y-%m-%d"]
 
 
 def _convert(spec: FieldSpec, mapping: FieldMapping, text: str) -> tuple[Any, Problem | None]:
-    base = _avro_base(spec.avro_type)
+    base = base_type(spec.avro_type)
     name = spec.name
+    if mapping.split_name is not None:
+        parts = split_name(text)
+        if isinstance(parts, tuple):
+            return None, (name, *parts)
+        text = parts.part(mapping.split_name)
     if mapping.codes is not None:
         if text not in mapping.codes:
             known = ", ".join(sorted(mapping.codes))
             return None, (name, "code.unknown", f"code {text!r} is not in the code table ({known})")
         text = mapping.codes[text]
     if isinstance(base, dict) and base.get("logicalType") == "date":
-        for fmt in mapping.date_formats or ["%Y-%m-%d"]:
-            try:
-                return datetime.strptime(text, fmt).date(), None
-            except ValueError:
-                continue
-        formats = ", ".join(mapping.date_formats or ["%Y-%m-%d"])
-        return None, (name, "date.invalid", f"{text!r} is not a real date in any of: {formats}")
+        formats = mapping.date_formats or DEFAULT_DATE_FORMATS
+        parsed = parse_date(text, formats)
+        if parsed is not None:
+            return parsed, None
+        listed = ", ".join(formats)
+        return None, (name, "date.invalid", f"{text!r} is not a real date in any of: {listed}")
+    if mapping.scale is not None and base in ("int", "long", "float", "double"):
+        result = scaled(text, mapping.scale, base)
+        if isinstance(result, tuple):
+            return None, (name, *result)
+        return result, None
     if isinstance(base, dict) and base.get("type") == "enum":
         if text not in base["symbols"]:
             return None, (
@@ -99,9 +115,16 @@ def _convert(spec: FieldSpec, mapping: FieldMapping, text: str) -> tuple[Any, Pr
 
 
 def map_row(
-    definition: ConnectorDefinition, standard: Standard, values: dict[str, str]
+    definition: ConnectorDefinition,
+    standard: Standard,
+    values: dict[str, str],
+    flags: list[Problem] | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """Build the standard record from a row; returns (record, problems)."""
+    """Build the standard record from a row; returns (record, problems).
+
+    Flags (accepted values worth a warning, e.g. ``division_code.retired``) are
+    appended to ``flags`` if given; they never make a problem.
+    """
     record: dict[str, Any] = {}
     problems: list[Problem] = []
     for spec in standard.fields:
@@ -111,7 +134,7 @@ def map_row(
                 record[spec.name] = spec.default
             continue
         parts = [values.get(col) for col in mapping.columns]
-        if any(p is None for p in parts) and mapping.default is None:
+        if any(p is None for p in parts) and mapping.default is None and not mapping.optional:
             missing = [c for c, p in zip(mapping.columns, parts, strict=True) if p is None]
             problems.append(
                 (spec.name, "column.missing", f"column {', '.join(missing)} is missing")
@@ -125,14 +148,27 @@ def map_row(
         if text == "":
             if spec.required:
                 problems.append((spec.name, "required.missing", "required value is empty"))
+            elif spec.optional_declared and not mapping.optional:
+                problems.append(
+                    (
+                        spec.name,
+                        "required.missing",
+                        f"value is empty, and the definition does not declare "
+                        f"[fields.{spec.name}] optional = true",
+                    )
+                )
             else:
                 record[spec.name] = spec.default if spec.has_default else None
             continue
         value, problem = _convert(spec, mapping, text)
         if problem:
             problems.append(problem)
-        else:
-            record[spec.name] = value
+            continue
+        record[spec.name] = value
+        if flags is not None and spec.validator and isinstance(value, str):
+            flag = get_flag(spec.validator, value)
+            if flag is not None:
+                flags.append((spec.name, flag.code, flag.message))
     return record, problems
 
 

@@ -104,11 +104,13 @@ class Keys:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A record ready to send: its framed value and keyed content hash."""
+    """A record ready to send: its framed value and keyed content hash, and the codes of
+    the flags its values raised (accepted, worth a warning: ``division_code.retired``)."""
 
     source_id: str
     value: bytes
     content_hash: str
+    flags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -132,6 +134,8 @@ class Tally:
     published: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Flags of published records (accepted values worth a warning), by code.
+    flags: dict[str, int] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -186,7 +190,8 @@ class RecordPreparer:
     ) -> Prepared | list[Problem]:
         """Map, validate, encrypt (under the data key of ``period``), index and encode a row;
         or say why it cannot go."""
-        record, problems = map_row(self.definition, self.standard, values)
+        flags: list[Problem] = []
+        record, problems = map_row(self.definition, self.standard, values, flags)
         if problems:
             return problems
         content_hash = hmac_sha256(
@@ -210,7 +215,7 @@ class RecordPreparer:
             value = self.serde.encode(self.schema_id, record)
         except WireFormatError as exc:
             return [("_row", "avro.encode", exc.message)]
-        return Prepared(source_id, value, content_hash)
+        return Prepared(source_id, value, content_hash, tuple(code for _, code, _ in flags))
 
     def sign(self, prepared: Prepared) -> bytes:
         """The department's Ed25519 signature of a prepared record.
@@ -450,6 +455,8 @@ class RecordPipeline:
             if not problems:
                 self.publish(result, signature)
                 tally.published += 1
+                for code in result.flags:
+                    tally.flags[code] = tally.flags.get(code, 0) + 1
                 return None
         elif result is not None:
             problems = problems + result

@@ -55,9 +55,10 @@ class RunReport(Tally):
             return f"{self.connector}: nothing new to publish (already published completely)"
         verdict = "reconciled" if self.reconciled else "DOES NOT RECONCILE"
         resumed = f", resumed after row {self.resumed_from}" if self.resumed_from else ""
+        flagged = "".join(f"; flagged {n} {code}" for code, n in sorted(self.flags.items()))
         return (
             f"{self.connector}: read {self.read} = published {self.published} "
-            f"+ rejected {self.rejected} ({verdict}{resumed})"
+            f"+ rejected {self.rejected} ({verdict}{resumed}{flagged})"
         )
 
 

@@ -77,7 +77,7 @@ ANSWER_TIMEOUT = 300.0  # seconds a worker may take over one chunk before the ru
 # What a worker prepares: (values, source id, sign it?); what it gives back for each:
 # (framed value, content hash, signature or None), or the problems that stop the row.
 Item = tuple[dict[str, str], str, bool]
-Outcome = tuple[bytes, str, bytes | None] | list[Problem]
+Outcome = tuple[bytes, str, bytes | None, tuple[str, ...]] | list[Problem]
 
 
 def usable_cores() -> int:
@@ -95,7 +95,7 @@ def prepare_items(preparer: RecordPreparer, items: list[Item], period: str) -> l
         result = preparer.prepare(values, source_id, period=period)
         if isinstance(result, Prepared):
             signature = preparer.sign(result) if wanted else None
-            outcomes.append((result.value, result.content_hash, signature))
+            outcomes.append((result.value, result.content_hash, signature, result.flags))
         else:
             outcomes.append(result)
     return outcomes
@@ -427,8 +427,8 @@ class ParallelPreparation:
             if admitted.values is not None:
                 outcome = next(answers)
                 if isinstance(outcome, tuple):
-                    value, content_hash, signature = outcome
-                    result = Prepared(admitted.source_id, value, content_hash)
+                    value, content_hash, signature, flags = outcome
+                    result = Prepared(admitted.source_id, value, content_hash, flags)
                 else:
                     result = outcome
             on_row(position, pipeline.conclude(admitted, result, tally, signature))

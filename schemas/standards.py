@@ -3,8 +3,10 @@
 Each standard is one ``.avsc`` file in ``schemas/avro``. Besides Avro's own keys,
 every field carries ``sensitivity`` (public, internal, personal, sensitive),
 ``identifier`` (used for linkage), ``mask`` (how a grant that shows it masked shows
-it: see :mod:`exchange.access.masking`) and optionally ``validator`` (a name from
-:mod:`schemas.validators`). A standard publishes to the topic
+it: see :mod:`exchange.access.masking`), optionally ``validator`` (a name from
+:mod:`schemas.validators`) and ``"optional": "declared"`` on a nullable field that a
+connector must still map unless its definition declares the value may be absent
+(:attr:`FieldSpec.optional_declared`). A standard publishes to the topic
 ``std.<dataset>.v<version>`` under the registry subject ``<topic>-value``.
 """
 
@@ -51,6 +53,10 @@ class FieldSpec:
     # (``cpv:birthDate``), which the disclosure rule reads.
     mask: str | None = None
     vocabulary: str | None = None
+    # Nullable in Avro, but a connector must map it unless its definition declares the
+    # value optional (``"optional": "declared"``): e.g. Person.resident_id, which an
+    # export without ID numbers may lack, but which a department must not forget.
+    optional_declared: bool = False
 
     @property
     def blind_index_domain(self) -> str | None:
@@ -101,6 +107,15 @@ class Standard:
         return tuple(f for f in self.fields if f.identifier)
 
 
+def base_type(avro_type: Any) -> Any:
+    """The non-null branch of a nullable union (``["null", "string"]`` -> ``"string"``),
+    else the type itself."""
+    if isinstance(avro_type, list):
+        branches = [t for t in avro_type if t != "null"]
+        return branches[0] if len(branches) == 1 else avro_type
+    return avro_type
+
+
 def _nullable(avro_type: Any) -> bool:
     return isinstance(avro_type, list) and "null" in avro_type
 
@@ -126,6 +141,7 @@ def standard_from_schema(schema: dict[str, Any]) -> Standard:
                 blind_index_of=raw.get("blind_index_of"),
                 mask=raw.get("mask"),
                 vocabulary=raw.get("vocabulary"),
+                optional_declared=raw.get("optional") == "declared",
             )
         )
     name = schema["name"]

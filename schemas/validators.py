@@ -21,14 +21,22 @@ Standards implemented:
 
 * GB 11643-1999 citizen identity number (ISO 7064 MOD 11-2 check character);
 * GB 32100-2015 unified social credit code (MOD 31 check character);
-* GB/T 2260 administrative division codes, checked against the shipped sample list
-  ``schemas/data/cn_divisions.csv`` (all province-level divisions plus a sample of
-  prefecture- and county-level ones);
+* GB/T 2260 administrative division codes, checked against the complete vendored
+  list ``schemas/data/cn_divisions.csv`` (every province-, prefecture- and
+  county-level code in use) and ``cn_divisions_retired.csv`` (codes retired since
+  1980: accepted, and flagged by :func:`division_flag`); see ``schemas/data/README.md``;
+* postcodes: 6 digits in mainland China, or another country's postcode
+  (:func:`postcode`, permissive);
 * ISO 8601 calendar dates (``YYYY-MM-DD``);
 * mainland China mobile and fixed-line telephone numbers.
 
+A validator may also *flag* a value it accepts (:data:`FLAGS`, :func:`get_flag`): a
+:class:`Flag` is a warning a clerk should see, never a rejection (a retired division
+code is valid in records made before it was retired).
+
 Validators are pluggable per jurisdiction through :data:`VALIDATORS`, keyed by
-dotted names: ``cn.*`` for mainland China, ``iso.*`` for international formats.
+dotted names: ``cn.*`` for mainland China, ``iso.*`` for international formats,
+``intl.*`` for checks that accept several countries' forms.
 Other jurisdictions register theirs under their own prefix with
 :func:`register_validator` and are looked up with :func:`get_validator`.
 """
@@ -47,17 +55,24 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "FLAGS",
     "VALIDATORS",
     "Division",
+    "Flag",
+    "Flagger",
     "Invalid",
     "Validator",
+    "division",
     "division_code",
     "division_codes",
+    "division_flag",
     "division_name",
+    "get_flag",
     "get_validator",
     "iso_date",
     "normalise_resident_id",
     "phone",
+    "postcode",
     "register_validator",
     "resident_id",
     "resident_id_check_character",
@@ -81,6 +96,19 @@ class Invalid:
 Validator = Callable[[str], Invalid | None]
 """A validator returns ``None`` for a valid value, else an :class:`Invalid`."""
 
+
+@dataclass(frozen=True)
+class Flag:
+    """A warning about a value that is accepted: ``code`` as :class:`Invalid`'s, and a
+    ``message`` saying what the clerk may want to check."""
+
+    code: str
+    message: str
+
+
+Flagger = Callable[[str], Flag | None]
+"""A flagger returns a :class:`Flag` for an accepted value worth a warning, else ``None``."""
+
 _ASCII_DIGITS: Final = frozenset("0123456789")
 
 
@@ -103,53 +131,89 @@ def _describe_char(char: str) -> str:
 # --------------------------------------------------------------------------
 
 _DIVISIONS_FILE: Final = "cn_divisions.csv"
+_RETIRED_FILE: Final = "cn_divisions_retired.csv"
 _DIVISION_LEVELS: Final = frozenset({"province", "prefecture", "county"})
 
 
 @dataclass(frozen=True)
 class Division:
-    """One row of the shipped GB/T 2260 division list."""
+    """One division of the shipped GB/T 2260 lists.
+
+    ``retired_in`` is the year a retired code stopped being used (None for a code in
+    use), and ``successors`` the codes its area went to (may be empty).
+    """
 
     code: str
     name: str
     level: str
+    retired_in: int | None = None
+    successors: tuple[str, ...] = ()
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_in is not None
 
 
-def _read_divisions_text() -> str:
+def _read_data(filename: str) -> str:
     try:
-        resource = importlib.resources.files("schemas") / "data" / _DIVISIONS_FILE
+        resource = importlib.resources.files("schemas") / "data" / filename
         return resource.read_text(encoding="utf-8")
     except NotADirectoryError:
         # Python 3.11 cannot open resources of a *namespace* package whose __path__
         # holds a non-directory entry, such as the hook that setuptools' editable
         # install adds.  While ``schemas`` has no __init__.py, read the file next
         # to this module instead; it is the same file.
-        return (Path(__file__).parent / "data" / _DIVISIONS_FILE).read_text(encoding="utf-8")
+        return (Path(__file__).parent / "data" / filename).read_text(encoding="utf-8")
+
+
+def _read_divisions(filename: str, *, retired: bool) -> dict[str, Division]:
+    table: dict[str, Division] = {}
+    reader = csv.DictReader(io.StringIO(_read_data(filename)))
+    for line, row in enumerate(reader, start=2):
+        code, name, level = row["code"], row["name"], row["level"]
+        if len(code) != 6 or not _is_ascii_digits(code) or level not in _DIVISION_LEVELS:
+            raise ValueError(f"{filename} line {line}: malformed row {row!r}")
+        if code in table:
+            raise ValueError(f"{filename} line {line}: duplicate code {code}")
+        if retired:
+            successors = tuple(c for c in row["successors"].split(";") if c)
+            table[code] = Division(code, name, level, int(row["until"]), successors)
+        else:
+            table[code] = Division(code=code, name=name, level=level)
+    return table
 
 
 @functools.cache
 def _divisions() -> Mapping[str, Division]:
-    """The shipped division list, keyed by 6-digit code (loaded once)."""
-    table: dict[str, Division] = {}
-    reader = csv.DictReader(io.StringIO(_read_divisions_text()))
-    for line, row in enumerate(reader, start=2):
-        code, name, level = row["code"], row["name"], row["level"]
-        if len(code) != 6 or not _is_ascii_digits(code) or level not in _DIVISION_LEVELS:
-            raise ValueError(f"{_DIVISIONS_FILE} line {line}: malformed row {row!r}")
-        if code in table:
-            raise ValueError(f"{_DIVISIONS_FILE} line {line}: duplicate code {code}")
-        table[code] = Division(code=code, name=name, level=level)
+    """The divisions in use, keyed by 6-digit code (loaded once, on first use)."""
+    return _read_divisions(_DIVISIONS_FILE, retired=False)
+
+
+@functools.cache
+def _retired_divisions() -> Mapping[str, Division]:
+    """Codes no longer in use, keyed by code (loaded once, on first use)."""
+    current = _divisions()
+    table = _read_divisions(_RETIRED_FILE, retired=True)
+    clash = sorted(set(table) & set(current))
+    if clash:
+        raise ValueError(f"{_RETIRED_FILE}: codes both current and retired: {clash[:5]}")
     return table
 
 
+def division(code: str) -> Division | None:
+    """The division with this code, in use or retired; ``None`` if it is in neither list."""
+    return _divisions().get(code) or _retired_divisions().get(code)
+
+
 def division_name(code: str) -> str | None:
-    """Name of the division with this 6-digit code, or ``None`` if it is not listed."""
-    division = _divisions().get(code)
-    return None if division is None else division.name
+    """Name of the division with this 6-digit code (its last name if retired), or ``None``."""
+    found = division(code)
+    return None if found is None else found.name
 
 
 def division_codes() -> frozenset[str]:
-    """Every code of the shipped division list (what the disclosure rule counts)."""
+    """Every code in use today (what the disclosure rule counts; retired codes are not
+    counted, which only makes the rule stricter)."""
     return frozenset(_divisions())
 
 
@@ -158,21 +222,39 @@ def _province_prefixes() -> frozenset[str]:
 
 
 def division_code(value: str) -> Invalid | None:
-    """Validate a GB/T 2260 administrative division code such as ``440305``."""
+    """Validate a GB/T 2260 administrative division code such as ``440305``.
+
+    A code in use is valid; so is a retired one (old records and identity numbers keep
+    the code of their day), which :func:`division_flag` flags.
+    """
     if len(value) != 6 or not _is_ascii_digits(value):
         return Invalid(
             "division_code.format",
             f"division code {value!r} must be exactly 6 digits, e.g. 440305 for "
             "南山区, 深圳市; use half-width digits with no spaces",
         )
-    if value not in _divisions():
+    if division(value) is None:
         return Invalid(
             "division_code.unknown",
             f"division code {value!r} is not in the administrative division list "
-            "(GB/T 2260); check the code against the current official list, and ask "
-            "the data exchange team to add it if it is a real, current division",
+            "(GB/T 2260), current or retired since 1980; check the code against the "
+            "official list",
         )
     return None
+
+
+def division_flag(value: str) -> Flag | None:
+    """``division_code.retired`` for an accepted code that is no longer in use, else None."""
+    found = _retired_divisions().get(value)
+    if found is None:
+        return None
+    now = [f"{c} {division_name(c) or '?'}" for c in found.successors]
+    where = f"; its area is now in {', '.join(now)}" if now else ""
+    return Flag(
+        "division_code.retired",
+        f"division code {value} ({found.name}) was retired in {found.retired_in}{where}; "
+        "it is accepted as a code of its time, but a current record should use the current code",
+    )
 
 
 # --------------------------------------------------------------------------
@@ -406,6 +488,35 @@ def phone(value: str) -> Invalid | None:
 
 
 # --------------------------------------------------------------------------
+# Postcodes
+# --------------------------------------------------------------------------
+
+_CN_POSTCODE_RE: Final = re.compile(r"[0-9]{6}")
+# Other countries' forms, upper case: 12345, 12345-6789, SW1A 1AA, K1A 0B1, 1234 AB, D02 X285.
+_POSTCODE_RE: Final = re.compile(
+    r"(?=[A-Z0-9 \-]*[0-9])[A-Z0-9](?:[A-Z0-9]|[ \-](?=[A-Z0-9])){1,9}"
+)
+
+
+def postcode(value: str) -> Invalid | None:
+    """Validate a postcode: 6 digits for mainland China, or another country's form.
+
+    Permissive on purpose (one standard, many countries): 2-10 upper-case letters and
+    digits, at least one digit, single spaces or hyphens between them. It catches
+    what is surely not a postcode (a phone number is too long, text has no digit),
+    not every impossible one.
+    """
+    if _CN_POSTCODE_RE.fullmatch(value) or _POSTCODE_RE.fullmatch(value):
+        return None
+    return Invalid(
+        "postcode.format",
+        f"postcode {value!r} must be 6 digits in mainland China (e.g. 518057), or another "
+        "country's postcode in upper case (2-10 letters and digits, at least one digit, "
+        "single spaces or hyphens between them, e.g. SW1A 1AA); use half-width characters",
+    )
+
+
+# --------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------
 
@@ -417,8 +528,18 @@ VALIDATORS: dict[str, Validator] = {
     "cn.division_code": division_code,
     "cn.phone": phone,
     "iso.date": iso_date,
+    "intl.postcode": postcode,
 }
 """Validators by dotted name, ``<jurisdiction>.<kind>``."""
+
+FLAGS: dict[str, Flagger] = {"cn.division_code": division_flag}
+"""Flaggers by the name of the validator whose accepted values they flag."""
+
+
+def get_flag(name: str, value: str) -> Flag | None:
+    """The flag that validator ``name``'s flagger raises for an accepted ``value``, if any."""
+    flagger = FLAGS.get(name)
+    return None if flagger is None else flagger(value)
 
 
 def register_validator(name: str, fn: Validator, *, replace: bool = False) -> None:

@@ -56,6 +56,11 @@ EXPECTED_RECORD = {
     "nationality": "CHN",
     "residence_division_code": "440305",
     "phone": "13800138000",
+    # Unmapped optional fields get their default.
+    "address_line": None,
+    "postcode": None,
+    "current_division_code": None,
+    "current_address_line": None,
 }
 
 

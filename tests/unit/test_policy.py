@@ -199,6 +199,10 @@ def test_masking_styles_come_from_the_standards() -> None:
         "nationality": "redact",
         "residence_division_code": "keep_first:4",
         "phone": "keep_last:4",
+        "address_line": "redact",
+        "postcode": "keep_first:2",
+        "current_division_code": "keep_first:4",
+        "current_address_line": "redact",
     }
     # Every field of every shipped standard declares its style, and it is one.
     for name in available():

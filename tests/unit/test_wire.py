@@ -29,6 +29,10 @@ RECORD: dict[str, Any] = {
     "nationality": "CHN",
     "residence_division_code": "110105",
     "phone": None,
+    "address_line": None,
+    "postcode": None,
+    "current_division_code": None,
+    "current_address_line": None,
 }
 
 
@@ -223,6 +227,10 @@ persons = st.fixed_dictionaries(
         "nationality": _text,
         "residence_division_code": _optional_text,
         "phone": _optional_text,
+        "address_line": _optional_text,
+        "postcode": _optional_text,
+        "current_division_code": _optional_text,
+        "current_address_line": _optional_text,
     }
 )
 
