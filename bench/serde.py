@@ -45,7 +45,6 @@ from typing import Any
 import fastavro
 from fastavro import schemaless_reader, schemaless_writer
 
-import schemas
 from exchange.core.errors import SchemaNotFoundError
 from exchange.kafka.wire import HEADER_SIZE, AvroSerde
 from schemas import load_standard
@@ -79,8 +78,8 @@ _AREA_CODES = ("010", "020", "021", "022", "023", "024", "025", "027", "028", "0
 
 
 def _division_codes() -> list[str]:
-    """Prefecture- and county-level codes from the shipped division list."""
-    path = Path(schemas.__file__).parent / "data" / "cn_divisions.csv"
+    """Prefecture- and county-level codes of the synthetic population's divisions."""
+    path = Path(__file__).parent / "data" / "population_divisions.csv"
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [row["code"] for row in rows if row["level"] in {"prefecture", "county"}]
