@@ -355,7 +355,7 @@ def _view(
             given = keyboard_typo(given, rng)
         errors.append("name_typo")
     if rng.random() < c.address_typo:
-        line = keyboard_typo(line, rng)
+        line = keyboard_typo(line or "", rng)
         errors.append("address_typo")
     if rng.random() < c.ocr:
         target = rng.choice(("family", "given", "address", "postcode"))
