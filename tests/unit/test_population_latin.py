@@ -137,7 +137,7 @@ def test_there_are_twins_and_siblings_sharing_surname_birth_date_address_and_pho
 def _expected(records: list[GeneratedRecord], rate_of: str, *, ids_only: bool = False) -> float:
     quality = {d.name: d.quality for d in LATIN_DEPARTMENTS}
     has_ids = {d.name: d.has_ids for d in LATIN_DEPARTMENTS}
-    base = getattr(LatinCorruption(), rate_of)
+    base: float = getattr(LatinCorruption(), rate_of)
     return sum(
         min(1.0, base * quality[g.department])
         for g in records
