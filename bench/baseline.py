@@ -13,14 +13,20 @@ straw man:
 * **Comparisons**, binary as ECM needs them: Jaro-Winkler >= 0.85 on the
   family and on the given name; the birth date as 8 digits, Levenshtein
   similarity >= 0.85 (one digit off agrees); the location (address line and
-  postcode as one string), Jaro-Winkler >= 0.85; the phone exact. Missing
-  values disagree (recordlinkage's default). Address and postcode are one
-  feature because ECM assumes features independent given the class, and
-  they are not: everybody in a household agrees on both (and on the surname,
-  often the phone). Compared apart, the household's evidence counts twice and
-  on the Latin population ECM's "match" class becomes "same household"
-  (precision 0.49 at 4,000 persons, against 0.96 merged; on FEBRL3, which has
-  no households, F1 0.983 apart against 0.975 merged).
+  postcode as one string), q-gram similarity >= 0.6 (robust to an
+  abbreviated street type or a typo, unlike Jaro-Winkler, which weighs the
+  start of a long string); the phone exact. Missing values disagree
+  (recordlinkage's default). Address and postcode are one feature because
+  ECM assumes features independent given the class, and they are not:
+  everybody in a household agrees on both (and on the surname, often the
+  phone). Compared apart, the household's evidence counts twice and on the
+  Latin population ECM's "match" class becomes "same household" (precision
+  0.49 at 4,000 persons). Configurations tried on FEBRL3 and on Latin
+  populations of 10,000 (seeds 1, 2 and the default), pairwise F1: this one
+  0.982 / 0.947, 0.944, 0.943; location by Jaro-Winkler >= 0.85 0.975 / 0.951,
+  0.876, 0.876 (ECM's posterior sits near 0.5 for pairs that moved); without
+  the phone 0.982 / 0.943, 0.939, 0.942; the birth date also compared exactly
+  0.936 / 0.79, 0.77, 0.78 (correlated features).
 * **Classification**: :class:`recordlinkage.ECMClassifier` fitted on the
   candidate pairs (expectation-conditional maximisation, no labels).
 
@@ -132,7 +138,7 @@ def features(frame: pd.DataFrame, pairs: pd.MultiIndex) -> pd.DataFrame:
     compare.string("family", "family", method="jarowinkler", threshold=0.85, label="family")
     compare.string("given", "given", method="jarowinkler", threshold=0.85, label="given")
     compare.string("birth", "birth", method="levenshtein", threshold=0.85, label="birth")
-    compare.string("location", "location", method="jarowinkler", threshold=0.85, label="location")
+    compare.string("location", "location", method="qgram", threshold=0.6, label="location")
     compare.exact("phone", "phone", label="phone")
     located = frame.assign(
         location=frame["address"].fillna("") + " " + frame["postcode"].fillna("")
