@@ -62,6 +62,15 @@ def test_the_chinese_mode_is_unchanged() -> None:
     )
 
 
+def test_the_frozen_division_codes_are_valid_division_codes() -> None:
+    # Frozen so that a fuller division list does not move the Chinese mode's output.
+    from bench import population_data
+
+    valid = get_validator("cn.division_code")
+    assert len(population_data.DIVISIONS) == 85
+    assert all(valid(code) is None for code in population_data.DIVISIONS)
+
+
 def test_the_same_seed_gives_the_same_records_and_another_seed_others() -> None:
     first = latin_persons(400, seed=5)
     assert _fingerprint(first) == _fingerprint(latin_persons(400, seed=5))
