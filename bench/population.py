@@ -434,8 +434,12 @@ def persons(
     return _views("person", people, PERSON_DEPARTMENTS[:departments], rng, make, c)
 
 
-def trust_order(kind: str = "person") -> list[str]:
-    """Department names, most trusted first."""
+def trust_order(kind: str = "person", mode: str = "chinese") -> list[str]:
+    """Department names, most trusted first (``mode="latin"``: the Latin population's)."""
+    if mode == "latin":
+        from bench.population_latin import trust_order as latin_trust_order
+
+        return latin_trust_order()
     table = PERSON_DEPARTMENTS if kind == "person" else ORGANISATION_DEPARTMENTS
     return [d.name for d in sorted(table, key=lambda d: d.trust)]
 

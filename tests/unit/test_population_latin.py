@@ -78,6 +78,12 @@ def test_the_same_seed_gives_the_same_records_and_another_seed_others() -> None:
     assert _fingerprint(first) != _fingerprint(latin_persons(400, seed=6))
 
 
+def test_the_trust_order_follows_the_mode() -> None:
+    assert population.trust_order(mode="latin")[0] == "civil_registry"
+    assert population.trust_order() == population.trust_order("person", "chinese")
+    assert population.trust_order()[0] == "household_registry"
+
+
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="mode"):
         population.persons(10, mode="cyrillic")
