@@ -26,7 +26,6 @@ shared, noisy machine the ratio is the figure to trust, not the absolute rates.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import io
 import json
@@ -39,12 +38,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import fastavro
 from fastavro import schemaless_reader, schemaless_writer
 
+from bench.population_data import DIVISIONS
 from exchange.core.errors import SchemaNotFoundError
 from exchange.kafka.wire import HEADER_SIZE, AvroSerde
 from schemas import load_standard
@@ -79,10 +78,7 @@ _AREA_CODES = ("010", "020", "021", "022", "023", "024", "025", "027", "028", "0
 
 def _division_codes() -> list[str]:
     """Prefecture- and county-level codes of the synthetic population's divisions."""
-    path = Path(__file__).parent / "data" / "population_divisions.csv"
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [row["code"] for row in rows if row["level"] in {"prefecture", "county"}]
+    return list(DIVISIONS)
 
 
 def _phone(rng: random.Random) -> str:
