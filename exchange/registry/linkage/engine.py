@@ -36,7 +36,7 @@ from typing import Final
 from exchange.registry.linkage.clusters import assign_components
 from exchange.registry.linkage.features import LinkRecord
 from exchange.registry.linkage.linker import Verdict, screen, verdict
-from exchange.registry.linkage.model import LINK, NON_LINK, REVIEW, Model
+from exchange.registry.linkage.model import LINK, NON_LINK, Model
 
 CONFIRMED: Final = "confirmed"
 REJECTED: Final = "rejected"
@@ -154,19 +154,3 @@ def partition(
     with the larger part.
     """
     return assign_components(previous, components(refs, edges, identifiers), new_id)
-
-
-def queued(edges: Iterable[Edge], entity_of: Mapping[str, str | None]) -> list[Edge]:
-    """The review edges that await a reviewer: their records are in different entities.
-
-    A review edge inside one entity (its records joined through other links)
-    needs no decision until the entity splits; this is the one definition the
-    review queue, its counts and the in-memory linker share.
-    """
-    return [
-        e
-        for e in edges
-        if e.status == REVIEW
-        and entity_of.get(e.a) is not None
-        and entity_of.get(e.a) != entity_of.get(e.b)
-    ]
