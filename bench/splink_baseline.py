@@ -15,14 +15,17 @@ The set-up, one DuckDB linker, ``dedupe_only``:
   digits, residence division, the identifier's blind index, and where the
   records carry them the address line and postcode.
 * **Blocking for predictions**, rules joined by OR so that one corrupted field
-  does not lose a pair: the birth date; postcode and first letter of the given
-  name; both names; both names the other way round; the phone; the
-  identifier; the first three letters of the family name with the first of the
-  given name and the birth year; the same with the names swapped over.
+  does not lose a pair: the birth date; the postcode with the first letter of
+  the given name, and with that of the family name; both names; both names
+  the other way round; the phone; the identifier; the first three letters of
+  the family name with the first of the given name and the birth year; the
+  same with the names swapped over; the first three letters of both names.
 * **Comparisons**: family and given name as ``NameComparison`` (exact with
   term-frequency adjustment, Jaro-Winkler >= 0.92 / 0.88 / 0.7), on the
   pinyin, with an exact level on the written characters first when the
-  records are Chinese; names written the other way round as their own level;
+  records are Chinese; names written the other way round as their own
+  comparison (exactly, or both Jaro-Winkler >= 0.88 crosswise: FEBRL swaps
+  fields and then mistypes them);
   ``DateOfBirthComparison`` (exact, one character off, within a month, a
   year, ten years); the location as one comparison (address line exact,
   address Jaro-Winkler >= 0.9, postcode, division, division's city), because
@@ -139,6 +142,11 @@ def _names_swapped() -> Any:
         [
             cll.Or(cll.NullLevel("family_py"), cll.NullLevel("given_py")),
             cll.ColumnsReversedLevel("family_py", "given_py", symmetrical=True),
+            cll.CustomLevel(
+                "jaro_winkler_similarity(family_py_l, given_py_r) >= 0.88 "
+                "and jaro_winkler_similarity(given_py_l, family_py_r) >= 0.88",
+                label_for_charts="reversed, Jaro-Winkler >= 0.88",
+            ),
             cll.ElseLevel(),
         ],
         output_column_name="names_swapped",
@@ -188,11 +196,13 @@ def comparisons(frame: pd.DataFrame) -> list[Any]:
 BLOCKING: tuple[Any, ...] = (
     block_on("birth"),
     block_on("postcode", "substr(given_py, 1, 1)"),
+    block_on("postcode", "substr(family_py, 1, 1)"),
     block_on("family_py", "given_py"),
     "l.family_py = r.given_py and l.given_py = r.family_py",
     block_on("phone"),
     block_on("identifier"),
     block_on("substr(family_py, 1, 3)", "substr(given_py, 1, 1)", "substr(birth, 1, 4)"),
+    block_on("substr(family_py, 1, 3)", "substr(given_py, 1, 3)"),
     "substr(l.family_py, 1, 3) = substr(r.given_py, 1, 3) "
     "and substr(l.given_py, 1, 1) = substr(r.family_py, 1, 1) "
     "and substr(l.birth, 1, 4) = substr(r.birth, 1, 4)",
