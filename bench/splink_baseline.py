@@ -246,9 +246,7 @@ def splink_baseline(
     ``blocking_recall`` (true pairs among them) and ``seconds`` (loading,
     training, predicting and clustering).
     """
-    frame = (
-        records if isinstance(records, pd.DataFrame) else frame_of_records(records, payloads)
-    )
+    frame = records if isinstance(records, pd.DataFrame) else frame_of_records(records, payloads)
     missing = set(frame["unique_id"]) - set(truth)
     if missing:
         raise ValueError(f"{len(missing)} records have no truth, e.g. {sorted(missing)[0]}")
@@ -272,8 +270,7 @@ def splink_baseline(
         predictions, threshold_match_probability=THRESHOLD
     )
     scored = connection.execute(
-        "select unique_id_l, unique_id_r, match_probability "
-        f"from {predictions.physical_name}"
+        f"select unique_id_l, unique_id_r, match_probability from {predictions.physical_name}"
     ).fetchall()
     cluster_rows = connection.execute(
         f"select unique_id, cluster_id from {clusters.physical_name}"
