@@ -96,7 +96,13 @@ def test_frame_reads_addresses_from_payloads_and_drops_empty_comparisons() -> No
     # No sex nor identifier in these records: no comparison of them.
     assert "sex" not in names
     assert "identifier" not in names
-    assert {"family_py", "given_py", "birth", "location", "phone"} <= names
+    assert {"family_py", "given_py", "names_swapped", "birth", "household"} <= names
+
+
+def test_a_latin_name_without_given_name_is_not_split_after_its_first_letter() -> None:
+    payload = {"family_name": "Morcom", "full_name": "Morcom", "birth_date": "1970-01-01"}
+    frame = frame_of_records([person_record("a-1", "a", payload)])
+    assert (frame.loc[0, "family_py"], frame.loc[0, "given_py"]) == ("morcom", None)
 
 
 def test_chinese_names_get_an_exact_level_on_the_characters() -> None:
