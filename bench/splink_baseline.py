@@ -65,6 +65,7 @@ from exchange.registry.linkage import LinkRecord
 
 _SEPARATORS = re.compile("[\\s·.\\-_'\u2019]+")
 THRESHOLD = 0.9
+OTHER_THRESHOLDS = (0.5, 0.99)  # pairwise scores also given at these, from the same model
 DETERMINISTIC_RECALL = 0.7
 U_PAIRS = 5e6
 COLUMNS = (
@@ -276,7 +277,8 @@ def splink_baseline(
     against ``truth`` (ref -> true entity).
 
     Returns pairwise ``precision``, ``recall``, ``f1`` of the pairs predicted at
-    :data:`THRESHOLD`, the same of Splink's clusters (``cluster_precision`` ...),
+    :data:`THRESHOLD`, the same of Splink's clusters (``cluster_precision`` ...), the
+    pairwise scores at :data:`OTHER_THRESHOLDS` (``f1_at_0.99`` ...),
     predicted/true/correct pairs, ``pairs_compared`` (blocked pairs scored),
     ``blocking_recall`` (true pairs among them) and ``seconds`` (loading,
     training, predicting and clustering).
@@ -317,6 +319,10 @@ def splink_baseline(
     clustered = cluster_score({str(u): str(c) for u, c in cluster_rows}, truth)
     for name, value in clustered.items():
         result[f"cluster_{name}"] = float(value)
+    for other in OTHER_THRESHOLDS:
+        at = pairwise_score([(str(a), str(b)) for a, b, p in scored if p >= other], truth)
+        for name in ("precision", "recall", "f1"):
+            result[f"{name}_at_{other}"] = at[name]
     compared_true = sum(truth[str(a)] == truth[str(b)] for a, b, _ in scored)
     result["pairs_compared"] = float(len(scored))
     result["blocking_recall"] = (

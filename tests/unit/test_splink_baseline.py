@@ -131,5 +131,7 @@ def test_splink_finds_exactly_the_duplicates_of_a_tiny_population() -> None:
     assert result["correct_pairs"] == 10
     assert (result["precision"], result["recall"], result["f1"]) == (1.0, 1.0, 1.0)
     assert (result["cluster_precision"], result["cluster_recall"]) == (1.0, 1.0)
+    # A lower threshold predicts a superset of the pairs: recall cannot drop.
+    assert result["recall_at_0.5"] >= result["recall"] >= result["recall_at_0.99"]
     assert 10 <= result["pairs_compared"] < 30 * 29 / 2
     assert result["seconds"] > 0
