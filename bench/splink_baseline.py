@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import time
 import unicodedata
@@ -266,6 +267,49 @@ def cluster_score(cluster_of: Mapping[str, str], truth: Mapping[str, str]) -> di
     return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted}
 
 
+def trained_linker(frame: pd.DataFrame, *, seed: int = 0) -> tuple[Linker, Any]:
+    """A DuckDB linker over ``frame`` with its model estimated from the data (prior from the
+    deterministic rules, u by random sampling, m by EM on :data:`EM_RULES`), and its
+    DuckDB connection (the caller closes it)."""
+    connection = duckdb.connect()
+    db_api = DuckDBAPI(connection=connection)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=comparisons(frame),
+        blocking_rules_to_generate_predictions=list(BLOCKING),
+    )
+    linker = Linker(db_api.register(frame), settings, log_level=logging.WARNING)
+    linker.training.estimate_probability_two_random_records_match(
+        list(DETERMINISTIC), recall=DETERMINISTIC_RECALL
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=seed)
+    for rule in EM_RULES:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    return linker, connection
+
+
+def match_weights(linker: Linker) -> list[tuple[str, str, float | None, float | None]]:
+    """(comparison, level, m, u) of each non-null level of the linker's model."""
+    model = linker.misc.save_model_to_json()
+    return [
+        (c["output_column_name"], level["label_for_charts"], level.get("m_probability"),
+         level.get("u_probability"))
+        for c in model["comparisons"]
+        for level in c["comparison_levels"]
+        if not level.get("is_null_level")
+    ]  # fmt: skip
+
+
+def weights_table(linker: Linker) -> str:
+    """The model as a markdown table: m, u and the weight log2(m/u) of each level."""
+    lines = ["| comparison | level | m | u | weight |", "|---|---|---|---|---|"]
+    for name, level, m, u in match_weights(linker):
+        weight = f"{math.log2(m / u):+.1f}" if m and u else "-"
+        shown = [f"{v:.5f}" if v is not None else "-" for v in (m, u)]
+        lines.append(f"| {name} | {level} | {shown[0]} | {shown[1]} | {weight} |")
+    return "\n".join(lines)
+
+
 def splink_baseline(
     records: Sequence[LinkRecord] | pd.DataFrame,
     truth: Mapping[str, str],
@@ -288,20 +332,7 @@ def splink_baseline(
     if missing:
         raise ValueError(f"{len(missing)} records have no truth, e.g. {sorted(missing)[0]}")
     started = time.perf_counter()
-    connection = duckdb.connect()
-    db_api = DuckDBAPI(connection=connection)
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        comparisons=comparisons(frame),
-        blocking_rules_to_generate_predictions=list(BLOCKING),
-    )
-    linker = Linker(db_api.register(frame), settings, log_level=logging.WARNING)
-    linker.training.estimate_probability_two_random_records_match(
-        list(DETERMINISTIC), recall=DETERMINISTIC_RECALL
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=U_PAIRS, seed=seed)
-    for rule in EM_RULES:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    linker, connection = trained_linker(frame, seed=seed)
     predictions = linker.inference.predict()
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         predictions, threshold_match_probability=THRESHOLD
@@ -363,8 +394,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset", choices=("febrl3", "latin", "chinese"), required=True)
     parser.add_argument("--size", type=int, help="persons (latin 10,000, chinese 5,000)")
     parser.add_argument("--seed", type=int, default=SEED, help="population seed")
+    parser.add_argument("--weights", action="store_true", help="also print the fitted model")
     args = parser.parse_args(argv)
     records, truth, payloads, label = dataset(args.dataset, args.size, args.seed)
+    if args.weights:
+        linker, connection = trained_linker(frame_of_records(records, payloads))
+        print(f"## Splink's model, {label}")
+        print(weights_table(linker))
+        connection.close()
     result = splink_baseline(records, truth, payloads=payloads)
     print(f"## Splink {label}")
     for name, value in result.items():

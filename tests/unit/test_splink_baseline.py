@@ -6,7 +6,15 @@ from datetime import date
 
 import pytest
 
-from bench.splink_baseline import cluster_score, comparisons, frame_of_records, splink_baseline
+from bench.splink_baseline import (
+    cluster_score,
+    comparisons,
+    frame_of_records,
+    match_weights,
+    splink_baseline,
+    trained_linker,
+    weights_table,
+)
 from exchange.registry.linkage import LinkRecord, person_record
 
 TRUTH = {"a": "1", "b": "1", "c": "1", "d": "2", "e": "2", "f": "3"}
@@ -135,3 +143,20 @@ def test_splink_finds_exactly_the_duplicates_of_a_tiny_population() -> None:
     assert result["recall_at_0.5"] >= result["recall"] >= result["recall_at_0.99"]
     assert 10 <= result["pairs_compared"] < 30 * 29 / 2
     assert result["seconds"] > 0
+
+
+def test_the_fitted_model_favours_agreement_on_the_birth_date() -> None:
+    records, _truth, payloads = _population()
+    linker, connection = trained_linker(frame_of_records(records, payloads), seed=1)
+    try:
+        levels = {(name, level): (m, u) for name, level, m, u in match_weights(linker)}
+        table = weights_table(linker)
+    finally:
+        connection.close()
+    m, u = levels[("birth", "Exact match on date of birth")]
+    assert m is not None
+    assert u is not None
+    assert m > u
+    # No null level is listed; every listed level is a row of the table.
+    assert not any("NULL" in level for _name, level in levels)
+    assert table.count("\n") == len(levels) + 1
