@@ -9,8 +9,9 @@ recordlinkage's ECM: pairwise against the true entities.
 
 The set-up, one DuckDB linker, ``dedupe_only``:
 
-* **Columns** from the link records: names as the linker normalises them and
-  their toneless pinyin (for Latin names the pinyin is the name in lower case),
+* **Columns** from the link records: Chinese names as the linker normalises
+  them and their toneless pinyin; Latin names from the record's family and
+  given name, in lower case without separators (their "pinyin" is the name);
   the birth date (ISO), sex (``MALE`` / ``FEMALE``, else missing), phone
   digits, residence division, the identifier's blind index, and where the
   records carry them the address line and postcode.
@@ -27,20 +28,25 @@ The set-up, one DuckDB linker, ``dedupe_only``:
   comparison (exactly, or both Jaro-Winkler >= 0.88 crosswise: FEBRL swaps
   fields and then mistypes them);
   ``DateOfBirthComparison`` (exact, one character off, within a month, a
-  year, ten years); the location as one comparison (address line exact,
-  address Jaro-Winkler >= 0.9, postcode, division, division's city), because
-  these fields are not independent given the match status and Splink, like any
-  Fellegi-Sunter model, assumes they are; the phone (exact, one digit off);
-  sex; the identifier (exact). A comparison whose columns are empty in the
+  year, ten years); the household as one comparison (same phone and place,
+  same phone, address line exact, address Jaro-Winkler >= 0.9, postcode,
+  division, division's city), because members of a household share these
+  fields, so they are not independent given the match status, and Splink,
+  like any Fellegi-Sunter model, assumes its comparisons are; sex; the
+  identifier (exact). A comparison whose columns are empty in the
   data is left out (FEBRL has no sex, phone or identifier).
 * **Training**: ``estimate_probability_two_random_records_match`` from
   deterministic rules (both names and the birth date; the identifier) with an
   assumed recall of 0.7; ``estimate_u_using_random_sampling`` (5 million
   pairs, seeded); ``estimate_parameters_using_expectation_maximisation`` on
-  two blocking rules (the birth date, which estimates the names, location and
-  phone; both names, which estimates the date and the rest).
+  two blocking rules (the birth date, which estimates the names and the
+  household; both names, which estimates the date and the rest).
 * **Prediction** at a match probability of 0.9 (:data:`THRESHOLD`), and the
   connected components of those links (``cluster_pairwise_predictions_at_threshold``).
+
+``python -m bench.splink_baseline --dataset febrl3|latin|chinese [--size N]
+[--weights]`` prints one line per metric (and, with ``--weights``, the fitted
+model as a table).
 """
 
 from __future__ import annotations
