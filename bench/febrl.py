@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.definition import ConnectorDefinition, FieldMapping
+from connectors.definition import ConnectorDefinition, FieldMapping, check_against_standard
 from connectors.mapping import json_safe, map_row
 from connectors.sources import open_source
 from exchange.registry.linkage import LinkRecord, person_record
@@ -133,6 +133,10 @@ def definition(department: str, workdir: Path) -> ConnectorDefinition:
     unknown = sorted(set(found.fields) - known)
     if unknown:
         raise ValueError(f"{path}: the Person standard has no field {', '.join(unknown)}")
+    # What run_connector would refuse (a required field left unmapped) the bench refuses too.
+    problems = [p for p in check_against_standard(found) if "has no field" not in p]
+    if problems:
+        raise ValueError(f"{path} does not fit the Person standard: {'; '.join(problems)}")
     return found
 
 
