@@ -22,6 +22,8 @@ import itertools
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,8 +37,9 @@ from exchange.core.models import SourceRecord
 from exchange.local.broker import LocalKafka
 from exchange.registry import modelstore
 from exchange.registry.builder import RegistryBuilder
-from exchange.registry.entities import MAX_BLOCK
-from exchange.registry.linkage import IncrementalLinker, block_keys
+from exchange.registry.entities import MAX_BLOCK, link_record
+from exchange.registry.linkage import IncrementalLinker, LinkRecord, block_keys
+from tests.support.deadletters import dead_letters
 from tests.support.kafka import end_offsets, start_group_at, start_group_at_ends
 from tests.support.keys import LINKAGE_KEY, keys_for
 from tests.support.publishing import publish
@@ -116,7 +119,7 @@ def test_febrl3_through_connectors_kafka_and_the_registry_builder(
     database_url: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     engine = make_engine(database_url)
     request.addfinalizer(engine.dispose)
@@ -150,6 +153,15 @@ def test_febrl3_through_connectors_kafka_and_the_registry_builder(
         assert report.read == counts[f"rows:{name}"], report.summary()
         assert report.published == counts[f"mapped:{name}"], report.summary()
         assert report.rejected == counts[f"dead_lettered:{name}"], report.summary()
+    # What reached each department's dead-letter topic, by field and reason: bench.febrl's.
+    reasons: Counter[str] = Counter()
+    for name in reports:
+        letters = dead_letters(bootstrap, sessions, codes[name])
+        assert len(letters) == reports[name].rejected
+        reasons.update(
+            f"dead_letter:{r['field']}:{r['code']}" for e in letters for r in e["reasons"]
+        )
+    assert reasons == {k: v for k, v in counts.items() if k.startswith("dead_letter:")}
     assert sum(r.read for r in reports.values()) == ROWS
     assert sum(r.published for r in reports.values()) == MAPPED
     assert sum(r.rejected for r in reports.values()) == DEAD_LETTERED
@@ -162,9 +174,13 @@ def test_febrl3_through_connectors_kafka_and_the_registry_builder(
     registry = _registry_groups(sessions, bench_of)
     held = {ref for g in registry for ref in g}
     assert held == set(truth), "the registry holds exactly the mapped rows"
+    # Record by record, linkage sees in the registry what bench.febrl's map_row gave.
+    stored = _registry_records(sessions, bench_of)
+    assert stored == {r.ref: replace(r, updated_at=None) for r in records}
 
-    true_pairs = _pairs([set(g) for g in _by_entity(truth).values()])
     found_pairs = _pairs(registry)
+    assert found_pairs, "the builder linked records, not only stored them"
+    true_pairs = _pairs([set(g) for g in _by_entity(truth).values()])
     assert len(true_pairs) == counts["true_pairs"]
     right = len(found_pairs & true_pairs)
     precision = right / len(found_pairs) if found_pairs else 1.0
@@ -196,6 +212,24 @@ def test_febrl3_through_connectors_kafka_and_the_registry_builder(
         linker.add(record)
     in_memory = [set(members) for members in linker.entities().values()]
     assert _partition(registry) == _partition(in_memory)
+
+
+def _registry_records(
+    sessions: sessionmaker[Session], bench_of: dict[str, str]
+) -> dict[str, LinkRecord | None]:
+    """What linkage sees of each stored record of this test's departments, by bench ref, as
+    the builder makes it (without its time, which is the publishing run's)."""
+    with sessions() as session:
+        rows = session.execute(
+            select(SourceRecord.department, SourceRecord.source_id, SourceRecord.payload).where(
+                SourceRecord.department.in_(set(bench_of))
+            )
+        ).all()
+    found: dict[str, LinkRecord | None] = {}
+    for department, source_id, payload in rows:
+        ref = f"person/{bench_of[department]}/{source_id}"
+        found[ref] = link_record("person", ref, bench_of[department], dict(payload), None)
+    return found
 
 
 def _by_entity(truth: dict[str, str]) -> dict[str, list[str]]:
