@@ -19,6 +19,12 @@ dead-lettered, as the pipeline would, and counted by reason; the counts
 reconcile with the rows written (``rows == mapped + dead_lettered``, per
 department too).
 
+:func:`write_connector_exports` writes the exports with their definitions, under
+department codes of the caller's, for ``run_connector``:
+``tests/integration/test_febrl_through_kafka.py`` publishes them to Kafka, links them
+with the registry builder and checks the registry's entities against
+:class:`~exchange.registry.linkage.IncrementalLinker` on :func:`febrl3_records`.
+
 Until the Person standard carries ``address_line`` and ``postcode`` and makes
 ``resident_id`` optional (another change of issue 18), :func:`person_standard`
 adds them to the loaded standard for this benchmark only; once the standard
