@@ -19,6 +19,12 @@ dead-lettered, as the pipeline would, and counted by reason; the counts
 reconcile with the rows written (``rows == mapped + dead_lettered``, per
 department too).
 
+:func:`write_connector_exports` writes the exports with their definitions, under
+department codes of the caller's, for ``run_connector``:
+``tests/integration/test_febrl_through_kafka.py`` publishes them to Kafka, links them
+with the registry builder and checks the registry's entities against
+:class:`~exchange.registry.linkage.IncrementalLinker` on :func:`febrl3_records`.
+
 Until the Person standard carries ``address_line`` and ``postcode`` and makes
 ``resident_id`` optional (another change of issue 18), :func:`person_standard`
 adds them to the loaded standard for this benchmark only; once the standard
@@ -30,15 +36,17 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import tempfile
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.definition import ConnectorDefinition, FieldMapping
+from connectors.definition import ConnectorDefinition, FieldMapping, check_against_standard
 from connectors.mapping import json_safe, map_row
 from connectors.sources import open_source
 from exchange.registry.linkage import LinkRecord, person_record
@@ -131,6 +139,10 @@ def definition(department: str, workdir: Path) -> ConnectorDefinition:
     unknown = sorted(set(found.fields) - known)
     if unknown:
         raise ValueError(f"{path}: the Person standard has no field {', '.join(unknown)}")
+    # What run_connector would refuse (a required field left unmapped) the bench refuses too.
+    problems = [p for p in check_against_standard(found) if "has no field" not in p]
+    if problems:
+        raise ValueError(f"{path} does not fit the Person standard: {'; '.join(problems)}")
     return found
 
 
@@ -171,6 +183,52 @@ def write_exports(workdir: Path, seed: int = SEED) -> dict[str, str]:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     _write_csv(workdir / "febrl_c.csv", rows["febrl_c"], "gb18030", ";")
     return origin
+
+
+def write_connector_exports(
+    workdir: Path, departments: Mapping[str, str] | None = None, seed: int = SEED
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Write the three exports and their connector definitions (TOML) in ``workdir``, for
+    ``connectors.run_connector`` as a department would run them.
+
+    ``departments`` renames the bench's departments (``febrl_a`` -> a code of the caller's,
+    e.g. unique to a test run, so records on a shared topic do not mix); each renamed
+    definition gets a connector id of its own. Returns (bench department -> its definition's
+    path, ``bench department:local id`` -> FEBRL ``rec_id``, as :func:`write_exports`): the
+    local ids are the same whatever the codes, so :func:`febrl3_records`' refs
+    (``person/<bench department>/<local id>``) name the same rows.
+    """
+    renamed = dict(departments or {})
+    unknown = sorted(set(renamed) - {name for name, _ in DEPARTMENTS})
+    if unknown:
+        raise ValueError(f"no FEBRL department {', '.join(unknown)}")
+    origin = write_exports(workdir, seed)
+    paths: dict[str, Path] = {}
+    for department, _ in DEPARTMENTS:
+        text = (DEFINITIONS / f"{department}.toml").read_text(encoding="utf-8")
+        code = renamed.get(department, department)
+        if code != department:
+            text = _set_connector_key(text, "department", code)
+            text = _set_connector_key(text, "id", f"{code.replace('_', '-')}-persons")
+        if "optional" in FieldMapping.model_fields and "[fields.resident_id]" not in text:
+            text += "\n# No resident_id in this export: declared absent (issue 18).\n"
+            text += "[fields.resident_id]\noptional = true\n"
+        path = workdir / f"{department}.toml"
+        path.write_text(text, encoding="utf-8")
+        paths[department] = path
+    return paths, origin
+
+
+def _set_connector_key(text: str, key: str, value: str) -> str:
+    """``text`` (a definition) with ``key = "..."`` of its [connector] table set to ``value``."""
+    pattern = re.compile(rf'^({re.escape(key)}\s*=\s*)"[^"\n]*"', re.MULTILINE)
+    table = re.search(r"^\[connector\]\n(?:[^\[].*\n|\n)*", text, re.MULTILINE)
+    if table is None:
+        raise ValueError("the definition has no [connector] table")
+    changed, count = pattern.subn(lambda m: f'{m.group(1)}"{value}"', table.group(), count=1)
+    if count != 1:
+        raise ValueError(f"the definition's [connector] table has no {key}")
+    return text[: table.start()] + changed + text[table.end() :]
 
 
 def _write_csv(path: Path, rows: list[dict[str, str | None]], encoding: str, sep: str) -> None:
