@@ -22,6 +22,7 @@ classes and ``docs/errors.md`` the same)::
     │   └── BrokerStartError                broker_start_failed          retriable
     ├── StackError                          stack_error
     ├── RebuildError                        rebuild_refused
+    ├── LinkageFitError                     linkage_fit_failed
     ├── WireFormatError                     wire_format_error
     ├── SchemaNotFoundError                 schema_not_found
     ├── RegistryError                       registry_error
@@ -125,6 +126,13 @@ class RebuildError(ExchangeError):
     """A registry rebuild is refused (the registry builder still runs)."""
 
     code = "rebuild_refused"
+
+
+class LinkageFitError(ExchangeError, ValueError):
+    """A linkage model cannot be fitted to the records given: too few records or pairs, or
+    the fit degenerated (every candidate pair a match, or none; agreement no evidence)."""
+
+    code = "linkage_fit_failed"
 
 
 # --- standards, wire format and the schema registry ---------------------------------------

@@ -88,13 +88,21 @@ def _conflict(kind: str, vector: tuple[int, ...]) -> bool:
     return any(_level(kind, vector, name) == "different" for name in _CONFLICT_NAMES[kind])
 
 
+# Given-name levels that siblings' names show: another name, or (Chinese) one character of
+# two changed, as siblings often share a generation character (张伟 / 张玮 is homophone, but
+# 张伟明 / 张伟华 is one_char). Not ``typo``, a Latin name one letter off (THOMAS / THOMSA),
+# the commonest error of one person's records, nor ``homophone``.
+_SIBLING_GIVEN: Final = frozenset({"one_char", "similar", "different"})
+
+
 def _possible_sibling(kind: str, vector: tuple[int, ...]) -> bool:
+    """Same birth date and family name, a given name a sibling could bear (any culture)."""
     if kind != "person":
         return False
     return (
         _level(kind, vector, "birth_date") == "exact"
         and _level(kind, vector, "family_name") in ("exact", "homophone")
-        and _level(kind, vector, "given_name") in ("one_char", "similar", "different")
+        and _level(kind, vector, "given_name") in _SIBLING_GIVEN
     )
 
 

@@ -19,7 +19,18 @@ Two ways, both without labelled data:
   (link when the posterior probability of a match is at least 0.95, review
   from 0.5).
 
-Both take every record in memory; for a large registry pass a sample
+* :func:`fit_unsupervised`, the estimator for a registry's own records,
+  with or without identifiers (Splink's approach): ``u`` from random pairs;
+  ``m`` by EM over the candidate pairs of each blocking rule in turn, with
+  ``u`` fixed and the fields that rule reads left out (its pairs agree on
+  them by construction), the rules' estimates of each field averaged,
+  weighted by the matches each rule found; pairs sharing an identifier, when
+  there are enough, give EM its starting ``m``. The share of matches is
+  then estimated among all candidate pairs, and the thresholds are set where
+  a pair's posterior probability of a match reaches 0.99 (link) and 0.5
+  (review). A fit that degenerates raises :class:`~exchange.core.errors.LinkageFitError`.
+
+All take every record in memory; for a large registry pass a sample
 (records whole, so that same-identifier pairs stay in it).
 """
 
@@ -32,10 +43,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Final
 
+from exchange.core.errors import LinkageFitError
 from exchange.registry.linkage.blocking import block_keys
 from exchange.registry.linkage.comparators import compare
 from exchange.registry.linkage.features import LinkRecord
 from exchange.registry.linkage.model import Model, estimate, m_from_matches, u_from_random
+
+# fit_em keeps the share of matches among candidate pairs within these bounds; at a bound
+# the fit has degenerated (fit_em once returned 1.0: every candidate pair a match).
+EM_PRIOR_BOUNDS: Final = (1e-4, 0.95)
 
 # Fields that must agree exactly for a pair to inform the identifier's m.
 _EXACT_FIELDS: Final = {
@@ -123,10 +139,255 @@ def fit_em(
     link_probability: float = 0.95,
     review_probability: float = 0.5,
 ) -> Model:
-    """Full EM on the candidate pairs from ``start``; thresholds from the fitted posterior."""
+    """Full EM on the candidate pairs from ``start``; thresholds from the fitted posterior.
+
+    The share of matches is kept within :data:`EM_PRIOR_BOUNDS`; a fit that ends
+    at a bound (all or no candidate pairs matches) raises :class:`LinkageFitError`.
+    """
     vectors = Counter(v for v, _ in _candidate_vectors(records))
-    fitted = estimate(vectors, replace(start, prior=0.3), iterations)
+    if not vectors:
+        raise LinkageFitError("no candidate pairs: the records share no blocking key")
+    low, high = EM_PRIOR_BOUNDS
+    fitted = estimate(
+        vectors, replace(start, prior=0.3), iterations, prior_bounds=EM_PRIOR_BOUNDS
+    )
+    if not low * 1.01 < fitted.prior < high * 0.99:
+        raise LinkageFitError(
+            f"EM degenerated: share of matches among candidate pairs {fitted.prior:.4f} "
+            f"is at its bound ({low:g}, {high:g})"
+        )
     link = posterior_threshold(fitted, link_probability)
     review = posterior_threshold(fitted, review_probability)
     note = f"fit_em: {len(records):,} records, {sum(vectors.values()):,} candidate pairs"
     return replace(fitted, link=round(link, 2), review=round(review, 2), source=note)
+
+
+# --- fit_unsupervised ---------------------------------------------------------------------
+
+LINK_PROBABILITY: Final = 0.99  # posterior match probability at the link threshold
+REVIEW_PROBABILITY: Final = 0.5
+MIN_RECORDS: Final = 50
+MIN_RULE_PAIRS: Final = 30  # a blocking rule with fewer candidate pairs gets no EM session
+MIN_BOOTSTRAP_PAIRS: Final = 30  # same-identifier pairs needed to start m from them
+RANDOM_PAIRS_CAP: Final = 1_000_000
+SESSION_ITERATIONS: Final = 100
+# The share of matches among candidate pairs must end strictly inside these bounds.
+CANDIDATE_PRIOR_BOUNDS: Final = (1e-4, 0.99)
+# A session's share of matches among its rule's pairs (a rule may find nearly only matches).
+SESSION_PRIOR_BOUNDS: Final = (1e-4, 1 - 1e-4)
+
+
+def _start_model(kind: str) -> Model:
+    """Uninformed start: each field's first level likely among matches, its last unlikely."""
+    from exchange.registry.linkage.comparators import fields_of
+    from exchange.registry.linkage.model import FieldModel
+
+    fields = []
+    for comp in fields_of(kind):
+        k = len(comp.levels) - 1
+        if k == 2:
+            m = (1.0, 0.95, 0.05)
+        else:
+            m = (1.0, 0.85, *([0.12 / (k - 2)] * (k - 2)), 0.03)
+        fields.append(FieldModel(comp.name, comp.levels, m, (1.0, *([1.0 / k] * k))))
+    return Model(
+        kind=kind, fields=tuple(fields), link=0.0, review=0.0, sibling_guard=kind == "person"
+    )
+
+
+def _rule_pairs(
+    records: Sequence[LinkRecord], max_pairs: int, rng: random.Random
+) -> dict[tuple[int, int], set[str]]:
+    """Candidate pairs, each with the letters of the blocking rules that found it."""
+    blocks: dict[str, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        for key in block_keys(rec):
+            blocks[key].append(i)
+    found: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for key, members in blocks.items():
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                found[(i, j)].add(key[0])
+    if len(found) > max_pairs:
+        kept = rng.sample(sorted(found), max_pairs)
+        return {pair: found[pair] for pair in kept}
+    return dict(found)
+
+
+def _random_u(
+    records: Sequence[LinkRecord], start: Model, count: int, rng: random.Random
+) -> Model:
+    """``start`` with ``u`` from ``count`` random pairs, leaving out pairs sharing an identifier."""
+    vectors: Counter[tuple[int, ...]] = Counter()
+    n = len(records)
+    for _ in range(count):
+        i, j = rng.sample(range(n), 2)
+        a, b = records[i], records[j]
+        if a.identifier is not None and a.identifier == b.identifier:
+            continue
+        vectors[compare(a, b)] += 1
+    return u_from_random(vectors, start)
+
+
+def _masked(vector: tuple[int, ...], masked: Sequence[int]) -> tuple[int, ...]:
+    out = list(vector)
+    for i in masked:
+        out[i] = 0
+    return tuple(out)
+
+
+def _posterior(model: Model, vector: tuple[int, ...], log2_prior_odds: float) -> float:
+    odds = log2_prior_odds + model.weight(vector)
+    return 1.0 / (1.0 + 2.0 ** (-odds)) if odds > -1000 else 0.0
+
+
+def fit_unsupervised(
+    records: Sequence[LinkRecord], kind: str, *, seed: int = 0, max_pairs: int = 2_000_000
+) -> Model:
+    """A model of ``kind`` fitted to ``records`` alone, no labels, identifiers optional.
+
+    1. ``u`` from random pairs of records (at most ``max_pairs // 2``, at most a
+       million), which are nearly all non-matches; pairs sharing an identifier
+       are left out.
+    2. Starting ``m``: the level frequencies among candidate pairs sharing an
+       identifier when there are at least 30 (nearly all matches); else an
+       uninformed start (first level likely, last level unlikely).
+    3. For each blocking rule (:data:`~exchange.registry.linkage.blocking.RULE_FIELDS`)
+       with at least 30 candidate pairs: EM on that rule's pairs with ``u``
+       fixed, the fields the rule reads left out (treated as missing), the
+       other fields' ``m`` and the rule's share of matches free. A session
+       whose share of matches ends at a bound is set aside.
+    4. Each field's ``m`` is the average of the sessions that estimated it,
+       weighted by the matches each found; a field no session estimated
+       keeps its start.
+    5. The share of matches among all pairs of records, λ, solves λ = (sum of
+       the candidate pairs' posterior match probabilities at λ) / (pairs of
+       records): pairs that share no key count as non-matches. ``prior`` is
+       the share among candidate pairs.
+    6. Thresholds: link where the posterior probability of a match is 0.99,
+       review where it is 0.5 (weight ``log2(p / (1 - p)) + log2((1 - λ) / λ)``).
+
+    At most ``max_pairs`` candidate pairs are used (a random sample beyond).
+    Raises :class:`LinkageFitError` on too few records or candidate pairs, when
+    every EM session degenerates, when the share of matches among candidate
+    pairs ends outside (0.0001, 0.99), or when a field estimated from the data
+    weighs its agreement no more than its disagreement.
+    """
+    from datetime import UTC, datetime
+
+    from exchange.registry.linkage.blocking import RULE_FIELDS
+    from exchange.registry.linkage.model import estimate_counted
+
+    records = [r for r in records if r.kind == kind]
+    if len(records) < MIN_RECORDS:
+        raise LinkageFitError(f"{len(records)} {kind} records: at least {MIN_RECORDS} needed")
+    rng = random.Random(seed)
+    start = _start_model(kind)
+    names = [f.name for f in start.fields]
+    n = len(records)
+    all_pairs = n * (n - 1) // 2
+    random_count = min(max(max_pairs // 2, 1), RANDOM_PAIRS_CAP, all_pairs)
+    model = _random_u(records, start, random_count, rng)
+
+    found = _rule_pairs(records, max_pairs, rng)
+    if not found:
+        raise LinkageFitError("no candidate pairs: the records share no blocking key")
+    scale = max(len(found), 1)
+    vectors = {pair: compare(records[pair[0]], records[pair[1]]) for pair in found}
+
+    same_id = Counter(
+        v
+        for (i, j), v in vectors.items()
+        if records[i].identifier is not None and records[i].identifier == records[j].identifier
+    )
+    bootstrap = sum(same_id.values()) >= MIN_BOOTSTRAP_PAIRS
+    if bootstrap:
+        model = m_from_matches(same_id, model, prior_pairs=50.0, keep=(IDENTIFIER,))
+
+    # 3. One EM session a blocking rule.
+    rules = RULE_FIELDS[kind]
+    totals = [[0.0] * len(f.m) for f in model.fields]
+    weight_of = [0.0] * len(model.fields)
+    sessions: list[str] = []
+    iterations = 0
+    for letter, used in rules.items():
+        masked = [names.index(f) for f in used if f in names]
+        counts = Counter(_masked(v, masked) for pair, v in vectors.items() if letter in found[pair])
+        size = sum(counts.values())
+        if size < MIN_RULE_PAIRS:
+            continue
+        free = [f for f in names if f not in used]
+        low, high = SESSION_PRIOR_BOUNDS
+        fitted, ran = estimate_counted(
+            counts,
+            replace(model, prior=0.3),
+            SESSION_ITERATIONS,
+            fix_u=True,
+            only=free,
+            prior_pairs=10.0,
+            prior_bounds=(low, high),
+        )
+        iterations += ran
+        if not low * 1.01 < fitted.prior < 1 - (1 - high) * 1.01:
+            continue  # degenerate session: set aside
+        sessions.append(letter)
+        matches = fitted.prior * size
+        for i, fm in enumerate(fitted.fields):
+            if fm.name not in free:
+                continue
+            seen = sum(c for v, c in counts.items() if v[i])
+            if not seen:
+                continue
+            w = matches * seen / size
+            weight_of[i] += w
+            totals[i] = [t + w * p for t, p in zip(totals[i], fm.m, strict=True)]
+    if not sessions:
+        raise LinkageFitError(
+            "every EM session degenerated (all or none of each rule's pairs matches)"
+        )
+    # 4. Combine.
+    fields = []
+    for i, fm in enumerate(model.fields):
+        if weight_of[i] > 0:
+            m = (1.0, *(t / weight_of[i] for t in totals[i][1:]))
+            fm = replace(fm, m=m)
+        fields.append(fm)
+    model = replace(model, fields=tuple(fields))
+    for i, fm in enumerate(model.fields):
+        if weight_of[i] > 0 and fm.weights[1] <= max(fm.weights[-1], 0.0):
+            raise LinkageFitError(
+                f"degenerate fit: {fm.name} {fm.levels[1]} weighs {fm.weights[1]:.2f}, no more "
+                f"than {fm.levels[-1]} ({fm.weights[-1]:.2f})"
+            )
+    # 5. The share of matches among all pairs.
+    weights = Counter(vectors.values())
+    factor = len(found) / scale
+    lam = min(max(sum(weights.values()) * 0.1 / all_pairs, 1.0 / all_pairs), 0.5)
+    for _ in range(200):
+        log_odds = math.log2(lam / (1 - lam))
+        expected = factor * sum(c * _posterior(model, v, log_odds) for v, c in weights.items())
+        new = min(max(expected / all_pairs, 0.5 / all_pairs), 0.5)
+        if abs(new - lam) <= 1e-9 * lam:
+            lam = new
+            break
+        lam = new
+    log_odds = math.log2(lam / (1 - lam))
+    expected = sum(c * _posterior(model, v, log_odds) for v, c in weights.items())
+    share = expected / sum(weights.values())
+    low, high = CANDIDATE_PRIOR_BOUNDS
+    if not low < share < high:
+        raise LinkageFitError(
+            f"degenerate fit: share of matches among candidate pairs {share:.5f} outside "
+            f"({low:g}, {high:g})"
+        )
+    # 6. Thresholds from the posterior.
+    base = math.log2((1 - lam) / lam)
+    link = math.log2(LINK_PROBABILITY / (1 - LINK_PROBABILITY)) + base
+    review = math.log2(REVIEW_PROBABILITY / (1 - REVIEW_PROBABILITY)) + base
+    note = (
+        f"fit_unsupervised: {n:,} records, {len(found):,} candidate pairs, "
+        f"{random_count:,} random pairs, EM over rules {','.join(sessions)} "
+        f"({iterations} iterations), identifier bootstrap "
+        f"{'yes' if bootstrap else 'no'}, {datetime.now(UTC):%Y-%m-%d}"
+    )
+    return replace(model, link=round(link, 2), review=round(review, 2), prior=share, source=note)
