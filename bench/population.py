@@ -126,6 +126,7 @@ class GeneratedRecord:
     payload: dict[str, Any]  # as the registry stores it
     source: dict[str, Any] = field(repr=False)  # as a connector would read it
     updated_at: datetime = field(repr=False)
+    errors: tuple[str, ...] = field(default=(), repr=False)  # corruptions applied (Latin mode)
 
 
 @dataclass
@@ -405,8 +406,20 @@ def persons(
     departments: int = 4,
     corruption: Corruption | None = None,
     twin_rate: float = 0.04,
+    mode: str = "chinese",
 ) -> list[GeneratedRecord]:
-    """Person records of ``count`` true people as ``departments`` (3-6) departments hold them."""
+    """Person records of ``count`` true people as ``departments`` (3-6) departments hold them.
+
+    ``mode="latin"`` gives the Latin-alphabet population of :mod:`bench.population_latin`
+    (its own corruption, :class:`~bench.population_latin.LatinCorruption`, and
+    twin rate; ``corruption`` and ``twin_rate`` apply to the Chinese mode only).
+    """
+    if mode == "latin":
+        from bench.population_latin import latin_persons
+
+        return latin_persons(count, seed=seed, departments=departments)
+    if mode != "chinese":
+        raise ValueError(f"mode must be 'chinese' or 'latin', not {mode!r}")
     if not 3 <= departments <= len(PERSON_DEPARTMENTS):
         raise ValueError(f"departments must be between 3 and {len(PERSON_DEPARTMENTS)}")
     rng = random.Random(seed)
