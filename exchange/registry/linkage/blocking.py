@@ -7,10 +7,9 @@ pair is missed only if the errors on its two sides break every key at once,
 so the keys are chosen to fail independently:
 
 * ``i`` the identifier;
-* ``d`` the birth date (the same key for a date and its day/month-swapped
-  form) with how the family name sounds, and again with how the given name
-  sounds (so a typo in one of the names, or the names in the other order,
-  keeps a key); a name's *sound* is its toneless pinyin, or for a name in
+* ``d`` / ``g`` the birth date (the same key for a date and its
+  day/month-swapped form) with how the family / given name sounds (so a
+  typo in one of the names keeps a key); a name's *sound* is its toneless pinyin, or for a name in
   Latin letters its NYSIIS code (:func:`~exchange.registry.linkage.features.sound_key`);
 * ``n`` both names' sounds (order-free) with the birth year;
 * ``f`` both names' sounds with the birth month and day (for year typos);
@@ -54,7 +53,8 @@ _NAMES: Final = ("family_name", "given_name")
 RULE_FIELDS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     PERSON: {
         "i": ("identifier",),
-        "d": ("birth_date", *_NAMES),
+        "d": ("birth_date", "family_name"),
+        "g": ("birth_date", "given_name"),
         "n": ("birth_date", *_NAMES),
         "f": ("birth_date", *_NAMES),
         "w": ("postcode", *_NAMES),
@@ -97,8 +97,11 @@ def _person_keys(rec: LinkRecord) -> set[str]:
     names = [p[:NAME_CHARS] for p in (family, given) if p]
     if rec.birth:
         date = rec.birth[:4] + _month_day(rec.birth)
-        # One key a name part, under the same letter: names in the other order keep both.
-        keys.update(f"d:{date}{name}" for name in names or [""])
+        if not names:
+            keys.add(f"d:{date}")
+        for letter, name in (("d", family), ("g", given)):
+            if name:
+                keys.add(f"{letter}:{date}{name[:NAME_CHARS]}")
         if len(names) == 2:
             first, second = sorted(names)
             keys.add(f"n:{first}.{second}:{rec.birth[:4]}")

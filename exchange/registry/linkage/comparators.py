@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final, cast
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from exchange.registry.linkage.features import (
@@ -207,9 +208,15 @@ def _phone(a: LinkRecord, b: LinkRecord) -> int:
 
 
 def _division(a: LinkRecord, b: LinkRecord) -> int:
-    """Best agreement of any division code of one side (registered or current) with the other's."""
+    """Best agreement of any division code of one side (registered or current) with the other's.
+
+    Not compared (null) when both sides have an address line: one household shares its
+    division, postcode and address, and counted as three independent agreements they
+    would outweigh a different given name and birth date (a relative taken for the
+    person); the address level then speaks for where they live.
+    """
     xs, ys = a.divisions, b.divisions
-    if not xs or not ys:
+    if not xs or not ys or (a.addresses and b.addresses):
         return NULL
     if any(x == y for x in xs for y in ys):
         return 1
@@ -220,16 +227,16 @@ def _token_similarity(x: frozenset[str], y: frozenset[str]) -> float:
     """How alike two address lines' tokens are, 0 to 1: each token of the shorter line
     counts 1 if the other line has it and its best Jaro-Winkler >= 0.9 otherwise (a typo),
     over the number of tokens of the shorter line; symmetric."""
+    if x == y:
+        return 1.0
     small, large = (x, y) if (len(x), sorted(x)) <= (len(y), sorted(y)) else (y, x)
-    found = 0.0
-    for token in small:
-        if token in large:
-            found += 1
-        elif len(token) >= 4 and any(
-            JaroWinkler.similarity(token, other) >= NAME_SIMILAR_JW for other in large
+    found = float(len(small & large))
+    for token in small - large:
+        if len(token) >= 4 and process.extractOne(
+            token, large, scorer=JaroWinkler.similarity, score_cutoff=NAME_SIMILAR_JW
         ):
             found += 0.8
-    return found / len(small) * (min(len(small) / len(large), 1.0) ** 0.25)
+    return found / len(small) * (len(small) / len(large)) ** 0.25
 
 
 def _address(a: LinkRecord, b: LinkRecord) -> int:
@@ -245,8 +252,9 @@ def _address(a: LinkRecord, b: LinkRecord) -> int:
 
 
 def _postcode(a: LinkRecord, b: LinkRecord) -> int:
+    """Postcodes, compared (as the division) only where a side has no address line."""
     x, y = a.postcode_code, b.postcode_code
-    if x is None or y is None:
+    if x is None or y is None or (a.addresses and b.addresses):
         return NULL
     if x == y:
         return 1

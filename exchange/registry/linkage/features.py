@@ -261,9 +261,13 @@ class LinkRecord:
         put(self, "divisions", tuple(dict.fromkeys(c for c in (division, current) if c)))
         put(self, "family_sound", sound_key(family, family=True))
         put(self, "given_sound", sound_key(given))
-        lines = (address_tokens(self.address_line), address_tokens(self.current_address_line))
+        # The postcode is a token of each line (a line with another postcode is not exact).
+        code = normalise_postcode(self.postcode)
+        lines = [address_tokens(self.address_line), address_tokens(self.current_address_line)]
+        if code and lines[0]:
+            lines[0] = lines[0] | {code}
         put(self, "addresses", tuple(dict.fromkeys(t for t in lines if t)))
-        put(self, "postcode_code", normalise_postcode(self.postcode))
+        put(self, "postcode_code", code)
         put(self, "sex_code", self.sex if self.sex in ("MALE", "FEMALE") else None)
         rep = normalise_name(self.representative)
         put(self, "representative_py", pinyin(rep, family=True) if rep else None)

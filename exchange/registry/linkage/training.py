@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -169,12 +169,16 @@ REVIEW_PROBABILITY: Final = 0.5
 MIN_RECORDS: Final = 50
 MIN_RULE_PAIRS: Final = 30  # a blocking rule with fewer candidate pairs gets no EM session
 MIN_BOOTSTRAP_PAIRS: Final = 30  # same-identifier pairs needed to start m from them
-RANDOM_PAIRS_CAP: Final = 1_000_000
+RANDOM_PAIRS_CAP: Final = 300_000
 SESSION_ITERATIONS: Final = 100
 # The share of matches among candidate pairs must end strictly inside these bounds.
 CANDIDATE_PRIOR_BOUNDS: Final = (1e-4, 0.99)
 # A session's share of matches among its rule's pairs (a rule may find nearly only matches).
 SESSION_PRIOR_BOUNDS: Final = (1e-4, 1 - 1e-4)
+LOCATION_FIELDS: Final = frozenset({"postcode", "division_code", "address"})
+IDENTITY_FIELDS: Final = frozenset(
+    {"identifier", "family_name", "given_name", "birth_date", "legal_name", "registration_date"}
+)
 
 
 def _start_model(kind: str) -> Model:
@@ -246,8 +250,8 @@ def fit_unsupervised(
 ) -> Model:
     """A model of ``kind`` fitted to ``records`` alone, no labels, identifiers optional.
 
-    1. ``u`` from random pairs of records (at most ``max_pairs // 2``, at most a
-       million), which are nearly all non-matches; pairs sharing an identifier
+    1. ``u`` from random pairs of records (at most ``max_pairs // 2``, at most
+       300,000), which are nearly all non-matches; pairs sharing an identifier
        are left out.
     2. Starting ``m``: the level frequencies among candidate pairs sharing an
        identifier when there are at least 30 (nearly all matches); else an
@@ -306,11 +310,20 @@ def fit_unsupervised(
 
     # 3. One EM session a blocking rule.
     rules = RULE_FIELDS[kind]
-    totals = [[0.0] * len(f.m) for f in model.fields]
-    weight_of = [0.0] * len(model.fields)
+    # Per field, the sums of the sessions of rules that read an identity field (identifier,
+    # names, birth date) [0] and of the others (address, postcode, phone) [1]: the pairs of the
+    # latter include whole households, which share an address and a phone, and EM takes them
+    # for matches; so a field's m comes from the former where they estimated it.
+    totals = [[[0.0] * len(f.m) for f in model.fields] for _ in range(2)]
+    weight_of = [[0.0] * len(model.fields) for _ in range(2)]
     sessions: list[str] = []
     iterations = 0
-    for letter, used in rules.items():
+    for letter, read in rules.items():
+        if not any(f in IDENTITY_FIELDS for f in read):
+            continue  # address, postcode and phone rules: whole households (see above)
+        used = set(read)
+        if used & LOCATION_FIELDS:
+            used |= LOCATION_FIELDS  # a postcode predicts the division and the address
         masked = [names.index(f) for f in used if f in names]
         counts = Counter(_masked(v, masked) for pair, v in vectors.items() if letter in found[pair])
         size = sum(counts.values())
@@ -328,8 +341,9 @@ def fit_unsupervised(
             prior_bounds=(low, high),
         )
         iterations += ran
-        if not low * 1.01 < fitted.prior < 1 - (1 - high) * 1.01:
-            continue  # degenerate session: set aside
+        if fitted.prior <= low * 1.01:
+            continue  # no matches found: set aside (a share near 1 is fine: m is then counted)
+        identity = any(f in IDENTITY_FIELDS for f in used)
         sessions.append(letter)
         matches = fitted.prior * size
         for i, fm in enumerate(fitted.fields):
@@ -339,22 +353,26 @@ def fit_unsupervised(
             if not seen:
                 continue
             w = matches * seen / size
-            weight_of[i] += w
-            totals[i] = [t + w * p for t, p in zip(totals[i], fm.m, strict=True)]
+            side = 0 if identity else 1
+            weight_of[side][i] += w
+            totals[side][i] = [t + w * p for t, p in zip(totals[side][i], fm.m, strict=True)]
     if not sessions:
         raise LinkageFitError(
             "every EM session degenerated (all or none of each rule's pairs matches)"
         )
     # 4. Combine.
     fields = []
+    estimated = []
     for i, fm in enumerate(model.fields):
-        if weight_of[i] > 0:
-            m = (1.0, *(t / weight_of[i] for t in totals[i][1:]))
+        side = 0 if weight_of[0][i] > 0 else 1
+        if weight_of[side][i] > 0:
+            m = (1.0, *(t / weight_of[side][i] for t in totals[side][i][1:]))
             fm = replace(fm, m=m)
+            estimated.append(i)
         fields.append(fm)
     model = replace(model, fields=tuple(fields))
     for i, fm in enumerate(model.fields):
-        if weight_of[i] > 0 and fm.weights[1] <= max(fm.weights[-1], 0.0):
+        if i in estimated and fm.weights[1] <= max(fm.weights[-1], 0.0):
             raise LinkageFitError(
                 f"degenerate fit: {fm.name} {fm.levels[1]} weighs {fm.weights[1]:.2f}, no more "
                 f"than {fm.levels[-1]} ({fm.weights[-1]:.2f})"
@@ -380,6 +398,7 @@ def fit_unsupervised(
             f"degenerate fit: share of matches among candidate pairs {share:.5f} outside "
             f"({low:g}, {high:g})"
         )
+    guard, households = _needs_guard(model, vectors.values(), kind)
     # 6. Thresholds from the posterior.
     base = math.log2((1 - lam) / lam)
     link = math.log2(LINK_PROBABILITY / (1 - LINK_PROBABILITY)) + base
@@ -388,6 +407,56 @@ def fit_unsupervised(
         f"fit_unsupervised: {n:,} records, {len(found):,} candidate pairs, "
         f"{random_count:,} random pairs, EM over rules {','.join(sessions)} "
         f"({iterations} iterations), identifier bootstrap "
-        f"{'yes' if bootstrap else 'no'}, {datetime.now(UTC):%Y-%m-%d}"
+        f"{'yes' if bootstrap else 'no'}, {households:,} household pairs (sibling guard "
+        f"{'on' if guard else 'off'}), {datetime.now(UTC):%Y-%m-%d}"
     )
-    return replace(model, link=round(link, 2), review=round(review, 2), prior=share, source=note)
+    return replace(
+        model,
+        link=round(link, 2),
+        review=round(review, 2),
+        prior=share,
+        source=note,
+        sibling_guard=guard,
+    )
+
+
+HOUSEHOLD_SHARE: Final = 0.01  # of candidate pairs, at least this many household pairs ...
+HOUSEHOLD_MIN: Final = 5  # ... and at least this many, to show that the records hold relatives
+
+
+def _needs_guard(
+    model: Model, vectors: Iterable[tuple[int, ...]], kind: str
+) -> tuple[bool, int]:
+    """Whether the records show relatives, so that the sibling guard is needed; and how
+    many candidate pairs look like two members of one household.
+
+    Such a pair agrees on family name and address but differs in both given name and
+    birth date. Records that hold households always show some; records without any
+    address line cannot show them, and keep the guard on. Only where the address lines
+    show no household at all (FEBRL's synthetic records, say) is the guard off: there a
+    different given name on the same family name and birth date is a corrupted record,
+    not a twin.
+    """
+    if kind != "person":
+        return False, 0
+    names = [f.name for f in model.fields]
+    levels = [f.levels for f in model.fields]
+    fam, giv, dob, adr = (
+        names.index(n) for n in ("family_name", "given_name", "birth_date", "address")
+    )
+    total = with_address = households = 0
+    for v in vectors:
+        total += 1
+        if not v[adr]:
+            continue
+        with_address += 1
+        if (
+            levels[fam][v[fam]] in ("exact", "homophone")
+            and levels[adr][v[adr]] in ("exact", "similar")
+            and levels[giv][v[giv]] in ("similar", "different")
+            and levels[dob][v[dob]] in ("close", "different")
+        ):
+            households += 1
+    if with_address == 0:
+        return True, 0
+    return households >= max(HOUSEHOLD_MIN, HOUSEHOLD_SHARE * total), households
