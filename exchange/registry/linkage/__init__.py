@@ -49,6 +49,7 @@ from exchange.registry.linkage.training import (
     candidate_pairs,
     fit_em,
     fit_model,
+    fit_unsupervised,
     posterior_threshold,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
     "fields_of",
     "fit_em",
     "fit_model",
+    "fit_unsupervised",
     "golden_record",
     "m_from_matches",
     "organisation_record",

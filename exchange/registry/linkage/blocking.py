@@ -15,11 +15,13 @@ so the keys are chosen to fail independently:
 * ``f`` both names' sounds with the birth month and day (for year typos);
 * ``w`` both names' sounds (order-free) with the postcode's first two
   characters (a wrong or missing date, a postcode typo);
-* ``z`` / ``y`` the postcode with the family / given name's sound's first
-  letter (a wrong date with a misspelt name);
-* ``a`` / ``b`` the longest / second-longest word of a Latin-alphabet
-  address line with the family / given name's sound's first letter (a wrong
-  date and postcode);
+* ``z`` the postcode with the family name's sound's first letter, and again
+  with the given name's (a wrong date with a misspelt name; names in the
+  other order keep both);
+* ``a`` the longest word of a Latin-alphabet address line with the family
+  name's sound's first letter (a wrong date and postcode; the second-longest
+  word with the given name's found almost no more pairs, FEBRL3 recall bound
+  0.9619 against 0.9620, for 1.3 more candidate pairs a record);
 * ``p`` the phone number.
 
 Blocks grow with the registry, so each key holds a value rare enough that the
@@ -58,10 +60,8 @@ RULE_FIELDS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "n": ("birth_date", *_NAMES),
         "f": ("birth_date", *_NAMES),
         "w": ("postcode", *_NAMES),
-        "z": ("postcode", "family_name"),
-        "y": ("postcode", "given_name"),
+        "z": ("postcode", *_NAMES),
         "a": ("address", "family_name"),
-        "b": ("address", "given_name"),
         "p": ("phone",),
     },
     ORGANISATION: {
@@ -84,9 +84,9 @@ def _initial(name: str | None) -> str:
 
 
 def _address_words(tokens: frozenset[str]) -> list[str]:
-    """The two longest words of a Latin-alphabet address line (ties: alphabetical)."""
+    """The longest word of a Latin-alphabet address line (ties: alphabetical), or none."""
     words = [t for t in tokens if t.isascii() and t.isalpha() and len(t) >= 4]
-    return [w[:ADDRESS_CHARS] for w in sorted(words, key=lambda w: (-len(w), w))[:2]]
+    return [w[:ADDRESS_CHARS] for w in sorted(words, key=lambda w: (-len(w), w))[:1]]
 
 
 def _person_keys(rec: LinkRecord) -> set[str]:
@@ -110,15 +110,12 @@ def _person_keys(rec: LinkRecord) -> set[str]:
         if len(names) == 2:
             first, second = sorted(names)
             keys.add(f"w:{first}.{second}:{rec.postcode_code[:2]}")
-        if rec.family:
-            keys.add(f"z:{rec.postcode_code[:10]}:{_initial(rec.family_sound)}")
-        if rec.given:
-            keys.add(f"y:{rec.postcode_code[:10]}:{_initial(rec.given_sound)}")
-    if rec.addresses:
+        # One key a name part, under one letter: names in the other order keep both.
+        keys.update(f"z:{rec.postcode_code[:10]}:{_initial(n)}" for n in (family, given) if n)
+    if rec.addresses and family:
         words = _address_words(rec.addresses[0])
-        for letter, word, name in zip("ab", words, (family, given), strict=False):
-            if name:
-                keys.add(f"{letter}:{word}:{name[0]}")
+        if words:
+            keys.add(f"a:{words[0]}:{family[0]}")
     if rec.phone_digits:
         keys.add("p:" + rec.phone_digits[-11:])
     return keys

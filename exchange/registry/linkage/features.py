@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Final
 
 import jellyfish
@@ -102,9 +103,8 @@ def address_tokens(value: str | None) -> frozenset[str] | None:
     tokens: set[str] = set()
     for word in text.split():
         if _CJK.search(word):
-            chars = [c for c in word]
-            tokens.update(a + b for a, b in zip(chars, chars[1:], strict=False))
-            if len(chars) == 1:
+            tokens.update(a + b for a, b in pairwise(word))
+            if len(word) == 1:
                 tokens.add(word)
         else:
             tokens.add(word)
