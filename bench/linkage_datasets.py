@@ -6,7 +6,8 @@ For one dataset: its records and true entities; a model fitted by
 :class:`exchange.registry.linkage.IncrementalLinker`; pairwise precision,
 recall and F1 of the entities against the truth; and, on the same records
 and candidate pairs in the same run, recordlinkage's ECM classifier
-(:mod:`bench.linkage_baseline`). Blocking is measured too: pair completeness
+(:mod:`bench.linkage_baseline`), and Splink when it is installed
+(:mod:`bench.linkage_splink`). Blocking is measured too: pair completeness
 (true pairs sharing a key) and candidate pairs a record.
 
 * ``febrl3``: FEBRL3 published as three departments' exports and mapped
@@ -160,6 +161,19 @@ def evaluate(dataset: str, size: int, seed: int, *, guard_off_row: bool = True) 
                None, None, time.perf_counter() - started)
     )  # fmt: skip
     log(f"{dataset}: ECM: {s}")
+    try:
+        from bench.linkage_splink import splink_entities
+    except ImportError:  # splink is optional
+        log(f"{dataset}: splink not installed, no Splink row")
+    else:
+        started = time.perf_counter()
+        s = score(splink_entities(records, seed=seed), truth)
+        results.insert(
+            -1,
+            Result("Splink 5, DuckDB (own blocking, EM)", s.precision, s.recall, s.f1,
+                   s.entities, None, None, time.perf_counter() - started),
+        )  # fmt: skip
+        log(f"{dataset}: Splink: {s}")
     truths = len(set(truth.values()))
     return DatasetReport(
         dataset, note, len(records), truths, total, kept, len(pairs), model, fit_seconds, results
