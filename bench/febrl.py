@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.definition import ConnectorDefinition
+from connectors.definition import ConnectorDefinition, FieldMapping
 from connectors.mapping import json_safe, map_row
 from connectors.sources import open_source
 from exchange.registry.linkage import LinkRecord, person_record
@@ -122,6 +122,10 @@ def definition(department: str, workdir: Path) -> ConnectorDefinition:
     path = DEFINITIONS / f"{department}.toml"
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     raw["base_dir"] = workdir
+    if "optional" in FieldMapping.model_fields:
+        # Where definitions can declare a value absent (issue 18's optional identifier),
+        # these exports declare that they have no resident_id, as their comments say.
+        raw["fields"].setdefault("resident_id", {"optional": True})
     found = ConnectorDefinition.model_validate(raw)
     known = {f.name for f in person_standard().fields}
     unknown = sorted(set(found.fields) - known)

@@ -434,8 +434,12 @@ def persons(
     return _views("person", people, PERSON_DEPARTMENTS[:departments], rng, make, c)
 
 
-def trust_order(kind: str = "person") -> list[str]:
-    """Department names, most trusted first."""
+def trust_order(kind: str = "person", mode: str = "chinese") -> list[str]:
+    """Department names, most trusted first (``mode="latin"``: the Latin population's)."""
+    if mode == "latin":
+        from bench.population_latin import trust_order as latin_trust_order
+
+        return latin_trust_order()
     table = PERSON_DEPARTMENTS if kind == "person" else ORGANISATION_DEPARTMENTS
     return [d.name for d in sorted(table, key=lambda d: d.trust)]
 
@@ -525,3 +529,40 @@ def organisations(count: int, *, seed: int = SEED) -> list[GeneratedRecord]:
 
     dup = Corruption(duplicate=0.01)
     return _views("organisation", orgs, ORGANISATION_DEPARTMENTS, rng, make, dup)
+
+
+def main() -> None:
+    """``python -m bench.population [--mode latin] [--persons N] [--out FILE]``: generate,
+    summarise (records per department, errors per kind) and optionally write JSON Lines."""
+    import argparse
+    import json
+    import sys
+    from collections import Counter
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="Generate the synthetic person population.")
+    parser.add_argument("--mode", choices=("chinese", "latin"), default="chinese")
+    parser.add_argument("--persons", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--departments", type=int, default=4)
+    parser.add_argument("--out", type=Path, help="write the records here as JSON Lines")
+    args = parser.parse_args()
+    records = persons(args.persons, seed=args.seed, departments=args.departments, mode=args.mode)
+    print(f"{len(records):,} records of {args.persons:,} persons ({args.mode})")
+    for name, count in sorted(Counter(g.department for g in records).items()):
+        print(f"  {name}: {count:,} records")
+    errors = Counter(e for g in records for e in g.errors)
+    for name, count in errors.most_common():
+        print(f"  error {name}: {count:,} ({count / len(records):.2%})")
+    if args.out:
+        with args.out.open("w", encoding="utf-8") as out:
+            for g in records:
+                row = {"ref": g.ref, "department": g.department, "truth": g.truth,
+                       "payload": g.payload, "errors": list(g.errors),
+                       "updated_at": g.updated_at.isoformat()}  # fmt: skip
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"written to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

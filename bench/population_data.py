@@ -8,11 +8,7 @@ weight, so a handful of characters (伟, 芳, 丽, 英 ...) are common, as they 
 
 from __future__ import annotations
 
-import csv
-import io
 from functools import cache
-from importlib import resources
-from pathlib import Path
 
 from pypinyin import Style, lazy_pinyin
 
@@ -105,29 +101,29 @@ def traditional(text: str) -> str:
 MOBILE_PREFIXES = ("130", "131", "135", "136", "138", "139", "150", "152", "158", "177", "186")
 
 
-def _division_rows() -> list[dict[str, str]]:
-    try:
-        text = (resources.files("schemas") / "data" / "cn_divisions.csv").read_text("utf-8")
-    except NotADirectoryError:  # namespace package under an editable install (see validators)
-        import schemas
-
-        path = Path(next(iter(schemas.__path__))) / "data" / "cn_divisions.csv"
-        text = path.read_text("utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
-
-
-_ROWS_OF_DIVISIONS = _division_rows()
-# Mainland prefecture- and county-level codes: where people live and firms register.
-DIVISIONS: tuple[str, ...] = tuple(
-    row["code"]
-    for row in _ROWS_OF_DIVISIONS
-    if row["level"] in {"prefecture", "county"} and row["code"][:2] not in {"71", "81", "82"}
-)
+# Mainland prefecture- and county-level codes: where people live and firms register. Frozen
+# (they were the prefecture and county rows of schemas/data/cn_divisions.csv when that
+# shipped 120 codes), so that a fuller division list does not change the population a
+# seed gives: the existing benchmarks' reference. All are current GB/T 2260 codes.
+_DIVISION_CODES = """
+110100 120100 130100 130200 140100 150100 210100 210200 220100 230100 310100 320100 320200
+320500 330100 330200 340100 350100 350200 360100 370100 370200 410100 420100 430100 440100
+440300 440400 440600 441900 450100 460100 500100 510100 520100 530100 540100 610100 620100
+630100 640100 650100 110101 110102 110105 110106 110107 110108 120101 120102 120103 120104
+310101 310104 310105 310106 310107 310109 310110 310115 320102 320104 320105 320106 330102
+330106 330108 420102 420103 420104 420106 440103 440104 440105 440106 440111 440303 440304
+440305 440306 500103 510104 510105 510107 610103
+"""
+DIVISIONS: tuple[str, ...] = tuple(_DIVISION_CODES.split())
+# Province code -> short province name (as organisation names carry it).
 REGION_OF: dict[str, str] = {
-    row["code"][:2]: row["name"][: 3 if row["name"].startswith(("黑龙江", "内蒙古")) else 2]
-    for row in _ROWS_OF_DIVISIONS
-    if row["level"] == "province"
-}
+    "11": "北京", "12": "天津", "13": "河北", "14": "山西", "15": "内蒙古", "21": "辽宁",
+    "22": "吉林", "23": "黑龙江", "31": "上海", "32": "江苏", "33": "浙江", "34": "安徽",
+    "35": "福建", "36": "江西", "37": "山东", "41": "河南", "42": "湖北", "43": "湖南",
+    "44": "广东", "45": "广西", "46": "海南", "50": "重庆", "51": "四川", "52": "贵州",
+    "53": "云南", "54": "西藏", "61": "陕西", "62": "甘肃", "63": "青海", "64": "宁夏",
+    "65": "新疆", "71": "台湾", "81": "香港", "82": "澳门",
+}  # fmt: skip
 
 TRADE_CHARS = (
     "华信宏达金鑫恒通瑞丰天成源博远新中联盛泰安康汇聚鼎佳利兴昌隆嘉和创美宇航腾飞万科凯"

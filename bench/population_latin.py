@@ -10,8 +10,9 @@ street, town, the town's postcode) with a household phone half the time.
 Names follow the frequencies of :mod:`bench.latin_names` (counted from
 FEBRL's original records): common surnames are common, so same-name
 strangers occur. A partner keeps their own surname 40% of the time; children
-carry the head's surname; 5% of households with two or more children have
-twins (same surname, birth date, address and phone, another given name).
+carry the head's surname; 8% of households with two or more children have
+twins (same surname, birth date, address and phone, another given name,
+the same sex half the time).
 Resident ids are valid GB 11643 numbers (the Person standard's identifier).
 
 **Departments**, each holding a share of the people, with its own quality
@@ -49,6 +50,7 @@ from bench.population import (
     _resident_id,
     _updated_at,
 )
+from schemas.validators import get_validator
 
 if TYPE_CHECKING:
     from exchange.registry.linkage import LinkRecord
@@ -158,6 +160,15 @@ class _Places:
         )
 
 
+def _wrong_resident_id(number: str, rng: random.Random) -> str:
+    """Another number that passes the connector's validator (check character, real date)."""
+    valid = get_validator("cn.resident_id")
+    while True:
+        wrong = _mistype_resident_id(number, rng)
+        if valid(wrong) is None:
+            return wrong
+
+
 def _phone(rng: random.Random) -> str:
     return rng.choice(data.MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
 
@@ -214,6 +225,9 @@ def _people(count: int, rng: random.Random, places: _Places, twin_rate: float) -
             keys.append(key)
             adult = born.year <= 2006
             own_phone = rng.random() < (0.85 if adult else 0.3)
+            phone = _phone(rng) if own_phone else shared_phone
+            if twin is not None:  # twins share the phone their parents gave them
+                phone = people[-1].phone
             people.append(
                 LatinPerson(
                     key=key,
@@ -223,7 +237,7 @@ def _people(count: int, rng: random.Random, places: _Places, twin_rate: float) -
                     birth=born,
                     sex=sex,
                     address=address,
-                    phone=_phone(rng) if own_phone else shared_phone,
+                    phone=phone,
                     household=household,
                     twin_of=keys[twin] if twin is not None else None,
                 )
@@ -419,7 +433,7 @@ def _view(
             resident_id = None
             errors.append("id_missing")
         elif rng.random() < c.id_wrong:
-            resident_id = _mistype_resident_id(person.resident_id, rng)
+            resident_id = _wrong_resident_id(person.resident_id, rng)
             errors.append("id_wrong")
     family_out = _cased(family, dept.case)
     given_cased = _cased(given_out, dept.case)
@@ -446,7 +460,7 @@ def latin_population(
     seed: int = SEED,
     departments: int = 4,
     corruption: LatinCorruption | None = None,
-    twin_rate: float = 0.05,
+    twin_rate: float = 0.08,
 ) -> tuple[list[LatinPerson], list[GeneratedRecord]]:
     """The true people and their records as ``departments`` (3-6) departments hold them."""
     if not 3 <= departments <= len(LATIN_DEPARTMENTS):
