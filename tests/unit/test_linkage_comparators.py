@@ -249,7 +249,7 @@ def test_block_keys_are_few_short_and_prefixed_by_kind(rec: LinkRecord) -> None:
     assert len(keys) <= 10
     assert all(len(k) <= 32 for k in keys)
     assert {k[:2] for k in keys} <= (
-        {"i:", "d:", "g:", "n:", "f:", "w:", "z:", "a:", "p:"}
+        {"i:", "d:", "g:", "n:", "f:", "w:", "b:", "z:", "a:", "p:"}
         if rec.kind == PERSON
         else {"u:", "o:", "r:", "l:"}
     )

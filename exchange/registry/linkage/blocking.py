@@ -12,7 +12,11 @@ so the keys are chosen to fail independently:
   typo in one of the names keeps a key); a name's *sound* is its toneless pinyin, or for a name in
   Latin letters its NYSIIS code (:func:`~exchange.registry.linkage.features.sound_key`);
 * ``n`` both names' sounds (order-free) with the birth year;
-* ``f`` both names' sounds with the birth month and day (for year typos);
+* ``f`` both names' sounds with the birth month and day (for year typos;
+  only for a record without a postcode, which ``w`` and ``b`` cover);
+* ``b`` the birth date (day and month unordered) with the postcode's first
+  two characters (both names misspelt or replaced; FEBRL3's bound on recall
+  0.985 -> 0.997 for 0.03 more candidate pairs a record);
 * ``w`` both names' sounds (order-free) with the postcode's first two
   characters (a wrong or missing date, a postcode typo);
 * ``z`` the postcode with the family name's sound's first letter, and again
@@ -60,6 +64,7 @@ RULE_FIELDS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
         "n": ("birth_date", *_NAMES),
         "f": ("birth_date", *_NAMES),
         "w": ("postcode", *_NAMES),
+        "b": ("birth_date", "postcode"),
         "z": ("postcode", *_NAMES),
         "a": ("address", "family_name"),
         "p": ("phone",),
@@ -105,7 +110,10 @@ def _person_keys(rec: LinkRecord) -> set[str]:
         if len(names) == 2:
             first, second = sorted(names)
             keys.add(f"n:{first}.{second}:{rec.birth[:4]}")
-            keys.add(f"f:{names[0]}.{names[1]}:{_month_day(rec.birth)}")
+            if not rec.postcode_code:  # with a postcode, w: and b: find year typos
+                keys.add(f"f:{names[0]}.{names[1]}:{_month_day(rec.birth)}")
+        if rec.postcode_code:
+            keys.add(f"b:{date}:{rec.postcode_code[:2]}")
     if rec.postcode_code:
         if len(names) == 2:
             first, second = sorted(names)
