@@ -250,6 +250,46 @@ def _posterior(model: Model, vector: tuple[int, ...], log2_prior_odds: float) ->
     return 1.0 / (1.0 + 2.0 ** (-odds)) if odds > -1000 else 0.0
 
 
+HOUSEHOLD_SHARE: Final = 0.01  # of candidate pairs, at least this many household pairs ...
+HOUSEHOLD_MIN: Final = 5  # ... and at least this many, to show that the records hold relatives
+
+
+def _needs_guard(model: Model, vectors: Iterable[tuple[int, ...]], kind: str) -> tuple[bool, int]:
+    """Whether the records show relatives, so that the sibling guard is needed; and how
+    many candidate pairs look like two members of one household.
+
+    Such a pair agrees on family name and address but differs in both given name and
+    birth date. Records that hold households always show some; records without any
+    address line cannot show them, and keep the guard on. Only where the address lines
+    show no household at all (FEBRL's synthetic records, say) is the guard off: there a
+    different given name on the same family name and birth date is a corrupted record,
+    not a twin.
+    """
+    if kind != "person":
+        return False, 0
+    names = [f.name for f in model.fields]
+    levels = [f.levels for f in model.fields]
+    fam, giv, dob, adr = (
+        names.index(n) for n in ("family_name", "given_name", "birth_date", "address")
+    )
+    total = with_address = households = 0
+    for v in vectors:
+        total += 1
+        if not v[adr]:
+            continue
+        with_address += 1
+        if (
+            levels[fam][v[fam]] in ("exact", "homophone")
+            and levels[adr][v[adr]] in ("exact", "similar")
+            and levels[giv][v[giv]] in ("similar", "different")
+            and levels[dob][v[dob]] in ("close", "different")
+        ):
+            households += 1
+    if with_address == 0:
+        return True, 0
+    return households >= max(HOUSEHOLD_MIN, HOUSEHOLD_SHARE * total), households
+
+
 def fit_unsupervised(
     records: Sequence[LinkRecord], kind: str, *, seed: int = 0, max_pairs: int = 2_000_000
 ) -> Model:
@@ -423,43 +463,3 @@ def fit_unsupervised(
         source=note,
         sibling_guard=guard,
     )
-
-
-HOUSEHOLD_SHARE: Final = 0.01  # of candidate pairs, at least this many household pairs ...
-HOUSEHOLD_MIN: Final = 5  # ... and at least this many, to show that the records hold relatives
-
-
-def _needs_guard(model: Model, vectors: Iterable[tuple[int, ...]], kind: str) -> tuple[bool, int]:
-    """Whether the records show relatives, so that the sibling guard is needed; and how
-    many candidate pairs look like two members of one household.
-
-    Such a pair agrees on family name and address but differs in both given name and
-    birth date. Records that hold households always show some; records without any
-    address line cannot show them, and keep the guard on. Only where the address lines
-    show no household at all (FEBRL's synthetic records, say) is the guard off: there a
-    different given name on the same family name and birth date is a corrupted record,
-    not a twin.
-    """
-    if kind != "person":
-        return False, 0
-    names = [f.name for f in model.fields]
-    levels = [f.levels for f in model.fields]
-    fam, giv, dob, adr = (
-        names.index(n) for n in ("family_name", "given_name", "birth_date", "address")
-    )
-    total = with_address = households = 0
-    for v in vectors:
-        total += 1
-        if not v[adr]:
-            continue
-        with_address += 1
-        if (
-            levels[fam][v[fam]] in ("exact", "homophone")
-            and levels[adr][v[adr]] in ("exact", "similar")
-            and levels[giv][v[giv]] in ("similar", "different")
-            and levels[dob][v[dob]] in ("close", "different")
-        ):
-            households += 1
-    if with_address == 0:
-        return True, 0
-    return households >= max(HOUSEHOLD_MIN, HOUSEHOLD_SHARE * total), households
