@@ -24,6 +24,7 @@ classes and ``docs/errors.md`` the same)::
     ├── RebuildError                        rebuild_refused
     ├── ModelFitError                       model_fit_failed
     ├── LinkageModelError                   linkage_model_invalid
+    ├── LinkageFitError                     linkage_fit_failed
     ├── WireFormatError                     wire_format_error
     ├── SchemaNotFoundError                 schema_not_found
     ├── RegistryError                       registry_error
@@ -139,6 +140,11 @@ class LinkageModelError(ExchangeError):
     """A stored linkage model cannot be used: it does not fit the current comparators."""
 
     code = "linkage_model_invalid"
+class LinkageFitError(ExchangeError, ValueError):
+    """A linkage model cannot be fitted to the records given: too few records or pairs, or
+    the fit degenerated (every candidate pair a match, or none; agreement no evidence)."""
+
+    code = "linkage_fit_failed"
 
 
 # --- standards, wire format and the schema registry ---------------------------------------

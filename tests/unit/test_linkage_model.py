@@ -69,7 +69,7 @@ def test_bad_probabilities_are_refused() -> None:
 
 def test_weight_is_the_sum_of_log2_m_over_u_with_nulls_zero() -> None:
     model = default_model(PERSON)
-    vector = (0, 1, 1, 1, 1, 0, 3)
+    vector = (0, 1, 1, 1, 1, 0, 3, 0, 0)
     expected = sum(
         math.log2(f.m[lv] / f.u[lv]) for f, lv in zip(model.fields, vector, strict=True) if lv
     )
@@ -112,6 +112,8 @@ def test_explanation_is_json_and_adds_up() -> None:
         "sex": "null",
         "phone": "null",
         "division_code": "null",
+        "address": "null",
+        "postcode": "null",
     }
     assert explanation.total == pytest.approx(sum(e.weight for e in explanation.fields))
     assert data["total_weight"] == pytest.approx(explanation.total, abs=1e-3)
@@ -185,7 +187,7 @@ def test_em_can_keep_u_and_fields_fixed() -> None:
 
 def test_u_from_random_and_m_from_matches_count_levels() -> None:
     base = default_model(PERSON)
-    vectors = Counter({(0, 2, 4, 4, 1, 0, 3): 3, (0, 2, 5, 4, 2, 3, 3): 1})
+    vectors = Counter({(0, 2, 4, 4, 1, 0, 3, 0, 0): 3, (0, 2, 5, 4, 2, 3, 3, 0, 0): 1})
     model = u_from_random(vectors, base)
     assert model.fields[2].u[4:6] == pytest.approx((0.75, 0.25), abs=1e-5)
     # the identifier is null in every vector: no information, so uniform
@@ -215,6 +217,8 @@ def test_fitting_to_a_small_population() -> None:
     assert weights["birth_date"][2] > 5  # and so is a swapped one
     assert weights["identifier"][2] < -3
     assert 0 < fitted.prior < 1
-    em = fit_em(records, base, iterations=50)
+    # u fixed from random pairs: EM no longer takes every candidate pair for a match
+    em = fit_em(records, base, iterations=50, random_pairs=20_000)
     assert em.review < em.link
     assert em.link == pytest.approx(posterior_threshold(em, 0.95), abs=0.01)
+    assert 0.5 < em.prior < 1 - 1e-4  # nearly all candidate pairs match here (0.97)

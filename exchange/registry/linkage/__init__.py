@@ -55,6 +55,7 @@ from exchange.registry.linkage.training import (
     candidate_pairs,
     fit_em,
     fit_model,
+    fit_unsupervised,
     posterior_threshold,
 )
 
@@ -95,6 +96,7 @@ __all__ = [
     "fields_of",
     "fit_em",
     "fit_model",
+    "fit_unsupervised",
     "golden_record",
     "m_from_matches",
     "organisation_record",

@@ -26,7 +26,7 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
         "kind": "person",
         "link": 18.0,
         "review": 12.0,
-        "prior": 0.363299,
+        "prior": 0.892094,
         "source": "fit_model: 52,019 records, 39,525 same-identifier pairs",
         "sibling_guard": True,
         "fields": [
@@ -38,24 +38,27 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
             {
                 "name": "family_name",
                 "m": {
-                    "exact": 0.977938,
+                    "exact": 0.977937,
                     "homophone": 0.00926,
+                    "typo": 1e-06,
                     "similar": 0.003137,
                     "different": 0.009665,
                 },
                 "u": {
                     "exact": 0.023958,
                     "homophone": 0.00329,
+                    "typo": 1e-06,
                     "similar": 0.049227,
-                    "different": 0.923525,
+                    "different": 0.923524,
                 },
             },
             {
                 "name": "given_name",
                 "m": {
-                    "exact": 0.916635,
+                    "exact": 0.916634,
                     "homophone": 0.029045,
                     "one_char": 0.041467,
+                    "typo": 1e-06,
                     "similar": 0.00377,
                     "different": 0.009083,
                 },
@@ -63,8 +66,9 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
                     "exact": 0.002937,
                     "homophone": 0.000561,
                     "one_char": 0.043785,
+                    "typo": 1e-06,
                     "similar": 0.006464,
-                    "different": 0.946253,
+                    "different": 0.946252,
                 },
             },
             {
@@ -72,14 +76,16 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
                 "m": {
                     "exact": 0.956964,
                     "swapped": 0.012321,
-                    "close": 0.030108,
-                    "different": 0.000607,
+                    "typo": 0.030082,
+                    "close": 0.000202,
+                    "different": 0.00043,
                 },
                 "u": {
                     "exact": 6.8e-05,
                     "swapped": 1.4e-05,
-                    "close": 0.001926,
-                    "different": 0.997992,
+                    "typo": 0.001229,
+                    "close": 0.015811,
+                    "different": 0.982878,
                 },
             },
             {
@@ -96,6 +102,16 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
                 "name": "division_code",
                 "m": {"same": 0.720835, "same_city": 0.107628, "different": 0.171537},
                 "u": {"same": 0.011968, "same_city": 0.037064, "different": 0.950968},
+            },
+            {
+                "name": "address",
+                "m": {"exact": 0.25, "similar": 0.25, "partial": 0.25, "different": 0.25},
+                "u": {"exact": 0.25, "similar": 0.25, "partial": 0.25, "different": 0.25},
+            },
+            {
+                "name": "postcode",
+                "m": {"agree": 0.333333, "typo": 0.333333, "disagree": 0.333333},
+                "u": {"agree": 0.333333, "typo": 0.333333, "disagree": 0.333333},
             },
         ],
     },
@@ -119,7 +135,7 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
                     "exact": 0.76129,
                     "same_core": 0.217009,
                     "similar": 0.014411,
-                    "different": 0.00729,
+                    "different": 0.007289,
                 },
                 "u": {
                     "exact": 0.000107,
@@ -133,14 +149,16 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
                 "m": {
                     "exact": 0.950649,
                     "swapped": 0.008546,
-                    "close": 0.040134,
-                    "different": 0.00067,
+                    "typo": 0.040133,
+                    "close": 0.000587,
+                    "different": 8.4e-05,
                 },
                 "u": {
                     "exact": 0.000231,
                     "swapped": 3.7e-05,
-                    "close": 0.003721,
-                    "different": 0.996011,
+                    "typo": 0.002245,
+                    "close": 0.02348,
+                    "different": 0.974007,
                 },
             },
             {
@@ -151,8 +169,8 @@ DEFAULT_MODELS: Final[dict[str, dict[str, Any]]] = {
             {
                 "name": "legal_representative_name",
                 "m": {
-                    "exact": 0.795979,
-                    "homophone": 0.017846,
+                    "exact": 0.795978,
+                    "homophone": 0.017847,
                     "similar": 0.032509,
                     "different": 0.153666,
                 },

@@ -22,8 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Final
 
+import jellyfish
 from pypinyin import Style, lazy_pinyin
 
 PERSON: Final = "person"
@@ -56,6 +58,70 @@ _REGION_PREFIX: Final = re.compile(
     r"湖北|湖南|广东|海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|"
     r"澳门|广州|深圳|杭州|南京|武汉|成都|西安|苏州|厦门|青岛|大连|宁波)(?:省|市|自治区)?"
 )
+
+
+_PUNCTUATION: Final = re.compile(r"[^\w\s]+")
+_CJK: Final = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+PHONETIC_CHARS: Final = 8  # of a phonetic code, in blocking keys
+
+
+def is_latin(name: str | None) -> bool:
+    """Whether a normalised name is written in Latin letters only (``SMITH``, not ``张伟``)."""
+    return bool(name) and name.isascii() and name.isalpha()  # type: ignore[union-attr]
+
+
+@lru_cache(maxsize=65536)
+def phonetic(name: str) -> str:
+    """A phonetic code of a Latin-alphabet name (NYSIIS, jellyfish): ``SMYTH`` = ``SMITH``."""
+    return jellyfish.nysiis(name) or name
+
+
+@lru_cache(maxsize=65536)
+def metaphone(name: str) -> str:
+    """Metaphone of a Latin-alphabet name, a second phonetic code (``PHILIP`` = ``FILIP``)."""
+    return jellyfish.metaphone(name) or name
+
+
+def sound_key(name: str | None, *, family: bool = False) -> str | None:
+    """How a name part sounds: a Latin name's NYSIIS code, else its toneless pinyin."""
+    if not name:
+        return None
+    if is_latin(name):
+        return phonetic(name)[:PHONETIC_CHARS]
+    return pinyin(name, family=family)
+
+
+def address_tokens(value: str | None) -> frozenset[str] | None:
+    """The tokens of an address detail line: NFKC, upper case, punctuation as spaces.
+
+    Words of a Latin-alphabet line; character bigrams of a Chinese one (its
+    words are not separated), digits runs as tokens either way. ``None`` if empty.
+    """
+    if value is None:
+        return None
+    text = _PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", value)).upper()
+    tokens: set[str] = set()
+    for word in text.split():
+        if _CJK.search(word):
+            tokens.update(a + b for a, b in pairwise(word))
+            if len(word) == 1:
+                tokens.add(word)
+        else:
+            tokens.add(word)
+    return frozenset(tokens) or None
+
+
+def normalise_postcode(value: str | None) -> str | None:
+    """A postcode's letters and digits, upper case (``SW1A 1AA`` -> ``SW1A1AA``)."""
+    if value is None:
+        return None
+    code = "".join(c for c in unicodedata.normalize("NFKC", value).upper() if c.isalnum())
+    return code or None
+
+
+def _division(value: str | None) -> str | None:
+    code = (value or "").strip()
+    return code if len(code) == 6 and code.isdigit() else None
 
 
 @lru_cache(maxsize=16384)
@@ -143,6 +209,11 @@ class LinkRecord:
     division_code: str | None = None
     updated_at: datetime | None = None
     representative: str | None = None
+    # Persons' addresses: registered (household registration) and current, detail lines.
+    address_line: str | None = None
+    postcode: str | None = None
+    current_division_code: str | None = None
+    current_address_line: str | None = None
     # Derived features (not arguments).
     family: str | None = field(init=False, compare=False, repr=False)
     given: str | None = field(init=False, compare=False, repr=False)
@@ -156,6 +227,13 @@ class LinkRecord:
     division: str | None = field(init=False, compare=False, repr=False)
     sex_code: str | None = field(init=False, compare=False, repr=False)
     representative_py: str | None = field(init=False, compare=False, repr=False)
+    family_sound: str | None = field(init=False, compare=False, repr=False)
+    given_sound: str | None = field(init=False, compare=False, repr=False)
+    # Token sets of the registered and current address lines (either may be absent).
+    addresses: tuple[frozenset[str], ...] = field(init=False, compare=False, repr=False)
+    postcode_code: str | None = field(init=False, compare=False, repr=False)
+    # The registered and current division codes, registered first, without repeats.
+    divisions: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -177,8 +255,19 @@ class LinkRecord:
         put(self, "core_py", pinyin(core) if core and self.kind == ORGANISATION else None)
         put(self, "birth", self.birth_date.strftime("%Y%m%d") if self.birth_date else None)
         put(self, "phone_digits", normalise_phone(self.phone))
-        code = (self.division_code or "").strip()
-        put(self, "division", code if len(code) == 6 and code.isdigit() else None)
+        division = _division(self.division_code)
+        put(self, "division", division)
+        current = _division(self.current_division_code)
+        put(self, "divisions", tuple(dict.fromkeys(c for c in (division, current) if c)))
+        put(self, "family_sound", sound_key(family, family=True))
+        put(self, "given_sound", sound_key(given))
+        # The postcode is a token of each line (a line with another postcode is not exact).
+        code = normalise_postcode(self.postcode)
+        lines = [address_tokens(self.address_line), address_tokens(self.current_address_line)]
+        if code and lines[0]:
+            lines[0] = lines[0] | {code}
+        put(self, "addresses", tuple(dict.fromkeys(t for t in lines if t)))
+        put(self, "postcode_code", code)
         put(self, "sex_code", self.sex if self.sex in ("MALE", "FEMALE") else None)
         rep = normalise_name(self.representative)
         put(self, "representative_py", pinyin(rep, family=True) if rep else None)
@@ -227,6 +316,10 @@ def person_record(
         phone=_text(payload, "phone"),
         division_code=_text(payload, "residence_division_code"),
         updated_at=updated_at,
+        address_line=_text(payload, "address_line"),
+        postcode=_text(payload, "postcode"),
+        current_division_code=_text(payload, "current_division_code"),
+        current_address_line=_text(payload, "current_address_line"),
     )
 
 

@@ -96,14 +96,33 @@ def _conflict(kind: str, vector: tuple[int, ...]) -> bool:
     return any(_level(kind, vector, name) == "different" for name in _CONFLICT_NAMES[kind])
 
 
+# Given-name levels that siblings' names show: another name, or (Chinese) one character of
+# two changed, as siblings often share a generation character (张伟 / 张玮 is homophone, but
+# 张伟明 / 张伟华 is one_char). Not ``typo``, a Latin name one letter off (THOMAS / THOMSA),
+# the commonest error of one person's records, nor ``homophone``.
+_SIBLING_GIVEN: Final = frozenset({"one_char", "similar", "different"})
+
+
+_OTHER_DATE: Final = frozenset({"close", "different"})
+_TWIN_DATE: Final = frozenset({"exact", "swapped", "typo"})
+_TWIN_FAMILY: Final = frozenset({"exact", "homophone", "typo"})
+
+
 def _possible_sibling(kind: str, vector: tuple[int, ...]) -> bool:
+    """A relative rather than the person, in any naming culture: a twin or sibling (same
+    birth date and family name, a given name a sibling could bear), or another member of
+    the household (given name and birth date both other: what links them is the address,
+    phone and family name a household shares, which the model counts as independent)."""
     if kind != "person":
         return False
-    return (
-        _level(kind, vector, "birth_date") == "exact"
-        and _level(kind, vector, "family_name") in ("exact", "homophone")
-        and _level(kind, vector, "given_name") in ("one_char", "similar", "different")
-    )
+    given = _level(kind, vector, "given_name")
+    if given not in _SIBLING_GIVEN:
+        return False
+    date = _level(kind, vector, "birth_date")
+    if date in _OTHER_DATE:
+        return True
+    # A twin's record with a date or family-name typo looks like this too.
+    return date in _TWIN_DATE and _level(kind, vector, "family_name") in _TWIN_FAMILY
 
 
 def verdict(a: LinkRecord, b: LinkRecord, model: Model) -> Verdict:

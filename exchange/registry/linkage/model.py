@@ -277,6 +277,7 @@ def estimate(
     only: Collection[str] | None = None,
     prior_pairs: float = 50.0,
     tolerance: float = 1e-7,
+    prior_bounds: tuple[float, float] = (FLOOR, 1 - FLOOR),
 ) -> Model:
     """Fit ``m``, ``u`` (unless ``fix_u``) and the match share by EM on unlabelled vectors.
 
@@ -295,16 +296,43 @@ def estimate(
     blocked on a field, random-pair u then overstates that field's evidence
     and EM may take the blocked non-matches for matches. ``only`` names the
     fields to re-estimate; the others keep their ``m`` and ``u`` (and still
-    inform which pairs are matches).
+    inform which pairs are matches). ``prior_bounds`` keeps the match share
+    within (floor, ceiling) at every step.
     """
+    return estimate_counted(
+        pairs_vectors,
+        initial_model,
+        iterations,
+        fix_u=fix_u,
+        only=only,
+        prior_pairs=prior_pairs,
+        tolerance=tolerance,
+        prior_bounds=prior_bounds,
+    )[0]
+
+
+def estimate_counted(
+    pairs_vectors: Iterable[tuple[int, ...]] | Mapping[tuple[int, ...], int],
+    initial_model: Model,
+    iterations: int = 50,
+    *,
+    fix_u: bool = False,
+    only: Collection[str] | None = None,
+    prior_pairs: float = 50.0,
+    tolerance: float = 1e-7,
+    prior_bounds: tuple[float, float] = (FLOOR, 1 - FLOOR),
+) -> tuple[Model, int]:
+    """:func:`estimate`, and the number of iterations it ran."""
+    low, high = prior_bounds
     counts = _counted(pairs_vectors)
     if not counts:
         raise ValueError("no comparison vectors to estimate from")
     vectors = list(counts)
     sizes = [float(counts[v]) for v in vectors]
     total = sum(sizes)
-    model, prior = initial_model, min(max(initial_model.prior, FLOOR), 1 - FLOOR)
-    for _ in range(iterations):
+    model, prior = initial_model, min(max(initial_model.prior, low), high)
+    done = 0
+    for done in range(1, iterations + 1):  # noqa: B007 - done is reported
         log_m = [[math.log(p) for p in f.m] for f in model.fields]
         log_u = [[math.log(p) for p in f.u] for f in model.fields]
         tally_m = [[prior_pairs * p for p in f.m] for f in initial_model.fields]
@@ -326,7 +354,7 @@ def estimate(
             else replace(fm, m=_normalised(tm), u=fm.u if fix_u else _normalised(tu))
             for fm, tm, tu in zip(model.fields, tally_m, tally_u, strict=True)
         )
-        new_prior = min(max(matched / total, FLOOR), 1 - FLOOR)
+        new_prior = min(max(matched / total, low), high)
         change = max(
             abs(a - b)
             for old, new in zip(model.fields, fields, strict=True)
@@ -335,7 +363,7 @@ def estimate(
         model, prior = replace(model, fields=fields), new_prior
         if change < tolerance:
             break
-    return replace(model, prior=prior)
+    return replace(model, prior=prior), done
 
 
 def default_model(kind: str) -> Model:
