@@ -140,6 +140,8 @@ class LinkageModelError(ExchangeError):
     """A stored linkage model cannot be used: it does not fit the current comparators."""
 
     code = "linkage_model_invalid"
+
+
 class LinkageFitError(ExchangeError, ValueError):
     """A linkage model cannot be fitted to the records given: too few records or pairs, or
     the fit degenerated (every candidate pair a match, or none; agreement no evidence)."""
