@@ -8,6 +8,7 @@ held as a possible sibling, while twins and household members are.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -244,6 +245,47 @@ def test_one_corrupted_field_keeps_a_key(
         fields["address_line"] = "23 kent street towradgi"
     b = person(**fields)
     assert block_keys(a) & block_keys(b)
+
+
+def test_names_replaced_and_postcode_transposed_keep_the_street_number_key() -> None:
+    # FEBRL3's commonest pair without a key: both names misspelt or swapped, the postcode's
+    # digits transposed; the birth date (day and month unordered) and the street number hold.
+    a = person(
+        family_name="sagan", given_name="barnaby", birth_date=date(1998, 10, 11),
+        postcode="5162", address_line="51 hurley estate",
+    )  # fmt: skip
+    b = person(
+        family_name="barnayb", given_name="rad", birth_date=date(1998, 10, 11),
+        postcode="5612", address_line="51 hurley estate",
+    )  # fmt: skip
+    assert block_keys(a) & block_keys(b) == {"s:19981011:51"}
+    swapped = person(
+        family_name="rad", given_name="barnayb", birth_date=date(1998, 11, 10),
+        postcode="5612", address_line="unit 51 hurley",
+    )  # fmt: skip
+    assert "s:19981011:51" in block_keys(swapped)  # day and month unordered
+
+
+def test_street_number_key_is_the_smallest_number_but_the_postcode() -> None:
+    rec = person(
+        family_name="sagan", given_name="barnaby", birth_date=date(1998, 10, 21),
+        postcode="2119", address_line="flat 12 / 7 wallaby place 2119",
+    )  # fmt: skip
+    assert {k for k in block_keys(rec) if k[0] == "s"} == {"s:19981021:7"}
+    no_number = person(family_name="sagan", birth_date=date(1998, 10, 21), address_line="x rd")
+    assert not {k for k in block_keys(no_number) if k[0] == "s"}
+
+
+def test_street_number_key_is_dropped_at_ten_keys() -> None:
+    rec = person(
+        identifier="a" * 64, family_name="sagan", given_name="barnaby",
+        birth_date=date(1998, 10, 21), postcode="2119", phone="0412345678",
+        address_line="7 wallaby place",
+    )  # fmt: skip
+    keys = block_keys(rec)
+    assert len(keys) == 10
+    assert not {k for k in keys if k[0] == "s"}
+    assert "s:19981021:7" in block_keys(replace(rec, phone=None))
 
 
 MODEL = default_model(PERSON)
