@@ -6,7 +6,6 @@ with the operator's login name as the actor (``cli:<user>``).
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -15,37 +14,19 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from exchange import audit
 from exchange.access import catalogue
-from exchange.cli.context import CliContext, state
+from exchange.cli.context import CliContext, audit_operator, cli_actor, state
 from exchange.core.db import utcnow
 
 app = typer.Typer(help="The access catalogue: datasets, purposes, grants.", no_args_is_help=True)
 T = TypeVar("T")
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (a container): still say it came from the CLI
-        return "cli"
-
-
 def _change(cli: CliContext, action: str, do: Callable[[Session], tuple[T, str, str | None]]) -> T:
     """Make a change and audit it in one transaction (a refused change is not stored)."""
     with cli.transaction() as session:
         result, reason, dataset = do(session)
-        decision = audit.Decision(
-            request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
-            action=action,
-            decision="allow",
-            reason=reason,
-            status=200,
-            actor=_actor(),
-            role="operator",
-            dataset=dataset,
-        )
-        audit.append(session, decision, at=utcnow())
+        audit_operator(session, action, reason, dataset=dataset)
         return result
 
 
@@ -232,7 +213,7 @@ def grant_add(
     )
 
     def do(session: Session) -> tuple[int, str, str]:
-        grant = catalogue.add_grant(session, spec, created_by=_actor(), at=utcnow())
+        grant = catalogue.add_grant(session, spec, created_by=cli_actor(), at=utcnow())
         return grant.id, catalogue.summary(grant), grant.dataset
 
     cli = state(ctx)
@@ -244,7 +225,7 @@ def grant_revoke(ctx: typer.Context, grant_id: int) -> None:
     """Revoke a grant; it stays on record."""
 
     def do(session: Session) -> tuple[int, str, str]:
-        grant = catalogue.revoke_grant(session, grant_id, by=_actor(), at=utcnow())
+        grant = catalogue.revoke_grant(session, grant_id, by=cli_actor(), at=utcnow())
         return grant.id, "revoked " + catalogue.summary(grant), grant.dataset
 
     cli = state(ctx)

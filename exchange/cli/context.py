@@ -15,7 +15,7 @@ Every :class:`ExchangeError` a command raises ends in one place, the root comman
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -154,3 +154,43 @@ class RootGroup(TyperGroup):
 
 
 __all__ = ["CliContext", "RootGroup", "state"]
+
+
+def cli_actor() -> str:
+    """Who runs a command, as the audit log names an operator: ``cli:<login>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container): still say it came from the CLI
+        return "cli"
+
+
+def audit_operator(
+    session: Session,
+    action: str,
+    reason: str,
+    *,
+    actor: str | None = None,
+    dataset: str | None = None,
+    subjects: Sequence[str] = (),
+    fields: Sequence[str] = (),
+) -> None:
+    """Append an operator's action (a change, or a read of the registry) to the audit log,
+    in ``session``'s transaction: allowed, answered 200, role ``operator``."""
+    from exchange import audit
+    from exchange.core.db import utcnow
+
+    decision = audit.Decision(
+        request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
+        action=action,
+        decision="allow",
+        reason=reason,
+        status=200,
+        actor=actor or cli_actor(),
+        role="operator",
+        dataset=dataset,
+        subjects=list(dict.fromkeys(subjects)),
+        fields=list(fields),
+    )
+    audit.append(session, decision, at=utcnow())

@@ -8,7 +8,6 @@ switches are written to the audit log (actions ``registry.model.fit`` and
 
 from __future__ import annotations
 
-import getpass
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -21,9 +20,7 @@ from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange import audit
-from exchange.cli.context import CliContext, state
-from exchange.core.db import utcnow
+from exchange.cli.context import CliContext, audit_operator, cli_actor, state
 from exchange.core.errors import ModelFitError
 
 if TYPE_CHECKING:
@@ -45,13 +42,6 @@ Kind = Annotated[
 ]
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (a container): still say it came from the CLI
-        return "cli"
-
-
 def _kind(kind: str) -> str:
     from exchange.registry.modelstore import KINDS
 
@@ -62,20 +52,7 @@ def _kind(kind: str) -> str:
 
 
 def _audit(session: Session, action: str, actor: str, kind: str, reason: str) -> None:
-    audit.append(
-        session,
-        audit.Decision(
-            request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
-            action=action,
-            decision="allow",
-            reason=reason,
-            status=200,
-            actor=actor,
-            role="operator",
-            dataset=kind,
-        ),
-        at=utcnow(),
-    )
+    audit_operator(session, action, reason, actor=actor, dataset=kind)
 
 
 def _progress(cli: CliContext, what: str) -> Progress:
@@ -167,7 +144,7 @@ def fit(
         model = fit_unsupervised(records, kind, seed=seed)
     except (ValueError, ArithmeticError) as exc:
         raise ModelFitError(f"the fit failed: {exc}") from exc
-    actor = by or _actor()
+    actor = by or cli_actor()
     with cli.transaction() as session:
         version = modelstore.add(session, model, created_by=actor, description=description or "")
         _audit(
@@ -205,7 +182,7 @@ def add(
     except (ValueError, KeyError, TypeError) as exc:
         raise LinkageModelError(f"{path} is not a usable linkage model: {exc}") from exc
     cli = state(ctx)
-    actor = by or _actor()
+    actor = by or cli_actor()
     with cli.transaction() as session:
         version = modelstore.add(session, model, created_by=actor, description=description or "")
         _audit(

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from exchange.cli.context import CliContext, state
+from exchange.cli.context import CliContext, audit_operator, state
 from exchange.cli.model import app as model_app
 
 app = typer.Typer(help="The shared registry: build it, check it, review its links.")
@@ -377,24 +377,8 @@ def _audit_read(
 ) -> None:
     """Record an operator's read of the registry in the audit log, as the gateway records a
     caseworker's: the data subjects by blind index or entity id, never an identity number."""
-    from exchange import audit
-    from exchange.cli.catalogue import _actor  # the catalogue's commands audit as this too
-    from exchange.core.db import utcnow
-
-    decision = audit.Decision(
-        request_id=f"cli-{utcnow():%Y%m%dT%H%M%S%f}",
-        action=action,
-        decision="allow",
-        reason=reason,
-        status=200,
-        actor=_actor(),
-        role="operator",
-        dataset="entity",
-        subjects=list(dict.fromkeys(subjects)),
-        fields=list(fields),
-    )
     with cli.transaction() as session:
-        audit.append(session, decision, at=utcnow())
+        audit_operator(session, action, reason, dataset="entity", subjects=subjects, fields=fields)
 
 
 def _member_subjects(view: dict[str, Any]) -> list[str]:
