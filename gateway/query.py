@@ -152,8 +152,13 @@ def _joins(session: Session, rows: Sequence[RecordRow], anchors: set[int]) -> di
     anchor in no entity joined by the identifier asked for."""
     kinds = {r.entity_id: ("person" if r.entity_id[:1] == "P" else "organisation")
              for r in rows if r.entity_id}  # fmt: skip
-    priors = {kind: active_model(session, kind).prior for kind in set(kinds.values())}
-    found = record_joins(session, {r.id: r.entity_id for r in rows}, anchors, priors, kinds)
+    found = record_joins(
+        session,
+        {r.id: r.entity_id for r in rows},
+        anchors,
+        lambda kind: active_model(session, kind).prior,
+        kinds,
+    )
     for rid in anchors:
         found.setdefault(rid, Join(IDENTIFIER))
     return found

@@ -148,7 +148,7 @@ def _search(
         joins = entity_joins(
             session,
             {row.entity_id for _, _, row, _ in paged if row.entity_id},
-            {kind: model.prior},
+            lambda _kind: model.prior,
         )
         end_reads(session)
         shown = [

@@ -90,9 +90,7 @@ def entity_view(
         for r in rows
         if r.dataset == _LINKED_DATASETS.get(r.dataset)
     ]
-    joins = entity_joins(
-        session, [entity.id], {entity.kind: active_model(session, entity.kind).prior}
-    )
+    joins = entity_joins(session, [entity.id], lambda kind: active_model(session, kind).prior)
     golden = _golden(sources, entity.kind, authoritative_departments)
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))

@@ -23,12 +23,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from exchange.core.models import LinkEdge, SourceRecord
@@ -40,6 +40,17 @@ PROBABILISTIC: Final = "probabilistic"
 HOWS: Final = (IDENTIFIER, REVIEWER, PROBABILISTIC)
 _RANK: Final = {IDENTIFIER: 3, REVIEWER: 2, PROBABILISTIC: 1}
 _CHUNK: Final = 900
+_EDGES = cast(Table, LinkEdge.__table__)
+# The joining edges leaving some records (the primary key (a_id, b_id) serves it).
+_LINKS = select(
+    _EDGES.c.a_id,
+    _EDGES.c.b_id,
+    _EDGES.c.status,
+    _EDGES.c.weight,
+    _EDGES.c.deterministic,
+    _EDGES.c.decided_by,
+    _EDGES.c.updated_at,
+).where(_EDGES.c.a_id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +161,14 @@ def joins_of(
 
 
 def stored_links(session: Session, record_ids: Collection[int]) -> list[StoredLink]:
-    """The joining edges among ``record_ids``."""
+    """The joining edges among ``record_ids`` (Core rows: it runs on every lookup)."""
     ids = sorted(record_ids)
     wanted = set(ids)
-    e = LinkEdge
+    db = session.connection()
     out: list[StoredLink] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        for a, b, status, weight, deterministic, by, at in session.execute(
-            select(
-                e.a_id, e.b_id, e.status, e.weight, e.deterministic, e.decided_by, e.updated_at
-            ).where(e.a_id.in_(chunk))
-        ):
+        for a, b, status, weight, deterministic, by, at in db.execute(_LINKS, {"ids": chunk}):
             if status in JOINING and b in wanted:
                 out.append(StoredLink(a, b, status, weight, bool(deterministic), by, at))
     return out
@@ -171,24 +178,38 @@ def record_joins(
     session: Session,
     entities: Mapping[int, str | None],
     anchors: Collection[int],
-    priors: Mapping[str, float],
+    prior_of: Callable[[str], float],
     kinds: Mapping[str, str],
 ) -> dict[int, Join]:
     """The join of every record of ``entities`` (record id -> entity id, None: in none).
 
-    ``anchors`` are the records the question named; ``priors`` the active models'
-    priors by kind; ``kinds`` each entity's kind. A record in no entity has no join.
+    ``anchors`` are the records the question named; ``prior_of(kind)`` the active
+    model's prior (asked only for an entity with members not named by the question);
+    ``kinds`` each entity's kind. A record in no entity has no join. An entity whose
+    members are all anchors needs no link read: each joined by identifier.
     """
     by_entity: dict[str, set[int]] = defaultdict(set)
     for rid, eid in entities.items():
         if eid is not None:
             by_entity[eid].add(rid)
-    links = stored_links(session, [r for refs in by_entity.values() for r in refs])
+    named = set(anchors)
     out: dict[int, Join] = {}
+    rest: dict[str, set[int]] = {}
     for eid, refs in by_entity.items():
-        prior = priors.get(kinds.get(eid, "person"), 0.5)
+        if refs <= named:
+            out.update({rid: Join(IDENTIFIER) for rid in refs})
+        else:
+            rest[eid] = refs
+    if not rest:
+        return out
+    links = stored_links(session, [r for refs in rest.values() for r in refs])
+    priors: dict[str, float] = {}
+    for eid, refs in rest.items():
+        kind = kinds.get(eid, "person")
+        if kind not in priors:
+            priors[kind] = prior_of(kind)
         mine = [link for link in links if link.a in refs]
-        out.update(joins_of(refs, mine, [a for a in anchors if a in refs], prior))
+        out.update(joins_of(refs, mine, [a for a in named if a in refs], priors[kind]))
     return out
 
 
@@ -207,7 +228,7 @@ def principal_anchors(keyed: Iterable[tuple[int, str | None]]) -> set[int]:
 
 
 def entity_joins(
-    session: Session, entity_ids: Collection[str], priors: Mapping[str, float]
+    session: Session, entity_ids: Collection[str], prior_of: Callable[[str], float]
 ) -> dict[int, Join]:
     """The join of every live record of ``entity_ids``, from the records holding the
     entity's identifier (a lookup key): what an entity view or a search hit shows."""
@@ -225,4 +246,4 @@ def entity_joins(
             keyed[str(eid)].append((rid, key))
     anchors = {rid for pairs in keyed.values() for rid in principal_anchors(pairs)}
     kinds = {eid: ("person" if eid[:1] == "P" else "organisation") for eid in ids}
-    return record_joins(session, members, anchors, priors, kinds)
+    return record_joins(session, members, anchors, prior_of, kinds)
