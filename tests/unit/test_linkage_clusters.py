@@ -73,6 +73,20 @@ def test_constraints_cut_the_weakest_link() -> None:
     assert constrained_components("abcd", edges, []) == components("abcd", [e[:2] for e in edges])
 
 
+def test_labels_keep_groups_apart_unless_an_edge_is_forced() -> None:
+    # a (label 1) - c (no label) - b (label 2): c joins the stronger side only
+    edges = [("a", "c", 9.0), ("b", "c", 5.0)]
+    labels = {"a": "1", "b": "2"}
+    assert constrained_components("abc", edges, [], labels) == [["a", "c"], ["b"]]
+    forced = constrained_components("abc", [*edges, ("a", "b", 1.0)], [], labels, {("a", "b")})
+    assert forced == [["a", "b", "c"]]
+    # a rejection still wins over a forced edge
+    assert constrained_components("ab", [("a", "b", 1.0)], [("a", "b")], labels, {("a", "b")}) == [
+        ["a"],
+        ["b"],
+    ]
+
+
 _refs = st.sampled_from("abcdefgh")
 
 

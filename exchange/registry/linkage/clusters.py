@@ -12,7 +12,7 @@ every run make every downstream reference churn; this does not.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 
 class _Sets:
@@ -113,13 +113,17 @@ def constrained_components(
     records: Iterable[str],
     edges: Iterable[tuple[str, str, float]],
     cannot_link: Iterable[tuple[str, str]],
+    labels: Mapping[str, str | None] | None = None,
+    forced: Collection[tuple[str, str]] = (),
 ) -> list[list[str]]:
     """Components when some pairs must stay apart (a reviewer rejected them or split them).
 
     Edges are taken strongest first (``(a, b, strength)``; ties by refs) and
     one that would join a pair that cannot link is dropped, so the result
-    cuts the weakest links between such a pair. Without constraints it equals
-    :func:`components`.
+    cuts the weakest links between such a pair. With ``labels`` (a record's
+    identifier, or None), two groups holding different labels join only
+    through an edge listed in ``forced`` (as ``(a, b)`` with ``a < b``: a
+    reviewer's link). Without constraints it equals :func:`components`.
     """
     sets = _Sets(records)
     apart: dict[str, set[str]] = defaultdict(set)
@@ -127,6 +131,10 @@ def constrained_components(
         apart[a].add(b)
         apart[b].add(a)
     held: dict[str, set[str]] = {ref: {ref} for ref in sets.parent}
+    given = labels or {}
+    marks: dict[str, frozenset[str]] = {
+        ref: frozenset({label}) if (label := given.get(ref)) else frozenset() for ref in sets.parent
+    }
     ordered = sorted(
         (e for e in edges if e[0] in sets.parent and e[1] in sets.parent),
         key=lambda e: (-e[2], min(e[0], e[1]), max(e[0], e[1])),
@@ -138,9 +146,15 @@ def constrained_components(
         small, large = sorted((held[ra], held[rb]), key=len)
         if any(apart[ref] & large for ref in small):
             continue
+        la, lb = marks[ra], marks[rb]
+        if not (la <= lb or lb <= la) and (min(a, b), max(a, b)) not in forced:
+            continue  # different labels: only a forced edge joins them
         sets.union(ra, rb)
         root = sets.find(ra)
-        held[root] |= held.pop(rb if root == ra else ra)
+        gone = rb if root == ra else ra
+        held[root] |= held.pop(gone)
+        marks[root] = la | lb
+        del marks[gone]
     groups: dict[str, list[str]] = defaultdict(list)
     for ref in sets.parent:
         groups[sets.find(ref)].append(ref)

@@ -28,12 +28,11 @@ decisions, never on arrival order or on the storage.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from exchange.registry.linkage.clusters import assign_components
+from exchange.registry.linkage.clusters import assign_components, constrained_components
 from exchange.registry.linkage.features import LinkRecord
 from exchange.registry.linkage.linker import Verdict, screen, verdict
 from exchange.registry.linkage.model import LINK, NON_LINK, Model
@@ -94,48 +93,14 @@ def components(
     records apart; two groups holding different identifiers join only through
     a ``confirmed`` edge. Edges leaving ``refs`` are ignored.
     """
-    parent = {ref: ref for ref in refs}
-
-    def find(item: str) -> str:
-        while parent[item] != item:
-            parent[item] = parent[parent[item]]
-            item = parent[item]
-        return item
-
-    apart: dict[str, set[str]] = defaultdict(set)
-    joining: list[Edge] = []
-    for edge in edges:
-        if edge.a not in parent or edge.b not in parent:
-            continue
-        if edge.status == REJECTED:
-            apart[edge.a].add(edge.b)
-            apart[edge.b].add(edge.a)
-        elif edge.status in JOINING:
-            joining.append(edge)
-    held: dict[str, set[str]] = {ref: {ref} for ref in parent}
-    ids: dict[str, frozenset[str]] = {
-        ref: frozenset({i}) if (i := identifiers.get(ref)) else frozenset() for ref in parent
-    }
-    joining.sort(key=lambda e: (-strength(e), min(e.a, e.b), max(e.a, e.b)))
-    for edge in joining:
-        ra, rb = find(edge.a), find(edge.b)
-        if ra == rb:
-            continue
-        small, large = sorted((held[ra], held[rb]), key=len)
-        if any(apart[ref] & large for ref in small):
-            continue
-        ia, ib = ids[ra], ids[rb]
-        if edge.status != CONFIRMED and not (ia <= ib or ib <= ia):
-            continue  # different identifiers: only a reviewer joins them
-        root, gone = (ra, rb) if ra < rb else (rb, ra)  # the smaller root wins: order-free
-        parent[gone] = root
-        held[root] |= held.pop(gone)
-        ids[root] = ia | ib
-        del ids[gone]
-    groups: dict[str, list[str]] = defaultdict(list)
-    for ref in parent:
-        groups[find(ref)].append(ref)
-    return sorted((sorted(group) for group in groups.values()), key=lambda g: g[0])
+    joining = [e for e in edges if e.status in JOINING]
+    return constrained_components(
+        refs,
+        [(e.a, e.b, strength(e)) for e in joining],
+        [(e.a, e.b) for e in edges if e.status == REJECTED],
+        labels=identifiers,
+        forced={(min(e.a, e.b), max(e.a, e.b)) for e in joining if e.status == CONFIRMED},
+    )
 
 
 def partition(
