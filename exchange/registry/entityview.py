@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkEdge, SourceRecord
-from exchange.registry.joins import entity_joins
+from exchange.registry.joins import principal_anchors, record_joins
 from exchange.registry.linkage.golden import (
     Source,
     authorities,
@@ -90,7 +90,14 @@ def entity_view(
         for r in rows
         if r.dataset == _LINKED_DATASETS.get(r.dataset)
     ]
-    joins = entity_joins(session, [entity.id], lambda kind: active_model(session, kind).prior)
+    # the members are read above: their joins from the holders of the entity's identifier
+    joins = record_joins(
+        session,
+        {r.id: entity.id for r in rows},
+        principal_anchors((r.id, r.lookup_key) for r in rows),
+        lambda kind: active_model(session, kind).prior,
+        {entity.id: entity.kind},
+    )
     golden = _golden(sources, entity.kind, authoritative_departments)
     edges = session.scalars(
         select(LinkEdge).where(LinkEdge.a_id.in_(list(refs)), LinkEdge.b_id.in_(list(refs)))
