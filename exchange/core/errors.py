@@ -50,6 +50,7 @@ classes and ``docs/errors.md`` the same)::
     ├── WorkerError                         connector_worker_failed
     ├── UnverifiedRecordError               unverified_record
     ├── ProvenanceMismatchError             provenance_mismatch
+    ├── UncoveredRecordError                not_in_manifest
     ├── DecryptionError                     decryption_failed
     ├── SignatureError                      bad_signature
     ├── KeyDestroyedError                   key_destroyed
@@ -323,6 +324,13 @@ class ProvenanceMismatchError(ExchangeError):
     is not ``withdrawn``, or a dataset that does not match its topic or its schema."""
 
     code = "provenance_mismatch"
+
+
+class UncoveredRecordError(ExchangeError):
+    """A record of a signed batch that no valid manifest of its batch covers: altered after
+    signing, published outside a transaction, or its batch's manifest never followed."""
+
+    code = "not_in_manifest"
 
 
 # --- keys, encryption and signatures ------------------------------------------------------
