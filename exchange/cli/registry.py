@@ -46,6 +46,7 @@ def build(
         linkage_key=cfg.linkage_key.get_secret_value().encode(),
         keystore=cli.keystore,
         verify_processes=cfg.registry.verify_processes,
+        manifest_window=cfg.registry.manifest_window,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -209,6 +209,15 @@ class RegistrySettings(_Section):
         "MB). 0 verifies in the builder's own process. Default: 1.",
     )
 
+    manifest_window: int = Field(
+        default=100_000,
+        ge=1,
+        description="How many offsets of its partition a record of a signed batch waits for "
+        "its batch's manifest before the builder dead-letters it (not_in_manifest). A "
+        "connector's batch is at most 5,000 records; other transactions may interleave with "
+        "it. Default: 100000.",
+    )
+
     trusted_departments: list[str] = Field(
         default_factory=list,
         description="Departments in order of trust, most trusted first, for golden records "

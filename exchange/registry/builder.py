@@ -1,30 +1,44 @@
 """The registry builder: consume the standard topics into the SQL registry, and link.
 
-Each record's signature (the department's Ed25519 signature) is verified before
-the record is decoded; a record that fails either goes to ``dlq.registry`` with
-its reason and never enters the registry. A poll's records are applied in one
-database transaction (``exchange.registry.records``: upsert, version history,
-tombstones) together with their linkage (``exchange.registry.entities``), and the
-consumer's offsets are committed only after that transaction commits.
+A record enters the registry only once its department's signature is verified.
+Connectors publish signed batches (``exchange.security.manifest``): each batch in
+one Kafka transaction, its records carrying the header ``batch``, followed on
+each partition by a manifest listing their digests, signed once. The builder
+(librdkafka's consumer, ``read_committed``) holds a batch's records, per
+partition, until the batch's manifest arrives; it verifies the manifest once and
+accepts each record whose digest the manifest lists. A record the manifest does
+not list (altered after signing), the records of a batch whose manifest does not
+verify, and those whose manifest has not followed within ``manifest_window``
+offsets of their partition go to ``dlq.registry`` with their reason, as does a
+record neither signed nor in a batch. The decision depends only on what the
+partition holds, so a replay or a rebuild decides the same. Records published
+before signed batches carry their own Ed25519 signature and are verified one by
+one, as before (in ``verify_processes`` worker processes, chunk by chunk, while
+the builder applies the chunks already verified), so older topics rebuild.
 
-Signatures are checked in chunks of up to ``VERIFY_CHUNK`` records. With
-``verify_processes`` above 0 (the ``registry.verify_processes`` setting), worker
-processes check them while the builder decodes and applies, in the same
-transaction, the chunks already verified: verifying then costs the builder's
-process next to nothing (an Ed25519 check is the largest cost of a record after
-its linkage; see the registry build throughput in docs/benchmarks.md).
+A poll's accepted records are applied in one database transaction
+(``exchange.registry.records``: upsert, version history, tombstones) together
+with their linkage (``exchange.registry.entities``). The consumer's offsets are
+committed only after that transaction commits, and never past a record still
+waiting for its manifest: after a restart it is read again, with its batch.
 
 A crash between the transaction and the offset commit replays records that the
 offset and content-hash checks then ignore, so a builder killed at any point and
 restarted converges to the registry an uninterrupted run builds. If the
-transaction fails, the consumer is rewound to the poll's first records; if it
-fails again record by record, the failing record is dead-lettered.
+transaction fails, the consumer is rewound to the poll's first records (or the
+first record still waiting); if it fails again record by record, the failing
+record is dead-lettered.
+
+Several builders may share the partitions in one consumer group: a manifest lives
+in the partition of the records it covers, so each builder verifies the batches
+of its own partitions and needs nothing from the others.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
@@ -36,10 +50,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from kafka import OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaException, Message, TopicPartition
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,18 +62,20 @@ from exchange.core.errors import (
     DatabaseError,
     ExchangeError,
     ProvenanceMismatchError,
+    UncoveredRecordError,
     UnverifiedRecordError,
 )
-from exchange.kafka.clients import consumer, ensure_topics
+from exchange.kafka.clients import ensure_topics, fast_consumer
 from exchange.kafka.producer import Delivery, Producer
 from exchange.kafka.wire import AvroSerde
 from exchange.registry import modelstore
 from exchange.registry import records as registry
 from exchange.registry.entities import EntityResolver
 from exchange.registry.records import Incoming
-from exchange.security import provenance
+from exchange.security import manifest, provenance
 from exchange.security.blindindex import blind_index
 from exchange.security.keystore import KeyStore
+from exchange.security.manifest import Manifest
 from schemas import SchemaStore
 from schemas.standards import available, load_standard, standard_from_schema
 
@@ -73,6 +88,11 @@ KEY_REFRESH_S = 5.0  # how often an unknown signing key id makes the builder re-
 
 
 MAX_POLL_RECORDS = 5000
+# How many offsets of its partition a record of a signed batch waits for the batch's manifest
+# (the ``registry.manifest_window`` setting): a connector's batch is at most 5,000 records,
+# and other departments' transactions may interleave with it.
+MANIFEST_WINDOW = 100_000
+Partition = tuple[str, int]  # (topic, partition)
 VERIFY_CHUNK = 1000  # records whose signatures are checked (and then applied) together
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # decoded Avro values JSON keeps as is
 
@@ -82,6 +102,30 @@ Check = tuple[dict[str, bytes], bytes, dict[str, bytes]]
 Refusals = Callable[[], list[str | None]]  # a chunk's dead-letter reasons (None: verified)
 
 
+@dataclass(slots=True)
+class Read:
+    """A message as the builder reads it: where it is, its key, value and headers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    named: dict[str, bytes]  # the headers by name
+
+    @classmethod
+    def of(cls, msg: Message) -> Read:
+        headers = cast(list[tuple[str, bytes]] | None, msg.headers())
+        return cls(
+            cast(str, msg.topic()),
+            cast(int, msg.partition()),
+            cast(int, msg.offset()),
+            msg.key(),
+            msg.value(),
+            provenance.headers_dict(headers),
+        )
+
+
 @dataclass
 class BuildStats:
     applied: int = 0
@@ -89,6 +133,7 @@ class BuildStats:
     unchanged: int = 0
     dead_lettered: int = 0
     linked: int = 0  # records whose linkage was (re)computed
+    manifests: int = 0  # batch manifests verified (not records: not in ``seen``)
 
     @property
     def seen(self) -> int:
@@ -100,6 +145,7 @@ class BuildStats:
         self.unchanged += other.unchanged
         self.dead_lettered += other.dead_lettered
         self.linked += other.linked
+        self.manifests += other.manifests
 
 
 def _json_value(value: Any) -> Any:
@@ -222,21 +268,32 @@ class RegistryBuilder:
         keystore: KeyStore,
         group_id: str = GROUP_ID,
         verify_processes: int = 0,
+        manifest_window: int = MANIFEST_WINDOW,
     ) -> None:
-        """``verify_processes``: worker processes that verify signatures while the builder
-        applies (the ``registry.verify_processes`` setting); 0 verifies in this process."""
+        """``verify_processes``: worker processes that verify per-record signatures (records
+        published before signed batches) while the builder applies the records already
+        verified (the ``registry.verify_processes`` setting); 0 verifies in this process.
+        ``manifest_window``: how many offsets of its partition a record of a signed batch
+        waits for its batch's manifest before it is dead-lettered (``registry.manifest_window``).
+        """
+        if manifest_window < 1:
+            raise ValueError(f"manifest window must be at least 1, got {manifest_window}")
         self.bootstrap = bootstrap
         self.sessions = sessions
         self.linkage_key = linkage_key
         self.keystore = keystore
+        self.manifest_window = manifest_window
         self.store = SchemaStore(sessions)
         self.serde = AvroSerde(self.store.schema_text)
         self.stats = BuildStats()
         # The shipped standards' topics exist before the group first joins, so the first
         # assignment covers them; topics made later are found by the pattern's metadata refresh.
         ensure_topics(bootstrap, [DLQ_TOPIC, *(load_standard(n).topic for n in available())])
-        self._consumer = consumer(
-            bootstrap, group_id, pattern=TOPIC_PATTERN, metadata_max_age_ms=3000
+        # Records of signed batches waiting for their manifest: by partition, then batch id.
+        self._pending: dict[Partition, dict[str, list[Read]]] = {}
+        self._next: dict[Partition, int] = {}  # the offset after the last one read, by partition
+        self._consumer = fast_consumer(
+            bootstrap, group_id, pattern=TOPIC_PATTERN, on_revoke=self._revoked
         )
         self._dlq = Producer(bootstrap)
         self._identifier_fields = functools.cache(self._identifier_fields_uncached)
@@ -258,38 +315,66 @@ class RegistryBuilder:
                 return standard.dataset, spec.name, standard.blind_index_domain(spec)
         return standard.dataset, "", None
 
+    def _revoked(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away in a rebalance: forget what waits on them. Nothing past
+        a waiting record was committed, so the partition's next owner reads it again."""
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._pending.pop(key, None)
+            self._next.pop(key, None)
+
     def poll_once(self, timeout_ms: int = 1000) -> int:
-        """Apply one poll's records; returns how many records were seen."""
+        """Apply one poll's records; returns how many messages were read."""
         try:
-            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=MAX_POLL_RECORDS)
-        except KafkaError as exc:
+            messages = self._consumer.consume(MAX_POLL_RECORDS, timeout_ms / 1000)
+        except KafkaException as exc:
             raise BrokerError(f"registry builder cannot poll Kafka: {exc}") from exc
-        if not batches:
+        polled = [Read.of(m) for m in messages if self._usable(m)]
+        if not polled:
             return 0
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        first: dict[TopicPartition, int] = {}
-        checked: list[Any] = []  # messages whose signature is checked, in poll order
+        # Where to read again if this poll fails: its first message on each partition, or an
+        # earlier record still waiting for its manifest there.
+        rewind: dict[Partition, int] = {}
+        for msg in polled:
+            rewind.setdefault((msg.topic, msg.partition), msg.offset)
+        for tp in rewind:
+            rewind[tp] = min([rewind[tp], *self._waiting_from(tp)])
+        accepted: list[tuple[Read, dict[str, bytes]]] = []  # covered by a valid manifest
+        checked: list[Read] = []  # signed one by one, in poll order
         checks: list[Check] = []
-        dead: list[tuple[Any, str]] = []
-        count = 0
-        for tp, messages in batches.items():
-            first[tp] = messages[0].offset
-            offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
-            count += len(messages)
-            for msg in messages:
-                try:
-                    checks.append(self._check(msg))
-                    checked.append(msg)
-                except ExchangeError as exc:
-                    dead.append((msg, f"{exc.code}: {exc.message}"))
-                except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-                    dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
-        messages_at: dict[tuple[str, int, int], Any] = {}
+        dead: list[tuple[Read, str]] = []
+        messages_at: dict[tuple[str, int, int], Read] = {}
         try:
+            for msg in polled:
+                tp = (msg.topic, msg.partition)
+                self._next[tp] = msg.offset + 1
+                named = msg.named
+                if manifest.MANIFEST in named:
+                    self._settle_batch(tp, msg, named, accepted, dead)
+                elif provenance.SIGNATURE in named:
+                    try:
+                        checks.append(self._check(msg, named))
+                        checked.append(msg)
+                    except ExchangeError as exc:
+                        dead.append((msg, f"{exc.code}: {exc.message}"))
+                    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                        dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
+                elif manifest.BATCH in named:
+                    batch = named[manifest.BATCH].decode("utf-8", "replace")
+                    self._pending.setdefault(tp, {}).setdefault(batch, []).append(msg)
+                else:
+                    dead.append(
+                        (msg, "unverified_record: record is neither signed nor in a signed batch")
+                    )
+            for tp in rewind:
+                self._expire(tp, dead)
+            parts = self._covered(accepted, dead, messages_at)
             if checked:
                 chunks = self._verifier.start(checks)
-                parts = self._verified(checked, checks, chunks, dead, messages_at)
-                self._apply_all(parts, dead, messages_at)
+                parts = itertools.chain(
+                    parts, self._verified(checked, checks, chunks, dead, messages_at)
+                )
+            self._apply_all(parts, dead, messages_at)
             if dead:
                 deliveries = [self._dead_letter(msg, reason) for msg, reason in dead]
                 try:
@@ -298,25 +383,173 @@ class RegistryBuilder:
                     raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc.message}") from exc
         except BaseException:
             # Nothing of this poll is committed: read it again next time, nothing is lost.
-            for tp, offset in first.items():
-                self._consumer.seek(tp, offset)
+            for (topic, partition), offset in rewind.items():
+                self._pending.pop((topic, partition), None)
+                self._next.pop((topic, partition), None)
+                try:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+                except KafkaException as exc:  # revoked meanwhile: its next owner reads it
+                    log.warning("cannot rewind %s[%d]: %s", topic, partition, exc)
             raise
+        self._commit()
+        return len(polled)
+
+    def _usable(self, msg: Message) -> bool:
+        """A message to process (not an error event); raise BrokerError on a fatal error."""
+        error = msg.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise BrokerError(f"registry builder cannot consume from Kafka: {error.str()}")
+        log.warning("kafka: %s", error.str())
+        return False
+
+    def _waiting_from(self, tp: Partition) -> list[int]:
+        """The first offset of each batch still waiting for its manifest on ``tp``."""
+        return [batch[0].offset for batch in self._pending.get(tp, {}).values()]
+
+    def _commit(self) -> None:
+        """Commit, on each partition read, the offset after the last message read, or the first
+        record still waiting for its manifest (read again after a restart)."""
+        offsets = [
+            TopicPartition(topic, partition, min([end, *self._waiting_from((topic, partition))]))
+            for (topic, partition), end in self._next.items()
+        ]
+        if not offsets:
+            return
         try:
-            self._consumer.commit(offsets)
-        except KafkaError as exc:  # the records are applied; a replay will find them unchanged
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:  # the records are applied; a replay will find them unchanged
             log.warning("offset commit failed, records will be replayed idempotently: %s", exc)
-        return count
+
+    def _settle_batch(
+        self,
+        tp: Partition,
+        msg: Read,
+        named: dict[str, bytes],
+        accepted: list[tuple[Read, dict[str, bytes]]],
+        dead: list[tuple[Read, str]],
+    ) -> None:
+        """A manifest arrived: the records of its batch waiting on this partition are
+        accepted if it verifies and lists them, dead-lettered otherwise."""
+        batch = named.get(manifest.BATCH, b"").decode("utf-8", "replace")
+        waiting = self._pending.get(tp, {}).pop(batch, [])
+        try:
+            found = self._manifest(msg, named, tp)
+        except ExchangeError as exc:
+            reason = f"{exc.code}: {exc.message} (batch manifest {batch!r})"
+            dead.append((msg, reason))
+            dead.extend((m, reason) for m in waiting)
+            return
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            reason = f"malformed_record: batch manifest {batch!r}: {exc.__class__.__name__}: {exc}"
+            dead.append((msg, reason))
+            dead.extend((m, reason) for m in waiting)
+            return
+        self.stats.manifests += 1
+        covered = found.covered()
+        for record in waiting:
+            rnamed = record.named
+            digest = self._digest(record, rnamed, found)
+            if digest is not None and covered[digest] > 0:
+                covered[digest] -= 1
+                accepted.append((record, rnamed))
+            else:
+                dead.append(
+                    (
+                        record,
+                        f"{UncoveredRecordError.code}: record is not covered by the manifest "
+                        f"of batch {batch!r} (altered after signing?)",
+                    )
+                )
+
+    def _manifest(self, msg: Read, named: dict[str, bytes], tp: Partition) -> Manifest:
+        """The manifest in ``msg``, verified; ExchangeError saying why it is not valid."""
+        value = msg.value
+        if not value:
+            raise ProvenanceMismatchError("a batch manifest has no value")
+        _, record = self.serde.decode(value)
+        found = Manifest.from_record(record)
+        if (found.topic, found.partition) != tp:
+            raise ProvenanceMismatchError(
+                f"the manifest is for {found.topic}[{found.partition}], found on {tp[0]}[{tp[1]}]"
+            )
+        if found.batch != named.get(manifest.BATCH, b"").decode("utf-8", "replace"):
+            raise ProvenanceMismatchError("the manifest's batch does not match its header")
+        if not tp[0].startswith(f"std.{found.dataset}.v"):
+            raise ProvenanceMismatchError(f"dataset {found.dataset!r} does not belong on {tp[0]}")
+        keys = self._public_keys(found.department)
+        if found.signing_key_id not in keys:
+            keys = self._public_keys(found.department, refresh=True)  # a key rotated since
+        signature = named.get(provenance.SIGNATURE, b"")
+        manifest.verify_manifest(found, signature, keys)
+        return found
+
+    @staticmethod
+    def _digest(record: Read, named: dict[str, bytes], found: Manifest) -> bytes | None:
+        """The record's digest, if its headers name the manifest's department and dataset."""
+        if (
+            _text(named, provenance.DEPARTMENT) != found.department
+            or _text(named, provenance.DATASET) != found.dataset
+        ):
+            return None
+        value = record.value
+        content_hash = _text(named, provenance.CONTENT_HASH)
+        if value is None and content_hash != provenance.WITHDRAWN:
+            return None
+        return manifest.record_digest(
+            department=found.department,
+            dataset=found.dataset,
+            source_id=_text(named, provenance.SOURCE_ID),
+            content_hash=content_hash,
+            value=value or b"",
+        )
+
+    def _expire(self, tp: Partition, dead: list[tuple[Read, str]]) -> None:
+        """Dead-letter the batches on ``tp`` whose manifest did not follow within the window."""
+        waiting = self._pending.get(tp)
+        if not waiting:
+            return
+        end = self._next.get(tp, 0)
+        for batch in [
+            b for b, msgs in waiting.items() if end - msgs[0].offset > self.manifest_window
+        ]:
+            reason = (
+                f"{UncoveredRecordError.code}: no manifest of batch {batch!r} followed within "
+                f"{self.manifest_window} offsets of its partition"
+            )
+            dead.extend((m, reason) for m in waiting.pop(batch))
+        if not waiting:
+            del self._pending[tp]
+
+    def _covered(
+        self,
+        accepted: list[tuple[Read, dict[str, bytes]]],
+        dead: list[tuple[Read, str]],
+        messages_at: dict[tuple[str, int, int], Read],
+    ) -> Iterator[list[Incoming]]:
+        """The records a valid manifest covered, decoded (the undecodable added to ``dead``)."""
+        part: list[Incoming] = []
+        for msg, named in sorted(accepted, key=lambda a: (a[0].topic, a[0].partition, a[0].offset)):
+            try:
+                part.append(self._decode(msg, named))
+                messages_at[(msg.topic, msg.partition, msg.offset)] = msg
+            except ExchangeError as exc:
+                dead.append((msg, f"{exc.code}: {exc.message}"))
+            except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+                dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
+        yield part
 
     def _verified(
         self,
-        checked: list[Any],
+        checked: list[Read],
         checks: list[Check],
         chunks: list[tuple[int, int, Refusals]],
-        dead: list[tuple[Any, str]],
-        messages_at: dict[tuple[str, int, int], Any],
+        dead: list[tuple[Read, str]],
+        messages_at: dict[tuple[str, int, int], Read],
     ) -> Iterator[list[Incoming]]:
-        """The checked messages, chunk by chunk as their signatures are verified: each
-        verified one decoded; the others (and the unreadable) added to ``dead``."""
+        """The records signed one by one, chunk by chunk as their signatures are verified:
+        each verified one decoded; the others (and the unreadable) added to ``dead``."""
         for start, end, refusals in chunks:
             part: list[Incoming] = []
             for msg, check, refusal in zip(
@@ -337,8 +570,8 @@ class RegistryBuilder:
     def _apply_all(
         self,
         parts: Iterator[list[Incoming]],
-        dead: list[tuple[Any, str]],
-        messages_at: dict[tuple[str, int, int], Any],
+        dead: list[tuple[Read, str]],
+        messages_at: dict[tuple[str, int, int], Read],
     ) -> None:
         """Apply the records and their linkage in one transaction, or one by one if that fails.
 
@@ -385,11 +618,9 @@ class RegistryBuilder:
         stats.withdrawn += applied.withdrawn
         stats.unchanged += applied.unchanged
 
-    def _check(self, msg: Any) -> Check:
-        """What verifying a message's signature needs, or ExchangeError saying why it cannot
-        be verified at all."""
-        # One dict of the headers for everything: the registry keeps exactly what was signed.
-        named = provenance.headers_dict(msg.headers)
+    def _check(self, msg: Read, named: dict[str, bytes]) -> Check:
+        """What verifying a record's own signature needs (records published before signed
+        batches), or ExchangeError saying why it cannot be verified at all."""
         department = _text(named, provenance.DEPARTMENT)
         source_id = _text(named, provenance.SOURCE_ID)
         content_hash = _text(named, provenance.CONTENT_HASH)
@@ -402,31 +633,42 @@ class RegistryBuilder:
         keys = self._public_keys(department)
         if _text(named, provenance.SIGNING_KEY_ID) not in keys:
             keys = self._public_keys(department, refresh=True)  # a key rotated since
-        if msg.value is None and content_hash != provenance.WITHDRAWN:
+        value = msg.value
+        if value is None and content_hash != provenance.WITHDRAWN:
             raise ProvenanceMismatchError(
                 f"a withdrawal must carry content-hash {provenance.WITHDRAWN!r}"
             )
-        return named, msg.value or b"", keys
+        return named, value or b"", keys
 
-    def _decode(self, msg: Any, named: dict[str, bytes]) -> Incoming:
+    def _decode(self, msg: Read, named: dict[str, bytes]) -> Incoming:
         """Decode a verified message (``named``: its headers), or raise ExchangeError
         saying why it cannot enter."""
+        topic, partition, offset = msg.topic, msg.partition, msg.offset
         department = _text(named, provenance.DEPARTMENT)
         source_id = _text(named, provenance.SOURCE_ID)
         content_hash = _text(named, provenance.CONTENT_HASH)
         header_dataset = _text(named, provenance.DATASET)
+        if not department or not source_id or not content_hash or not header_dataset:
+            raise UnverifiedRecordError(
+                "record lacks provenance headers (department, dataset, source-id, content-hash)"
+            )
         ingest = _text(named, provenance.INGEST_TIME)
         ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
-        if msg.value is None:  # a tombstone: the department withdraws the record
-            if not msg.topic.startswith(f"std.{header_dataset}.v"):
+        value = msg.value
+        if value is None:  # a tombstone: the department withdraws the record
+            if content_hash != provenance.WITHDRAWN:
                 raise ProvenanceMismatchError(
-                    f"dataset {header_dataset!r} does not belong on {msg.topic}"
+                    f"a withdrawal must carry content-hash {provenance.WITHDRAWN!r}"
+                )
+            if not topic.startswith(f"std.{header_dataset}.v"):
+                raise ProvenanceMismatchError(
+                    f"dataset {header_dataset!r} does not belong on {topic}"
                 )
             return Incoming(
                 header_dataset, department, source_id, content_hash, None, None, None,
-                msg.topic, msg.partition, msg.offset, ingested_at,
+                topic, partition, offset, ingested_at,
             )  # fmt: skip
-        schema_id, record = self.serde.decode(msg.value)
+        schema_id, record = self.serde.decode(value)
         dataset, id_field, domain = self._identifier_fields(schema_id)
         if dataset != header_dataset:
             raise ProvenanceMismatchError(
@@ -439,7 +681,7 @@ class RegistryBuilder:
         return Incoming(
             dataset, department, source_id, content_hash, schema_id, payload,
             None if lookup is None else str(lookup),
-            msg.topic, msg.partition, msg.offset, ingested_at,
+            topic, partition, offset, ingested_at,
         )  # fmt: skip
 
     def _public_keys(self, department: str, *, refresh: bool = False) -> dict[str, bytes]:
@@ -452,13 +694,14 @@ class RegistryBuilder:
             self._key_read_at[department] = now
         return keys
 
-    def _dead_letter(self, msg: Any, reason: str) -> Delivery:
+    def _dead_letter(self, msg: Read, reason: str) -> Delivery:
+        value = msg.value
         entry = {
             "topic": msg.topic,
             "partition": msg.partition,
             "offset": msg.offset,
             "reason": reason,
-            "value_hex": (msg.value or b"")[:4096].hex(),
+            "value_hex": (value or b"")[:4096].hex(),
             "at": datetime.now(UTC).isoformat(),
         }
         log.warning("dead-lettering %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
@@ -486,15 +729,54 @@ class RegistryBuilder:
                 break
         return self.stats
 
-    def caught_up(self) -> bool:
-        """Partitions are assigned and the position of each is at its end offset."""
+    def positions(self) -> dict[Partition, int] | None:
+        """The read position on every partition assigned (None if none is): the offset after
+        the last message read, or, where nothing was read yet, the group's committed offset
+        (-1 if none)."""
         try:
             assigned = self._consumer.assignment()
             if not assigned:
-                return False
-            ends = self._consumer.end_offsets(list(assigned))
-            return all(self._consumer.position(tp) >= ends[tp] for tp in assigned)
-        except KafkaError as exc:
+                return None
+            found: dict[Partition, int] = {}
+            unread = []
+            for tp in self._consumer.position(assigned):
+                if tp.offset >= 0:
+                    found[(tp.topic, tp.partition)] = tp.offset
+                else:
+                    unread.append(TopicPartition(tp.topic, tp.partition))
+            if unread:
+                for tp in self._consumer.committed(unread, timeout=10):
+                    found[(tp.topic, tp.partition)] = tp.offset
+            return found
+        except KafkaException as exc:
+            log.warning("cannot read the builder's positions: %s", exc)
+            return None
+
+    def reached(self, ends: dict[Partition, int]) -> bool:
+        """Every partition of ``ends`` is assigned to this builder and read to its end offset."""
+        if not ends:
+            return True
+        found = self.positions()
+        if found is None:
+            return False
+        return all(
+            found.get(tp, -1) >= end or (tp not in found and end == 0) for tp, end in ends.items()
+        ) and all(tp in found or end == 0 for tp, end in ends.items())
+
+    def caught_up(self) -> bool:
+        """Partitions are assigned and the position of each is at its end offset."""
+        found = self.positions()
+        if found is None:
+            return False
+        try:
+            for (topic, partition), position in found.items():
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+                if position < high and not (position < 0 and low == high):
+                    return False
+            return True
+        except KafkaException as exc:
             log.warning("cannot tell whether the builder is caught up: %s", exc)
             return False
 

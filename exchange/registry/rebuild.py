@@ -18,7 +18,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -247,15 +246,7 @@ def rebuild(
 
 
 def _reached(builder: RegistryBuilder, ends: dict[TopicPartition, int]) -> bool:
-    consumer: Any = builder._consumer
-    assigned = consumer.assignment()
-    if not ends:
-        return True
-    if not assigned:
-        return False
-    return all(consumer.position(tp) >= end for tp, end in ends.items() if tp in assigned) and all(
-        tp in assigned or end == 0 for tp, end in ends.items()
-    )
+    return builder.reached({(tp.topic, tp.partition): end for tp, end in ends.items()})
 
 
 def _hand_over(bootstrap: str, ends: dict[TopicPartition, int], temporary: str) -> None:
