@@ -63,7 +63,8 @@ def build(
         builder.close()
     cli.console.print(
         f"applied {stats.applied}, withdrawn {stats.withdrawn}, unchanged {stats.unchanged}, "
-        f"dead-lettered {stats.dead_lettered}, linked {stats.linked}"
+        f"dead-lettered {stats.dead_lettered}, linked {stats.linked}, "
+        f"batch manifests verified {stats.manifests}"
     )
 
 

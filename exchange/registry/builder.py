@@ -348,6 +348,8 @@ class RegistryBuilder:
             for msg in polled:
                 tp = (msg.topic, msg.partition)
                 self._next[tp] = msg.offset + 1
+                if tp in self._pending:  # decided by offsets alone, not by where a poll ended
+                    self._expire(tp, msg.offset, dead)
                 named = msg.named
                 if manifest.MANIFEST in named:
                     self._settle_batch(tp, msg, named, accepted, dead)
@@ -366,8 +368,6 @@ class RegistryBuilder:
                     dead.append(
                         (msg, "unverified_record: record is neither signed nor in a signed batch")
                     )
-            for tp in rewind:
-                self._expire(tp, dead)
             parts = self._covered(accepted, dead, messages_at)
             if checked:
                 chunks = self._verifier.start(checks)
@@ -505,14 +505,12 @@ class RegistryBuilder:
             value=value or b"",
         )
 
-    def _expire(self, tp: Partition, dead: list[tuple[Read, str]]) -> None:
-        """Dead-letter the batches on ``tp`` whose manifest did not follow within the window."""
-        waiting = self._pending.get(tp)
-        if not waiting:
-            return
-        end = self._next.get(tp, 0)
+    def _expire(self, tp: Partition, offset: int, dead: list[tuple[Read, str]]) -> None:
+        """Reading ``offset`` of ``tp``: dead-letter the batches waiting there whose first
+        record is more than the window before it (their manifest did not follow in time)."""
+        waiting = self._pending[tp]
         for batch in [
-            b for b, msgs in waiting.items() if end - msgs[0].offset > self.manifest_window
+            b for b, msgs in waiting.items() if offset - msgs[0].offset > self.manifest_window
         ]:
             reason = (
                 f"{UncoveredRecordError.code}: no manifest of batch {batch!r} followed within "
