@@ -757,9 +757,14 @@ class RegistryBuilder:
         found = self.positions()
         if found is None:
             return False
-        return all(
-            found.get(tp, -1) >= end or (tp not in found and end == 0) for tp, end in ends.items()
-        ) and all(tp in found or end == 0 for tp, end in ends.items())
+        try:
+            return all(
+                end == 0 or (tp in found and self._at_end(tp, found[tp], end))
+                for tp, end in ends.items()
+            )
+        except KafkaException as exc:
+            log.warning("cannot tell whether the builder reached the end offsets: %s", exc)
+            return False
 
     def caught_up(self) -> bool:
         """Partitions are assigned and the position of each is at its end offset."""
@@ -767,16 +772,22 @@ class RegistryBuilder:
         if found is None:
             return False
         try:
-            for (topic, partition), position in found.items():
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10, cached=False
-                )
-                if position < high and not (position < 0 and low == high):
-                    return False
-            return True
+            return all(self._at_end(tp, position, None) for tp, position in found.items())
         except KafkaException as exc:
             log.warning("cannot tell whether the builder is caught up: %s", exc)
             return False
+
+    def _at_end(self, tp: Partition, position: int, end: int | None) -> bool:
+        """Whether ``position`` on ``tp`` is at ``end`` (None: the partition's end offset now).
+        A partition with nothing to read has no position: it is at its end if it holds no
+        offset to read (its low and high watermarks are equal)."""
+        low, high = self._consumer.get_watermark_offsets(
+            TopicPartition(*tp), timeout=10, cached=False
+        )
+        end = high if end is None else end
+        if position >= 0:
+            return position >= end
+        return low >= end
 
     def close(self) -> None:
         self._verifier.close()
