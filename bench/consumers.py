@@ -193,15 +193,18 @@ def confluent_manifests(
         cpu = own_cpu_s()
         result.started = started = time.monotonic()
         consumer = confluent_consumer(bootstrap, "confluent-manifests")
-        take = check.message
         while check.resolved < records and time.monotonic() - started < TIMEOUT_S:
             batch = consumer.consume(num_messages=MAX_POLL_RECORDS, timeout=0.5)
-            for msg in batch:
-                if _failed(msg):
-                    continue
-                take(msg.topic(), msg.partition(), msg.offset(), msg.headers(), msg.value())  # type: ignore[arg-type]
+            check.messages(m for m in batch if not _failed(m))
             if batch:
-                offsets = [RdTopicPartition(t, p, o) for (t, p), o in check.committable().items()]
+                read = {
+                    (tp.topic, tp.partition): tp.offset
+                    for tp in consumer.position(consumer.assignment())
+                    if tp.offset >= 0
+                }
+                offsets = [
+                    RdTopicPartition(t, p, o) for (t, p), o in check.committable(read).items()
+                ]
                 consumer.commit(offsets=offsets, asynchronous=False)
             progress(check.resolved)
         result.elapsed = time.monotonic() - started
