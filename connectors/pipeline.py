@@ -1,21 +1,28 @@
-"""One record's way out of a department: map, validate, encrypt, index, sign, encode, produce.
+"""One record's way out of a department: map, validate, encrypt, index, encode, produce.
 
 :class:`RecordPipeline` is shared by file and database runs (``connectors.publisher``)
-and the gateway's HTTP push API. A row either leaves as a signed, Confluent-framed
-Avro record on ``std.<dataset>.v<N>`` (its sensitive fields already encrypted,
-blind indexes beside encrypted identifiers) or as a dead letter on
+and the gateway's HTTP push API. A row either leaves as a Confluent-framed Avro
+record on ``std.<dataset>.v<N>`` (its sensitive fields already encrypted, blind
+indexes beside encrypted identifiers) or as a dead letter on
 ``dlq.<department>.<dataset>`` (:func:`dlq_topic`) with its original content and
 reasons, its sensitive values encrypted as a published record's are
-(:meth:`RecordPipeline.dead_letter`). Sends are checked in
-batches by :meth:`RecordPipeline.settle`; any send Kafka does not acknowledge
-fails the run, so nothing is silently lost.
+(:meth:`RecordPipeline.dead_letter`).
+
+Rows are published in batches (:mod:`connectors.batches`), each in one Kafka
+transaction: a record carries its provenance headers and the header ``batch``
+(no signature of its own); :meth:`RecordPipeline.settle` publishes the batch's
+manifests (the records' digests on each partition, signed once with the
+department's key) and commits. Any send Kafka does not acknowledge aborts the
+batch and fails the run, so nothing is silently lost, and nothing half-published
+is visible to ``read_committed`` readers.
 
 A row goes through three steps, which :meth:`RecordPipeline.handle` runs one after
 the other: :meth:`~RecordPipeline.admit` (the key checks, in source order),
-:class:`RecordPreparer` (map, validate, hash, encrypt, index, encode, sign: the costly
-part, which needs no Kafka and no database, so a connector run can do it in worker
-processes, see :mod:`connectors.workers`) and :meth:`~RecordPipeline.conclude`
-(count the row, then send it or dead-letter it, in source order).
+:class:`RecordPreparer` (map, validate, hash, encrypt, index, encode, digest: the
+costly part, which needs no Kafka, no database and no signing key, so a connector
+run can do it in worker processes, see :mod:`connectors.workers`) and
+:meth:`~RecordPipeline.conclude` (count the row, then send it or dead-letter it, in
+source order).
 
 Rule of this module: no plaintext of a sensitive field is ever logged or sent.
 """
@@ -24,19 +31,21 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.batches import BatchPublisher
 from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition
 from connectors.mapping import Problem, json_safe, map_row
 from exchange.core.errors import SchemaNotFoundError, WireFormatError
-from exchange.kafka.producer import Delivery, Producer
+from exchange.kafka.producer import Producer
 from exchange.kafka.wire import AvroSerde
-from exchange.security import provenance
+from exchange.security import manifest, provenance
 from exchange.security.blindindex import blind_index
-from exchange.security.crypto import hmac_sha256, sign
+from exchange.security.crypto import hmac_sha256
 from exchange.security.keystore import FieldCipher, KeyStore, period_of
 from schemas import SchemaStore
 from schemas.standards import Sensitivity
@@ -104,12 +113,15 @@ class Keys:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A record ready to send: its framed value and keyed content hash, and the codes of
-    the flags its values raised (accepted, worth a warning: ``division_code.retired``)."""
+    """A record ready to send: its framed value, keyed content hash and digest (what its
+    batch's manifest lists, :func:`exchange.security.manifest.record_digest`), and the
+    codes of the flags its values raised (accepted, worth a warning:
+    ``division_code.retired``)."""
 
     source_id: str
     value: bytes
     content_hash: str
+    digest: bytes
     flags: tuple[str, ...] = ()
 
 
@@ -151,15 +163,14 @@ class PreparerSpec:
     schema_id: int
     schema_text: str
     linkage_key: bytes = field(repr=False)
-    signing_key: tuple[str, bytes] = field(repr=False)  # (key id, private key)
 
 
 class RecordPreparer:
-    """A record's own work: map, validate, hash, encrypt, blind-index, encode, sign.
+    """A record's own work: map, validate, hash, encrypt, blind-index, encode, digest.
 
-    It needs neither Kafka nor the database: the definition, the registered wire
-    schema, the linkage key, the department's signing key (``spec``) and a cipher
-    for the sensitive fields.
+    It needs neither Kafka nor the database nor the department's signing key (a batch
+    is signed once, by the run's process): the definition, the registered wire
+    schema, the linkage key (``spec``) and a cipher for the sensitive fields.
     """
 
     def __init__(self, spec: PreparerSpec, cipher: FieldCipher) -> None:
@@ -172,7 +183,6 @@ class RecordPreparer:
         self.serde = AvroSerde(self._schema)
         self.cipher = cipher
         self.linkage_key = spec.linkage_key
-        self._signing_key = spec.signing_key[1]
         self._sensitive = [
             (f, self.standard.blind_index_domain(f) if f.identifier else None)
             for f in self.standard.fields
@@ -188,8 +198,8 @@ class RecordPreparer:
     def prepare(
         self, values: dict[str, str], source_id: str, *, period: str
     ) -> Prepared | list[Problem]:
-        """Map, validate, encrypt (under the data key of ``period``), index and encode a row;
-        or say why it cannot go."""
+        """Map, validate, encrypt (under the data key of ``period``), index, encode and digest
+        a row; or say why it cannot go."""
         flags: list[Problem] = []
         record, problems = map_row(self.definition, self.standard, values, flags)
         if problems:
@@ -215,27 +225,21 @@ class RecordPreparer:
             value = self.serde.encode(self.schema_id, record)
         except WireFormatError as exc:
             return [("_row", "avro.encode", exc.message)]
-        return Prepared(source_id, value, content_hash, tuple(code for _, code, _ in flags))
-
-    def sign(self, prepared: Prepared) -> bytes:
-        """The department's Ed25519 signature of a prepared record.
-
-        See :mod:`exchange.security.provenance`.
-        """
-        return sign(
-            self._signing_key,
-            provenance.signed_message(
-                department=self.department,
-                dataset=self.dataset,
-                source_id=prepared.source_id,
-                content_hash=prepared.content_hash,
-                value=prepared.value,
-            ),
+        digest = manifest.record_digest(
+            department=self.department,
+            dataset=self.dataset,
+            source_id=source_id,
+            content_hash=content_hash,
+            value=value,
         )
+        return Prepared(source_id, value, content_hash, digest, tuple(code for _, code, _ in flags))
 
 
 class RecordPipeline:
-    """Publishes rows of one connector definition through one producer."""
+    """Publishes rows of one connector definition through one transactional producer.
+
+    ``run_id`` names its batches (``<run id>/<sequence>``); a fresh one if not given.
+    """
 
     def __init__(
         self,
@@ -246,6 +250,7 @@ class RecordPipeline:
         kafka: Producer,
         period: str | None = None,
         source: str = "",
+        run_id: str | None = None,
     ) -> None:
         self.definition = definition
         self.source = source
@@ -258,14 +263,12 @@ class RecordPipeline:
         self.schema_id = store.register(self.wire.subject, self.wire.schema)
         self.cipher = keys.cipher
         self.linkage_key = keys.linkage_key
-        self.signing_key_id, self._signing_key = keys.keystore.signing_key(self.department)
         self.preparer = RecordPreparer(
             PreparerSpec(
                 definition,
                 schema_id=self.schema_id,
                 schema_text=store.schema_text(self.schema_id),
                 linkage_key=self.linkage_key,
-                signing_key=(self.signing_key_id, self._signing_key),
             ),
             self.cipher,
         )
@@ -285,14 +288,27 @@ class RecordPipeline:
         self._plain_columns = frozenset(plain)
         self._fixed_period = period
         self.kafka = kafka
-        self.pending: list[Delivery] = []
+        self.batches = BatchPublisher(
+            kafka,
+            department=self.department,
+            dataset=self.dataset,
+            connector_id=definition.connector.id,
+            signing_key=keys.keystore.signing_key(self.department),
+            schema_id=store.register(manifest.SUBJECT, manifest.SCHEMA),
+            serde=self.serde,
+            run_id=run_id or uuid.uuid4().hex,
+        )
         self._static_headers = [
             (provenance.DEPARTMENT, self.department.encode()),
             (provenance.DATASET, self.dataset.encode()),
             (provenance.CONNECTOR_ID, definition.connector.id.encode()),
             (provenance.CONNECTOR_VERSION, definition.connector.version.encode()),
-            (provenance.SIGNING_KEY_ID, self.signing_key_id.encode()),
         ]
+
+    @property
+    def pending(self) -> int:
+        """Records and dead letters of the open batch (sent, not yet committed)."""
+        return self.batches.size
 
     def record_key(self, source_id: str) -> str:
         return f"{self.department}:{source_id}"
@@ -308,48 +324,44 @@ class RecordPipeline:
         """Map, validate, encrypt, index and encode a row; or say why it cannot go."""
         return self.preparer.prepare(values, source_id, period=self.period())
 
-    def publish(self, prepared: Prepared, signature: bytes | None = None) -> None:
-        """Send a prepared record with its provenance headers, signed (``signature``, if
-        given, must be :meth:`RecordPreparer.sign` of it, e.g. made in a worker process)."""
-        source_id, value, content_hash = prepared.source_id, prepared.value, prepared.content_hash
-        if signature is None:
-            signature = self.preparer.sign(prepared)
-        headers = [
+    def _headers(self, source_id: str, content_hash: str) -> list[tuple[str, bytes]]:
+        return [
             *self._static_headers,
             (provenance.SOURCE_ID, source_id.encode()),
             (provenance.CONTENT_HASH, content_hash.encode()),
             (provenance.INGEST_TIME, datetime.now(UTC).isoformat().encode()),
-            (provenance.SIGNATURE, signature),
+            (manifest.BATCH, self.batches.batch_id.encode()),
         ]
-        self.pending.append(
-            self.kafka.send(
-                self.topic, value, key=f"{self.department}:{source_id}".encode(), headers=headers
-            )
+
+    def publish(self, prepared: Prepared) -> None:
+        """Send a prepared record in the open batch, with its provenance headers; its
+        batch's manifest will list its digest."""
+        source_id = prepared.source_id
+        self.batches.send(
+            self.topic,
+            prepared.value,
+            key=f"{self.department}:{source_id}".encode(),
+            headers=self._headers(source_id, prepared.content_hash),
+            digest=prepared.digest,
         )
 
     def withdraw(self, source_id: str) -> None:
-        """Send a signed tombstone: the department withdraws the record ``source_id``."""
-        signature = sign(
-            self._signing_key,
-            provenance.signed_message(
-                department=self.department,
-                dataset=self.dataset,
-                source_id=source_id,
-                content_hash=provenance.WITHDRAWN,
-                value=b"",
-            ),
+        """Send a tombstone in the open batch: the department withdraws the record
+        ``source_id``. Its batch's manifest lists the digest of the withdrawal (content
+        hash ``withdrawn``, value b"")."""
+        digest = manifest.record_digest(
+            department=self.department,
+            dataset=self.dataset,
+            source_id=source_id,
+            content_hash=provenance.WITHDRAWN,
+            value=b"",
         )
-        headers = [
-            *self._static_headers,
-            (provenance.SOURCE_ID, source_id.encode()),
-            (provenance.CONTENT_HASH, provenance.WITHDRAWN.encode()),
-            (provenance.INGEST_TIME, datetime.now(UTC).isoformat().encode()),
-            (provenance.SIGNATURE, signature),
-        ]
-        self.pending.append(
-            self.kafka.send(
-                self.topic, None, key=self.record_key(source_id).encode(), headers=headers
-            )
+        self.batches.send(
+            self.topic,
+            None,
+            key=self.record_key(source_id).encode(),
+            headers=self._headers(source_id, provenance.WITHDRAWN),
+            digest=digest,
         )
 
     def dead_letter(
@@ -403,7 +415,7 @@ class RecordPipeline:
             "at": datetime.now(UTC).isoformat(),
         }
         payload = json.dumps(entry, ensure_ascii=False).encode()
-        self.pending.append(self.kafka.send(self.dlq_topic, payload, key=key.encode()))
+        self.batches.send(self.dlq_topic, payload, key=key.encode(), headers=(), digest=None)
         return entry
 
     def _seal(self, field_name: str, record_key: str, text: str, period: str) -> str:
@@ -442,18 +454,17 @@ class RecordPipeline:
         admitted: Admitted,
         result: Prepared | list[Problem] | None,
         tally: Tally,
-        signature: bytes | None = None,
     ) -> dict[str, Any] | None:
         """Count a row and publish it, or dead-letter it; returns the dead letter, if any.
 
         ``result`` is what preparing ``admitted.values`` gave (None if there was nothing
-        to prepare); ``signature``, if given, is the preparer's signature of it.
+        to prepare).
         """
         tally.read += 1
         problems = admitted.problems
         if isinstance(result, Prepared):
             if not problems:
-                self.publish(result, signature)
+                self.publish(result)
                 tally.published += 1
                 for code in result.flags:
                     tally.flags[code] = tally.flags.get(code, 0) + 1
@@ -480,8 +491,10 @@ class RecordPipeline:
         return self.conclude(admitted, result, tally)
 
     def settle(self, timeout: float = 120.0) -> None:
-        """Wait until Kafka acknowledged every pending send; raise BrokerError otherwise."""
-        if not self.pending:
-            return
-        self.kafka.settle(self.pending, timeout=timeout)
-        self.pending.clear()
+        """Publish the open batch's manifests and commit it (once Kafka acknowledged every
+        record of it); raise BrokerError otherwise, the batch aborted."""
+        self.batches.commit(timeout)
+
+    def abort(self) -> None:
+        """Abort the open batch: nothing of it becomes visible to ``read_committed`` readers."""
+        self.batches.abort()

@@ -4,17 +4,28 @@ Every row read ends in exactly one place: the standard topic or the dead-letter
 topic (see :mod:`connectors.pipeline`). The run's counts reconcile
 (read = published + rejected) and are stored with the run.
 
-Checkpoints make a run resumable: after each batch that Kafka acknowledged, the
-position and counts are committed to the database. A run killed at any point and
-started again skips what was acknowledged and publishes the rest; rows sent after
-the last checkpoint are sent again, and the registry's de-duplication (same source
-key and content hash) keeps each record once. A file that was published completely
-is not published again unless the run is restarted; a SQL source with a watermark
-reads only rows added or changed since its last complete run.
+Every :data:`BATCH` rows are one Kafka transaction (:mod:`connectors.batches`):
+the batch's records and dead letters, then on each partition it wrote to a manifest
+signed with the department's key, then the commit. Readers with
+``read_committed`` (the registry builder) see a batch whole or not at all.
 
-With ``workers`` above 1, rows are prepared (mapped, validated, encrypted, signed)
+Checkpoints make a run resumable: after each batch was committed, the position
+and counts are committed to the database. A run killed at any point and started
+again skips what was committed and publishes the rest. The batch it was killed in
+is aborted: by the next run, whose producer (the transactional id
+``exchange-connector-<connector id>``, the same for every run of a connector)
+fences the killed one's and aborts its open transaction, or by the broker at the
+transaction timeout. A run killed between a commit and its checkpoint sends that
+batch again when resumed, and the registry's de-duplication (same source key and
+content hash) keeps each record once. A resumed run names its batches under a new
+attempt (``<run id>.<attempt>/<sequence>``), so no two committed batches share a
+name. A file that was published completely is not published again unless the run
+is restarted; a SQL source with a watermark reads only rows added or changed since
+its last complete run.
+
+With ``workers`` above 1, rows are prepared (mapped, validated, encrypted, digested)
 in worker processes (:mod:`connectors.workers`); this process still reads the
-source, checks keys, and sends, settles and checkpoints every row in source order,
+source, checks keys, and sends, commits and checkpoints every row in source order,
 so everything above holds unchanged.
 """
 
@@ -38,6 +49,11 @@ from exchange.kafka.producer import Producer
 from schemas import SchemaStore
 
 BATCH = 5_000
+
+
+def transactional_id(connector_id: str) -> str:
+    """The transactional id of every run of a connector: a run fences the one before."""
+    return f"exchange-connector-{connector_id}"
 
 
 @dataclass
@@ -169,11 +185,20 @@ def run_connector(
             report.nothing_new = True
             return report
     report.run_id = report.run_id or uuid.uuid4().hex
+    # A resumed run's batches are named under an attempt of their own (see the module's doc).
+    batches_run_id = report.run_id
+    if report.resumed_from:
+        batches_run_id = f"{report.run_id}.{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, [standard.topic, report.dlq_topic])
-    kafka = Producer(bootstrap)
+    kafka = Producer(bootstrap, transactional_id=transactional_id(connector_id))
     try:
         pipeline = RecordPipeline(
-            definition, store=store, keys=keys, kafka=kafka, source=source.describe()
+            definition,
+            store=store,
+            keys=keys,
+            kafka=kafka,
+            source=source.describe(),
+            run_id=batches_run_id,
         )
         _save(
             sessions,
@@ -188,10 +213,11 @@ def run_connector(
         position = 0
 
         def concluded(at: int, entry: dict[str, Any] | None) -> None:
-            """Row ``at`` was sent or dead-lettered (in source order): checkpoint if due."""
+            """Row ``at`` was sent or dead-lettered (in source order): commit the batch and
+            checkpoint if due."""
             if entry is not None and len(report.rejections) < keep_rejections:
                 report.rejections.append(entry)
-            if len(pipeline.pending) >= BATCH:
+            if pipeline.pending >= BATCH:
                 pipeline.settle()
                 _save(
                     sessions,
@@ -234,5 +260,5 @@ def run_connector(
             watermark=high if high is not None else None,
         )
     finally:
-        kafka.close()
+        kafka.close()  # aborts a batch left open by a failure: only a commit publishes
     return report

@@ -1,6 +1,6 @@
 """Preparing a connector run's records in worker processes, so the run uses every core.
 
-A record's own work (map, validate, hash, encrypt, blind-index, encode, sign; see
+A record's own work (map, validate, hash, encrypt, blind-index, encode, digest; see
 :class:`~connectors.pipeline.RecordPreparer`) costs far more than reading the row
 and producing the record, and one Python process computes on one core. With
 :class:`ParallelPreparation` a connector run (``connectors.publisher``) keeps
@@ -16,13 +16,14 @@ every worker already holds :data:`DEPTH` chunks (also while the workers start,
 and for a source shorter than one chunk, for which no worker is started at all).
 
 What a worker gets (the first message, a :class:`~connectors.pipeline.PreparerSpec`):
-the definition, the
-registered wire schema, the linkage key and the department's signing key; and with
-each chunk, the data key of the chunk's period. It gets no master key and no
-database: the run's process takes every key from its own keystore, so the keys are
-created (on first use of a dataset and month) in one process only, never by two
-workers racing, and rotation and destruction reach the workers exactly as they
-reach the run (through its keystore's cache).
+the definition, the registered wire schema and the linkage key; and with each
+chunk, the data key of the chunk's period. It gets no master key, no signing key
+(the run's process signs each batch's manifests, once a batch) and no database:
+the run's process takes every key from its own keystore, so the keys are created
+(on first use of a dataset and month) in one process only, never by two workers
+racing, and rotation and destruction reach the workers exactly as they reach the
+run (through its keystore's cache). A worker computes each record's digest (what
+its batch's manifest lists), so the run's process only sends.
 
 Workers are plain ``python -c`` child processes (fork and exec) talking over two
 pipes each: not forked from the run's process, whose librdkafka threads a fork
@@ -74,10 +75,10 @@ CHUNK_ROWS = 1_000  # rows a worker prepares at a time: big enough that messages
 DEPTH = 2  # chunks a worker holds at most: one it works on, one waiting
 ANSWER_TIMEOUT = 300.0  # seconds a worker may take over one chunk before the run gives up
 
-# What a worker prepares: (values, source id, sign it?); what it gives back for each:
-# (framed value, content hash, signature or None), or the problems that stop the row.
-Item = tuple[dict[str, str], str, bool]
-Outcome = tuple[bytes, str, bytes | None, tuple[str, ...]] | list[Problem]
+# What a worker prepares: (values, source id); what it gives back for each:
+# (framed value, content hash, digest, flags), or the problems that stop the row.
+Item = tuple[dict[str, str], str]
+Outcome = tuple[bytes, str, bytes, tuple[str, ...]] | list[Problem]
 
 
 def usable_cores() -> int:
@@ -89,13 +90,12 @@ def usable_cores() -> int:
 
 
 def prepare_items(preparer: RecordPreparer, items: list[Item], period: str) -> list[Outcome]:
-    """Prepare (and, where asked, sign) a chunk's rows; the same in a worker and in the run."""
+    """Prepare a chunk's rows; the same in a worker and in the run."""
     outcomes: list[Outcome] = []
-    for values, source_id, wanted in items:
+    for values, source_id in items:
         result = preparer.prepare(values, source_id, period=period)
         if isinstance(result, Prepared):
-            signature = preparer.sign(result) if wanted else None
-            outcomes.append((result.value, result.content_hash, signature, result.flags))
+            outcomes.append((result.value, result.content_hash, result.digest, result.flags))
         else:
             outcomes.append(result)
     return outcomes
@@ -347,7 +347,7 @@ class ParallelPreparation:
             chunk = self._filling = _Chunk(position)
         chunk.rows.append((position, admitted))
         if admitted.values is not None:
-            chunk.items.append((admitted.values, admitted.source_id, not admitted.problems))
+            chunk.items.append((admitted.values, admitted.source_id))
         if len(chunk.rows) >= CHUNK_ROWS:
             self._filling = None
             if not self._started:
@@ -423,12 +423,11 @@ class ParallelPreparation:
         answers = iter(outcomes)
         for position, admitted in chunk.rows:
             result: Prepared | list[Problem] | None = None
-            signature = None
             if admitted.values is not None:
                 outcome = next(answers)
                 if isinstance(outcome, tuple):
-                    value, content_hash, signature, flags = outcome
-                    result = Prepared(admitted.source_id, value, content_hash, flags)
+                    value, content_hash, digest, flags = outcome
+                    result = Prepared(admitted.source_id, value, content_hash, digest, flags)
                 else:
                     result = outcome
-            on_row(position, pipeline.conclude(admitted, result, tally, signature))
+            on_row(position, pipeline.conclude(admitted, result, tally))

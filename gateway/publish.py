@@ -4,15 +4,26 @@
 definition (``<connectors_dir>/<connector_id>.toml``, ``[source] type = "push"``)
 says how the department's fields map to the standard. Each record of the batch
 goes through the same pipeline as a file run: published (mapped, validated,
-encrypted, signed) or dead-lettered with its reasons; the response reconciles
-the batch: received = published + rejected. A publisher can push only to its own
+encrypted) or dead-lettered with its reasons; the response reconciles the batch:
+received = published + rejected. A publisher can push only to its own
 department's connectors; the decision is audited.
+
+Each HTTP batch is one Kafka transaction (:mod:`connectors.batches`): its records,
+its dead letters and, on each partition it wrote to, a manifest signed with the
+department's key; the response is sent once it committed. If Kafka does not take
+it, the transaction is aborted (nothing of the batch is visible to the registry
+builder) and the answer is 503: the caller sends the batch again. A gateway process
+has one transactional producer (a transactional id of its own), used by one
+request at a time.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
@@ -23,7 +34,7 @@ from connectors.csvsource import SourceRow
 from connectors.definition import ConnectorDefinition, PushSourceSpec, load_definition
 from connectors.pipeline import Keys, RecordPipeline, Tally, dlq_topic
 from connectors.sources import stringify
-from exchange.core.errors import ConfigError, NotFoundError
+from exchange.core.errors import BrokerError, ConfigError, NotFoundError
 from exchange.kafka.clients import ensure_topics
 from exchange.kafka.producer import Producer
 from gateway.access import authorize
@@ -54,8 +65,16 @@ class BatchResult(BaseModel):
     rejections: list[Rejection]
 
 
+def push_transactional_id() -> str:
+    """A transactional id no other gateway process uses (so none fences another)."""
+    return f"exchange-push-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
 class Publishers:
-    """One producer per gateway process, and one pipeline per push connector."""
+    """One transactional producer per gateway process, and one pipeline per push connector.
+
+    ``lock`` serialises the batches: one transaction at a time is open on the producer.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -66,13 +85,21 @@ class Publishers:
         if self.kafka is not None:
             self.kafka.close()
 
+    def reset(self) -> None:
+        """Let go of the producer (and the pipelines on it) after a failed batch: a
+        transactional producer may be unusable after some failures (e.g. fenced); the
+        next batch makes a new one."""
+        self.close()
+        self.kafka = None
+        self.pipelines.clear()
+
     def pipeline(self, state: AppState, definition: ConnectorDefinition) -> RecordPipeline:
         connector_id = definition.connector.id
         found = self.pipelines.get(connector_id)
         if found is None or found.definition != definition:
             bootstrap = state.settings.kafka.bootstrap
             if self.kafka is None:
-                self.kafka = Producer(bootstrap)
+                self.kafka = Producer(bootstrap, transactional_id=push_transactional_id())
             standard = definition.standard
             dead = dlq_topic(definition.connector.department, standard.dataset)
             ensure_topics(bootstrap, [standard.topic, dead])
@@ -142,18 +169,31 @@ def publish_batch(
     seen: set[str] = set()
     with publishers.lock:
         pipeline = publishers.pipeline(state, definition)
-        for index, record in enumerate(batch.records):
-            row = SourceRow(
-                index + 1,
-                stringify(record),
-                json.dumps(record, ensure_ascii=False, default=str),
-            )
-            entry = pipeline.handle(row, definition.source.key, seen, tally)
-            if entry is not None:
-                rejections.append(
-                    Rejection(index=index, source_id=entry["source_id"], reasons=entry["reasons"])
+        try:
+            for index, record in enumerate(batch.records):
+                row = SourceRow(
+                    index + 1,
+                    stringify(record),
+                    json.dumps(record, ensure_ascii=False, default=str),
                 )
-        pipeline.settle()
+                entry = pipeline.handle(row, definition.source.key, seen, tally)
+                if entry is not None:
+                    rejections.append(
+                        Rejection(
+                            index=index, source_id=entry["source_id"], reasons=entry["reasons"]
+                        )
+                    )
+            pipeline.settle()  # the manifests, then the commit
+        except BrokerError:
+            publishers.reset()  # the batch was aborted; the next one gets a fresh producer
+            raise
+        except BaseException:
+            # Not Kafka's fault (e.g. the keystore failed): abort the batch, keep the producer.
+            try:
+                pipeline.abort()
+            except BrokerError:
+                publishers.reset()
+            raise
     return BatchResult(
         connector=connector_id,
         received=tally.read,

@@ -1,8 +1,8 @@
 """Connector runs that prepare records in worker processes (connectors.workers).
 
-Kafka is replaced by a producer that records every send in order (so the order is
-compared exactly) and acknowledges it at once; the database is SQLite. The worker
-processes are real.
+Kafka is replaced by a transactional producer that records every send in order (so
+the order is compared exactly) and acknowledges it at once; the database is SQLite.
+The worker processes are real.
 """
 
 from __future__ import annotations
@@ -27,38 +27,15 @@ from connectors.workers import CHUNK_ROWS, WorkerError, usable_cores
 from exchange.core.config import load_settings
 from exchange.core.errors import ConfigError
 from exchange.core.models import ConnectorCheckpoint
-from exchange.kafka.producer import Delivery, Headers, Producer
 from exchange.kafka.wire import AvroSerde
-from exchange.security import provenance
+from exchange.security import manifest, provenance
 from exchange.security.keystore import FieldCipher
 from schemas import SchemaStore, load_standard
 from schemas.standards import Sensitivity
 from tests.support.database import migrated
 from tests.support.exports import write_definition, write_export
 from tests.support.keys import keys_for
-
-Sent = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-class RecordingProducer(Producer):
-    """Stands in for Kafka: keeps every send, in order, and acknowledges it at once."""
-
-    def __init__(self) -> None:  # no broker to reach
-        self.sent: list[Sent] = []
-
-    def send(
-        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
-    ) -> Delivery:
-        self.sent.append((topic, key, value, list(headers)))
-        delivery = Delivery()
-        delivery.done = True
-        return delivery
-
-    def settle(self, deliveries: object, timeout: float = 120.0) -> None:
-        return None
-
-    def close(self, timeout: float = 30.0) -> None:
-        return None
+from tests.support.producers import RecordingProducer
 
 
 @pytest.fixture
@@ -72,7 +49,8 @@ def producers(monkeypatch: pytest.MonkeyPatch) -> list[RecordingProducer]:
     """Every producer the runs make, in order; no broker is needed."""
     made: list[RecordingProducer] = []
 
-    def producer(bootstrap: str, **_: Any) -> RecordingProducer:
+    def producer(bootstrap: str, *, transactional_id: str, **_: Any) -> RecordingProducer:
+        assert transactional_id.startswith("exchange-connector-")
         made.append(RecordingProducer())
         return made[-1]
 
@@ -117,42 +95,80 @@ def _run(
     )
 
 
-def _comparable(sent: list[Sent], keys: Keys, store: SchemaStore) -> list[Any]:
-    """What was sent, with what differs from run to run by design taken out: ciphertexts
-    (decrypted here), signatures (verified here), times and the connector's id."""
+def _comparable(producer: RecordingProducer, keys: Keys, store: SchemaStore) -> list[Any]:
+    """What was committed, with what differs from run to run by design taken out:
+    ciphertexts (decrypted here), manifests (verified here, and each record found in its
+    batch's manifest of its partition), batch names, times and the connector's id."""
     serde = AvroSerde(store.schema_text)
-    standard = load_standard("person")
     cipher = FieldCipher(keys.keystore)
     public = keys.keystore.public_keys("dept_w")
     out: list[Any] = []
-    for topic, key, value, headers in sent:
-        assert key is not None
-        assert value is not None
-        if topic.startswith("dlq."):
-            # Sealed values differ run to run (fresh nonces): compared opened.
-            entry = open_dead_letter(cipher, json.loads(value))
-            assert entry.pop("connector").startswith("w")
-            for varying in ("at", "raw_sealed"):
-                entry.pop(varying)
-            entry["reasons"] = [
-                {k: v for k, v in r.items() if k != "message_sealed"} for r in entry["reasons"]
-            ]
-            out.append((topic, key, entry))
-            continue
-        named = provenance.headers_dict(headers)
-        provenance.verify_record(named, value, public)  # raises unless signed by dept_w
-        schema_id, record = serde.decode(value)
-        for spec in standard.fields:
-            if spec.sensitivity is Sensitivity.SENSITIVE and record.get(spec.name) is not None:
-                plain = cipher.decrypt(standard.dataset, spec.name, key.decode(), record[spec.name])
-                record[spec.name] = json.loads(plain)
-        kept = {
-            k: v
-            for k, v in named.items()
-            if k not in (provenance.SIGNATURE, provenance.INGEST_TIME, provenance.CONNECTOR_ID)
-        }
-        out.append((topic, key, schema_id, record, kept))
+    committed = [t for t in producer.transactions if t.outcome == "committed"]
+    assert committed
+    for transaction in committed:
+        # The manifests close the transaction, one for each partition its records went to.
+        manifests: dict[int, manifest.Manifest] = {}
+        records = [(s, p) for s, p in transaction.sent if not _is_manifest(s[3])]
+        for (topic, _, value, headers), partition in transaction.sent[len(records) :]:
+            assert _is_manifest(headers)
+            assert value is not None
+            item = manifest.Manifest.from_record(serde.decode(value)[1])
+            named = provenance.headers_dict(headers)
+            manifest.verify_manifest(item, named[provenance.SIGNATURE], public)
+            assert (item.topic, item.partition) == (topic, partition)
+            manifests[partition] = item
+        assert set(manifests) == {p for (t, *_), p in records if t == "std.person.v1"}
+        covered = {p: m.covered() for p, m in manifests.items()}
+        for sent, partition in records:
+            out.append(_comparable_record(sent, partition, manifests, covered, serde, cipher))
     return out
+
+
+def _is_manifest(headers: list[tuple[str, bytes]]) -> bool:
+    return manifest.is_manifest(provenance.headers_dict(headers))
+
+
+def _comparable_record(
+    sent: tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]],
+    partition: int,
+    manifests: dict[int, manifest.Manifest],
+    covered: dict[int, Any],
+    serde: AvroSerde,
+    cipher: FieldCipher,
+) -> Any:
+    standard = load_standard("person")
+    topic, key, value, headers = sent
+    assert key is not None
+    assert value is not None
+    if topic.startswith("dlq."):
+        # Sealed values differ run to run (fresh nonces): compared opened.
+        entry = open_dead_letter(cipher, json.loads(value))
+        assert entry.pop("connector").startswith("w")
+        for varying in ("at", "raw_sealed"):
+            entry.pop(varying)
+        entry["reasons"] = [
+            {k: v for k, v in r.items() if k != "message_sealed"} for r in entry["reasons"]
+        ]
+        return (topic, key, entry)
+    named = provenance.headers_dict(headers)
+    assert provenance.SIGNATURE not in named  # one signature a batch, none a record
+    assert named[manifest.BATCH].decode() == manifests[partition].batch
+    digest = manifest.record_digest(
+        department=named[provenance.DEPARTMENT].decode(),
+        dataset=named[provenance.DATASET].decode(),
+        source_id=named[provenance.SOURCE_ID].decode(),
+        content_hash=named[provenance.CONTENT_HASH].decode(),
+        value=value,
+    )
+    assert covered[partition][digest] == 1
+    schema_id, record = serde.decode(value)
+    for spec in standard.fields:
+        if spec.sensitivity is Sensitivity.SENSITIVE and record.get(spec.name) is not None:
+            plain = cipher.decrypt(standard.dataset, spec.name, key.decode(), record[spec.name])
+            record[spec.name] = json.loads(plain)
+    varying = (manifest.BATCH, provenance.INGEST_TIME, provenance.CONNECTOR_ID)
+    kept = {k: v for k, v in named.items() if k not in varying}
+    return (topic, key, schema_id, record, kept)
 
 
 def test_workers_publish_exactly_what_one_process_publishes(
@@ -179,7 +195,7 @@ def test_workers_publish_exactly_what_one_process_publishes(
         )
         if workers > 1:  # every worker was sent chunks (the rest the run prepared itself)
             assert sorted(chunks_sent) == list(range(1, workers))
-        runs[workers] = (report, _comparable(producers[-1].sent, keys, store))
+        runs[workers] = (report, _comparable(producers[-1], keys, store))
 
     one, sent_one = runs[1]
     for workers in (2, 3):
