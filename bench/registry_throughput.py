@@ -217,7 +217,7 @@ class Options:
     seed: int
     verify_processes: int
     builders: int
-    publisher: str  # "connectors" or "batches"
+    publisher: str  # "connectors", "batches" or "records"
     window: int
     build: bool
 
@@ -302,14 +302,16 @@ def run(options: Options, base: Path) -> Outcome:
             published = publish(bootstrap, sessions, keys, definitions)
             publisher = "connector runs (`run_connector`)"
         else:
-            log(f"publishing {len(definitions)} exports as signed batches ...")
+            one_by_one = options.publisher == "records"
+            kind = "records signed one by one" if one_by_one else "signed batches"
+            log(f"publishing {len(definitions)} exports as {kind} ...")
             exports = [(d, d.with_suffix(".csv")) for d in definitions]
             store = SchemaStore(sessions)
-            done = publish_batches(bootstrap, store, keys, exports)
+            done = publish_batches(bootstrap, store, keys, exports, one_by_one=one_by_one)
             published = done.records
             publisher = (
                 f"the benchmark's transactional publisher (`bench.signed_batches`, "
-                f"{done.batches:,} batches)"
+                f"{done.batches:,} transactions, {kind})"
             )
         publish_s = time.perf_counter() - started
         if published != records:
@@ -416,10 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--publisher",
-        choices=("connectors", "batches"),
+        choices=("connectors", "batches", "records"),
         default="connectors",
         help="connectors: real connector runs (default); batches: the benchmark's own "
-        "transactional publisher of signed batches with manifests (bench.signed_batches)",
+        "transactional publisher of signed batches with manifests (bench.signed_batches); "
+        "records: the same publisher signing each record on its own (no manifests), as "
+        "topics published before manifests hold",
     )
     parser.add_argument(
         "--window",

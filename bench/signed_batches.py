@@ -3,7 +3,7 @@
 The benchmark's own publisher, for input in the manifest format before (and
 independently of) the connectors' own: each department's rows are prepared by
 the connector's :class:`connectors.pipeline.RecordPreparer` (map, validate, hash,
-encrypt, blind-index, encode; no per-record signature) and sent in batches of
+encrypt, blind-index, encode, digest; no per-record signature) and sent in batches of
 ``batch`` records, each batch in one Kafka transaction of a transactional
 confluent-kafka producer. Every record carries the provenance headers and
 ``batch`` = ``<run id>/<sequence>``; once the batch is flushed, the delivery
@@ -35,6 +35,7 @@ from connectors.pipeline import Keys, PreparerSpec, RecordPreparer, dlq_topic
 from exchange.kafka.clients import ensure_topics
 from exchange.kafka.wire import AvroSerde
 from exchange.security import manifest, provenance
+from exchange.security.crypto import sign
 from exchange.security.keystore import period_of
 from schemas import SchemaStore
 
@@ -66,8 +67,14 @@ def publish_batches(
     *,
     batch: int = BATCH,
     tamper: Callable[[str], bool] | None = None,
+    one_by_one: bool = False,
 ) -> Published:
-    """Publish each ``(definition, CSV export)`` pair as signed batches; return the counts."""
+    """Publish each ``(definition, CSV export)`` pair as signed batches; return the counts.
+
+    ``one_by_one``: sign each record on its own instead (the headers ``signing-key-id`` and
+    ``signature``, no ``batch``, no manifests), as connectors did before batch manifests:
+    the topics an old registry rebuilds from.
+    """
     manifest_id = store.register(manifest.SUBJECT, manifest.SCHEMA)
     serde = AvroSerde(store.schema_text)
     producer = Producer(
@@ -96,7 +103,6 @@ def publish_batches(
                     schema_id=schema_id,
                     schema_text=store.schema_text(schema_id),
                     linkage_key=keys.linkage_key,
-                    signing_key=(key_id, private),
                 ),
                 keys.cipher,
             )
@@ -109,6 +115,7 @@ def publish_batches(
             sender = _BatchSender(
                 producer, serde, manifest_id, standard.topic, department, standard.dataset,
                 definition.connector.id, key_id, private, uuid.uuid4().hex, published,
+                manifests=not one_by_one,
             )  # fmt: skip
             for source_id, values in _rows(csv_path, definition.source.key):
                 prepared = preparer.prepare(values, source_id, period=period)
@@ -120,10 +127,20 @@ def publish_batches(
                     (provenance.CONTENT_HASH, prepared.content_hash.encode()),
                     (provenance.INGEST_TIME, datetime.now(UTC).isoformat().encode()),
                 ]
+                if one_by_one:
+                    message = provenance.signed_message(
+                        department=department,
+                        dataset=standard.dataset,
+                        source_id=source_id,
+                        content_hash=prepared.content_hash,
+                        value=prepared.value,
+                    )
+                    headers.append((provenance.SIGNING_KEY_ID, key_id.encode()))
+                    headers.append((provenance.SIGNATURE, sign(private, message)))
                 sender.add(
                     source_id,
                     prepared.value,
-                    prepared.content_hash,
+                    prepared.digest,
                     headers,
                     tampered=tamper is not None and tamper(source_id),
                 )
@@ -154,11 +171,14 @@ class _BatchSender:
         private: bytes,
         run_id: str,
         published: Published,
+        *,
+        manifests: bool = True,
     ) -> None:
         self.producer, self.serde, self.manifest_id = producer, serde, manifest_id
         self.topic, self.department, self.dataset = topic, department, dataset
         self.connector_id, self.key_id, self._private = connector_id, key_id, private
         self.run_id, self.published = run_id, published
+        self.manifests = manifests  # False: records signed one by one, no batch, no manifest
         self.sequence = 0
         self.size = 0
         self._digests: dict[int, list[bytes]] = defaultdict(list)
@@ -173,21 +193,16 @@ class _BatchSender:
         self,
         source_id: str,
         value: bytes,
-        content_hash: str,
+        digest: bytes,
         headers: list[tuple[str, bytes]],
         *,
         tampered: bool = False,
     ) -> None:
+        """Send a prepared record (``digest``: :func:`exchange.security.manifest.record_digest`
+        of it) in the open transaction, opening one if need be."""
         if not self._open:
             self.producer.begin_transaction()
             self._open = True
-        digest = manifest.record_digest(
-            department=self.department,
-            dataset=self.dataset,
-            source_id=source_id,
-            content_hash=content_hash,
-            value=value,
-        )
         if tampered:
             value = value[:-1] + bytes([value[-1] ^ 1])
         partitions = self._digests
@@ -202,7 +217,9 @@ class _BatchSender:
         self._produce(
             value=value,
             key=f"{self.department}:{source_id}".encode(),
-            headers=[*headers, (manifest.BATCH, self.batch_id.encode())],
+            headers=[*headers, (manifest.BATCH, self.batch_id.encode())]
+            if self.manifests
+            else headers,
             on_delivery=delivered,
         )
         self.size += 1
@@ -225,7 +242,7 @@ class _BatchSender:
         if self._errors:
             raise PublishError(f"Kafka refused records: {self._errors[:3]}")
         signed_at = datetime.now(UTC).isoformat()
-        for partition, digests in sorted(self._digests.items()):
+        for partition, digests in sorted(self._digests.items()) if self.manifests else []:
             signed = manifest.Manifest(
                 department=self.department,
                 dataset=self.dataset,
