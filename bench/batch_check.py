@@ -83,6 +83,7 @@ class BatchCheck:
     refused: Counter[str] = field(default_factory=Counter)
     manifests: int = 0
     signatures: int = 0  # Ed25519 checks made (manifests and per-record signatures)
+    errors: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._serde = AvroSerde(self.schema_text)
@@ -106,14 +107,17 @@ class BatchCheck:
         return keys
 
     def messages(self, batch: Iterable[Any]) -> None:
-        """Take a consumer's batch of messages (confluent-kafka ``Message``s without errors),
-        in the order read. The hot path: a record of a signed batch costs a dict of its
-        headers, its digest and an append."""
+        """Take a consumer's batch of confluent-kafka ``Message``s in the order read (an
+        error event is kept in ``errors`` for the consumer to judge). The hot path: a
+        record of a signed batch costs a dict of its headers, its digest and an append."""
         held_by = self._held
         prefixes = self._prefixes
         sha256 = hashlib.sha256
         lengths = _LENGTHS
         for msg in batch:
+            if msg.error() is not None:
+                self.errors.append(msg.error())
+                continue
             named = dict(msg.headers() or ())
             topic, partition = msg.topic(), msg.partition()
             batch_id = named.get(_BATCH)

@@ -1,46 +1,51 @@
-"""Registry build throughput: records/s into the registry, linkage included, beside a bare consumer.
+"""Registry build throughput: records/s into the registry, linkage included, beside bare consumers.
 
 Run from the project root::
 
     .venv/bin/python -m bench.registry_throughput [--records N] [--backends sqlite,postgresql]
+        [--builders B] [--publisher connectors|batches|records] [--window W] [--no-build]
 
 1. Starts its own single-node Kafka broker (:class:`exchange.local.broker.LocalKafka`,
-   heap 512m) and a catalogue database (schema registry and keystore) in a
-   temporary directory.
-2. Publishes ``N`` person records once, through real connector runs
-   (:func:`connectors.run_connector`, one per department, each signing with its
-   own Ed25519 key): a synthetic population from :mod:`bench.population`
-   (four departments holding overlapping, independently corrupted views of the
-   same people, duplicates included), so linkage does real work. Records whose
-   department lacks the resident id are left out of the exports, since the
-   ``Person`` standard requires it and the connector would reject them; every
-   exported row must be published.
-3. For each backend, in a fresh database holding a copy of the catalogue (a
-   SQLite file; a new database on a throwaway PostgreSQL server started the
-   way the tests start one, ``tests.support.postgres``), in child processes one
-   after the other:
+   heap 512m, 3 partitions a topic) and a catalogue database (schema registry and
+   keystore) in a temporary directory.
+2. Publishes ``N`` person records once: a synthetic population from
+   :mod:`bench.population` (four departments holding overlapping, independently
+   corrupted views of the same people, duplicates included), so linkage does real
+   work; rows without a valid resident id are left out of the exports, so every
+   exported row is published. ``--publisher connectors`` (the default) runs each
+   department's connector (:func:`connectors.run_connector`); ``batches`` publishes
+   the same exports with the benchmark's own transactional publisher
+   (:mod:`bench.signed_batches`: the connector's preparer, batches of 5,000 in one
+   Kafka transaction each, a signed manifest a partition), ``records`` the same
+   publisher signing each record on its own (the topics of before batch manifests).
+   Then it counts what the topics hold (:func:`bench.registry_checks.census`).
+3. For each backend, in a fresh database holding a copy of the catalogue (a SQLite
+   file; a new database on a throwaway PostgreSQL server started the way the tests
+   start one, ``tests.support.postgres``), each side in a child process of its own,
+   one after the other (:mod:`bench.consumers`, :mod:`bench.builders`):
 
-   * **bare**: a kafka-python ``KafkaConsumer`` with the settings of
-     :func:`exchange.kafka.clients.consumer` (same pattern, fresh group) polling up
-     to 5,000 records at a time and committing after each poll, to the end;
-   * **verify**: the same consumer, also checking each record's signature
-     (:func:`exchange.security.provenance.verify_record`, the department's public keys
-     read once) in that one process: the work no build can skip;
-   * **builder**: a :class:`exchange.registry.builder.RegistryBuilder` with a fresh
-     group, from its construction until it has applied all ``N`` records
-     (signature verified, decoded, upserted, linked, offsets committed).
+   * **kafka-python bare** and **confluent-kafka bare**: read the std.* topics to
+     the end (every message, manifests included), committing after each poll;
+   * **kafka-python verifying each signature** (topics signed one by one only);
+   * **confluent-kafka verifying manifests** (:class:`bench.batch_check.BatchCheck`):
+     what a builder must do to accept a record, and nothing else;
+   * **builder**: :class:`exchange.registry.builder.RegistryBuilder` processes in one
+     fresh consumer group, from their construction until together they took ``N``
+     records: one builder; on PostgreSQL also ``--builders`` of them, into another
+     fresh database. Each samples its progress after every poll, so the rate over
+     the first and the last ``--window`` records is known (:mod:`bench.windows`);
+     the CPU of each builder (its verification processes included), of the broker's
+     JVM and of PostgreSQL's processes is read from /proc (:mod:`bench.procstat`).
 
-   On PostgreSQL only the first ``--postgresql-records`` (default 200,000)
-   are built: a million would take well over 25 minutes there.
-   Records/s is ``N`` over that wall time; peak RSS is the child's ``VmHWM``
-   plus the peaks of its own child processes, if any.
-4. Checks before reporting (exit status 1 otherwise): the registry holds ``N``
-   live records and ``N`` versions, nothing was dead-lettered, every linked
-   record has an entity, and the entities are plausible against the true
-   people (count within 10%, pairwise precision and recall at least 0.9).
+   On PostgreSQL only the first ``--postgresql-records`` (default 200,000) are
+   built. Peak RSS is a child's ``VmHWM`` plus the peaks of its own children.
+4. Checks before reporting (exit status 1 otherwise): the manifest-verifying consumer
+   accepted every record and refused none; the registry holds the records the
+   builders took, once each, with one version each; nothing was dead-lettered;
+   every record has an entity; the entities are plausible against the true people
+   (count within 10%, pairwise precision and recall at least 0.9).
 
-Progress goes to stderr, the report (a markdown block for docs/benchmarks.md)
-to stdout.
+Progress goes to stderr, the report (markdown for docs/benchmarks.md) to stdout.
 """
 
 from __future__ import annotations

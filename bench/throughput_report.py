@@ -165,7 +165,9 @@ def markdown(outcome: Outcome, command: str, window: int) -> str:
         lines.append(
             f"- {r.backend}: the manifest-verifying consumer accepted {m.get('accepted', 0):,} "
             f"records, refused {m.get('refused', 0):,}, verified {m.get('manifests', 0):,} "
-            f"manifests and {m.get('signatures', 0):,} signatures in all."
+            f"manifests and {m.get('signatures', 0):,} signatures in all; its CPU in "
+            f"`BatchCheck`: {m.get('check_cpu_us', 0) / max(1, m.get('accepted', 0)):,.1f} "
+            "µs a record."
         )
         for b in r.builds:
             lk = b.linkage

@@ -46,6 +46,9 @@ class Message:
     def value(self) -> bytes | None:
         return self._value
 
+    def error(self) -> None:
+        return None
+
 
 def _headers(source_id: str, content_hash: str, batch: str | None) -> list[tuple[str, bytes]]:
     named = [
