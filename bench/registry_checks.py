@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer
 from kafka import KafkaConsumer, TopicPartition
@@ -35,6 +35,7 @@ class Census:
     batched: int = 0  # records of signed batches
     manifests: int = 0
     other: int = 0
+    partitions: dict[str, int] = field(default_factory=dict)  # std.* topic -> partitions
 
     @property
     def records(self) -> int:
@@ -77,6 +78,12 @@ def census(bootstrap: str, records: int, idle_s: float = 3.0, timeout_s: float =
                     counted.signed += 1
                 else:
                     counted.other += 1
+        metadata = consumer.list_topics(timeout=30)
+        counted.partitions = {
+            name: len(topic.partitions)
+            for name, topic in sorted(metadata.topics.items())
+            if name.startswith("std.")
+        }
     finally:
         consumer.close()
     return counted

@@ -325,6 +325,9 @@ def run(options: Options, base: Path) -> Outcome:
         log(f"published in {publish_s:,.0f} s; the topics hold {counted}")
         if counted.records != records or counted.other:
             raise BenchmarkError(f"the topics hold {counted}, not {records} records")
+        narrow = {t: n for t, n in counted.partitions.items() if n < options.builders}
+        if narrow and "postgresql" in options.backends:
+            raise BenchmarkError(f"{options.builders} builders cannot share topics {narrow}")
         gc.collect()
         watched = [Watched("broker", _pid(broker.nodes[0].pid_file))]
         if "postgresql" in options.backends:
@@ -355,7 +358,7 @@ def run(options: Options, base: Path) -> Outcome:
                     total,
                     options.verify_processes,
                     members,
-                    watched,
+                    [w for w in watched if w.name != "postgresql" or backend == "postgresql"],
                 )
                 log(
                     f"  builders: {built.records:,} in {built.elapsed:,.1f} s "

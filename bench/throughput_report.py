@@ -144,7 +144,8 @@ def markdown(outcome: Outcome, command: str, window: int) -> str:
         f"Published by {outcome.publisher}: {outcome.published:,} person records in "
         f"{outcome.publish_s:,.0f} s (not timed below); the std.* topics hold "
         f"{counted.messages:,} messages: {counted.signed:,} records signed one by one, "
-        f"{counted.batched:,} records of signed batches, {counted.manifests:,} manifests.",
+        f"{counted.batched:,} records of signed batches, {counted.manifests:,} manifests; "
+        "partitions: " + ", ".join(f"`{t}` {n}" for t, n in counted.partitions.items()) + ".",
         "",
         "Consumers (each its own child process, reading the same topics to the end):",
         "",
