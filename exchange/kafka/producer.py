@@ -47,6 +47,13 @@ DEFAULTS: dict[str, Any] = {
     "client.id": "exchange-producer",
 }
 RETRIES = 3  # attempts at a transaction call librdkafka calls retriable
+# A transactional producer's: a transaction a killed process left open holds back
+# read_committed readers until the broker aborts it at this timeout (or the next producer
+# of its id fences it); librdkafka wants a record's delivery timeout within it.
+TRANSACTIONAL_DEFAULTS: dict[str, Any] = {
+    "transaction.timeout.ms": 60_000,
+    "delivery.timeout.ms": 60_000,
+}
 
 
 class Delivery:
@@ -91,6 +98,8 @@ class Producer:
         **overrides: Any,
     ):
         config = dict(DEFAULTS)
+        if transactional_id is not None:
+            config.update(TRANSACTIONAL_DEFAULTS)
         config.update({k.replace("_", "."): v for k, v in overrides.items()})
         config["bootstrap.servers"] = bootstrap
         config["logger"] = logging.getLogger("exchange.kafka")

@@ -2,10 +2,14 @@
 
 1. A connector run of a CSV export is started as its own process (``exchange connector
    run``) against the session's Kafka broker and SIGKILLed right after a checkpoint,
-   twice, at different points; the third run finishes. Rows sent after the last
-   checkpoint are sent again, so the topics may hold duplicates, but the registry
-   ends with exactly one record per valid row and the dead-letter topic names
-   exactly the invalid rows; the run's counts reconcile.
+   twice, at different points; the third run finishes. The batch a run was killed in
+   is aborted (the next run's producer fences it): its records are in the log but
+   no ``read_committed`` reader sees them, and the next run sends them again. So
+   each valid row is committed once (twice only if a kill fell between a batch's
+   commit and its checkpoint, with the same content hash), every committed record is
+   covered by its batch's signed manifest, the registry ends with exactly one
+   record per valid row and the dead-letter topic names exactly the invalid rows;
+   the run's counts reconcile.
 2. A connector run against a 3-broker cluster loses one broker mid-run (controlled
    shutdown, or SIGKILL). The run completes; every row is on the standard topic
    (valid) or the dead-letter topic (invalid), and the registry ends with exactly one
@@ -40,16 +44,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors import load_definition, run_connector
 from connectors.pipeline import dlq_topic
-from connectors.publisher import RunReport
+from connectors.publisher import BATCH, RunReport
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.core.models import ConnectorCheckpoint, ConnectorRun, SourceRecord
 from exchange.kafka.clients import ensure_topics
+from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka, pid_alive
 from exchange.registry.builder import DLQ_TOPIC as REGISTRY_DLQ
 from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.examples import household_definition
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.manifests import covered_batches, read
 from tests.support.registry import build_department
 
 # kafka-python 3.0 leaves some sockets to the garbage collector: always the socket of a
@@ -168,10 +174,16 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[int]:
         time.sleep(0.2)
 
 
-def _read(bootstrap: str, topic: str, start: dict[int, int], prefix: bytes) -> list[Any]:
-    """Every message of ``topic`` from ``start`` to its current end whose key has ``prefix``."""
+def _read(
+    bootstrap: str, topic: str, start: dict[int, int], prefix: bytes, *, committed: bool = True
+) -> list[Any]:
+    """Every message of ``topic`` from ``start`` to its current end whose key has ``prefix``:
+    as a ``read_committed`` reader sees them, or (``committed`` False) every one in the log."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        isolation_level="read_committed" if committed else "read_uncommitted",
     )
     try:
         parts = [TopicPartition(topic, p) for p in _partitions(consumer, topic)]
@@ -197,10 +209,12 @@ def _header(message: Any, name: str) -> str:
     return bytes(value).decode()
 
 
-def _topic_ids(bootstrap: str, source: Source, start: dict[int, int]) -> list[str]:
+def _topic_ids(
+    bootstrap: str, source: Source, start: dict[int, int], *, committed: bool = True
+) -> list[str]:
     """Source ids of this department's records on the standard topic (with repeats)."""
     ids = []
-    for message in _read(bootstrap, TOPIC, start, source.prefix):
+    for message in _read(bootstrap, TOPIC, start, source.prefix, committed=committed):
         source_id = _header(message, "source-id")
         assert message.key == source.prefix + source_id.encode()
         assert _header(message, "department") == source.department
@@ -240,6 +254,27 @@ def _build_registry(
         timeout_s=timeout,
         drain=True,
     )
+
+
+def _assert_covered(
+    bootstrap: str, sessions: sessionmaker[Session], source: Source, start: dict[int, int]
+) -> None:
+    """Every committed record of the department is covered by its batch's signed manifest,
+    and a row sent twice (a kill between a commit and its checkpoint) has one content hash."""
+    batches = covered_batches(
+        read(bootstrap, TOPIC, start),
+        source.department,
+        keys_for(sessions).keystore.public_keys(source.department),
+        AvroSerde(SchemaStore(sessions).schema_text),
+    )
+    hashes: dict[str, set[str]] = {}
+    for batch in batches:
+        for record in batch.records:
+            hashes.setdefault(_header(record, "source-id"), set()).add(
+                _header(record, "content-hash")
+            )
+    assert set(hashes) == source.valid
+    assert all(len(h) == 1 for h in hashes.values())
 
 
 def _assert_registry(sessions: sessionmaker[Session], source: Source) -> None:
@@ -477,10 +512,14 @@ def test_connector_killed_twice_resumes_and_registry_holds_each_row_once(
     assert again.returncode == 0
     assert "nothing new to publish" in " ".join(again.stdout.decode(errors="replace").split())
 
-    # On the wire: the valid rows (some twice) on the topic, the invalid rows dead-lettered.
+    # On the wire: each valid row committed once, the invalid rows dead-lettered.
     on_topic = _topic_ids(bootstrap, source, start[TOPIC])
     assert set(on_topic) == source.valid
-    assert len(on_topic) > len(source.valid)  # what was in flight at the second kill, twice
+    # Twice only if a kill fell between a batch's commit and its checkpoint: one batch at most.
+    assert len(on_topic) - len(source.valid) <= BATCH
+    # What was in flight at the second kill is in the log, aborted: read_committed hides it.
+    assert len(_topic_ids(bootstrap, source, start[TOPIC], committed=False)) > len(on_topic)
+    _assert_covered(bootstrap, sessions, source, start[TOPIC])
     dead = _dead_letter_ids(bootstrap, source, start[dlq])
     assert set(dead) == source.invalid
     assert len(dead) >= len(source.invalid)
@@ -575,6 +614,7 @@ def test_connector_run_survives_losing_a_broker(
         # Still with one broker down: every row is on the topic or in the dead letters.
         on_topic = _topic_ids(bootstrap, source, start[TOPIC])
         assert set(on_topic) == source.valid
+        _assert_covered(bootstrap, sessions, source, start[TOPIC])
         dead = _dead_letter_ids(bootstrap, source, start[dlq])
         assert set(dead) == source.invalid
         phases["read topics"] = time.monotonic() - started - sum(phases.values())

@@ -16,21 +16,30 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange import audit
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.errors import BrokerError
 from exchange.core.models import AuditEntry
 from exchange.identity.apikeys import create_key
+from exchange.kafka.producer import Producer
+from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
+from exchange.security import manifest
+from schemas import SchemaStore
 from schemas.validators import resident_id_check_character
 from tests.support.deadletters import dead_letters
 from tests.support.examples import household_definition
 from tests.support.gateway import running_gateway
 from tests.support.kafka import read_topic
-from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64, keys_for
+from tests.support.manifests import covered_batches, end_offsets, read, source_ids
 
 pytestmark = pytest.mark.integration
 
@@ -345,3 +354,86 @@ def test_a_malformed_batch_is_audited(gateway: Gateway, case: str) -> None:
     response = _refused_request(gateway, case)
     assert response.status_code == 422
     assert gateway.audit_count() == before + 1
+
+
+def _batches(gateway: Gateway, start: dict[int, int]) -> list[Any]:
+    """The department's batches on the topic since ``start``, read committed, each checked
+    against its signed manifest."""
+    return covered_batches(
+        read(gateway.bootstrap, "std.person.v1", start),
+        gateway.department,
+        keys_for(gateway.sessions).keystore.public_keys(gateway.department),
+        AvroSerde(SchemaStore(gateway.sessions).schema_text),
+    )
+
+
+def test_each_batch_is_one_transaction_with_its_signed_manifests(gateway: Gateway) -> None:
+    start = end_offsets(gateway.bootstrap, "std.person.v1")
+    first_ids = [f"B{i}" for i in range(12)]
+    records = [person(i) for i in first_ids] + [person("BX", sex="X")]  # one dead letter
+    first = gateway.post(records, key=gateway.publisher)
+    assert first.status_code == 200, first.text
+    second = gateway.post([person("C1"), person("C2")], key=gateway.publisher)
+    assert second.status_code == 200, second.text
+
+    batches = _batches(gateway, start)
+    assert sorted(source_ids(batches)) == sorted([*first_ids, "C1", "C2"])
+    names = sorted({b.manifest.batch for b in batches}, key=lambda n: int(n.rsplit("/", 1)[1]))
+    assert len(names) == 2  # one a request, numbered in turn
+    run, sequence = names[0].rsplit("/", 1)
+    assert names[1] == f"{run}/{int(sequence) + 1}"
+    assert sorted(source_ids([b for b in batches if b.manifest.batch == names[0]])) == sorted(
+        first_ids
+    )
+    assert {b.manifest.connector_id for b in batches} == {gateway.connector_id}
+
+    # Confluent's own deserializer reads a manifest through the exchange's schema registry.
+    client = SchemaRegistryClient(
+        {"url": f"{gateway.url}/registry", "basic.auth.user.info": f"x:{gateway.publisher}"}
+    )
+    try:
+        deserializer = AvroDeserializer(client)
+        on_wire = read(gateway.bootstrap, "std.person.v1", start)
+        values = [
+            m.value
+            for ms in on_wire.values()
+            for m in ms
+            if m.key is None
+            and dict(m.headers or []).get(manifest.MANIFEST) == manifest.VERSION
+            and dict(m.headers)[manifest.BATCH].decode() in names
+        ]
+        assert len(values) == len(batches)
+        decoded = [
+            deserializer(v, SerializationContext("std.person.v1", MessageField.VALUE))
+            for v in values
+        ]
+        assert sorted(d["batch"] + str(d["partition"]) for d in decoded) == sorted(
+            b.manifest.batch + str(b.partition) for b in batches
+        )
+        by_place = {(b.manifest.batch, b.partition): b.manifest.as_record() for b in batches}
+        for record in decoded:
+            assert record == by_place[record["batch"], record["partition"]]
+    finally:
+        client.close()
+
+
+def test_a_batch_kafka_refuses_is_aborted_answered_503_and_sent_again_once(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = end_offsets(gateway.bootstrap, "std.person.v1")
+    real_commit = Producer.commit
+
+    def refused(self: Producer, timeout: float = 120.0) -> None:
+        raise BrokerError("injected: the broker refused the commit")
+
+    monkeypatch.setattr(Producer, "commit", refused)
+    failed = gateway.post([person("F1"), person("F2")], key=gateway.publisher)
+    assert failed.status_code == 503, failed.text
+    assert _batches(gateway, start) == []  # nothing of the aborted batch is visible
+    in_log = read(gateway.bootstrap, "std.person.v1", start, committed=False)
+    assert any(m.key == f"{gateway.department}:F1".encode() for ms in in_log.values() for m in ms)
+
+    monkeypatch.setattr(Producer, "commit", real_commit)
+    again = gateway.post([person("F1"), person("F2")], key=gateway.publisher)
+    assert again.status_code == 200, again.text
+    assert sorted(source_ids(_batches(gateway, start))) == ["F1", "F2"]
