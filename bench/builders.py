@@ -42,6 +42,7 @@ def builder_child(
     total: int,
     verify_processes: int,
     group_id: str,
+    timeout_s: float,
     shared: Any,  # multiprocessing.Value("q"): the records every member took
 ) -> None:
     """One member: build from the std.* topics until the members took ``total`` records."""
@@ -66,7 +67,7 @@ def builder_child(
         stats = builder.stats
         taken = 0
         samples: list[Sample] = [(started, 0)]
-        while shared.value < total and time.monotonic() - started < TIMEOUT_S:
+        while shared.value < total and time.monotonic() - started < timeout_s:
             builder.poll_once(500)
             now_taken = stats.seen - stats.unchanged
             if now_taken != taken:
@@ -147,13 +148,24 @@ def build(
     verify_processes: int,
     members: int,
     watched: list[Watched],
+    timeout_s: float = TIMEOUT_S,
 ) -> Build:
-    """Run ``members`` builders in one fresh group until they took ``total`` records."""
+    """Run ``members`` builders in one fresh group until they took ``total`` records (or
+    ``timeout_s`` passed: the build then took fewer, which the registry checks refuse)."""
     context = multiprocessing.get_context("spawn")
     shared = context.Value("q", 0)
     group_id = f"bench-builder-{uuid.uuid4().hex[:8]}"
     before = cpu_snapshot(watched)
-    arguments = (bootstrap, url, master_key, linkage_key, total, verify_processes, group_id)
+    arguments = (
+        bootstrap,
+        url,
+        master_key,
+        linkage_key,
+        total,
+        verify_processes,
+        group_id,
+        timeout_s,
+    )
     started = [
         start_child(f"builder-{i + 1}", builder_child, *arguments, shared) for i in range(members)
     ]

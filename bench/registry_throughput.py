@@ -43,7 +43,9 @@ Run from the project root::
    accepted every record and refused none; the registry holds the records the
    builders took, once each, with one version each; nothing was dead-lettered;
    every record has an entity; the entities are plausible against the true people
-   (count within 10%, pairwise precision and recall at least 0.9).
+   (count within 10%, pairwise precision and recall at least 0.9). A build that fails
+   its checks (or does not take every record within ``--build-timeout``) is still
+   reported, marked, and the other builds run; the exit status is 1.
 
 Progress goes to stderr, the report (markdown for docs/benchmarks.md) to stdout.
 """
@@ -92,6 +94,7 @@ from schemas.validators import resident_id
 DEFAULT_RECORDS = 1_000_000
 DEFAULT_POSTGRESQL_RECORDS = 200_000
 DEFAULT_WINDOW = 100_000
+BUILD_TIMEOUT_S = 4 * 3600.0
 DEPARTMENTS = 4
 RECORDS_PER_PERSON = 2.6  # what bench.population gives with four departments
 # What a department's catalogue holds that the builder reads: schemas and public keys.
@@ -225,6 +228,7 @@ class Options:
     publisher: str  # "connectors", "batches" or "records"
     window: int
     build: bool
+    build_timeout: float
 
 
 def _database(backend: str, base: Path, server: Any, catalogue: Engine) -> str:
@@ -298,6 +302,7 @@ def run(options: Options, base: Path) -> Outcome:
     log("starting a single-node Kafka broker (heap 512m) ...")
     broker = LocalKafka(base / "kafka", size=1, heap="512m")
     results: list[BackendResult] = []
+    failures: list[str] = []  # builds whose checks failed: reported, then exit status 1
     try:
         broker.start()
         bootstrap = broker.bootstrap_servers
@@ -345,28 +350,39 @@ def run(options: Options, base: Path) -> Outcome:
             builds: list[BuildResult] = []
             sizes = [1] if backend == "sqlite" else sorted({1, options.builders})
             for members in sizes if options.build else []:
-                if builds:  # each build into a database of its own
+                if builds or failures:  # each build into a database of its own
                     url = _database(backend, base, server, catalogue)
+                label = f"{backend}, {members} builder(s)"
                 load_before = os.getloadavg()[0]
                 dead_before = end_offsets(bootstrap, DLQ_TOPIC)
-                log(f"{backend}: {members} registry builder(s) (child processes) ...")
-                built = build(
-                    bootstrap,
-                    url,
-                    master_key,
-                    linkage_key,
-                    total,
-                    options.verify_processes,
-                    members,
-                    [w for w in watched if w.name != "postgresql" or backend == "postgresql"],
-                )
+                log(f"{label} (child processes) ...")
+                try:
+                    built = build(
+                        bootstrap,
+                        url,
+                        master_key,
+                        linkage_key,
+                        total,
+                        options.verify_processes,
+                        members,
+                        [w for w in watched if w.name != "postgresql" or backend == "postgresql"],
+                        options.build_timeout,
+                    )
+                except BenchmarkError as exc:  # a member died: no figures from this build
+                    failures.append(f"{label}: {exc}")
+                    log(f"  FAILED: {exc}")
+                    continue
                 log(
                     f"  builders: {built.records:,} in {built.elapsed:,.1f} s "
                     f"({built.rate:,.0f} rec/s), peak RSS {built.memory} MB, CPU s {built.cpu}"
                 )
                 dead = end_offsets(bootstrap, DLQ_TOPIC) - dead_before
                 linkage = score(url, truth)
-                check(f"{backend}, {members} builder(s)", built, linkage, total, dead)
+                try:
+                    check(label, built, linkage, total, dead)
+                except BenchmarkError as exc:  # reported with the figures, and exit status 1
+                    failures.append(str(exc))
+                    log(f"  CHECK FAILED: {exc}")
                 size = min(options.window, built.records // 2)
                 builds.append(
                     BuildResult(
@@ -386,7 +402,14 @@ def run(options: Options, base: Path) -> Outcome:
             server.stop()
         catalogue.dispose()
     return Outcome(
-        info, publisher, published, publish_s, counted, results, datetime.now(UTC).isoformat()
+        info,
+        publisher,
+        published,
+        publish_s,
+        counted,
+        results,
+        datetime.now(UTC).isoformat(),
+        failures,
     )
 
 
@@ -443,6 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-build", action="store_true", help="time the consumers only, build nothing"
     )
+    parser.add_argument(
+        "--build-timeout",
+        type=float,
+        default=BUILD_TIMEOUT_S,
+        help="seconds a build may take; a build that has not taken every record by then "
+        f"fails its checks (default {BUILD_TIMEOUT_S:,.0f})",
+    )
     parser.add_argument("--seed", type=int, default=population.SEED)
     parser.add_argument(
         "--verify-processes",
@@ -467,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         publisher=args.publisher,
         window=args.window,
         build=not args.no_build,
+        build_timeout=args.build_timeout,
     )
     base = Path(tempfile.mkdtemp(prefix="bench-registry-"))
     command = "python -m bench.registry_throughput " + " ".join(argv or sys.argv[1:])
@@ -481,7 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     print(markdown(outcome, command.strip(), options.window))
-    return 0
+    for failure in outcome.failures:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr)
+    return 1 if outcome.failures else 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.builders import Build
 from bench.children import ChildResult
@@ -47,6 +47,7 @@ class Outcome:
     census: Census
     results: list[BackendResult]
     finished: str
+    failures: list[str] = field(default_factory=list)
 
 
 def _ratio(a: float, b: float) -> str:
@@ -178,4 +179,6 @@ def markdown(outcome: Outcome, command: str, window: int) -> str:
                 f"{lk.review:,} pairs for review stored; {b.build.stat('linked'):,} records "
                 f"linked; records taken at each tenth of the wall time: {marks}."
             )
+    for failure in outcome.failures:
+        lines.append(f"- **Check failed**: {failure}")
     return "\n".join(lines)
