@@ -174,9 +174,11 @@ def run_connector(
         # Incremental: only rows added or changed since the last complete run of this source.
         source = open_source(definition, since=(str(previous[8][0]), str(previous[8][1] or "")))
     resume_at = 0
+    resuming = False
     if same_source and previous is not None:
         status, _, position, run_id, read, published, rejected, reasons, _ = previous
         if status == "running":
+            resuming = True
             resume_at = position
             report.run_id, report.resumed_from = run_id, position
             report.read, report.published, report.rejected = read, published, rejected
@@ -187,7 +189,7 @@ def run_connector(
     report.run_id = report.run_id or uuid.uuid4().hex
     # A resumed run's batches are named under an attempt of their own (see the module's doc).
     batches_run_id = report.run_id
-    if report.resumed_from:
+    if resuming:  # even from row 0: the killed run may have committed a batch unrecorded
         batches_run_id = f"{report.run_id}.{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, [standard.topic, report.dlq_topic])
     kafka = Producer(bootstrap, transactional_id=transactional_id(connector_id))
