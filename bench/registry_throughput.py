@@ -1,46 +1,53 @@
-"""Registry build throughput: records/s into the registry, linkage included, beside a bare consumer.
+"""Registry build throughput: records/s into the registry, linkage included, beside bare consumers.
 
 Run from the project root::
 
     .venv/bin/python -m bench.registry_throughput [--records N] [--backends sqlite,postgresql]
+        [--builders B] [--publisher connectors|batches|records] [--window W] [--no-build]
 
 1. Starts its own single-node Kafka broker (:class:`exchange.local.broker.LocalKafka`,
-   heap 512m) and a catalogue database (schema registry and keystore) in a
-   temporary directory.
-2. Publishes ``N`` person records once, through real connector runs
-   (:func:`connectors.run_connector`, one per department, each signing with its
-   own Ed25519 key): a synthetic population from :mod:`bench.population`
-   (four departments holding overlapping, independently corrupted views of the
-   same people, duplicates included), so linkage does real work. Records whose
-   department lacks the resident id are left out of the exports, since the
-   ``Person`` standard requires it and the connector would reject them; every
-   exported row must be published.
-3. For each backend, in a fresh database holding a copy of the catalogue (a
-   SQLite file; a new database on a throwaway PostgreSQL server started the
-   way the tests start one, ``tests.support.postgres``), in child processes one
-   after the other:
+   heap 512m, 3 partitions a topic) and a catalogue database (schema registry and
+   keystore) in a temporary directory.
+2. Publishes ``N`` person records once: a synthetic population from
+   :mod:`bench.population` (four departments holding overlapping, independently
+   corrupted views of the same people, duplicates included), so linkage does real
+   work; rows without a valid resident id are left out of the exports, so every
+   exported row is published. ``--publisher connectors`` (the default) runs each
+   department's connector (:func:`connectors.run_connector`); ``batches`` publishes
+   the same exports with the benchmark's own transactional publisher
+   (:mod:`bench.signed_batches`: the connector's preparer, batches of 5,000 in one
+   Kafka transaction each, a signed manifest a partition), ``records`` the same
+   publisher signing each record on its own (the topics of before batch manifests).
+   Then it counts what the topics hold (:func:`bench.registry_checks.census`).
+3. For each backend, in a fresh database holding a copy of the catalogue (a SQLite
+   file; a new database on a throwaway PostgreSQL server started the way the tests
+   start one, ``tests.support.postgres``), each side in a child process of its own,
+   one after the other (:mod:`bench.consumers`, :mod:`bench.builders`):
 
-   * **bare**: a kafka-python ``KafkaConsumer`` with the settings of
-     :func:`exchange.kafka.clients.consumer` (same pattern, fresh group) polling up
-     to 5,000 records at a time and committing after each poll, to the end;
-   * **verify**: the same consumer, also checking each record's signature
-     (:func:`exchange.security.provenance.verify_record`, the department's public keys
-     read once) in that one process: the work no build can skip;
-   * **builder**: a :class:`exchange.registry.builder.RegistryBuilder` with a fresh
-     group, from its construction until it has applied all ``N`` records
-     (signature verified, decoded, upserted, linked, offsets committed).
+   * **kafka-python bare** and **confluent-kafka bare**: read the std.* topics to
+     the end (every message, manifests included), committing after each poll;
+   * **kafka-python verifying each signature** (topics signed one by one only);
+   * **confluent-kafka verifying manifests** (:class:`bench.batch_check.BatchCheck`):
+     what a builder must do to accept a record, and nothing else;
+   * **builder**: :class:`exchange.registry.builder.RegistryBuilder` processes in one
+     fresh consumer group, from their construction until together they took ``N``
+     records: one builder; on PostgreSQL also ``--builders`` of them, into another
+     fresh database. Each samples its progress after every poll, so the rate over
+     the first and the last ``--window`` records is known (:mod:`bench.windows`);
+     the CPU of each builder (its verification processes included), of the broker's
+     JVM and of PostgreSQL's processes is read from /proc (:mod:`bench.procstat`).
 
-   On PostgreSQL only the first ``--postgresql-records`` (default 200,000)
-   are built: a million would take well over 25 minutes there.
-   Records/s is ``N`` over that wall time; peak RSS is the child's ``VmHWM``
-   plus the peaks of its own child processes, if any.
-4. Checks before reporting (exit status 1 otherwise): the registry holds ``N``
-   live records and ``N`` versions, nothing was dead-lettered, every linked
-   record has an entity, and the entities are plausible against the true
-   people (count within 10%, pairwise precision and recall at least 0.9).
+   On PostgreSQL only the first ``--postgresql-records`` (default 200,000) are
+   built. Peak RSS is a child's ``VmHWM`` plus the peaks of its own children.
+4. Checks before reporting (exit status 1 otherwise): the manifest-verifying consumer
+   accepted every record and refused none; the registry holds the records the
+   builders took, once each, with one version each; nothing was dead-lettered;
+   every record has an entity; the entities are plausible against the true people
+   (count within 10%, pairwise precision and recall at least 0.9). A build that fails
+   its checks (or does not take every record within ``--build-timeout``) is still
+   reported, marked, and the other builds run; the exit status is 1.
 
-Progress goes to stderr, the report (a markdown block for docs/benchmarks.md)
-to stdout.
+Progress goes to stderr, the report (markdown for docs/benchmarks.md) to stdout.
 """
 
 from __future__ import annotations
@@ -48,47 +55,48 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import multiprocessing
 import os
 import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
-import traceback
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 
-from bench import population
+from bench import consumers, population
+from bench.builders import build
+from bench.children import BenchmarkError, log, run_child
+from bench.procstat import Watched
+from bench.registry_checks import Census, census, check, end_offsets, score
 from bench.serde import machine_info
+from bench.signed_batches import publish_batches
+from bench.throughput_report import BackendResult, BuildResult, Consumers, Outcome, markdown
+from bench.windows import windows
 from connectors import load_definition, run_connector
 from connectors.pipeline import Keys
 from exchange.core.config import RegistrySettings
 from exchange.core.db import Base, make_engine, migrate, session_factory
-from exchange.core.models import Entity, LinkEdge, RecordVersion, SourceRecord
 from exchange.local import examples
 from exchange.local.broker import LocalKafka
-from exchange.registry.builder import DLQ_TOPIC, MAX_POLL_RECORDS, TOPIC_PATTERN, RegistryBuilder
-from exchange.security import provenance
+from exchange.registry.builder import DLQ_TOPIC
 from exchange.security.keystore import LocalKeyStore
 from schemas import SchemaStore
 from schemas.validators import resident_id
 
 DEFAULT_RECORDS = 1_000_000
 DEFAULT_POSTGRESQL_RECORDS = 200_000
+DEFAULT_WINDOW = 100_000
+BUILD_TIMEOUT_S = 4 * 3600.0
 DEPARTMENTS = 4
 RECORDS_PER_PERSON = 2.6  # what bench.population gives with four departments
-BUILD_TIMEOUT_S = 4 * 3600.0
 # What a department's catalogue holds that the builder reads: schemas and public keys.
 CATALOGUE_TABLES = (
     "schemas",
@@ -112,14 +120,6 @@ FIELD_COLUMNS = {
     "phone": "phone",
 }
 COLUMNS = ("local_id", *FIELD_COLUMNS.values())
-
-
-class BenchmarkError(RuntimeError):
-    """A check failed: the timings would mean nothing."""
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -213,413 +213,86 @@ def copy_catalogue(source: Engine, target: Engine) -> None:
 
 
 # --------------------------------------------------------------------------
-# Child processes
-# --------------------------------------------------------------------------
-
-
-def _status_kib(name: str, pid: int | str = "self") -> int:
-    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM), 0 if unreadable."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class _ChildPeaks(threading.Thread):
-    """Peak RSS of this process's own children (e.g. a verification pool), read every 0.2 s."""
-
-    def __init__(self) -> None:
-        super().__init__(name="child-peaks", daemon=True)
-        self.peaks: dict[int, int] = {}
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        me = os.getpid()
-        while not self._done.wait(0.2):
-            try:
-                with open(f"/proc/{me}/task/{me}/children", encoding="ascii") as handle:
-                    children = [int(c) for c in handle.read().split()]
-            except OSError:
-                continue
-            for child in children:
-                kib = _status_kib("VmHWM", child)
-                if kib:
-                    self.peaks[child] = max(kib, self.peaks.get(child, 0))
-
-    def stop(self) -> dict[int, int]:
-        self._done.set()
-        self.join()
-        return dict(self.peaks)
-
-
-@dataclass
-class ChildResult:
-    elapsed: float = 0.0
-    records: int = 0
-    peak_rss_kib: int = 0
-    child_peaks_kib: dict[int, int] = field(default_factory=dict)
-    stats: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def peak_rss_mb(self) -> float:
-        return (self.peak_rss_kib + sum(self.child_peaks_kib.values())) / 1024
-
-    @property
-    def memory(self) -> str:
-        if not self.child_peaks_kib:
-            return f"{self.peak_rss_mb:,.0f}"
-        children = " + ".join(f"{k / 1024:,.0f}" for k in self.child_peaks_kib.values())
-        return f"{self.peak_rss_mb:,.0f} ({self.peak_rss_kib / 1024:,.0f} + {children})"
-
-
-class _Progress:
-    """Logs a child's progress every ``every`` seconds."""
-
-    def __init__(self, name: str, total: int, every: float = 30.0) -> None:
-        self.name, self.total, self.every = name, total, every
-        self.started = self.last = time.perf_counter()
-
-    def __call__(self, done: int) -> None:
-        now = time.perf_counter()
-        if now - self.last >= self.every:
-            self.last = now
-            rate = done / (now - self.started)
-            log(
-                f"  {self.name}: {done:,}/{self.total:,} in {now - self.started:,.0f} s "
-                f"({rate:,.0f} rec/s), RSS {_status_kib('VmRSS') / 1024:,.0f} MB"
-            )
-
-
-def _consume(
-    conn: Connection,
-    name: str,
-    bootstrap: str,
-    total: int,
-    on_message: Callable[[Any], None] | None = None,
-) -> None:
-    """Read the std.* topics to the end as the builder's consumer would, calling
-    ``on_message`` (if given) on each record and doing nothing else."""
-    result = ChildResult()
-    try:
-        progress = _Progress(name, total)
-        started = time.perf_counter()
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"bench-{name}-{uuid.uuid4().hex[:8]}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            client_id=f"bench-{name}",
-            metadata_max_age_ms=3000,
-        )
-        consumer.subscribe(pattern=TOPIC_PATTERN)
-        seen = size = 0
-        while seen < total and time.perf_counter() - started < BUILD_TIMEOUT_S:
-            batches = consumer.poll(timeout_ms=500, max_records=MAX_POLL_RECORDS)
-            for messages in batches.values():
-                seen += len(messages)
-                size += sum(len(m.value or b"") for m in messages)
-                if on_message is not None:
-                    for message in messages:
-                        on_message(message)
-            if batches:
-                consumer.commit()
-            progress(seen)
-        result.elapsed = time.perf_counter() - started
-        result.records = seen
-        result.stats = {"bytes": size}
-        consumer.close()
-    except BaseException:
-        result.error = traceback.format_exc()
-    result.peak_rss_kib = _status_kib("VmHWM")
-    conn.send(result)
-    conn.close()
-
-
-def _bare_child(conn: Connection, bootstrap: str, total: int) -> None:
-    """The bare consumer: read the std.* topics to the end, doing nothing else."""
-    _consume(conn, "bare", bootstrap, total)
-
-
-def _verify_child(
-    conn: Connection, bootstrap: str, url: str, master_key: bytes, total: int
-) -> None:
-    """The bare consumer that also checks each record's signature, as the builder must
-    (:func:`exchange.security.provenance.verify_record`, the department's public keys read once),
-    in this one process: the work no build can skip, so the rate no build on one core
-    can pass."""
-    engine = make_engine(url)
-    keystore = LocalKeyStore(session_factory(engine), master_key)
-    keys: dict[str, dict[str, bytes]] = {}
-
-    def verify(message: Any) -> None:
-        headers = provenance.headers_dict(message.headers)
-        department = headers[provenance.DEPARTMENT].decode()
-        if department not in keys:
-            keys[department] = keystore.public_keys(department)
-        provenance.verify_record(headers, message.value or b"", keys[department])
-
-    try:
-        _consume(conn, "verify", bootstrap, total, verify)
-    finally:
-        engine.dispose()
-
-
-def _builder_child(
-    conn: Connection,
-    bootstrap: str,
-    url: str,
-    master_key: bytes,
-    linkage_key: bytes,
-    total: int,
-    verify_processes: int,
-) -> None:
-    """Build the registry from the std.* topics until ``total`` records are applied."""
-    result = ChildResult()
-    peaks = _ChildPeaks()
-    peaks.start()
-    try:
-        engine = make_engine(url)
-        sessions = session_factory(engine)
-        keystore = LocalKeyStore(sessions, master_key)
-        progress = _Progress("builder", total)
-        started = time.perf_counter()
-        builder = RegistryBuilder(
-            bootstrap,
-            sessions,
-            linkage_key=linkage_key,
-            keystore=keystore,
-            group_id=f"bench-builder-{uuid.uuid4().hex[:8]}",
-            verify_processes=verify_processes,
-        )
-        while builder.stats.seen < total and time.perf_counter() - started < BUILD_TIMEOUT_S:
-            builder.poll_once(500)
-            progress(builder.stats.seen)
-        result.elapsed = time.perf_counter() - started
-        result.records = builder.stats.seen
-        stats = builder.stats
-        result.stats = {
-            "applied": stats.applied,
-            "withdrawn": stats.withdrawn,
-            "unchanged": stats.unchanged,
-            "dead_lettered": stats.dead_lettered,
-            "linked": stats.linked,
-        }
-        builder.close()
-        engine.dispose()
-    except BaseException:
-        result.error = traceback.format_exc()
-    result.child_peaks_kib = peaks.stop()
-    result.peak_rss_kib = _status_kib("VmHWM")
-    conn.send(result)
-    conn.close()
-
-
-def run_child(name: str, target: Callable[..., None], *args: object) -> ChildResult:
-    """Run ``target(conn, *args)`` in a spawned process and return what it sends back."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=target, args=(sender, *args), name=name, daemon=False)
-    process.start()
-    sender.close()
-    result: ChildResult | None = None
-    try:
-        while result is None:
-            if receiver.poll(5):
-                try:
-                    result = receiver.recv()
-                except EOFError:
-                    break
-            elif not process.is_alive():
-                break
-        process.join(timeout=60)
-    finally:
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=10)
-        receiver.close()
-    if result is None:
-        raise BenchmarkError(f"{name} child died (exit code {process.exitcode}) without a result")
-    if result.error:
-        raise BenchmarkError(f"{name} child failed:\n{result.error}")
-    return result
-
-
-# --------------------------------------------------------------------------
-# Checks
-# --------------------------------------------------------------------------
-
-
-def end_offsets(bootstrap: str, topic: str) -> int:
-    """The sum of ``topic``'s end offsets (0 if it does not exist)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-offsets")
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return int(sum(offsets.values()))
-    finally:
-        consumer.close()
-
-
-@dataclass
-class Linkage:
-    """The registry's entities scored against the true people."""
-
-    records: int
-    versions: int
-    deleted: int
-    without_entity: int
-    entities: int
-    true_people: int
-    links: int
-    review: int
-    precision: float
-    recall: float
-
-
-def _pairs(n: int) -> int:
-    return n * (n - 1) // 2
-
-
-def score(url: str, truth: dict[str, str]) -> Linkage:
-    """Count the registry's records and entities, and score the entities pairwise."""
-    engine = make_engine(url)
-    try:
-        with engine.connect() as db:
-            records = db.scalar(select(func.count()).select_from(SourceRecord)) or 0
-            versions = db.scalar(select(func.count()).select_from(RecordVersion)) or 0
-            deleted = (
-                db.scalar(
-                    select(func.count())
-                    .select_from(SourceRecord)
-                    .where(SourceRecord.deleted.is_(True))
-                )
-                or 0
-            )
-            entities = db.scalar(select(func.count()).select_from(Entity)) or 0
-            statuses = dict(
-                db.execute(select(LinkEdge.status, func.count()).group_by(LinkEdge.status)).all()
-            )
-            members: dict[str, Counter[str]] = defaultdict(Counter)
-            people: Counter[str] = Counter()  # records of each true person in the registry
-            without = 0
-            for dataset, department, source_id, entity_id in db.execute(
-                select(
-                    SourceRecord.dataset,
-                    SourceRecord.department,
-                    SourceRecord.source_id,
-                    SourceRecord.entity_id,
-                )
-            ):
-                ref = f"{dataset}/{department}/{source_id}"
-                person = truth.get(ref)
-                if person is None:
-                    raise BenchmarkError(f"unexpected record {dataset}/{department}/{source_id}")
-                if entity_id is None:
-                    without += 1
-                    entity_id = f"none:{source_id}"
-                members[entity_id][person] += 1
-                people[person] += 1
-    finally:
-        engine.dispose()
-    predicted = sum(_pairs(sum(c.values())) for c in members.values())
-    true_positive = sum(_pairs(n) for c in members.values() for n in c.values())
-    true_pairs = sum(_pairs(n) for n in people.values())
-    return Linkage(
-        records=records,
-        versions=versions,
-        deleted=deleted,
-        without_entity=without,
-        entities=entities,
-        true_people=len(people),
-        links=int(statuses.get("link", 0)),
-        review=int(statuses.get("review", 0)),
-        precision=true_positive / predicted if predicted else 1.0,
-        recall=true_positive / true_pairs if true_pairs else 1.0,
-    )
-
-
-def check(backend: str, built: ChildResult, linkage: Linkage, total: int, dead: int) -> None:
-    """Raise unless the build applied every record it read (at least ``total``), once each,
-    dead-lettered nothing, and made plausible entities."""
-    problems = []
-    if built.records < total or built.stats.get("applied") != built.records:
-        problems.append(f"builder saw {built.records} and applied {built.stats.get('applied')}")
-    total = built.records
-    if built.stats.get("dead_lettered") or dead:
-        problems.append(f"{built.stats.get('dead_lettered')} dead-lettered ({dead} on {DLQ_TOPIC})")
-    if linkage.records != total or linkage.versions != total or linkage.deleted:
-        problems.append(
-            f"registry holds {linkage.records} records, {linkage.versions} versions, "
-            f"{linkage.deleted} deleted"
-        )
-    if linkage.without_entity:
-        problems.append(f"{linkage.without_entity} records without an entity")
-    if not 0.9 <= linkage.entities / linkage.true_people <= 1.1:
-        problems.append(f"{linkage.entities} entities for {linkage.true_people} true people")
-    if linkage.precision < 0.9 or linkage.recall < 0.9:
-        problems.append(f"precision {linkage.precision:.4f}, recall {linkage.recall:.4f}")
-    if problems:
-        raise BenchmarkError(f"{backend}: " + "; ".join(problems))
-
-
-# --------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class BackendResult:
-    backend: str
+@dataclass(frozen=True)
+class Options:
     records: int
-    bare: ChildResult
-    verify: ChildResult  # the bare consumer checking each signature, in one process
-    builder: ChildResult
-    linkage: Linkage
-    load: tuple[float, float]
-
-    @property
-    def ratio(self) -> float:
-        return self.builder.rate / self.bare.rate if self.bare.rate else 0.0
-
-
-@dataclass
-class Outcome:
-    info: dict[str, str]
-    published: int
-    publish_s: float
-    results: list[BackendResult]
-    finished: str
+    backends: list[str]
+    pg_records: int
+    seed: int
+    verify_processes: int
+    builders: int
+    publisher: str  # "connectors", "batches" or "records"
+    window: int
+    build: bool
+    build_timeout: float
 
 
-def _database(backend: str, base: Path, server: Any) -> str:
+def _database(backend: str, base: Path, server: Any, catalogue: Engine) -> str:
+    """A fresh registry database holding a copy of the catalogue."""
     if backend == "sqlite":
-        return f"sqlite:///{base / f'registry-{uuid.uuid4().hex[:6]}.db'}"
-    return str(server.create_database(f"bench_{uuid.uuid4().hex[:10]}"))
+        url = f"sqlite:///{base / f'registry-{uuid.uuid4().hex[:6]}.db'}"
+    else:
+        url = str(server.create_database(f"bench_{uuid.uuid4().hex[:10]}"))
+    engine = make_engine(url)
+    migrate(engine)
+    copy_catalogue(catalogue, engine)
+    engine.dispose()
+    return url
 
 
-def run(
-    records: int,
-    backends: list[str],
-    pg_records: int,
-    base: Path,
-    seed: int,
-    verify_processes: int,
-) -> Outcome:
+def _pid(path: Path) -> int:
+    return int(path.read_text(encoding="ascii").split()[0])
+
+
+def _consumers(
+    backend: str,
+    bootstrap: str,
+    url: str,
+    master_key: bytes,
+    total: int,
+    messages: int,
+    counted: Census,
+) -> Consumers:
+    log(f"{backend}: bare kafka-python consumer (child process) ...")
+    kafka_bare = run_child("kafka-bare", consumers.kafka_bare, bootstrap, messages)
+    log(f"  {kafka_bare.records:,} in {kafka_bare.elapsed:,.1f} s ({kafka_bare.rate:,.0f} rec/s)")
+    log(f"{backend}: bare confluent-kafka consumer (child process) ...")
+    rd_bare = run_child("confluent-bare", consumers.confluent_bare, bootstrap, messages)
+    log(f"  {rd_bare.records:,} in {rd_bare.elapsed:,.1f} s ({rd_bare.rate:,.0f} rec/s)")
+    kafka_verify = None
+    if counted.signed and not counted.batched:
+        log(f"{backend}: kafka-python consumer verifying each signature (child process) ...")
+        kafka_verify = run_child(
+            "kafka-verify", consumers.kafka_verify, bootstrap, url, master_key, total
+        )
+        log(
+            f"  {kafka_verify.records:,} in {kafka_verify.elapsed:,.1f} s "
+            f"({kafka_verify.rate:,.0f} rec/s)"
+        )
+    log(f"{backend}: confluent-kafka consumer verifying manifests (child process) ...")
+    manifests = run_child(
+        "confluent-manifests", consumers.confluent_manifests, bootstrap, url, master_key, total
+    )
+    log(
+        f"  {manifests.records:,} in {manifests.elapsed:,.1f} s ({manifests.rate:,.0f} rec/s), "
+        f"{manifests.stats}"
+    )
+    if manifests.stats.get("refused") or manifests.stats.get("accepted", 0) < total:
+        raise BenchmarkError(f"{backend}: the manifest-verifying consumer {manifests.stats}")
+    return Consumers(kafka_bare, rd_bare, kafka_verify, manifests)
+
+
+def run(options: Options, base: Path) -> Outcome:
+    records = options.records
     info = machine_info()
     info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    info["verify_processes"] = str(verify_processes)
-    log(f"generating {records:,} person records (bench.population, seed {seed}) ...")
-    definitions, truth = write_exports(base / "exports", records, seed)
+    info["verify_processes"] = str(options.verify_processes)
+    log(f"generating {records:,} person records (bench.population, seed {options.seed}) ...")
+    definitions, truth = write_exports(base / "exports", records, options.seed)
     catalogue = make_engine(f"sqlite:///{base / 'catalogue.db'}")
     migrate(catalogue)
     sessions = session_factory(catalogue)
@@ -629,108 +302,115 @@ def run(
     log("starting a single-node Kafka broker (heap 512m) ...")
     broker = LocalKafka(base / "kafka", size=1, heap="512m")
     results: list[BackendResult] = []
+    failures: list[str] = []  # builds whose checks failed: reported, then exit status 1
     try:
         broker.start()
         bootstrap = broker.bootstrap_servers
-        log(f"publishing through {len(definitions)} connector runs ...")
         started = time.perf_counter()
-        published = publish(bootstrap, sessions, keys, definitions)
+        if options.publisher == "connectors":
+            log(f"publishing through {len(definitions)} connector runs ...")
+            published = publish(bootstrap, sessions, keys, definitions)
+            publisher = "connector runs (`run_connector`)"
+        else:
+            one_by_one = options.publisher == "records"
+            kind = "records signed one by one" if one_by_one else "signed batches"
+            log(f"publishing {len(definitions)} exports as {kind} ...")
+            exports = [(d, d.with_suffix(".csv")) for d in definitions]
+            store = SchemaStore(sessions)
+            done = publish_batches(bootstrap, store, keys, exports, one_by_one=one_by_one)
+            published = done.records
+            publisher = (
+                f"the benchmark's transactional publisher (`bench.signed_batches`, "
+                f"{done.batches:,} transactions, {kind})"
+            )
         publish_s = time.perf_counter() - started
         if published != records:
             raise BenchmarkError(f"published {published} of {records} records")
+        counted = census(bootstrap, records)
+        log(f"published in {publish_s:,.0f} s; the topics hold {counted}")
+        if counted.records != records or counted.other:
+            raise BenchmarkError(f"the topics hold {counted}, not {records} records")
+        narrow = {t: n for t, n in counted.partitions.items() if n < options.builders}
+        if narrow and "postgresql" in options.backends:
+            raise BenchmarkError(f"{options.builders} builders cannot share topics {narrow}")
         gc.collect()
-        if "postgresql" in backends:
+        watched = [Watched("broker", _pid(broker.nodes[0].pid_file))]
+        if "postgresql" in options.backends:
             from tests.support.postgres import PostgresServer
 
             server = PostgresServer(base / "postgres")
             server.start()
-        for backend in backends:
-            total = pg_records if backend == "postgresql" else records
-            url = _database(backend, base, server)
-            engine = make_engine(url)
-            migrate(engine)
-            copy_catalogue(catalogue, engine)
-            engine.dispose()
-            load_before = os.getloadavg()[0]
-            log(f"{backend}: bare consumer (child process) ...")
-            bare = run_child("bare", _bare_child, bootstrap, total)
-            log(f"  bare: {bare.records:,} in {bare.elapsed:,.1f} s ({bare.rate:,.0f} rec/s)")
-            log(f"{backend}: bare consumer verifying signatures (child process) ...")
-            verified = run_child("verify", _verify_child, bootstrap, url, master_key, total)
-            log(
-                f"  verify: {verified.records:,} in {verified.elapsed:,.1f} s "
-                f"({verified.rate:,.0f} rec/s)"
-            )
-            dead_before = end_offsets(bootstrap, DLQ_TOPIC)
-            log(f"{backend}: registry builder (child process) ...")
-            built = run_child("builder", _builder_child, bootstrap, url, master_key,
-                              linkage_key, total, verify_processes)  # fmt: skip
-            log(
-                f"  builder: {built.records:,} in {built.elapsed:,.1f} s "
-                f"({built.rate:,.0f} rec/s), peak RSS {built.memory} MB"
-            )
-            dead = end_offsets(bootstrap, DLQ_TOPIC) - dead_before
-            linkage = score(url, truth)
-            check(backend, built, linkage, total, dead)
-            results.append(
-                BackendResult(
-                    backend,
-                    total,
-                    bare,
-                    verified,
-                    built,
-                    linkage,
-                    (load_before, os.getloadavg()[0]),
+            watched.append(Watched("postgresql", _pid(server.data_dir / "postmaster.pid")))
+        for backend in options.backends:
+            total = options.pg_records if backend == "postgresql" else records
+            # All the topics' messages (manifests too), or the first ``total``.
+            messages = counted.messages if total >= records else total
+            url = _database(backend, base, server, catalogue)
+            found = _consumers(backend, bootstrap, url, master_key, total, messages, counted)
+            builds: list[BuildResult] = []
+            sizes = [1] if backend == "sqlite" else sorted({1, options.builders})
+            for members in sizes if options.build else []:
+                if builds or failures:  # each build into a database of its own
+                    url = _database(backend, base, server, catalogue)
+                label = f"{backend}, {members} builder(s)"
+                load_before = os.getloadavg()[0]
+                dead_before = end_offsets(bootstrap, DLQ_TOPIC)
+                log(f"{label} (child processes) ...")
+                try:
+                    built = build(
+                        bootstrap,
+                        url,
+                        master_key,
+                        linkage_key,
+                        total,
+                        options.verify_processes,
+                        members,
+                        [w for w in watched if w.name != "postgresql" or backend == "postgresql"],
+                        options.build_timeout,
+                    )
+                except BenchmarkError as exc:  # a member died: no figures from this build
+                    failures.append(f"{label}: {exc}")
+                    log(f"  FAILED: {exc}")
+                    continue
+                log(
+                    f"  builders: {built.records:,} in {built.elapsed:,.1f} s "
+                    f"({built.rate:,.0f} rec/s), peak RSS {built.memory} MB, CPU s {built.cpu}"
                 )
-            )
+                dead = end_offsets(bootstrap, DLQ_TOPIC) - dead_before
+                linkage = score(url, truth)
+                try:
+                    check(label, built, linkage, total, dead)
+                except BenchmarkError as exc:  # reported with the figures, and exit status 1
+                    failures.append(str(exc))
+                    log(f"  CHECK FAILED: {exc}")
+                size = min(options.window, built.records // 2)
+                builds.append(
+                    BuildResult(
+                        backend,
+                        members,
+                        built,
+                        linkage,
+                        windows(built.samples, size),
+                        (load_before, os.getloadavg()[0]),
+                    )
+                )
+            results.append(BackendResult(backend, total, found, builds))
     finally:
         log("stopping the broker ...")
         broker.stop()
         if server is not None:
             server.stop()
         catalogue.dispose()
-    return Outcome(info, published, publish_s, results, datetime.now(UTC).isoformat())
-
-
-# --------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------
-
-
-def markdown(outcome: Outcome, command: str) -> str:
-    info = outcome.info
-    lines = [
-        f"Date: {info['date']} to {outcome.finished}. Command: `{command}`.",
-        f"Machine: {info['cpu']} ({info['cores']}), {info['platform']}, {info['python']}; "
-        f"load average at start {info['load']}. Builder: `verify_processes` = "
-        f"{info['verify_processes']}.",
-        f"Published: {outcome.published:,} person records from {DEPARTMENTS} departments "
-        f"through connector runs in {outcome.publish_s:,.0f} s (not timed below).",
-        "",
-        "| Backend | Records | Bare consumer (rec/s) | Bare consumer verifying signatures "
-        "(rec/s) | Builder (rec/s) | Ratio | Builder wall s | Builder peak RSS MB "
-        "| Entities / true people | Precision | Recall | Load 1-min (start, end) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
-    ]
-    for r in outcome.results:
-        lk = r.linkage
-        lines.append(
-            f"| {r.backend} | {r.builder.records:,} | {r.bare.rate:,.0f} | "
-            f"{r.verify.rate:,.0f} | **{r.builder.rate:,.0f}** | {r.ratio:.3f} | "
-            f"{r.builder.elapsed:,.1f} | "
-            f"{r.builder.memory} | {lk.entities:,} / {lk.true_people:,} | "
-            f"{lk.precision:.4f} | {lk.recall:.4f} | {r.load[0]:.2f}, {r.load[1]:.2f} |"
-        )
-    lines.append("")
-    for r in outcome.results:
-        lk = r.linkage
-        lines.append(
-            f"- {r.backend}: {lk.links:,} automatic links and {lk.review:,} pairs for review "
-            f"stored; {r.builder.stats.get('linked', 0):,} records linked; bare consumer "
-            f"{r.bare.records:,} records ({r.bare.stats.get('bytes', 0) / r.bare.records:,.0f} "
-            f"value bytes each) in {r.bare.elapsed:,.1f} s, peak RSS {r.bare.memory} MB."
-        )
-    return "\n".join(lines)
+    return Outcome(
+        info,
+        publisher,
+        published,
+        publish_s,
+        counted,
+        results,
+        datetime.now(UTC).isoformat(),
+        failures,
+    )
 
 
 def _positive(text: str) -> int:
@@ -743,8 +423,9 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.registry_throughput",
-        description="Registry build rate (linkage included) on SQLite and PostgreSQL, beside a "
-        "bare kafka-python consumer reading the same records.",
+        description="Registry build rate (linkage included) on SQLite and PostgreSQL, beside "
+        "bare kafka-python and confluent-kafka consumers reading the same records, and a "
+        "consumer verifying batch manifests.",
     )
     parser.add_argument("--records", type=_positive, default=DEFAULT_RECORDS)
     parser.add_argument(
@@ -757,7 +438,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_positive,
         default=DEFAULT_POSTGRESQL_RECORDS,
         help="build only this many records on PostgreSQL, the first ones read (default "
-        f"{DEFAULT_POSTGRESQL_RECORDS:,}: a million takes well over 25 minutes there)",
+        f"{DEFAULT_POSTGRESQL_RECORDS:,})",
+    )
+    parser.add_argument(
+        "--builders",
+        type=_positive,
+        default=1,
+        help="on PostgreSQL, also build with this many builder processes in one consumer "
+        "group, after the one-builder build, each into a fresh database (default 1: only one)",
+    )
+    parser.add_argument(
+        "--publisher",
+        choices=("connectors", "batches", "records"),
+        default="connectors",
+        help="connectors: real connector runs (default); batches: the benchmark's own "
+        "transactional publisher of signed batches with manifests (bench.signed_batches); "
+        "records: the same publisher signing each record on its own (no manifests), as "
+        "topics published before manifests hold",
+    )
+    parser.add_argument(
+        "--window",
+        type=_positive,
+        default=DEFAULT_WINDOW,
+        help=f"records in the first and last windows of a build (default {DEFAULT_WINDOW:,}; "
+        "half the build if it is smaller than two windows)",
+    )
+    parser.add_argument(
+        "--no-build", action="store_true", help="time the consumers only, build nothing"
+    )
+    parser.add_argument(
+        "--build-timeout",
+        type=float,
+        default=BUILD_TIMEOUT_S,
+        help="seconds a build may take; a build that has not taken every record by then "
+        f"fails its checks (default {BUILD_TIMEOUT_S:,.0f})",
     )
     parser.add_argument("--seed", type=int, default=population.SEED)
     parser.add_argument(
@@ -773,11 +487,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(backends) - {"sqlite", "postgresql"}
     if unknown or not backends:
         parser.error(f"unknown backends: {', '.join(sorted(unknown)) or '(none)'}")
-    pg_records = min(args.postgresql_records, args.records)
+    options = Options(
+        records=args.records,
+        backends=backends,
+        pg_records=min(args.postgresql_records, args.records),
+        seed=args.seed,
+        verify_processes=args.verify_processes,
+        builders=args.builders,
+        publisher=args.publisher,
+        window=args.window,
+        build=not args.no_build,
+        build_timeout=args.build_timeout,
+    )
     base = Path(tempfile.mkdtemp(prefix="bench-registry-"))
     command = "python -m bench.registry_throughput " + " ".join(argv or sys.argv[1:])
     try:
-        outcome = run(args.records, backends, pg_records, base, args.seed, args.verify_processes)
+        outcome = run(options, base)
     except BenchmarkError as exc:
         print(f"CHECK FAILED: {exc}", file=sys.stderr)
         return 1
@@ -786,8 +511,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    print(markdown(outcome, command.strip()))
-    return 0
+    print(markdown(outcome, command.strip(), options.window))
+    for failure in outcome.failures:
+        print(f"CHECK FAILED: {failure}", file=sys.stderr)
+    return 1 if outcome.failures else 0
 
 
 if __name__ == "__main__":
