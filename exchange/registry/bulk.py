@@ -8,9 +8,19 @@ half of the builder's time). Here the SQL is written once per dialect, the
 values are given in the form the driver stores (timestamps through the column
 type's own bind processor, so SQLite holds the text SQLAlchemy would write;
 JSON already encoded) and the statements run through
-``Connection.exec_driver_sql``: multi-row ``VALUES`` lists (one statement per
-thousand rows) where rows are inserted, ``executemany`` where they are updated.
-Both SQLite (3.35 or later, for ``RETURNING``) and PostgreSQL run the same SQL.
+``Connection.exec_driver_sql`` (so errors are SQLAlchemy's, as before):
+``executemany`` where rows are updated, and where they are inserted or read
+
+* on SQLite (3.35 or later, for ``RETURNING``), multi-row ``VALUES`` lists (one
+  statement per thousand rows) and ``IN`` lists;
+* on PostgreSQL, one array a column (``INSERT ... SELECT * FROM unnest(...)``,
+  ``= ANY(...)``), sent in the binary format (psycopg's ``%b``): a short
+  statement that psycopg parses once and the server prepares, where a long
+  ``VALUES`` list is parsed by psycopg on every call (its query cache keeps
+  short statements only; that parse was nine tenths of the insert's CPU here),
+  and arrays in the text format are escaped element by element in Python.
+  Measured on the versions' insert, 10,000 rows: 3 µs of the builder's CPU a
+  row, against 10 for ``executemany`` and 36 for multi-row ``VALUES``.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, Table
 
 from exchange.core.db import UTCDateTime
+from exchange.core.models import RecordVersion, SourceRecord
 
 ROWS_PER_STATEMENT = 1000  # 15 parameters a row: well inside SQLite's 32,766 and PG's 65,535
 KEYS_PER_READ = 900  # source ids per IN (...) list
@@ -54,9 +65,15 @@ class Statements:
         quote = dialect.identifier_preparer.quote
         self._mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._to_driver = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        self.arrays = dialect.name == "postgresql"
 
         def names(columns: Iterable[str]) -> str:
             return ", ".join(quote(c) for c in columns)
+
+        def unnest(table: Table, columns: Sequence[str]) -> str:
+            """SELECT from one array parameter a column, typed as the column."""
+            typed = (f"%b::{table.c[c].type.compile(dialect)}[]" for c in columns)
+            return f"SELECT * FROM unnest({', '.join(typed)})"
 
         self._select = (
             f"SELECT {names(CURRENT_COLUMNS)} FROM source_records "
@@ -75,6 +92,20 @@ class Statements:
             )
         }
         self._values: dict[tuple[int, int], str] = {}
+        if self.arrays:
+            self._select_any = (
+                f"SELECT {names(CURRENT_COLUMNS)} FROM source_records WHERE dataset = ANY(%b) "
+                "AND department = ANY(%b) AND source_id = ANY(%b)"
+            )
+            records, versions = _table(SourceRecord), _table(RecordVersion)
+            self._insert_records_unnest = (
+                f"INSERT INTO source_records ({names(RECORD_COLUMNS)}) "
+                f"{unnest(records, RECORD_COLUMNS)}{self._returning}"
+            )
+            self._insert_versions_unnest = (
+                f"INSERT INTO record_versions ({names(VERSION_COLUMNS)}) "
+                f"{unnest(versions, VERSION_COLUMNS)}"
+            )
 
     def datetimes(self) -> Callable[[datetime], Any]:
         """A function giving a timestamp as the driver stores it (memoised: a batch's
@@ -98,6 +129,9 @@ class Statements:
         departments = sorted({k[1] for k in keys})
         source_ids = sorted({k[2] for k in keys})
         found: list[tuple[Any, ...]] = []
+        if self.arrays:
+            rows = connection.exec_driver_sql(self._select_any, (datasets, departments, source_ids))
+            return [r for r in rows.fetchall() if (r[8], r[9], r[10]) in keys]
         for start in range(0, len(source_ids), KEYS_PER_READ):
             chunk = source_ids[start : start + KEYS_PER_READ]
             # served by the unique (dataset, department, source_id) index
@@ -113,6 +147,11 @@ class Statements:
     ) -> dict[Key, int]:
         """Insert ``rows`` (as ``RECORD_COLUMNS``); returns the new ids by key."""
         ids: dict[Key, int] = {}
+        if not rows:
+            return ids
+        if self.arrays:
+            result = connection.exec_driver_sql(self._insert_records_unnest, _columns(rows))
+            return {(d, p, s): i for i, d, p, s in result.fetchall()}
         for chunk in _chunks(rows):
             sql = self._insert_records + self._rows(len(chunk), len(RECORD_COLUMNS))
             result = connection.exec_driver_sql(
@@ -131,6 +170,11 @@ class Statements:
 
     def insert_versions(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (as ``VERSION_COLUMNS``) into the version history."""
+        if not rows:
+            return
+        if self.arrays:
+            connection.exec_driver_sql(self._insert_versions_unnest, _columns(rows))
+            return
         for chunk in _chunks(rows):
             sql = self._insert_versions + self._rows(len(chunk), len(VERSION_COLUMNS))
             connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
@@ -163,6 +207,16 @@ def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:  # what UTCDateTime refuses, refused here too
         raise ValueError("naive datetime given; use datetime.now(UTC)")
     return value
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    """``rows`` as one list a column (psycopg sends a list as an array)."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterable[Sequence[tuple[Any, ...]]]:
