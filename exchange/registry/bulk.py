@@ -9,18 +9,18 @@ values are given in the form the driver stores (timestamps through the column
 type's own bind processor, so SQLite holds the text SQLAlchemy would write;
 JSON already encoded) and the statements run through
 ``Connection.exec_driver_sql`` (so errors are SQLAlchemy's, as before):
-``executemany`` where rows are updated, and where they are inserted or read
 
 * on SQLite (3.35 or later, for ``RETURNING``), multi-row ``VALUES`` lists (one
-  statement per thousand rows) and ``IN`` lists;
+  statement per thousand rows) and ``IN`` lists, ``executemany`` for updates;
 * on PostgreSQL, one array a column (``INSERT ... SELECT * FROM unnest(...)``,
-  ``= ANY(...)``), sent in the binary format (psycopg's ``%b``): a short
-  statement that psycopg parses once and the server prepares, where a long
-  ``VALUES`` list is parsed by psycopg on every call (its query cache keeps
-  short statements only; that parse was nine tenths of the insert's CPU here),
-  and arrays in the text format are escaped element by element in Python.
-  Measured on the versions' insert, 10,000 rows: 3 µs of the builder's CPU a
-  row, against 10 for ``executemany`` and 36 for multi-row ``VALUES``.
+  ``UPDATE ... FROM unnest(...)``, ``= ANY(...)``), sent in the binary format
+  (psycopg's ``%b``): a short statement that psycopg parses once and the
+  server prepares, where a long ``VALUES`` list is parsed by psycopg on every
+  call (its query cache keeps short statements only; that parse was nine
+  tenths of the insert's CPU here), and arrays in the text format are escaped
+  element by element in Python. Measured on the versions' insert, 10,000
+  rows: 3 µs of the builder's CPU a row, against 10 for ``executemany`` and 36
+  for multi-row ``VALUES``.
 """
 
 from __future__ import annotations
@@ -82,15 +82,23 @@ class Statements:
         self._insert_records = f"INSERT INTO source_records ({names(RECORD_COLUMNS)}) VALUES "
         self._returning = " RETURNING id, dataset, department, source_id"
         self._insert_versions = f"INSERT INTO record_versions ({names(VERSION_COLUMNS)}) VALUES "
-        self._updates = {
-            with_payload: "UPDATE source_records SET "
-            + ", ".join(f"{quote(c)} = {self._mark}" for c in columns)
-            + f" WHERE id = {self._mark}"
-            for with_payload, columns in (
-                (True, UPDATED_COLUMNS + PAYLOAD_COLUMNS),
-                (False, UPDATED_COLUMNS),
-            )
-        }
+        updated = {True: UPDATED_COLUMNS + PAYLOAD_COLUMNS, False: UPDATED_COLUMNS}
+        if self.arrays:
+            records = _table(SourceRecord)
+            self._updates = {
+                with_payload: "UPDATE source_records AS r SET "
+                + ", ".join(f"{quote(c)} = u.{quote(c)}" for c in columns)
+                + f" FROM ({unnest(records, (*columns, 'id'))}) AS u({names((*columns, 'id'))})"
+                " WHERE r.id = u.id"
+                for with_payload, columns in updated.items()
+            }
+        else:
+            self._updates = {
+                with_payload: "UPDATE source_records SET "
+                + ", ".join(f"{quote(c)} = {self._mark}" for c in columns)
+                + f" WHERE id = {self._mark}"
+                for with_payload, columns in updated.items()
+            }
         self._values: dict[tuple[int, int], str] = {}
         if self.arrays:
             self._select_any = (
@@ -166,7 +174,10 @@ class Statements:
     ) -> None:
         """Update stored records: ``rows`` as ``UPDATED_COLUMNS`` (then ``PAYLOAD_COLUMNS``
         if ``payload``), then the id."""
-        connection.exec_driver_sql(self._updates[payload], list(rows))
+        if self.arrays:
+            connection.exec_driver_sql(self._updates[payload], _columns(rows))
+        else:
+            connection.exec_driver_sql(self._updates[payload], list(rows))
 
     def insert_versions(self, connection: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (as ``VERSION_COLUMNS``) into the version history."""
