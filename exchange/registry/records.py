@@ -10,10 +10,12 @@ version (a tombstone is a version with ``deleted`` set and no payload).
 Everything here runs inside the caller's transaction, set-based: the builder
 applies a whole poll in one transaction and commits the offsets after. A poll
 costs one read of the rows it touches, then its decisions in memory, then a few
-statements at the driver's level (:mod:`exchange.registry.bulk`): multi-row
-``INSERT ... RETURNING`` for new records, one ``executemany`` per shape of
-update, multi-row ``INSERT`` for the versions. A record changed several times in
-one poll is written once, with every version in its history.
+statements at the driver's level (:mod:`exchange.registry.bulk`): one insert
+(``RETURNING`` the new ids) for the new records, one update per shape of change,
+one insert for the versions. A record changed several times in one poll is
+written once, with every version in its history. Each version's payload is
+encoded to JSON once (orjson, six times json.dumps here), for its version and,
+if it is the newest, for the record.
 """
 
 from __future__ import annotations
@@ -165,8 +167,9 @@ def apply(session: Session, items: Sequence[Incoming]) -> Applied:
     result.withdrawn = withdrawn
     result.applied = len(versions) - withdrawn
     if touched:
-        _write(connection, sql, touched, versions, when(utcnow()))
-        _report(result, touched)
+        now = utcnow()
+        _write(connection, sql, touched, versions, when(now))
+        _report(result, touched, now)
     return result
 
 
@@ -208,9 +211,11 @@ def _write(
     sql.insert_versions(connection, [(row.id, *stored) for row, stored in versions])
 
 
-def _report(result: Applied, touched: list[tuple[tuple[str, str, str], _Row]]) -> None:
-    """What linkage must look at: each record changed, in the order first touched."""
-    now = utcnow()
+def _report(
+    result: Applied, touched: list[tuple[tuple[str, str, str], _Row]], now: datetime
+) -> None:
+    """What linkage must look at: each record changed (``now``: its stored update time),
+    in the order first touched."""
     changed = result.changed
     for (dataset, department, source_id), row in touched:
         assert row.id is not None
