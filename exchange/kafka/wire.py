@@ -6,10 +6,16 @@ This is the framing Confluent's serializers use, so the wider Kafka
 ecosystem can read the records given the schema by its id. Parsed schemas are
 cached by id, so decoding a stream costs one registry lookup per schema, not
 per record.
+
+:meth:`AvroSerde.decode_json` decodes straight to what the registry stores: the
+record's top-level values JSON-safe (:func:`json_value`), converting only the
+fields whose type can hold something else (dates, timestamps, bytes, ...), as
+found once per schema.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import struct
@@ -23,6 +29,29 @@ from exchange.core.errors import WireFormatError
 MAGIC = 0
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
+# Avro types that fastavro decodes to str, int, float, bool or None (an enum to its symbol).
+_PLAIN_TYPES = frozenset({"null", "boolean", "int", "long", "float", "double", "string", "enum"})
+
+
+def json_value(value: Any) -> Any:
+    """A decoded Avro value as JSON: dates and times in ISO 8601, bytes in base64, the
+    rest as it is."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _plain(schema: Any) -> bool:
+    """Whether every value of ``schema`` (a parsed field type) decodes to a JSON value
+    as it is. A named type's reference (a string not a primitive) counts as not plain:
+    converting a plain value changes nothing, only costs a call."""
+    if isinstance(schema, list):
+        return all(_plain(branch) for branch in schema)
+    if isinstance(schema, dict):
+        return "logicalType" not in schema and schema.get("type") in _PLAIN_TYPES
+    return schema in _PLAIN_TYPES and schema != "enum"
 
 
 def frame(schema_id: int, body: bytes) -> bytes:
@@ -65,6 +94,7 @@ class AvroSerde:
         self._lookup = lookup
         self._parsed: dict[int, Any] = {}
         self._headers: dict[int, bytes] = {}
+        self._converted: dict[int, tuple[str, ...]] = {}
 
     def parsed(self, schema_id: int) -> Any:
         schema = self._parsed.get(schema_id)
@@ -118,4 +148,21 @@ class AvroSerde:
             )
         if not isinstance(record, dict):
             raise WireFormatError(f"schema {schema_id} is not a record schema")
+        return schema_id, record
+
+    def decode_json(self, data: bytes) -> tuple[int, dict[str, Any]]:
+        """Like :meth:`decode`, the record's top-level values made JSON-safe by
+        :func:`json_value` (nested values as decoded)."""
+        schema_id, record = self.decode(data)
+        fields = self._converted.get(schema_id)
+        if fields is None:
+            fields = self._converted[schema_id] = tuple(
+                field["name"]
+                for field in self._parsed[schema_id].get("fields", ())
+                if not _plain(field["type"])
+            )
+        for name in fields:
+            value = record.get(name)
+            if value is not None:
+                record[name] = json_value(value)
         return schema_id, record

@@ -7,26 +7,31 @@ before that offset is a replay and changes nothing. A message whose content
 hash equals the current version's changes nothing either. Anything else adds a
 version (a tombstone is a version with ``deleted`` set and no payload).
 
-Everything here runs inside the caller's transaction, in bulk statements: the
-builder applies a whole poll in one transaction and commits the offsets after.
+Everything here runs inside the caller's transaction, set-based: the builder
+applies a whole poll in one transaction and commits the offsets after. A poll
+costs one read of the rows it touches, then its decisions in memory, then a few
+statements at the driver's level (:mod:`exchange.registry.bulk`): one insert
+(``RETURNING`` the new ids) for the new records, one update per shape of change,
+one insert for the versions. A record changed several times in one poll is
+written once, with every version in its history. Each version's payload is
+encoded to JSON once (orjson, six times json.dumps here), for its version and,
+if it is the newest, for the record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+import orjson
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from exchange.core.db import utcnow
-from exchange.core.models import RecordVersion, SourceRecord
-
-_CHUNK = 900  # bound parameters per IN (...) list, well inside SQLite's limit
-_RECORDS = cast(Table, SourceRecord.__table__)
-_VERSIONS = cast(Table, RecordVersion.__table__)
+from exchange.core.models import SourceRecord
+from exchange.registry.bulk import Statements, statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +93,10 @@ def record_ref(dataset: str, department: str, source_id: str) -> str:
 
 
 @dataclass(slots=True)
-class _Current:
-    id: int | None
+class _Row:
+    """A record as this batch leaves it: what was stored, then each version applied."""
+
+    id: int | None  # None: new in this batch (inserted at the end)
     version: int
     content_hash: str
     deleted: bool
@@ -97,146 +104,135 @@ class _Current:
     partition: int
     offset: int
     entity_id: str | None
+    created: bool = False  # new in this batch
+    last: Incoming | None = None  # the newest version applied in this batch
+    stored: tuple[Any, ...] = ()  # that version as stored, bulk.VERSION_COLUMNS but the first
+    live: Incoming | None = None  # the newest version with a payload applied in this batch
+    live_json: str = ""  # its payload as JSON
 
 
 def apply(session: Session, items: Sequence[Incoming]) -> Applied:
     """Apply ``items`` in order; returns what changed."""
     result = Applied()
-    current = _load_current(session, items)
-    inserts: dict[tuple[str, str, str], dict[str, Any]] = {}
-    updates: dict[int, dict[str, Any]] = {}
-    versions: list[tuple[tuple[str, str, str], dict[str, Any]]] = []
-    touched: dict[tuple[str, str, str], Incoming] = {}
-    now = utcnow()
-    for item in items:
-        row = current.get(item.key)
-        position = (item.topic, item.partition)
-        if row is not None and (row.topic, row.partition) == position and item.offset <= row.offset:
-            result.unchanged += 1  # a replay of what is already applied
-            continue
-        if row is None and item.withdrawn:  # withdrawing a record never seen: nothing to do
-            result.unchanged += 1
-            continue
-        if (
-            row is not None
-            and row.content_hash == item.content_hash
-            and row.deleted == item.withdrawn
-        ):
-            result.unchanged += 1
-            continue
-        version = 1 if row is None else row.version + 1
-        values = {
-            "version": version,
-            "content_hash": item.content_hash,
-            "deleted": item.withdrawn,
-            "topic": item.topic,
-            "partition": item.partition,
-            "offset": item.offset,
-            "ingested_at": item.ingested_at,
-            "valid_from": item.valid_from or item.ingested_at,
-            "updated_at": now,
-        }
-        if not item.withdrawn:
-            values |= {
-                "schema_id": item.schema_id,
-                "payload": item.payload,
-                "lookup_key": item.lookup_key,
-            }
-        if row is None:
-            row = _Current(None, 0, "", False, "", -1, -1, None)
-            current[item.key] = row
-            inserts[item.key] = {
-                "dataset": item.dataset,
-                "department": item.department,
-                "source_id": item.source_id,
-                **values,
-            }
-        elif row.id is None:  # inserted earlier in this batch
-            inserts[item.key].update(values)
-        else:
-            updates.setdefault(row.id, {"id": row.id}).update(values)
-        row.version, row.content_hash, row.deleted = version, item.content_hash, item.withdrawn
-        row.topic, row.partition, row.offset = item.topic, item.partition, item.offset
-        versions.append((item.key, _version_values(item, version)))
-        touched[item.key] = item
-        if item.withdrawn:
-            result.withdrawn += 1
-        else:
-            result.applied += 1
+    if not items:
+        return result
     connection = session.connection()
-    if inserts:
-        # Core statements on the tables, not the ORM's bulk paths: the same SQL for a
-        # fraction of the Python work per row (measured in bench.registry_throughput).
-        ids = connection.execute(
-            insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True),
-            list(inserts.values()),
-        ).scalars()
-        for key, new_id in zip(inserts, ids, strict=True):
-            current[key].id = new_id
-    for columns, rows in _by_columns(updates.values()).items():
-        statement = (
-            update(_RECORDS)
-            .where(_RECORDS.c.id == bindparam("_id"))
-            .values({c: bindparam(c) for c in columns})
-        )
-        params = [{"_id": r["id"], **{c: r[c] for c in columns}} for r in rows]
-        connection.execute(statement, params)
-    if versions:
-        connection.execute(
-            insert(_VERSIONS),
-            [{"record_id": current[key].id, **values} for key, values in versions],
-        )
-    for key, item in touched.items():
-        row = current[key]
-        assert row.id is not None
-        result.changed.append(
-            Changed(
-                row.id,
-                item.dataset,
-                item.department,
-                item.source_id,
-                None if row.deleted else _payload_of(inserts, updates, key, row.id),
-                now,
-                row.entity_id,
-                item.content_hash,
-                key in inserts,
-            )
-        )
+    sql = statements(connection)
+    when = sql.datetimes()
+    current: dict[tuple[str, str, str], _Row] = {
+        (r[8], r[9], r[10]): _Row(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7])
+        for r in sql.current(connection, {(i.dataset, i.department, i.source_id) for i in items})
+    }
+    touched: list[tuple[tuple[str, str, str], _Row]] = []  # in the order first touched
+    versions: list[tuple[_Row, tuple[Any, ...]]] = []  # (its record, as stored but the id)
+    unchanged = withdrawn = 0
+    for item in items:
+        key = (item.dataset, item.department, item.source_id)
+        payload = item.payload
+        row = current.get(key)
+        if row is None:
+            if payload is None:  # withdrawing a record never seen: nothing to do
+                unchanged += 1
+                continue
+            row = current[key] = _Row(None, 0, "", False, "", -1, -1, None, True)
+        elif (
+            item.offset <= row.offset
+            and item.partition == row.partition
+            and item.topic == row.topic  # a replay of what is already applied
+        ) or (row.content_hash == item.content_hash and row.deleted == (payload is None)):
+            unchanged += 1
+            continue
+        if row.last is None:
+            touched.append((key, row))
+        row.version += 1
+        row.content_hash = item.content_hash
+        row.topic, row.partition, row.offset = item.topic, item.partition, item.offset
+        row.last = item
+        ingested = when(item.ingested_at)
+        valid = ingested if item.valid_from is None else when(item.valid_from)
+        if payload is None:
+            row.deleted = True
+            withdrawn += 1
+            encoded = "null"  # what the JSON column makes of None
+        else:
+            row.deleted = False
+            row.live = item
+            encoded = row.live_json = orjson.dumps(payload).decode()
+        row.stored = (
+            row.version, row.deleted, item.content_hash, item.schema_id, encoded, valid,
+            item.topic, item.partition, item.offset, ingested,
+        )  # fmt: skip
+        versions.append((row, row.stored))
+    result.unchanged = unchanged
+    result.withdrawn = withdrawn
+    result.applied = len(versions) - withdrawn
+    if touched:
+        now = utcnow()
+        _write(connection, sql, touched, versions, when(now))
+        _report(result, touched, now)
     return result
 
 
-def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Update rows grouped by the columns they set (one executemany per group)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(c for c in row if c != "id")), []).append(row)
-    return groups
+def _write(
+    connection: Connection,
+    sql: Statements,
+    touched: list[tuple[tuple[str, str, str], _Row]],
+    versions: list[tuple[_Row, tuple[Any, ...]]],
+    now: Any,
+) -> None:
+    """Store the batch's rows (``now``: their update time, as the driver stores it) and
+    versions."""
+    inserts: list[tuple[Any, ...]] = []
+    inserted: list[tuple[tuple[str, str, str], _Row]] = []
+    full: list[tuple[Any, ...]] = []
+    partial: list[tuple[Any, ...]] = []
+    for key, row in touched:
+        version, deleted, content_hash, _, _, valid, topic, partition, offset, ingested = row.stored
+        state = (
+            version, content_hash, deleted, topic, partition, offset, ingested, valid, now,
+        )  # fmt: skip
+        live = row.live
+        if row.created:
+            assert live is not None  # a new record's first version has a payload
+            inserts.append((*key, *state, live.schema_id, row.live_json, live.lookup_key))
+            inserted.append((key, row))
+        elif live is not None:
+            full.append((*state, live.schema_id, row.live_json, live.lookup_key, row.id))
+        else:  # only withdrawn in this batch: the last payload stays on the row
+            partial.append((*state, row.id))
+    if inserts:
+        ids = sql.insert_records(connection, inserts)
+        for key, row in inserted:
+            row.id = ids[key]
+    if full:
+        sql.update_records(connection, full, payload=True)
+    if partial:
+        sql.update_records(connection, partial, payload=False)
+    sql.insert_versions(connection, [(row.id, *stored) for row, stored in versions])
 
 
-def _payload_of(
-    inserts: dict[tuple[str, str, str], dict[str, Any]],
-    updates: dict[int, dict[str, Any]],
-    key: tuple[str, str, str],
-    record_id: int,
-) -> dict[str, Any] | None:
-    values = inserts.get(key) or updates.get(record_id) or {}
-    payload = values.get("payload")
-    return payload if isinstance(payload, dict) else None
-
-
-def _version_values(item: Incoming, version: int) -> dict[str, Any]:
-    return {
-        "version": version,
-        "deleted": item.withdrawn,
-        "content_hash": item.content_hash,
-        "schema_id": item.schema_id,
-        "payload": item.payload,
-        "valid_from": item.valid_from or item.ingested_at,
-        "topic": item.topic,
-        "partition": item.partition,
-        "offset": item.offset,
-        "ingested_at": item.ingested_at,
-    }
+def _report(
+    result: Applied, touched: list[tuple[tuple[str, str, str], _Row]], now: datetime
+) -> None:
+    """What linkage must look at: each record changed (``now``: its stored update time),
+    in the order first touched."""
+    changed = result.changed
+    for (dataset, department, source_id), row in touched:
+        assert row.id is not None
+        assert row.last is not None
+        changed.append(
+            Changed(
+                row.id,
+                dataset,
+                department,
+                source_id,
+                None if row.deleted or row.live is None else row.live.payload,
+                now,
+                row.entity_id,
+                row.last.content_hash,
+                row.created,
+            )
+        )
 
 
 # What identifies a stored record and says which version of it is held: read by the
@@ -250,42 +246,3 @@ STATE_COLUMNS = (
     SourceRecord.content_hash,
     SourceRecord.deleted,
 )
-
-
-def _load_current(
-    session: Session, items: Sequence[Incoming]
-) -> dict[tuple[str, str, str], _Current]:
-    wanted = {item.key for item in items}
-    datasets = sorted({key[0] for key in wanted})
-    departments = sorted({key[1] for key in wanted})
-    source_ids = sorted({key[2] for key in wanted})
-    found: dict[tuple[str, str, str], _Current] = {}
-    for start in range(0, len(source_ids), _CHUNK):
-        chunk = source_ids[start : start + _CHUNK]
-        rows = session.execute(
-            select(
-                *STATE_COLUMNS,
-                SourceRecord.topic,
-                SourceRecord.partition,
-                SourceRecord.offset,
-                SourceRecord.entity_id,
-            ).where(  # served by the unique (dataset, department, source_id) index
-                SourceRecord.dataset.in_(datasets),
-                SourceRecord.department.in_(departments),
-                SourceRecord.source_id.in_(chunk),
-            )
-        )
-        for r in rows:
-            key = (r.dataset, r.department, r.source_id)
-            if key in wanted:
-                found[key] = _Current(
-                    r.id,
-                    r.version,
-                    r.content_hash,
-                    bool(r.deleted),
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.entity_id,
-                )
-    return found
