@@ -24,16 +24,30 @@ entity's records are connected by its link edges.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from exchange.core.db import utcnow
@@ -51,6 +65,7 @@ from exchange.registry.linkage.engine import (
 from exchange.registry.linkage.features import LinkRecord, organisation_record, person_record
 from exchange.registry.linkage.linker import Verdict, explain, verdict
 from exchange.registry.linkage.model import Model, default_model
+from exchange.registry.linkage.recordcache import MISSING, RecordCache
 from exchange.registry.records import Changed, record_ref
 
 LINKED = JOINING  # edge statuses that join two records into one entity
@@ -61,13 +76,21 @@ _CHUNK = 900
 # (a placeholder name or date in a department's export): it finds no candidates. Without
 # the cap such a key makes every new record compare with all the others.
 MAX_BLOCK = 1_000
-_CACHE_SIZE = 1_000_000  # link records (about 1.3 KB each) kept between batches
 # The builder's statements run on the tables (SQLAlchemy Core), not through the ORM's
 # bulk paths: the same SQL for a fraction of the Python work per row.
-_RECORDS = cast(Table, SourceRecord.__table__)
-_KEYS = cast(Table, LinkKey.__table__)
-_EDGES = cast(Table, LinkEdge.__table__)
-_ENTITIES = cast(Table, Entity.__table__)
+_RECORDS = typed(Table, SourceRecord.__table__)
+_KEYS = typed(Table, LinkKey.__table__)
+_EDGES = typed(Table, LinkEdge.__table__)
+_ENTITIES = typed(Table, Entity.__table__)
+# Edges are inserted with their explanation already serialised (the JSON column's own
+# serialiser, json.dumps, gives the same text): one explanation serves many edges, and
+# serialising it once each was a tenth of the linkage's time. SQLite stores JSON as text;
+# PostgreSQL is told the text is JSON.
+_EXPLANATION = bindparam("explanation", type_=Text)
+_INSERT_EDGES = {
+    "sqlite": insert(_EDGES).values(explanation=_EXPLANATION),
+    "postgresql": insert(_EDGES).values(explanation=cast(_EXPLANATION, JSON)),
+}
 
 # Datasets linked only through an identifier, and the kind of entity they join.
 _IDENTIFIER_ONLY = {"resident_id_bidx": "person", "uscc": "organisation"}
@@ -125,6 +148,11 @@ def _set_entities(db: Connection, changes: Sequence[tuple[int, str | None]]) -> 
     db.execute(statement, [{"_id": rid, "_entity": eid} for rid, eid in changes])
 
 
+def _insert_edges(db: Connection) -> Any:
+    """The statement inserting edges with their explanations' JSON, on ``db``'s backend."""
+    return _INSERT_EDGES.get(db.dialect.name, _INSERT_EDGES["postgresql"])
+
+
 def new_entity_id(kind: str) -> str:
     return ("P" if kind == "person" else "O") + uuid.uuid4().hex[:20]
 
@@ -143,10 +171,10 @@ class EntityResolver:
 
     def __init__(self, models: dict[str, Model] | None = None) -> None:
         self.models = models or {k: default_model(k) for k in ("person", "organisation")}
-        self._cache: OrderedDict[int, tuple[str, LinkRecord | None]] = OrderedDict()
-        # Explanations by (kind, vector, decision): a few thousand at most (the vectors of a
-        # kind number 21,600 for persons), so unbounded.
-        self._explained: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._cache = RecordCache()
+        # Explanations by (kind, vector, decision), as JSON: a few thousand at most (the
+        # vectors of a kind number 21,600 for persons), so unbounded.
+        self._explained: dict[tuple[Any, ...], str] = {}
 
     # -- the builder's entry point -------------------------------------------------
 
@@ -171,7 +199,7 @@ class EntityResolver:
             # Remembered under the new content hash: a candidate of a later batch is then
             # not read back and rebuilt (if this transaction rolls back, the hash differs
             # from the stored one and the record is read again).
-            self._remember(c.id, c.content_hash, rec)
+            self._cache.put(c.id, c.content_hash, rec)
             if rec is None:
                 continue
             live[c.id] = _Live(c.id, c.ref, c.entity_id, rec)
@@ -189,7 +217,7 @@ class EntityResolver:
         known.update(live)
         edges = self._compare(live, candidates, known, decisions)
         if edges:
-            db.execute(insert(_EDGES), edges)
+            db.execute(_insert_edges(db), edges)
         seeds = set(live) | {e["a_id"] for e in edges} | {e["b_id"] for e in edges}
         withdrawn = [c.id for c in changed if c.id not in live and c.entity_id is not None]
         if withdrawn:  # a withdrawn (or no longer linkable) record leaves its entity
@@ -234,7 +262,7 @@ class EntityResolver:
         lo, hi = _pair(a.id, b.id)
         session.execute(delete(LinkEdge).where(LinkEdge.a_id == lo, LinkEdge.b_id == hi))
         session.execute(
-            insert(LinkEdge),
+            _insert_edges(session.connection()),
             [self._edge(lo, hi, a.record, b.record, model, given, decision, by)],
         )
         known = {a.id: a, b.id: b}
@@ -319,17 +347,15 @@ class EntityResolver:
             "updated_at": utcnow(),
         }
 
-    def _explanation(
-        self, a: LinkRecord, b: LinkRecord, model: Model, found: Verdict
-    ) -> dict[str, Any]:
-        """The stored explanation of a decided pair. It depends on the pair only through its
-        comparison vector, so it is made once a vector and decision (and shared: read-only)."""
+    def _explanation(self, a: LinkRecord, b: LinkRecord, model: Model, found: Verdict) -> str:
+        """The stored explanation of a decided pair, as JSON. It depends on the pair only
+        through its comparison vector, so it is made once a vector and decision."""
         if found.vector is None:
-            return explain(a, b, model, found).to_dict()
+            return json.dumps(explain(a, b, model, found).to_dict())
         key = (model.kind, found.vector, found.kind, found.deterministic, found.reason)
         made = self._explained.get(key)
         if made is None:
-            made = self._explained[key] = explain(a, b, model, found).to_dict()
+            made = self._explained[key] = json.dumps(explain(a, b, model, found).to_dict())
         return made
 
     def _candidates(self, db: Connection, keys: dict[int, set[str]]) -> dict[int, set[int]]:
@@ -370,13 +396,11 @@ class EntityResolver:
                     t.id.in_(chunk), t.deleted.is_(False)
                 )
             ):
-                cached = cache.get(rid)
-                if cached is None or cached[0] != content_hash:
+                cached = cache.get(rid, content_hash)
+                if cached is MISSING:
                     missing[rid] = (content_hash, entity_id)
-                    continue
-                cache.move_to_end(rid)
-                if cached[1] is not None:
-                    found[rid] = _Live(rid, cached[1].ref, entity_id, cached[1])
+                elif isinstance(cached, LinkRecord):
+                    found[rid] = _Live(rid, cached.ref, entity_id, cached)
             if not missing:
                 continue
             # Only these are read whole; a cached record is only read back to check its hash.
@@ -388,16 +412,10 @@ class EntityResolver:
                 ref = record_ref(r.dataset, r.department, r.source_id)
                 rec = link_record(r.dataset, ref, r.department, r.payload, r.updated_at)
                 content_hash, entity_id = missing[r.id]
-                self._remember(r.id, content_hash, rec)
+                cache.put(r.id, content_hash, rec)
                 if rec is not None:
                     found[r.id] = _Live(r.id, ref, entity_id, rec)
         return found
-
-    def _remember(self, rid: int, content_hash: str, rec: LinkRecord | None) -> None:
-        self._cache[rid] = (content_hash, rec)
-        self._cache.move_to_end(rid)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
 
     @staticmethod
     def _add_decided(
