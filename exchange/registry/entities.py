@@ -72,6 +72,9 @@ LINKED = JOINING  # edge statuses that join two records into one entity
 CONFIRM, REJECT = CONFIRMED, REJECTED
 log = logging.getLogger(__name__)
 _CHUNK = 900
+# Values in one IN list of a driver-level read (SQLite since 3.32 takes 32,766 parameters,
+# PostgreSQL 65,535).
+_IN_CHUNK = 5_000
 # A blocking key shared by more records than this is too common to tell anyone apart
 # (a placeholder name or date in a department's export): it finds no candidates. Without
 # the cap such a key makes every new record compare with all the others.
@@ -153,10 +156,25 @@ def _insert_edges(db: Connection) -> Any:
     return _INSERT_EDGES.get(db.dialect.name, _INSERT_EDGES["postgresql"])
 
 
+def _marker(db: Connection) -> str:
+    return "?" if db.dialect.paramstyle == "qmark" else "%s"
+
+
+def _rows_in(db: Connection, sql: str, values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """The rows of ``sql`` (a driver-level statement whose ``{values}`` is the list of an
+    ``IN``) for every value, in chunks of ``_IN_CHUNK``. The hot reads of a poll go this
+    way: their values are plain ids and strings, and SQLAlchemy's expansion of a long
+    ``IN`` list cost three to four times the statement itself."""
+    marker = _marker(db)
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = tuple(values[start : start + _IN_CHUNK])
+        yield from db.exec_driver_sql(sql.format(values=",".join([marker] * len(chunk))), chunk)
+
+
 def _insert_keys(db: Connection, rows: list[tuple[str, int]]) -> None:
     """Insert ``(key, record id)`` rows: the driver's executemany, as plain values need no
     type processing (SQLAlchemy's per-row work was most of this statement's cost)."""
-    marker = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    marker = _marker(db)
     db.exec_driver_sql(
         f"INSERT INTO {_KEYS.name} (key, record_id) VALUES ({marker}, {marker})", rows
     )
@@ -375,11 +393,9 @@ class EntityResolver:
         for rid, ks in keys.items():
             for key in ks:
                 holders[key].add(rid)
-        for chunk in _chunks(wanted):
-            for key, rid in db.execute(
-                select(_KEYS.c.key, _KEYS.c.record_id).where(_KEYS.c.key.in_(chunk))
-            ):
-                holders[key].add(rid)
+        sql = f"SELECT key, record_id FROM {_KEYS.name} WHERE key IN ({{values}})"
+        for key, rid in _rows_in(db, sql, wanted):
+            holders[key].add(rid)
         crowded = sorted(k for k, ids in holders.items() if len(ids) > MAX_BLOCK)
         for key in crowded:
             log.warning(
@@ -398,24 +414,22 @@ class EntityResolver:
         found: dict[int, _Live] = {}
         cache = self._cache
         t = _RECORDS.c
-        for chunk in _chunks(sorted(ids)):
-            missing: dict[int, tuple[str, str | None]] = {}  # id: (content hash, entity)
-            for rid, content_hash, entity_id in db.execute(
-                select(t.id, t.content_hash, t.entity_id).where(
-                    t.id.in_(chunk), t.deleted.is_(False)
-                )
-            ):
-                cached = cache.get(rid, content_hash)
-                if cached is MISSING:
-                    missing[rid] = (content_hash, entity_id)
-                elif isinstance(cached, LinkRecord):
-                    found[rid] = _Live(rid, cached.ref, entity_id, cached)
-            if not missing:
-                continue
-            # Only these are read whole; a cached record is only read back to check its hash.
+        missing: dict[int, tuple[str, str | None]] = {}  # id: (content hash, entity)
+        sql = (
+            f"SELECT id, content_hash, entity_id FROM {_RECORDS.name}"
+            " WHERE id IN ({values}) AND NOT deleted"
+        )
+        for rid, content_hash, entity_id in _rows_in(db, sql, sorted(ids)):
+            cached = cache.get(rid, content_hash)
+            if cached is MISSING:
+                missing[rid] = (content_hash, entity_id)
+            elif isinstance(cached, LinkRecord):
+                found[rid] = _Live(rid, cached.ref, entity_id, cached)
+        # Only these are read whole; a cached record is only read back to check its hash.
+        for chunk in _chunks(sorted(missing)):
             for r in db.execute(
                 select(t.id, t.dataset, t.department, t.source_id, t.payload, t.updated_at).where(
-                    t.id.in_(list(missing))
+                    t.id.in_(chunk)
                 )
             ):
                 ref = record_ref(r.dataset, r.department, r.source_id)
@@ -471,13 +485,13 @@ class EntityResolver:
     @staticmethod
     def _members(db: Connection, entity_ids: set[str]) -> dict[int, str]:
         members: dict[int, str] = {}
-        t = _RECORDS.c
-        for chunk in _chunks(sorted(entity_ids)):
-            for rid, eid in db.execute(
-                select(t.id, t.entity_id).where(t.entity_id.in_(chunk), t.deleted.is_(False))
-            ):
-                if eid is not None:
-                    members[rid] = eid
+        sql = (
+            f"SELECT id, entity_id FROM {_RECORDS.name}"
+            " WHERE entity_id IN ({values}) AND NOT deleted"
+        )
+        for rid, eid in _rows_in(db, sql, sorted(entity_ids)):
+            if eid is not None:
+                members[rid] = eid
         return members
 
     def _recluster(
@@ -555,23 +569,22 @@ class EntityResolver:
         link to one of them brings its whole entity (a link that a cannot-link cut may hold
         again once the record in the way changed)."""
         stored: dict[tuple[int, int], tuple[str, float, bool]] = {}
-        e = _EDGES.c
-        columns = (e.a_id, e.b_id, e.status, e.weight, e.deterministic)
         frontier = set(records)
         while frontier:
             outside: set[int] = set()
-            for chunk in _chunks(sorted(frontier)):
-                # The status is checked here, not in SQL: given both conditions, SQLite
-                # picks the status index and reads every link of the registry per chunk.
-                for side in (e.a_id, e.b_id):
-                    for a, b, status, weight, deterministic in db.execute(
-                        select(*columns).where(side.in_(chunk))
-                    ):
-                        if status == "review":
-                            continue
-                        stored[(a, b)] = (status, weight, bool(deterministic))
-                        if status in LINKED:
-                            outside |= {a, b} - records
+            # The status is checked here, not in SQL: given both conditions, SQLite picks
+            # the status index and reads every link of the registry per chunk.
+            for side in ("a_id", "b_id"):
+                sql = (
+                    f"SELECT a_id, b_id, status, weight, deterministic FROM {_EDGES.name}"
+                    f" WHERE {side} IN ({{values}})"
+                )
+                for a, b, status, weight, deterministic in _rows_in(db, sql, sorted(frontier)):
+                    if status == "review":
+                        continue
+                    stored[(a, b)] = (status, weight, bool(deterministic))
+                    if status in LINKED:
+                        outside |= {a, b} - records
             if not outside:
                 break
             reached = {
@@ -586,13 +599,10 @@ class EntityResolver:
 
     @staticmethod
     def _entities_of(db: Connection, ids: set[int]) -> dict[int, str | None]:
-        t = _RECORDS.c
         found: dict[int, str | None] = {}
-        for chunk in _chunks(sorted(ids)):
-            for rid, eid in db.execute(
-                select(t.id, t.entity_id).where(t.id.in_(chunk), t.deleted.is_(False))
-            ):
-                found[rid] = eid
+        sql = f"SELECT id, entity_id FROM {_RECORDS.name} WHERE id IN ({{values}}) AND NOT deleted"
+        for rid, eid in _rows_in(db, sql, sorted(ids)):
+            found[rid] = eid
         return found
 
     def _lives(
