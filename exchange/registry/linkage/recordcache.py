@@ -27,10 +27,11 @@ from exchange.registry.linkage.compact import pack, unpack
 from exchange.registry.linkage.features import LinkRecord
 
 HOT: Final = 50_000  # records held as objects (about 1 KB each)
-PACKED_BYTES: Final = 320 * 1024 * 1024  # for the packed tier (about 0.45 KB a record, all in)
+PACKED_BYTES: Final = 320 * 1024 * 1024  # for the packed tier (about 0.5 KB a record, all in)
 _NOT_LINKED: Final = b""
-# What a packed entry costs beyond its strings: the dict slot, the id, the tuple.
-_ENTRY_OVERHEAD: Final = 120
+_SEPARATOR: Final = b"\x00"  # between the content hash and the packed record
+# What a packed entry costs beyond its bytes: the ordered dict's slot and the id.
+_ENTRY_OVERHEAD: Final = 100
 
 
 class _Missing:
@@ -47,7 +48,8 @@ class RecordCache:
         self.hot_size = hot
         self.packed_budget = packed_bytes
         self._hot: OrderedDict[int, tuple[str, LinkRecord | None]] = OrderedDict()
-        self._packed: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        # id -> the content hash (UTF-8), a zero byte, the packed record (empty: not linked)
+        self._packed: OrderedDict[int, bytes] = OrderedDict()
         self._packed_bytes = 0
         self.hits = self.misses = 0
 
@@ -71,11 +73,13 @@ class RecordCache:
             self.hits += 1
             return found[1]
         packed = self._packed.get(rid)
-        if packed is None or packed[0] != content_hash:
+        stamp = content_hash.encode() + _SEPARATOR
+        if packed is None or not packed.startswith(stamp):
             self.misses += 1
             return MISSING
         self._drop_packed(rid)
-        rec = None if packed[1] == _NOT_LINKED else unpack(packed[1])
+        data = packed[len(stamp) :]
+        rec = None if data == _NOT_LINKED else unpack(data)
         self._put_hot(rid, content_hash, rec)
         self.hits += 1
         return rec
@@ -96,16 +100,11 @@ class RecordCache:
 
     def _put_packed(self, rid: int, content_hash: str, data: bytes) -> None:
         packed = self._packed
-        packed[rid] = (content_hash, data)
-        self._packed_bytes += _size(content_hash, data)
+        entry = packed[rid] = content_hash.encode() + _SEPARATOR + data
+        self._packed_bytes += sys.getsizeof(entry) + _ENTRY_OVERHEAD
         while self._packed_bytes > self.packed_budget and packed:
             old = next(iter(packed))
             self._drop_packed(old)
 
     def _drop_packed(self, rid: int) -> None:
-        content_hash, data = self._packed.pop(rid)
-        self._packed_bytes -= _size(content_hash, data)
-
-
-def _size(content_hash: str, data: bytes) -> int:
-    return sys.getsizeof(data) + sys.getsizeof(content_hash) + _ENTRY_OVERHEAD
+        self._packed_bytes -= sys.getsizeof(self._packed.pop(rid)) + _ENTRY_OVERHEAD
