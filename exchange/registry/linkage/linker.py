@@ -156,10 +156,7 @@ def _different_identifiers(a: LinkRecord, b: LinkRecord) -> bool:
 
 def _identifier_disagreement(model: Model) -> float:
     """The weight of two different identifiers in ``model`` (0 if it has no such level)."""
-    for fm in model.fields:
-        if fm.name == "identifier" and "disagree" in fm.levels:
-            return fm.weights[fm.levels.index("disagree")]
-    return 0.0
+    return model.identifier_disagreement
 
 
 def _verdict(a: LinkRecord, b: LinkRecord, model: Model, vector: tuple[int, ...]) -> Verdict:

@@ -81,6 +81,9 @@ class Model:
     _weights: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
     # The most the fields after the k-th of EVALUATION_ORDER can add, for compare_bounded.
     _rest: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # The weight of two different identifiers (0 without such a level): asked of every
+    # candidate pair holding two identifiers, so computed once.
+    identifier_disagreement: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.review > self.link:
@@ -94,6 +97,12 @@ class Model:
         rest = tuple(sum(best[k + 1 :]) for k in range(len(order)))
         object.__setattr__(self, "_weights", weights)
         object.__setattr__(self, "_rest", rest)
+        disagreement = 0.0
+        for fm in self.fields:
+            if fm.name == "identifier" and "disagree" in fm.levels:
+                disagreement = fm.weights[fm.levels.index("disagree")]
+                break
+        object.__setattr__(self, "identifier_disagreement", disagreement)
 
     def weight(self, vector: tuple[int, ...]) -> float:
         """Match weight of a comparison vector: sum of log2(m/u), nulls 0."""
