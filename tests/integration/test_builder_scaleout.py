@@ -197,6 +197,50 @@ def test_without_the_catch_up_the_same_interleaving_misses_the_pairs(
     assert _linked_pairs(sessions) == 0
 
 
+def _pair_weight(sessions: sessionmaker[Session]) -> tuple[str, float]:
+    with sessions() as session:
+        (row,) = session.execute(select(LinkEdge.status, LinkEdge.weight)).all()
+    return str(row[0]), float(row[1])
+
+
+def test_two_transactions_changing_both_records_of_a_pair_at_once_score_the_new_pair(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Two records of one person (the same identity number and phone); then each department
+    # changes its record's phone to the same new number, in two transactions at once. Each
+    # read the other's previous version before the lock: the pair must end up scored on both
+    # new versions, as when the changes come one after the other.
+    made = Registry(LINKAGE_KEY.encode(), sessions)
+    number = rid("11010519850304002")
+    old = [made.person(d, f"{d[:2]}-1", number, phone="13800000001") for d in (HR, HEALTH)]
+    new = [made.person(d, f"{d[:2]}-1", number, phone="13900000009") for d in (HR, HEALTH)]
+    made.apply(*old)
+    _barrier_before_lock(monkeypatch, 2)
+    errors = _concurrently(sessions, [[new[0]], [new[1]]])
+    assert not errors, errors
+
+    def serial(name: str, *steps: list[Incoming]) -> tuple[str, float]:
+        engine = make_engine(f"sqlite:///{tmp_path / name}")
+        try:
+            migrate(engine)
+            alone = session_factory(engine)
+            resolver = EntityResolver()
+            for items in steps:
+                with transaction(alone) as session:
+                    resolver.link(session, registry.apply(session, items).changed)
+            return _pair_weight(alone)
+        finally:
+            engine.dispose()
+
+    one_after_the_other = serial("serial.db", old, [new[0]], [new[1]])
+    stale = serial("stale.db", [old[0], new[1]])  # what a missed catch-up would keep
+    assert one_after_the_other != stale  # the phones tell them apart
+    assert _pair_weight(sessions) == one_after_the_other
+    entity_of = _entities(sessions)
+    assert entity_of["ho-1"] is not None
+    assert entity_of["ho-1"] == entity_of["he-1"]
+
+
 # --------------------------------------------------------------------------
 # Whole builds from Kafka: one builder, two, two with one killed
 # --------------------------------------------------------------------------
