@@ -5,11 +5,15 @@ with its own entity resolver as each builder has) insert records that share bloc
 keys, both read their candidates before either commits (a barrier just before the
 assignment lock), and after both the pairs are linked as one transaction alone links
 them; with the lock but without the catch-up, the same interleaving misses them (the
-race is real in this test). Then whole builds from Kafka: person records of four
-departments (a synthetic population with corrupted duplicates) on topics of six
-partitions, built by one builder, by two builder processes in one consumer group, and
-by two of which one is SIGKILLed mid-run and restarted: the registry's checksum is the
-same every time.
+race is real in this test). Two transactions changing both records of a pair at once
+leave the pair scored on both new versions. Four departments' records (a generated
+population), linked by four threads at once, give exactly the pairs (each stored once,
+with the score one transaction gives it) and entities of one transaction.
+
+Then whole builds from Kafka: person records of four departments (a synthetic
+population with corrupted duplicates) on a topic of six partitions, built by one
+builder, by two builder processes in one consumer group, and by two of which one is
+SIGKILLed mid-run and restarted: the registry's checksum is the same every time.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import builder_scaleout as scaleout
+from bench.population import persons
 from connectors.pipeline import Keys
 from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import LinkEdge, SourceRecord
@@ -239,6 +245,75 @@ def test_two_transactions_changing_both_records_of_a_pair_at_once_score_the_new_
     entity_of = _entities(sessions)
     assert entity_of["ho-1"] is not None
     assert entity_of["ho-1"] == entity_of["he-1"]
+
+
+def _registry_state(
+    sessions: sessionmaker[Session],
+) -> tuple[dict[tuple[str, str], tuple[str, float]], set[frozenset[str]]]:
+    """Every stored pair (by refs) with its status and weight, and the entities' partition."""
+    with sessions() as session:
+        rows = session.execute(
+            select(SourceRecord.id, SourceRecord.department, SourceRecord.source_id,
+                   SourceRecord.entity_id)
+        ).all()  # fmt: skip
+        edges = session.execute(select(LinkEdge.a_id, LinkEdge.b_id, LinkEdge.status,
+                                       LinkEdge.weight)).all()  # fmt: skip
+    ref = {row_id: f"{dep}/{src}" for row_id, dep, src, _ in rows}
+    pairs = {}
+    for a, b, status, weight in edges:
+        key = (ref[a], ref[b]) if ref[a] < ref[b] else (ref[b], ref[a])
+        assert key not in pairs, f"{key} stored twice"
+        pairs[key] = (str(status), float(weight))
+    groups: dict[str, set[str]] = defaultdict(set)
+    for row_id, _, _, entity in rows:
+        assert entity is not None
+        groups[entity].add(ref[row_id])
+    return pairs, {frozenset(g) for g in groups.values()}
+
+
+def test_four_departments_linked_at_once_give_the_pairs_and_entities_of_one_transaction(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A generated population (corrupted duplicates across departments): each department's
+    # records in three transactions of one thread, the four threads at once (the first
+    # transactions all read their candidates before any commits; the rest race freely).
+    people = persons(80, seed=19)
+    batches: dict[str, list[Incoming]] = defaultdict(list)
+    for offset, rec in enumerate(people):
+        batches[rec.department].append(
+            Incoming("person", rec.department, rec.ref.rsplit("/", 1)[1], f"h{offset}", 1,
+                     rec.payload, None, "std.person.v1", 0, offset, rec.updated_at)
+        )  # fmt: skip
+    errors: list[BaseException] = []
+    _barrier_before_lock(monkeypatch, len(batches))
+
+    def department(items: list[Incoming]) -> None:
+        third = len(items) // 3 + 1
+        errors.extend(_concurrently(sessions, [items[:third]]))
+        errors.extend(_concurrently(sessions, [items[third : 2 * third]]))
+        errors.extend(_concurrently(sessions, [items[2 * third :]]))
+
+    threads = [threading.Thread(target=department, args=(b,)) for b in batches.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    pairs, partition = _registry_state(sessions)
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'alone.db'}")
+    try:
+        migrate(engine)
+        alone = session_factory(engine)
+        with transaction(alone) as session:
+            items = [item for b in batches.values() for item in b]
+            EntityResolver().link(session, registry.apply(session, items).changed)
+        expected_pairs, expected_partition = _registry_state(alone)
+    finally:
+        engine.dispose()
+    assert len(expected_pairs) > len(people) // 3  # the population links
+    assert pairs == expected_pairs
+    assert partition == expected_partition
 
 
 # --------------------------------------------------------------------------
