@@ -247,7 +247,7 @@ def member(
         f"  member {os.getpid()}: applied {builder.stats.applied:,} in {elapsed:,.1f} s, "
         f"{cpu:,.1f} CPU-s; assignment lock taken {waits.taken} times, waited "
         f"{waits.waited_s:,.2f} s (longest {waits.longest_wait_s * 1000:,.0f} ms), "
-        f"held {waits.held_s:,.2f} s"
+        f"held {waits.held_s:,.2f} s (catch-up {waits.catch_up_s:,.2f} s)"
     )
     if result is not None:
         result.write_text(
@@ -331,6 +331,14 @@ class Build:
         return sum(float(m["lock"]["held_s"]) for m in self.members)
 
     @property
+    def catch_up_s(self) -> float:
+        return sum(float(m["lock"]["catch_up_s"]) for m in self.members)
+
+    @property
+    def builders_s(self) -> float:
+        return sum(float(m["elapsed_s"]) for m in self.members)
+
+    @property
     def lock_taken(self) -> int:
         return sum(int(m["lock"]["taken"]) for m in self.members)
 
@@ -396,6 +404,8 @@ def report(one: Build, two: Build) -> str:
         row("wall time", one.elapsed_s, two.elapsed_s, "s"),
         row("lock waited (sum)", one.lock_waited_s, two.lock_waited_s, "s"),
         row("lock held (sum)", one.lock_held_s, two.lock_held_s, "s"),
+        row("of which catch-up", one.catch_up_s, two.catch_up_s, "s"),
+        row("builders' wall time (sum)", one.builders_s, two.builders_s, "s"),
         "",
         f"assignment lock taken {one.lock_taken} / {two.lock_taken} times; "
         f"two builders: {', '.join(_member_line(m) for m in two.members)}",

@@ -88,7 +88,8 @@ class LockWaits:
     taken: int = 0
     waited_s: float = 0.0
     longest_wait_s: float = 0.0
-    held_s: float = 0.0
+    held_s: float = 0.0  # from taking the lock to the end of the transaction
+    catch_up_s: float = 0.0  # of which in the catch-up (the rest: pairs, entities, commit)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -96,6 +97,7 @@ class LockWaits:
             "waited_s": round(self.waited_s, 4),
             "longest_wait_s": round(self.longest_wait_s, 4),
             "held_s": round(self.held_s, 4),
+            "catch_up_s": round(self.catch_up_s, 4),
         }
 
 
@@ -133,10 +135,12 @@ def acquire(session: Session) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     taken = time.perf_counter()
     waited = taken - started
-    info["assignment_lock"] = True
+    token = info["assignment_lock"] = object()
 
     def released(_session: Session, *_: Any) -> None:
-        info.pop("assignment_lock", None)
+        if info.get("assignment_lock") is not token:
+            return  # the other listener of this lock already ran
+        del info["assignment_lock"]
         held = time.perf_counter() - taken
         with _waits_lock:
             _waits.held_s += held
@@ -189,6 +193,7 @@ def catch_up(
     if not serialised(session):
         return CaughtUp(edges, known, old_entities)
     acquire(session)
+    started = time.perf_counter()
     db = session.connection()
     fresh_candidates = resolver._candidates(db, dict(keys))
     fresh_decisions = resolver._decisions(session, [lv.ref for lv in live.values()])
@@ -233,6 +238,8 @@ def catch_up(
     _delete_pairs(db, [c.id for c in changed if not c.created])
     dropped = len(edges) - len(kept)
     rescored = sum(len(v) for v in rescore.values())
+    with _waits_lock:
+        _waits.catch_up_s += time.perf_counter() - started
     if rescored or dropped:
         log.debug("assignment catch-up: %d pairs scored, %d dropped", rescored, dropped)
     return CaughtUp(result, fresh_known, old_entities | stale_entities, rescored, dropped)
