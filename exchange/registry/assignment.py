@@ -90,6 +90,7 @@ class LockWaits:
     longest_wait_s: float = 0.0
     held_s: float = 0.0  # from taking the lock to the end of the transaction
     catch_up_s: float = 0.0  # of which in the catch-up (the rest: pairs, entities, commit)
+    caught_up: int = 0  # catch-ups that read the candidates again (another builder committed)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -98,6 +99,7 @@ class LockWaits:
             "longest_wait_s": round(self.longest_wait_s, 4),
             "held_s": round(self.held_s, 4),
             "catch_up_s": round(self.catch_up_s, 4),
+            "caught_up": self.caught_up,
         }
 
 
@@ -121,6 +123,41 @@ def serialised(session: Session) -> bool:
     """Whether concurrent builders can write this database at once (PostgreSQL), so that
     entity assignment must be serialised; SQLite runs one write transaction at a time."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def begin(session: Session) -> bool:
+    """Start linking a batch: on PostgreSQL, note which transactions had committed (the
+    snapshot) before the batch reads its candidates, so that :func:`catch_up` can tell
+    whether any committed since; returns :func:`serialised`."""
+    if not serialised(session):
+        return False
+    session.info["assignment_snapshot"] = _snapshot(session)
+    return True
+
+
+def _snapshot(session: Session) -> str:
+    return str(session.execute(text("SELECT pg_current_snapshot()::text")).scalar_one())
+
+
+def committed_between(before: str, after: str, own: int | None) -> bool:
+    """Whether a transaction other than ``own`` ended between two snapshots
+    (``pg_current_snapshot()`` as text, ``xmin:xmax:xip,...``): one running at ``before``
+    that is not at ``after``, or one begun since that has ended. An aborted one counts
+    too (the catch-up then merely finds nothing new)."""
+    _, xmax0, xip0 = _parse(before)
+    _, xmax1, xip1 = _parse(after)
+    if any(x not in xip1 and x != own for x in xip0):
+        return True
+    # Every id below xmax1 was assigned; those from xmax0 on that are not running ended.
+    running = {x for x in xip1 if x >= xmax0} | (
+        {own} if own is not None and own >= xmax0 else set()
+    )
+    return xmax1 - xmax0 > len({x for x in running if x < xmax1})
+
+
+def _parse(snapshot: str) -> tuple[int, int, set[int]]:
+    xmin, xmax, xip = snapshot.split(":")
+    return int(xmin), int(xmax), {int(x) for x in xip.split(",") if x}
 
 
 def acquire(session: Session) -> None:
@@ -195,17 +232,32 @@ def catch_up(
     acquire(session)
     started = time.perf_counter()
     db = session.connection()
+    # The batch's own records with their entity as of the lock: another builder may have
+    # moved one (its previous version) since registry.apply read it.
+    entity_now = _entities(db, [c.id for c in changed if not c.created])
+    stale_entities = {e for e in entity_now.values() if e is not None}
+    # What concurrent builders stored against the previous versions of this batch's records
+    # is visible now: deleted with the rest of their pairs (see entities.link).
+    _delete_pairs(db, [c.id for c in changed if not c.created])
+    before = session.info.pop("assignment_snapshot", None)
+    own = session.execute(text("SELECT pg_current_xact_id_if_assigned()::text")).scalar()
+    if before is not None and not committed_between(
+        before, _snapshot(session), None if own is None else int(own)
+    ):
+        # Nothing committed since the batch read its candidates: what it read is the registry
+        # as of the lock (the one builder's case, or a quiet moment).
+        refreshed = dict(known)
+        for rid, lv in live.items():
+            refreshed[rid] = _with_entity(lv, entity_now.get(rid, lv.entity_id))
+        _timed(started)
+        return CaughtUp(edges, refreshed, old_entities | stale_entities)
     fresh_candidates = resolver._candidates(db, dict(keys))
     fresh_decisions = resolver._decisions(session, [lv.ref for lv in live.values()])
     resolver._add_decided(db, dict(live), fresh_decisions, fresh_candidates)
     others = {i for ids in fresh_candidates.values() for i in ids} - set(live)
     fresh_known = resolver._load(db, others)
-    # The batch's own records with their entity as of the lock: another builder may have
-    # moved one (its previous version) since registry.apply read it.
-    entity_now = _entities(db, [c.id for c in changed if not c.created])
     for rid, lv in live.items():
         fresh_known[rid] = _with_entity(lv, entity_now.get(rid, lv.entity_id))
-    stale_entities = {e for e in entity_now.values() if e is not None}
 
     def unchanged(rid: int, other: int) -> bool:
         """Whether the pair was scored before the lock on the inputs it has now."""
@@ -233,16 +285,18 @@ def catch_up(
     # the batch's records): the fresh score wins.
     fresh_pairs = {(e["a_id"], e["b_id"]) for e in scored}
     result = [e for e in kept if (e["a_id"], e["b_id"]) not in fresh_pairs] + scored
-    # What concurrent builders stored against the previous versions of this batch's records
-    # is visible now: deleted with the rest of their pairs (see entities.link).
-    _delete_pairs(db, [c.id for c in changed if not c.created])
     dropped = len(edges) - len(kept)
     rescored = sum(len(v) for v in rescore.values())
-    with _waits_lock:
-        _waits.catch_up_s += time.perf_counter() - started
+    _timed(started, full=True)
     if rescored or dropped:
         log.debug("assignment catch-up: %d pairs scored, %d dropped", rescored, dropped)
     return CaughtUp(result, fresh_known, old_entities | stale_entities, rescored, dropped)
+
+
+def _timed(started: float, *, full: bool = False) -> None:
+    with _waits_lock:
+        _waits.catch_up_s += time.perf_counter() - started
+        _waits.caught_up += full
 
 
 def _pair(a: int, b: int) -> tuple[int, int]:

@@ -160,7 +160,7 @@ class EntityResolver:
         existing = [c.id for c in changed if not c.created]
         old_entities = {c.entity_id for c in changed if c.entity_id is not None}
         k, e = _KEYS.c, _EDGES.c
-        several = assignment.serialised(session)  # several builders: see assignment.catch_up
+        several = assignment.begin(session)  # several builders: see assignment.catch_up
         for chunk in _chunks(existing):
             db.execute(delete(_KEYS).where(k.record_id.in_(chunk)))
             if not several:  # else deleted under the assignment lock (assignment.catch_up)
