@@ -20,7 +20,11 @@ taken once the speculative scoring is done:
 1. the candidates of the transaction's records are read again
    (:func:`catch_up`): once the lock is held, every transaction that committed
    before it is visible to a fresh statement, so the holders of this batch's keys
-   now include every record those transactions keyed;
+   now include every record those transactions keyed. If no transaction ended
+   since the batch began reading (:func:`begin` notes the snapshot,
+   :func:`committed_between` compares it with one taken under the lock: one
+   builder alone, or a quiet moment), what it read is already the registry as of
+   the lock, and nothing is read again;
 2. a pair whose inputs did not change since it was scored before the lock (same
    candidate, same link record, same reviewer decision) keeps its result; any
    other pair of the fresh candidates is scored now, and a pair scored before
@@ -224,8 +228,8 @@ def catch_up(
     lock (see the module's docstring); on SQLite, return what was scored unchanged.
 
     ``candidates``, ``known``, ``decisions`` and ``edges`` are what the batch read and
-    scored before the lock; the pairs returned are to be inserted by the caller, after
-    :func:`catch_up` deleted the stored pairs of the changed records.
+    scored before the lock (after :func:`begin`); the pairs returned are to be inserted
+    by the caller, :func:`catch_up` having deleted the stored pairs of the changed records.
     """
     if not serialised(session):
         return CaughtUp(edges, known, old_entities)
