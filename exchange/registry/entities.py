@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 from exchange.core.db import utcnow
 from exchange.core.errors import NotFoundError
 from exchange.core.models import Entity, LinkDecision, LinkEdge, LinkKey, SourceRecord
+from exchange.registry import assignment
 from exchange.registry.linkage.blocking import block_keys
 from exchange.registry.linkage.engine import (
     CONFIRMED,
@@ -214,9 +215,11 @@ class EntityResolver:
         existing = [c.id for c in changed if not c.created]
         old_entities = {c.entity_id for c in changed if c.entity_id is not None}
         k, e = _KEYS.c, _EDGES.c
+        several = assignment.begin(session)  # several builders: see assignment.catch_up
         for chunk in _chunks(existing):
             db.execute(delete(_KEYS).where(k.record_id.in_(chunk)))
-            db.execute(delete(_EDGES).where(or_(e.a_id.in_(chunk), e.b_id.in_(chunk))))
+            if not several:  # else deleted under the assignment lock (assignment.catch_up)
+                db.execute(delete(_EDGES).where(or_(e.a_id.in_(chunk), e.b_id.in_(chunk))))
         live: dict[int, _Live] = {}
         keys: dict[int, set[str]] = {}
         for c in changed:
@@ -243,6 +246,13 @@ class EntityResolver:
         known = self._load(db, {i for ids_ in candidates.values() for i in ids_} - set(live))
         known.update(live)
         edges = self._compare(live, candidates, known, decisions)
+        # -- several builders (exchange.registry.assignment): on PostgreSQL, take the
+        # assignment lock and score what concurrent builders committed since the reads above.
+        caught = assignment.catch_up(
+            self, session, changed, live, keys, candidates, known, decisions, edges, old_entities
+        )
+        edges, known, old_entities = caught.edges, caught.known, caught.old_entities
+        # -- end of the several-builders hook
         if edges:
             db.execute(_insert_edges(db), edges)
         seeds = set(live) | {e["a_id"] for e in edges} | {e["b_id"] for e in edges}
@@ -270,6 +280,7 @@ class EntityResolver:
         """Record a reviewer's decision on a pair and recompute its entities; returns their ids."""
         if decision not in (CONFIRM, REJECT):
             raise ValueError(f"decision must be {CONFIRM!r} or {REJECT!r}")
+        assignment.acquire(session)  # several builders: decided in one place (PostgreSQL)
         a, b = self._live_by_ref(session, a_ref), self._live_by_ref(session, b_ref)
         if a.record.kind != b.record.kind:
             raise NotFoundError(f"{a_ref} and {b_ref} are not the same kind of entity")
