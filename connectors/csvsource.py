@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from exchange.core.errors import SourceError
 
@@ -69,10 +71,10 @@ def read_csv(
                 if not cells or cells == [""]:
                     continue  # blank line
                 raw = delimiter.join(cells)
-                row = SourceRow(
-                    start, {}, raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                )
-                if any(_has_bad_bytes(c) for c in cells):
+                row = SourceRow(start, {}, printable(raw))
+                # printable() gives raw itself unless raw holds surrogates, which undecodable
+                # bytes are: only then are the cells searched.
+                if row.raw is not raw and any(has_undecodable_bytes(c) for c in cells):
                     row.problems.append(
                         (
                             "_row",
@@ -95,5 +97,19 @@ def read_csv(
     return header, rows()
 
 
-def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+# Read with errors="surrogateescape", each undecodable byte became U+DC80..U+DCFF.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_UNDECODABLE: Final = re.compile("[\udc80-\udcff]")
+
+
+def has_undecodable_bytes(text: str) -> bool:
+    """True if ``text`` (read with ``errors="surrogateescape"``) holds undecodable bytes."""
+    return _UNDECODABLE.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """``text`` safe to encode: undecodable bytes become U+FFFD. A text with no surrogate
+    (the usual one) is returned as it is, the round trip through UTF-8 would not change it."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

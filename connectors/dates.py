@@ -14,10 +14,18 @@ An entry of ``date_formats`` is either a Python ``strptime`` format (it holds a
 nor ``mdy`` is ever assumed: a definition names the one its export uses, and may
 not name both. Entries are tried in order; the first that reads the text as a
 real calendar date wins.
+
+A ``strptime`` format made only of ``%Y`` (or ``%y``), ``%m``, ``%d``, ``%%`` and
+literal text is read without ``strptime``: the same regular expression that CPython's
+``_strptime`` builds for it (:func:`_date_pattern`), then :class:`~datetime.date`; so
+the same texts are read as the same dates (a property test compares the two), at a
+tenth of the cost (``strptime`` takes a lock and checks the locale on every call). Any
+other format goes to ``strptime``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -66,11 +74,70 @@ def _by_writing(text: str, name: str) -> date | None:
     return None
 
 
+# CPython's _strptime (TimeRE) patterns for the directives read here; what it escapes in
+# a format's literal text, and how it matches whitespace there.
+_DIRECTIVES: Final = {
+    "d": r"(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])",
+    "m": r"(?P<m>1[0-2]|0[1-9]|[1-9])",
+    "y": r"(?P<y>\d\d)",
+    "Y": r"(?P<Y>\d\d\d\d)",
+    "%": "%",
+}
+_REGEX_CHARS: Final = re.compile(r"([\\.^$*+?\(\){}\[\]|])")
+_WHITESPACE: Final = re.compile(r"\s+")
+
+
+@functools.cache
+def _date_pattern(entry: str) -> re.Pattern[str] | None:
+    """The pattern ``strptime`` matches ``entry`` with, if ``entry`` has a year, and no
+    directive but ``%Y``/``%y``, ``%m``, ``%d`` and ``%%``, each at most once; else None."""
+    escaped = _WHITESPACE.sub(r"\\s+", _REGEX_CHARS.sub(r"\\\1", entry))
+    pattern, rest, seen = "", escaped, set()
+    while "%" in rest:
+        at = rest.index("%") + 1
+        if at == len(rest) or rest[at] not in _DIRECTIVES:
+            return None
+        directive = rest[at]
+        if directive != "%":
+            if directive in seen:
+                return None
+            seen.add(directive)
+        pattern += rest[: at - 1] + _DIRECTIVES[directive]
+        rest = rest[at + 1 :]
+    if len(seen & {"Y", "y"}) != 1:
+        return None
+    return re.compile(pattern + rest, re.IGNORECASE)
+
+
+def _by_pattern(text: str, pattern: re.Pattern[str]) -> date | None:
+    # What _strptime does with a match: it must reach the end of the text (a match, not a
+    # fullmatch: the first match found decides); %y is 2000-2068 or 1969-1999.
+    found = pattern.match(text)
+    if found is None or found.end() != len(text):
+        return None
+    groups = found.groupdict()
+    if "Y" in groups:
+        year = int(groups["Y"])
+    else:
+        year = int(groups["y"])
+        year += 2000 if year <= 68 else 1900
+    try:
+        return date(year, int(groups.get("m") or 1), int(groups.get("d") or 1))
+    except ValueError:
+        return None
+
+
 def parse_date(text: str, formats: Sequence[str]) -> date | None:
     """The date ``text`` is in the first of ``formats`` that reads it, else None."""
     for entry in formats:
         if entry in WRITINGS:
             found = _by_writing(text, entry)
+            if found is not None:
+                return found
+            continue
+        pattern = _date_pattern(entry)
+        if pattern is not None:
+            found = _by_pattern(text, pattern)
             if found is not None:
                 return found
             continue

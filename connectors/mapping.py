@@ -17,10 +17,12 @@ reported through ``flags``.
 
 from __future__ import annotations
 
+import enum
 import unicodedata
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, Final
 
 from connectors.dates import parse_date
 from connectors.definition import ConnectorDefinition, FieldMapping
@@ -49,69 +51,259 @@ _TRANSFORMS: dict[str, Callable[[str], str]] = {
 
 
 DEFAULT_DATE_FORMATS = ["%Y-%m-%d"]
+_TRUE: Final = frozenset({"true", "1", "yes", "y", "是"})
+_FALSE: Final = frozenset({"false", "0", "no", "n", "否"})
 
 
-def _convert(spec: FieldSpec, mapping: FieldMapping, text: str) -> tuple[Any, Problem | None]:
-    base = base_type(spec.avro_type)
-    name = spec.name
-    if mapping.split_name is not None:
-        parts = split_name(text)
-        if isinstance(parts, tuple):
-            return None, (name, *parts)
-        text = parts.part(mapping.split_name)
-    if mapping.codes is not None:
-        if text not in mapping.codes:
-            known = ", ".join(sorted(mapping.codes))
-            return None, (name, "code.unknown", f"code {text!r} is not in the code table ({known})")
-        text = mapping.codes[text]
+class _Kind(enum.Enum):
+    """What a field's text becomes, decided once from its Avro type (and ``scale``)."""
+
+    DATE = "date"
+    SCALED = "scaled"
+    ENUM = "enum"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    TEXT = "text"
+
+
+def _kind(base: Any, mapping: FieldMapping) -> _Kind:
+    # In the order the conversion has always tested them.
     if isinstance(base, dict) and base.get("logicalType") == "date":
-        formats = mapping.date_formats or DEFAULT_DATE_FORMATS
-        parsed = parse_date(text, formats)
-        if parsed is not None:
-            return parsed, None
-        listed = ", ".join(formats)
-        return None, (name, "date.invalid", f"{text!r} is not a real date in any of: {listed}")
+        return _Kind.DATE
     if mapping.scale is not None and base in ("int", "long", "float", "double"):
-        result = scaled(text, mapping.scale, base)
+        return _Kind.SCALED
+    if isinstance(base, dict) and base.get("type") == "enum":
+        return _Kind.ENUM
+    if base in ("int", "long"):
+        return _Kind.INTEGER
+    if base in ("float", "double"):
+        return _Kind.NUMBER
+    if base == "boolean":
+        return _Kind.BOOLEAN
+    return _Kind.TEXT
+
+
+class _Field:
+    """One field of the standard as a definition maps it: everything :meth:`RowMapper.map`
+    needs, looked up once."""
+
+    __slots__ = (
+        "base",
+        "codes",
+        "columns",
+        "default",
+        "formats",
+        "kind",
+        "lenient",
+        "mapping",
+        "name",
+        "scale",
+        "separator",
+        "single",
+        "spec",
+        "split_name",
+        "symbols",
+        "transforms",
+        "validator",
+    )
+
+    def __init__(self, spec: FieldSpec, mapping: FieldMapping | None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.mapping = mapping
+        self.validator = spec.validator
+        self.base = base = base_type(spec.avro_type)
+        if mapping is None:
+            return
+        self.columns = tuple(mapping.columns)
+        self.single = self.columns[0] if len(self.columns) == 1 else None
+        self.separator = mapping.separator
+        self.transforms = tuple(_TRANSFORMS[step] for step in mapping.transform)
+        self.default = mapping.default
+        # A missing column is no problem when the mapping has a default or is optional.
+        self.lenient = mapping.default is not None or mapping.optional
+        self.split_name = mapping.split_name
+        self.codes = mapping.codes
+        self.scale = mapping.scale or Decimal(1)  # read for _Kind.SCALED only, never None there
+        self.kind = _kind(base, mapping)
+        self.formats = mapping.date_formats or DEFAULT_DATE_FORMATS
+        self.symbols = frozenset(base["symbols"]) if self.kind is _Kind.ENUM else frozenset()
+
+    def joined(self, values: dict[str, str]) -> str | Problem:
+        """The columns of a ``join`` (or of no column) read, or the ``column.missing`` problem."""
+        parts = [values.get(column) for column in self.columns]
+        if None in parts and not self.lenient:
+            missing = [c for c, p in zip(self.columns, parts, strict=True) if p is None]
+            return (self.name, "column.missing", f"column {', '.join(missing)} is missing")
+        return self.separator.join(p or "" for p in parts)
+
+    def convert(self, text: str) -> tuple[Any, Problem | None]:
+        """The value of a non-empty ``text``, or the problem with it."""
+        name = self.name
+        if self.split_name is not None:
+            parts = split_name(text)
+            if isinstance(parts, tuple):
+                return None, (name, *parts)
+            text = parts.part(self.split_name)
+        if self.codes is not None:
+            if text not in self.codes:
+                known = ", ".join(sorted(self.codes))
+                return None, (
+                    name,
+                    "code.unknown",
+                    f"code {text!r} is not in the code table ({known})",
+                )
+            text = self.codes[text]
+        kind = self.kind
+        if kind is _Kind.TEXT:
+            if len(text) > MAX_STRING:
+                return None, (
+                    name,
+                    "size.too_long",
+                    f"value has {len(text)} characters; at most {MAX_STRING}",
+                )
+            if self.validator:
+                invalid = get_validator(self.validator)(text)
+                if invalid is not None:
+                    return None, (name, invalid.code, invalid.message)
+            return text, None
+        if kind is _Kind.DATE:
+            parsed = parse_date(text, self.formats)
+            if parsed is not None:
+                return parsed, None
+            listed = ", ".join(self.formats)
+            return None, (name, "date.invalid", f"{text!r} is not a real date in any of: {listed}")
+        if kind is _Kind.ENUM:
+            if text not in self.symbols:
+                return None, (
+                    name,
+                    "enum.unknown",
+                    f"{text!r} is not one of {', '.join(self.base['symbols'])}",
+                )
+            return text, None
+        return _convert_number(self, text)
+
+
+def _convert_number(field: _Field, text: str) -> tuple[Any, Problem | None]:
+    name = field.name
+    if field.kind is _Kind.SCALED:
+        result = scaled(text, field.scale, field.base)
         if isinstance(result, tuple):
             return None, (name, *result)
         return result, None
-    if isinstance(base, dict) and base.get("type") == "enum":
-        if text not in base["symbols"]:
-            return None, (
-                name,
-                "enum.unknown",
-                f"{text!r} is not one of {', '.join(base['symbols'])}",
-            )
-        return text, None
-    if base in ("int", "long"):
+    if field.kind is _Kind.INTEGER:
         try:
             return int(text), None
         except ValueError:
             return None, (name, "type.integer", f"{text!r} is not a whole number")
-    if base in ("float", "double"):
+    if field.kind is _Kind.NUMBER:
         try:
             return float(text), None
         except ValueError:
             return None, (name, "type.number", f"{text!r} is not a number")
-    if base == "boolean":
-        lowered = text.lower()
-        if lowered in {"true", "1", "yes", "y", "是"}:
-            return True, None
-        if lowered in {"false", "0", "no", "n", "否"}:
-            return False, None
-        return None, (name, "type.boolean", f"{text!r} is not true or false")
-    if len(text) > MAX_STRING:
-        return None, (
-            name,
-            "size.too_long",
-            f"value has {len(text)} characters; at most {MAX_STRING}",
+    lowered = text.lower()  # _Kind.BOOLEAN
+    if lowered in _TRUE:
+        return True, None
+    if lowered in _FALSE:
+        return False, None
+    return None, (name, "type.boolean", f"{text!r} is not true or false")
+
+
+class RowMapper:
+    """:func:`map_row` for one definition and standard, with every per-field decision (its
+    columns, transforms, conversion) taken once, when it is built.
+
+    The definition is read when the mapper is built: a definition changed afterwards
+    needs a new mapper (:func:`map_row` builds one when ``definition.fields`` changes).
+    """
+
+    def __init__(self, definition: ConnectorDefinition, standard: Standard) -> None:
+        self.definition = definition
+        self.standard = standard
+        self._fields = tuple(
+            _Field(spec, definition.fields.get(spec.name)) for spec in standard.fields
         )
-    if spec.validator:
-        invalid = get_validator(spec.validator)(text)
-        if invalid is not None:
-            return None, (name, invalid.code, invalid.message)
-    return text, None
+        self._read = dict(definition.fields)  # what the mapper was built from
+
+    def map(
+        self, values: dict[str, str], flags: list[Problem] | None = None
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        """As :func:`map_row`."""
+        record: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for field in self._fields:
+            spec = field.spec
+            if field.mapping is None:
+                if spec.has_default:
+                    record[field.name] = spec.default
+                continue
+            column = field.single
+            if column is not None:  # most fields: read inline, the loop's hot path
+                found = values.get(column)
+                if found is None:
+                    if not field.lenient:
+                        problems.append(
+                            (field.name, "column.missing", f"column {column} is missing")
+                        )
+                        continue
+                    found = ""
+                text = found
+            else:
+                joined = field.joined(values)
+                if isinstance(joined, tuple):
+                    problems.append(joined)
+                    continue
+                text = joined
+            for step in field.transforms:
+                text = step(text)
+            if text == "" and field.default is not None:
+                text = field.default
+            if text == "":
+                if spec.required:
+                    problems.append((field.name, "required.missing", "required value is empty"))
+                elif spec.optional_declared and not field.mapping.optional:
+                    problems.append(
+                        (
+                            field.name,
+                            "required.missing",
+                            f"value is empty, and the definition does not declare "
+                            f"[fields.{field.name}] optional = true",
+                        )
+                    )
+                else:
+                    record[field.name] = spec.default if spec.has_default else None
+                continue
+            value, problem = field.convert(text)
+            if problem:
+                problems.append(problem)
+                continue
+            record[field.name] = value
+            if flags is not None and field.validator and isinstance(value, str):
+                flag = get_flag(field.validator, value)
+                if flag is not None:
+                    flags.append((field.name, flag.code, flag.message))
+        return record, problems
+
+
+_MAPPERS: dict[tuple[int, int], RowMapper] = {}
+_MAPPERS_KEPT = 32  # definitions a process maps with at once: one a connector, a few in tests
+
+
+def _mapper(definition: ConnectorDefinition, standard: Standard) -> RowMapper:
+    """The mapper for this definition and standard, built on first use and kept."""
+    key = (id(definition), id(standard))
+    mapper = _MAPPERS.get(key)
+    if (
+        mapper is None
+        or mapper.definition is not definition
+        or mapper.standard is not standard
+        or mapper._read != definition.fields
+    ):
+        if len(_MAPPERS) >= _MAPPERS_KEPT:
+            _MAPPERS.clear()
+        mapper = _MAPPERS[key] = RowMapper(definition, standard)
+    return mapper
 
 
 def map_row(
@@ -125,51 +317,7 @@ def map_row(
     Flags (accepted values worth a warning, e.g. ``division_code.retired``) are
     appended to ``flags`` if given; they never make a problem.
     """
-    record: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for spec in standard.fields:
-        mapping = definition.fields.get(spec.name)
-        if mapping is None:
-            if spec.has_default:
-                record[spec.name] = spec.default
-            continue
-        parts = [values.get(col) for col in mapping.columns]
-        if any(p is None for p in parts) and mapping.default is None and not mapping.optional:
-            missing = [c for c, p in zip(mapping.columns, parts, strict=True) if p is None]
-            problems.append(
-                (spec.name, "column.missing", f"column {', '.join(missing)} is missing")
-            )
-            continue
-        text = mapping.separator.join(p or "" for p in parts)
-        for step in mapping.transform:
-            text = _TRANSFORMS[step](text)
-        if text == "" and mapping.default is not None:
-            text = mapping.default
-        if text == "":
-            if spec.required:
-                problems.append((spec.name, "required.missing", "required value is empty"))
-            elif spec.optional_declared and not mapping.optional:
-                problems.append(
-                    (
-                        spec.name,
-                        "required.missing",
-                        f"value is empty, and the definition does not declare "
-                        f"[fields.{spec.name}] optional = true",
-                    )
-                )
-            else:
-                record[spec.name] = spec.default if spec.has_default else None
-            continue
-        value, problem = _convert(spec, mapping, text)
-        if problem:
-            problems.append(problem)
-            continue
-        record[spec.name] = value
-        if flags is not None and spec.validator and isinstance(value, str):
-            flag = get_flag(spec.validator, value)
-            if flag is not None:
-                flags.append((spec.name, flag.code, flag.message))
-    return record, problems
+    return _mapper(definition, standard).map(values, flags)
 
 
 def json_safe(record: dict[str, Any]) -> dict[str, Any]:

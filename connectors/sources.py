@@ -53,7 +53,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.types import NullType
 
-from connectors.csvsource import SourceRow, read_csv
+from connectors.csvsource import SourceRow, has_undecodable_bytes, printable, read_csv
 from connectors.definition import (
     ConnectorDefinition,
     CsvSourceSpec,
@@ -144,16 +144,6 @@ def to_text(value: Any) -> str:
 def stringify(record: dict[str, Any]) -> dict[str, str]:
     """A JSON object's values as the mapper's text (see :func:`to_text`)."""
     return {name: to_text(value) for name, value in record.items()}
-
-
-def _has_bad_bytes(text: str) -> bool:
-    # read with errors="surrogateescape": each undecodable byte became U+DC80..U+DCFF
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
-
-
-def _printable(text: str) -> str:
-    """Text safe to encode: undecodable bytes become U+FFFD, as csvsource does."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -287,8 +277,8 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _parse_json_line(number: int, line: str, encoding: str) -> tuple[SourceRow, list[str] | None]:
-    row = SourceRow(number, {}, _printable(line))
-    if _has_bad_bytes(line):
+    row = SourceRow(number, {}, printable(line))
+    if has_undecodable_bytes(line):
         row.problems.append(
             (
                 "_row",
