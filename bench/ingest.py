@@ -659,12 +659,26 @@ class _NullProducer(Producer):
     def __init__(self) -> None:  # no broker to reach
         pass
 
+    transactional_id = "bench-null"
+
     def send(
-        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        partition: int | None = None,
     ) -> Delivery:
         return _DONE
 
     def settle(self, deliveries: Iterable[Delivery], timeout: float = 120.0) -> None:
+        return None
+
+    def begin(self) -> None:
+        return None
+
+    def abort(self, timeout: float = 60.0) -> None:
         return None
 
 
@@ -736,7 +750,7 @@ def breakdown(
     def publish() -> None:
         for item in prepared:
             pipeline.publish(item)
-        pipeline.pending.clear()
+        pipeline.abort()  # the batch held nothing real: let it go
 
     publish_us = _per_record(publish, len(prepared))
     department, dataset = pipeline.department, pipeline.dataset
