@@ -36,7 +36,6 @@ of its own partitions and needs nothing from the others.
 
 from __future__ import annotations
 
-import base64
 import functools
 import itertools
 import json
@@ -94,7 +93,6 @@ MAX_POLL_RECORDS = 5000
 MANIFEST_WINDOW = 100_000
 Partition = tuple[str, int]  # (topic, partition)
 VERIFY_CHUNK = 1000  # records whose signatures are checked (and then applied) together
-_PLAIN = frozenset({str, int, float, bool, type(None)})  # decoded Avro values JSON keeps as is
 
 # What checking one record's signature needs: its headers, its value (b"" for a
 # tombstone) and its department's public keys by key id.
@@ -146,15 +144,6 @@ class BuildStats:
         self.dead_lettered += other.dead_lettered
         self.linked += other.linked
         self.manifests += other.manifests
-
-
-def _json_value(value: Any) -> Any:
-    """A decoded Avro value as JSON: dates in ISO 8601, ciphertext bytes in base64."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def _text(headers: dict[str, bytes], name: str) -> str:
@@ -666,16 +655,15 @@ class RegistryBuilder:
                 header_dataset, department, source_id, content_hash, None, None, None,
                 topic, partition, offset, ingested_at,
             )  # fmt: skip
-        schema_id, record = self.serde.decode(value)
+        schema_id, payload = self.serde.decode_json(value)
         dataset, id_field, domain = self._identifier_fields(schema_id)
         if dataset != header_dataset:
             raise ProvenanceMismatchError(
                 f"header dataset {header_dataset!r} does not match the schema's {dataset!r}"
             )
-        lookup = record.get(id_field) if id_field else None
+        lookup = payload.get(id_field) if id_field else None
         if lookup is not None and domain is not None:
             lookup = blind_index(self.linkage_key, domain, str(lookup))
-        payload = {k: v if v.__class__ in _PLAIN else _json_value(v) for k, v in record.items()}
         return Incoming(
             dataset, department, source_id, content_hash, schema_id, payload,
             None if lookup is None else str(lookup),
