@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -103,6 +103,16 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def concurrent_conflict(exc: DatabaseError) -> bool:
+    """Whether a failed transaction lost to a concurrent one (PostgreSQL's deadlock or
+    serialization failure): the same work, run again, may well succeed."""
+    cause = exc.__cause__
+    return isinstance(cause, OperationalError) and getattr(cause.orig, "sqlstate", None) in {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+    }
 
 
 def migrate(engine: Engine) -> None:

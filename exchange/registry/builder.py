@@ -55,7 +55,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import transaction, utcnow
+from exchange.core.db import concurrent_conflict, transaction, utcnow
 from exchange.core.errors import (
     BrokerError,
     DatabaseError,
@@ -87,6 +87,7 @@ KEY_REFRESH_S = 5.0  # how often an unknown signing key id makes the builder re-
 
 
 MAX_POLL_RECORDS = 5000
+CONFLICT_RETRIES = 5  # a batch that lost a deadlock to another builder is applied again
 # How many offsets of its partition a record of a signed batch waits for the batch's manifest
 # (the ``registry.manifest_window`` setting): a connector's batch is at most 5,000 records,
 # and other departments' transactions may interleave with it.
@@ -577,9 +578,25 @@ class RegistryBuilder:
             return
         except DatabaseError as exc:
             items.extend(item for part in parts for item in part)  # the rest, verified
-            if len(items) == 1:
-                raise
-            log.warning("batch of %d failed (%s); applying one by one", len(items), exc)
+            failure = exc
+        # Another builder's transaction won a deadlock (several builders on PostgreSQL, see
+        # exchange.registry.assignment): the same batch, applied again, goes through.
+        for attempt in range(CONFLICT_RETRIES):
+            if not concurrent_conflict(failure):
+                break
+            log.info("batch of %d lost to a concurrent builder; applying it again", len(items))
+            time.sleep(0.05 * 2**attempt)
+            stats = BuildStats()
+            try:
+                with transaction(self.sessions) as session:
+                    self._apply_items(session, items, stats)
+                self.stats.add(stats)
+                return
+            except DatabaseError as exc:
+                failure = exc
+        if len(items) == 1 or concurrent_conflict(failure):
+            raise failure
+        log.warning("batch of %d failed (%s); applying one by one", len(items), failure)
         for item in items:
             stats = BuildStats()
             try:

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.core.db import transaction, utcnow
+from exchange.core.db import concurrent_conflict, transaction, utcnow
 from exchange.core.errors import (
     ConfigError,
     DatabaseError,
@@ -197,13 +197,7 @@ def _flush(session: Session) -> None:
 
 def _lost_race(exc: DatabaseError) -> bool:
     """Whether a database error is a lost race: a constraint, a deadlock, serialization."""
-    cause = exc.__cause__
-    if isinstance(cause, IntegrityError):
-        return True
-    return isinstance(cause, OperationalError) and getattr(cause.orig, "sqlstate", None) in {
-        "40001",  # serialization_failure
-        "40P01",  # deadlock_detected
-    }
+    return isinstance(exc.__cause__, IntegrityError) or concurrent_conflict(exc)
 
 
 def _rowcount(result: Any) -> int:
