@@ -518,7 +518,10 @@ class RegistryBuilder:
     ) -> Iterator[list[Incoming]]:
         """The records a valid manifest covered, decoded (the undecodable added to ``dead``)."""
         part: list[Incoming] = []
-        for msg, named in sorted(accepted, key=lambda a: (a[0].topic, a[0].partition, a[0].offset)):
+        # In each partition's order already: a batch's records wait in the order read, and
+        # batches are accepted in the order of their manifests. Across partitions the order
+        # does not matter (one record's messages share a key, so a partition).
+        for msg, named in accepted:
             try:
                 part.append(self._decode(msg, named))
                 messages_at[(msg.topic, msg.partition, msg.offset)] = msg
