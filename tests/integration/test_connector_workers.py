@@ -5,9 +5,9 @@ session's Kafka broker, by ``run_connector`` with ``workers=1`` (every record
 prepared in the run's process) and with ``workers=2`` (a worker process too), each
 under its own department so each run's records can be told apart. Read back from
 Kafka, the two runs hold the same records under the same source ids: the same
-content (sensitive fields decrypted), content hashes and provenance, each signed by
-its department and verifying; the same dead letters with the same reasons; and each
-partition in source order.
+content (sensitive fields decrypted), content hashes and provenance, each covered by
+its batch's manifest signed by its department (read ``read_committed``); the same
+dead letters with the same reasons; and each partition in source order.
 """
 
 from __future__ import annotations
@@ -25,21 +25,21 @@ from connectors import workers as workers_module
 from exchange.core.db import make_engine, migrate, session_factory
 from exchange.kafka.wire import AvroSerde
 from exchange.local.broker import LocalKafka
-from exchange.security import provenance
+from exchange.security import manifest, provenance
 from exchange.security.keystore import FieldCipher
 from schemas import SchemaStore, load_standard
 from schemas.standards import Sensitivity
 from tests.support.deadletters import dead_letters
 from tests.support.exports import write_definition, write_export
-from tests.support.kafka import read_topic
 from tests.support.keys import keys_for
+from tests.support.manifests import covered_batches, end_offsets, read
 
 pytestmark = pytest.mark.integration
 
 ROWS = 20_000
-VARYING = (provenance.SIGNATURE, provenance.INGEST_TIME, provenance.CONNECTOR_ID)
+VARYING = (manifest.BATCH, provenance.INGEST_TIME, provenance.CONNECTOR_ID)
 # Headers that name the department (each run has its own), compared separately.
-OWN = (provenance.DEPARTMENT, provenance.SIGNING_KEY_ID)
+OWN = (provenance.DEPARTMENT,)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def _number(source_id: str) -> int:
 
 
 def _records(
-    bootstrap: str, department: str, sessions: sessionmaker[Session]
+    bootstrap: str, department: str, sessions: sessionmaker[Session], start: dict[int, int]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The department's records by source id and its dead letters by line, checked."""
     keys = keys_for(sessions)
@@ -64,9 +64,9 @@ def _records(
     standard = load_standard("person")
     records: dict[str, Any] = {}
     last: dict[int, int] = {}
-    for message in read_topic(bootstrap, "std.person.v1", f"{department}:".encode()):
+    batches = covered_batches(read(bootstrap, "std.person.v1", start), department, public, serde)
+    for message in (record for batch in batches for record in batch.records):
         headers = provenance.headers_dict([(k, bytes(v)) for k, v in message.headers])
-        provenance.verify_record(headers, message.value, public)
         source_id = headers[provenance.SOURCE_ID].decode()
         assert message.key == f"{department}:{source_id}".encode()
         # Each partition holds its records in source order (no row was sent twice here).
@@ -117,6 +117,7 @@ def test_one_worker_process_and_none_publish_the_same_records(
     for workers in (1, 2):
         department = f"wk{workers}_{uuid.uuid4().hex[:8]}"
         path = write_definition(folder, connector_id=department, department=department)
+        start = end_offsets(bootstrap, "std.person.v1")
         report = run_connector(
             load_definition(path),
             bootstrap=bootstrap,
@@ -131,7 +132,7 @@ def test_one_worker_process_and_none_publish_the_same_records(
             len(export.valid),
             export.invalid,
         )
-        runs[workers] = (report, _records(bootstrap, department, sessions))
+        runs[workers] = (report, _records(bootstrap, department, sessions, start))
     assert chunks, "no chunk went to the worker process"
     assert set(chunks) == {1}
 
