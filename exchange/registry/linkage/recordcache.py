@@ -27,7 +27,7 @@ from exchange.registry.linkage.compact import pack, unpack
 from exchange.registry.linkage.features import LinkRecord
 
 HOT: Final = 50_000  # records held as objects (about 1 KB each)
-PACKED_BYTES: Final = 320 * 1024 * 1024  # for the packed tier (about 0.5 KB a record, all in)
+PACKED_BYTES: Final = 256 * 1024 * 1024  # for the packed tier (about 0.5 KB a record, all in)
 _NOT_LINKED: Final = b""
 _SEPARATOR: Final = b"\x00"  # between the content hash and the packed record
 # What a packed entry costs beyond its bytes: the ordered dict's slot and the id.
