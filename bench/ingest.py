@@ -1,8 +1,9 @@
-"""End-to-end ingest benchmark: a connector run against raw kafka-python (and raw librdkafka).
+"""End-to-end ingest benchmark: connector runs against raw kafka-python and raw librdkafka.
 
 Run from the project root::
 
-    .venv/bin/python -m bench.ingest [--rows N] [--workers W] [--keep-dir]
+    .venv/bin/python -m bench.ingest [--rows N] [--workers W ...] [--keep-dir]
+    .venv/bin/python -m bench.ingest --prepare-only [--rows N]   # no Kafka: the breakdown
 
 In a fresh temporary directory it starts its own single-node Kafka broker
 (:class:`exchange.local.broker.LocalKafka`, heap 512m), a SQLite registry database
@@ -17,7 +18,9 @@ Before anything is timed, 20,000 records of about the exchange's size go to a
 warm-up topic, so that the broker's JIT is as warm for the first side timed as
 for the others. Then, each once, each in its own child process
 (``multiprocessing`` with the ``spawn`` start method, so that no side's memory
-mixes into another's):
+mixes into another's), one connector run for each ``--workers`` value (default
+``1 2``: the single-process run and the run with one worker process), then the
+two raw sides:
 
 * **exchange**: ``run_connector(load_definition(toml), ..., workers=W)``: read
   the CSV, check keys, map, validate, encrypt the sensitive field, blind-index
@@ -29,7 +32,8 @@ mixes into another's):
   ``W - 1`` worker processes (``connectors.workers``) prepare chunks of 1,000
   rows while the run's process reads, checks keys, produces in source order,
   prepares chunks itself when the workers are full, settles and checkpoints;
-  ``--workers 1`` is the single-process run;
+  ``--workers 1`` is the single-process run. Every run reads the whole source
+  (``restart=True``) and publishes it to the same topics;
 * **raw**: a bare kafka-python ``KafkaProducer`` with the exchange's producer
   settings (``acks="all"``, ``enable_idempotence=True``, ``linger_ms=5``,
   5 in flight) sending the exchange's own records (exact key, value and header
@@ -63,24 +67,32 @@ not the sum; ``ru_maxrss`` of a forked-then-exec'd child may carry the
 parent's pages over.)
 
 Correct first: the benchmark checks that read = published + rejected, that
-rejected is exactly the number of invalid rows written, that the topics' end
-offsets sum to those counts, that the records held for the raw baseline
-verify (signature) and decode, with the sensitive field decrypting to a value
-whose blind index matches, and that the raw topics end at the counts sent;
-otherwise it exits 1 without a report.
+rejected is exactly the number of invalid rows written, that the topics hold
+those counts (after each connector run, the sum over the runs so far), that the
+records held for the raw baseline verify (a per-record signature; a record of a
+signed batch must name its batch, its manifest being the builder's to verify)
+and decode, with the sensitive field decrypting to a value whose blind index
+matches, and that the raw topics hold the counts sent; otherwise it exits 1
+without a report. Topics are counted by reading them to the end with librdkafka
+in ``read_committed``, batch manifests (header ``manifest``) not counted, so the
+counts hold for a connector that publishes in transactions too (commit markers
+take offsets); the raw baseline replays records only, not manifests.
 
 The machine header says which CRC-32C kafka-python uses for record batches: its
 pure-Python fallback unless the ``crc32c`` package is installed, which changes
 both sides' figures a lot.
 
-A cheap breakdown follows, in this process (one process, no workers), on the
-first ``min(N, 100,000)`` rows: reading the CSV, ``map_row`` alone, ``RecordPipeline.prepare`` (map,
-validate, content hash, encrypt, blind index, encode; no Kafka), and
-``RecordPipeline.publish`` against a producer that does nothing (signed
-message, Ed25519 signature, headers), and the Ed25519 signature alone, each in
-microseconds a record of one core's time and as a share of the exchange's wall
-time a record (with workers, steps run on several cores at once, so the shares
-may add up to more than 100%).
+A cheap breakdown follows, in this process (one process, no workers, no
+Kafka), on the first ``min(N, 100,000)`` rows: reading the CSV, ``map_row``
+alone, ``RecordPipeline.prepare`` (map, validate, content hash, encrypt, blind
+index, encode), ``RecordPipeline.publish`` against a producer that does nothing
+(signed message, Ed25519 signature, headers), and the Ed25519 signature alone,
+each in CPU microseconds a record (``time.process_time``, median of 3 passes).
+The report puts them together as the connector's CPU a record by part: read,
+prepare, sign (publish to the null producer) and send (the bare librdkafka
+side's own CPU a record: what handing the same bytes to the same client costs).
+``--prepare-only`` runs the breakdown alone, without a broker, e.g. under
+py-spy or cProfile.
 """
 
 from __future__ import annotations
