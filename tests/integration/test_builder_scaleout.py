@@ -8,7 +8,9 @@ them; with the lock but without the catch-up, the same interleaving misses them 
 race is real in this test). Two transactions changing both records of a pair at once
 leave the pair scored on both new versions. Four departments' records (a generated
 population), linked by four threads at once, give exactly the pairs (each stored once,
-with the score one transaction gives it) and entities of one transaction.
+with the score one transaction gives it) and entities of one transaction. A record that
+must move to another entity while another transaction changes it may cost a deadlock
+(PostgreSQL fails one of the two): applied again, the registry is the serial one.
 
 Then whole builds from Kafka: person records of four departments (a synthetic
 population with corrupted duplicates) on a topic of six partitions, built by one
@@ -314,6 +316,66 @@ def test_four_departments_linked_at_once_give_the_pairs_and_entities_of_one_tran
     assert len(expected_pairs) > len(people) // 3  # the population links
     assert pairs == expected_pairs
     assert partition == expected_partition
+
+
+def test_a_record_moved_while_another_transaction_changes_it_costs_a_retry_not_the_registry(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The one wait left (assignment's docstring): the household registry's record of a
+    # person (in an entity with two of her benefit payments) changes to match a health
+    # record of no identity number, which must then move into her entity, while the
+    # health department changes that record's phone. If the first takes the lock first, it
+    # waits for the second's row and the second for the lock: PostgreSQL fails one of them
+    # (deadlock detected); applied again, as the builder does, the registry is the one the
+    # two changes make one after the other.
+    made = Registry(LINKAGE_KEY.encode(), sessions)
+    number = rid("11010519850304002")
+
+    def payment(source_id: str) -> Incoming:
+        bidx = made.bidx(number)
+        return made._incoming("benefit_payment", "civil_affairs", source_id,
+                              {"resident_id_bidx": bidx, "amount_fen": 61000}, bidx)  # fmt: skip
+
+    other = {"given_name": "桂兰", "full_name": "张桂兰", "birth_date": "1960-07-21"}
+    first = [
+        made.person(HR, "ho-1", number),
+        payment("pay-1"),
+        payment("pay-2"),
+        made.person(HEALTH, "he-1", number, resident_id_bidx=None, **other),
+    ]
+    matching = made.person(HR, "ho-1", number, **other)  # now also 张桂兰, born 1960-07-21
+    rephoned = made.person(HEALTH, "he-1", number, resident_id_bidx=None, **other,
+                           phone="13900000009")  # fmt: skip
+    made.apply(*first)
+    before = _entities(sessions)
+    assert before["ho-1"] == before["pay-1"] == before["pay-2"] != before["he-1"]
+    _barrier_before_lock(monkeypatch, 2)
+    errors = _concurrently(sessions, [[matching], [rephoned]])
+    assert len(errors) <= 1, errors
+    if errors:  # the transaction PostgreSQL chose, applied again
+        assert "DeadlockDetected" in repr(errors[0].__cause__), repr(errors[0].__cause__)
+        monkeypatch.setattr(assignment, "acquire", _plain_acquire)
+        with sessions() as session:
+            held = dict(
+                session.execute(select(SourceRecord.source_id, SourceRecord.content_hash)).all()
+            )
+        again = [i for i in (matching, rephoned) if held[i.source_id] != i.content_hash]
+        assert len(again) == 1
+        assert not _concurrently(sessions, [again])
+    engine = make_engine(f"sqlite:///{tmp_path / 'serial.db'}")
+    try:
+        migrate(engine)
+        alone = session_factory(engine)
+        resolver = EntityResolver()
+        for items in (first, [matching], [rephoned]):
+            with transaction(alone) as session:
+                resolver.link(session, registry.apply(session, items).changed)
+        assert _registry_state(sessions) == _registry_state(alone)
+    finally:
+        engine.dispose()
+
+
+_plain_acquire = assignment.acquire
 
 
 # --------------------------------------------------------------------------
