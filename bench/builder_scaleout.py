@@ -233,6 +233,7 @@ def member(
         keystore=keystore,
         group_id=group,
     )
+    _await_members(bootstrap, group, int(os.environ.get(GROUP_SIZE_ENV, "1")))
     deadline = time.monotonic() + 3600
     while versions(sessions) < expect:
         if time.monotonic() > deadline:
@@ -276,6 +277,32 @@ def named_url(url: str, name: str) -> str:
     )
 
 
+GROUP_SIZE_ENV = "SCALEOUT_GROUP_SIZE"
+
+
+def _await_members(bootstrap: str, group: str, size: int, timeout_s: float = 120.0) -> None:
+    """Wait until ``group`` has ``size`` members, then a few seconds for its rebalance, so
+    that members started together share the partitions from their first polls (librdkafka
+    joins within a second or two: the first member would take every partition and, on a
+    small population, every record before the second joined)."""
+    if size <= 1:
+        return
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="scaleout-barrier")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            described = admin.describe_groups([group])
+            info = described.get(group) if isinstance(described, dict) else None
+            if info and len(info.get("members") or ()) >= size:
+                break
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    time.sleep(3.0)
+
+
 def spawn_member(
     url: str,
     bootstrap: str,
@@ -286,10 +313,14 @@ def spawn_member(
     name: str,
     result: Path | None = None,
     max_poll: int = 0,
+    group_size: int = 1,
 ) -> subprocess.Popen[bytes]:
-    """Start a builder process (:func:`member`); ``keys`` are (master key, linkage key)."""
+    """Start a builder process (:func:`member`); ``keys`` are (master key, linkage key).
+    ``group_size``: the member waits until the group has that many members (see
+    :func:`_await_members`) before it reads."""
     env = dict(os.environ)
     env |= {MASTER_KEY_ENV: keys[0].hex(), LINKAGE_KEY_ENV: keys[1].hex()}
+    env[GROUP_SIZE_ENV] = str(group_size)
     args = [sys.executable, "-m", "bench.builder_scaleout", "member", named_url(url, name)]
     args += [bootstrap, group, str(expect), str(max_poll), str(result or "")]
     root = Path(__file__).resolve().parent.parent
@@ -368,7 +399,16 @@ def build(
     started = time.perf_counter()
     results = [folder / f"{group}-{i}.json" for i in range(builders)]
     procs = [
-        spawn_member(url, bootstrap, group, records, keys, name=f"member-{i}", result=path)
+        spawn_member(
+            url,
+            bootstrap,
+            group,
+            records,
+            keys,
+            name=f"member-{i}",
+            result=path,
+            group_size=builders,
+        )
         for i, path in enumerate(results)
     ]
     for proc in procs:

@@ -403,11 +403,11 @@ class Published:
         return url
 
     def member(
-        self, url: str, group: str, name: str, result: Path | None = None
+        self, url: str, group: str, name: str, result: Path | None = None, *, group_size: int = 1
     ) -> subprocess.Popen[bytes]:
         return scaleout.spawn_member(
             url, self.bootstrap, group, RECORDS, self.keys, name=name, result=result,
-            max_poll=MAX_POLL,
+            max_poll=MAX_POLL, group_size=group_size,
         )  # fmt: skip
 
 
@@ -447,6 +447,14 @@ def _wait(*procs: subprocess.Popen[bytes], timeout: float = 600) -> None:
         assert proc.wait(timeout=max(deadline - time.monotonic(), 1)) == 0, proc.args
 
 
+def _stop(*procs: subprocess.Popen[bytes]) -> None:
+    """Stop (SIGKILL) the members still running, and reap them."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
 def _versions(url: str) -> int:
     engine = make_engine(url)
     try:
@@ -470,9 +478,12 @@ def test_two_builders_in_one_group_make_the_registry_of_one(
     url = published.registry()
     group = f"two-{uuid.uuid4().hex[:6]}"
     results = [tmp_path / "a.json", tmp_path / "b.json"]
-    a = published.member(url, group, "member-a", results[0])
-    b = published.member(url, group, "member-b", results[1])
-    _wait(a, b)
+    a = published.member(url, group, "member-a", results[0], group_size=2)
+    b = published.member(url, group, "member-b", results[1], group_size=2)
+    try:
+        _wait(a, b)
+    finally:
+        _stop(a, b)
     assert _versions(url) == RECORDS
     assert scaleout.checksum(url) == one_builder
     # Both members built (the group shared the partitions), each taking the lock.
@@ -487,18 +498,24 @@ def test_two_builders_one_killed_mid_run_and_restarted_make_the_registry_of_one(
 ) -> None:
     url = published.registry()
     group = f"kill-{uuid.uuid4().hex[:6]}"
-    a, b = published.member(url, group, "member-a"), published.member(url, group, "member-b")
+    a = published.member(url, group, "member-a", group_size=2)
+    b = published.member(url, group, "member-b", group_size=2)
     try:
         at = _kill_inside_a_write(a, url, "member-a")
+    except BaseException:
+        _stop(b)
+        raise
     finally:
-        a.kill()
-        a.wait(timeout=30)
+        _stop(a)
     assert 0 < at < RECORDS, f"killed with {at} of {RECORDS} versions applied: not mid-run"
     # The restarted member gets partitions at once, not after the killed one's session
     # timeout (45 s); the one still running rejoins.
     evict_members(published.bootstrap, group)
     again = published.member(url, group, "member-a-again")
-    _wait(again, b)
+    try:
+        _wait(again, b)
+    finally:
+        _stop(again, b)
     assert _versions(url) == RECORDS
     assert scaleout.checksum(url) == one_builder
 
