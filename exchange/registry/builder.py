@@ -522,14 +522,25 @@ class RegistryBuilder:
         # batches are accepted in the order of their manifests. Across partitions the order
         # does not matter (one record's messages share a key, so a partition).
         for msg, named in accepted:
-            try:
-                part.append(self._decode(msg, named))
-                messages_at[(msg.topic, msg.partition, msg.offset)] = msg
-            except ExchangeError as exc:
-                dead.append((msg, f"{exc.code}: {exc.message}"))
-            except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-                dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
+            self._decode_into(part, msg, named, dead, messages_at)
         yield part
+
+    def _decode_into(
+        self,
+        part: list[Incoming],
+        msg: Read,
+        named: dict[str, bytes],
+        dead: list[tuple[Read, str]],
+        messages_at: dict[tuple[str, int, int], Read],
+    ) -> None:
+        """Decode a verified message into ``part``, or add it to ``dead`` with the reason."""
+        try:
+            part.append(self._decode(msg, named))
+            messages_at[(msg.topic, msg.partition, msg.offset)] = msg
+        except ExchangeError as exc:
+            dead.append((msg, f"{exc.code}: {exc.message}"))
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
 
     def _verified(
         self,
@@ -548,14 +559,8 @@ class RegistryBuilder:
             ):
                 if refusal is not None:
                     dead.append((msg, refusal))
-                    continue
-                try:
-                    part.append(self._decode(msg, check[0]))
-                    messages_at[(msg.topic, msg.partition, msg.offset)] = msg
-                except ExchangeError as exc:
-                    dead.append((msg, f"{exc.code}: {exc.message}"))
-                except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-                    dead.append((msg, f"malformed_record: {exc.__class__.__name__}: {exc}"))
+                else:
+                    self._decode_into(part, msg, check[0], dead, messages_at)
             yield part
 
     def _apply_all(
