@@ -126,6 +126,9 @@ class SourceRecord(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     entity_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # When the department's own system last changed the record (the connector's
+    # ``changed_at`` column, carried in the ``source_changed_at`` header); null if unknown.
+    source_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecordVersion(Base):
@@ -146,6 +149,9 @@ class RecordVersion(Base):
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the registry builder applied this version (freshness: source change to here).
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Entity(Base):
@@ -272,6 +278,8 @@ class AuditEntry(Base):
     # The API key id (or OIDC subject) presented, never the secret; in the canonical
     # encoding only when set (entries written before the column keep their hashes).
     key_id: Mapped[str | None] = mapped_column(String(64))
+    # Milliseconds from the request's arrival to its answer starting; optional like key_id.
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditSubject(Base):
@@ -407,6 +415,89 @@ class Grant(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[str | None] = mapped_column(String(255))
+    # How the grant came to be: ``direct`` (a central administrator's, for bootstrapping)
+    # or ``request`` (the owner department's approval of ``sharing_request_id``).
+    origin: Mapped[str] = mapped_column(String(20), default="direct", server_default="direct")
+    sharing_request_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CatalogueResource(Base):
+    """A dataset's entry in the resource catalogue: who owns it and how it is shared.
+
+    The fields, their sensitivity and masking style come from the dataset's standard;
+    ``field_notes`` adds the owner's description of a field. ``sharing_type``:
+    ``unconditional`` (granted on request), ``conditional`` (the owner decides) or
+    ``not_shared`` (cannot be requested). ``update_frequency``: how often the owner
+    promises new data (``realtime``, ``daily``, ``weekly``, ``monthly``, ``quarterly``,
+    ``yearly``), what timeliness is measured against.
+    """
+
+    __tablename__ = "catalogue_resources"
+
+    dataset: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner_department: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    update_frequency: Mapped[str] = mapped_column(String(20))
+    sharing_type: Mapped[str] = mapped_column(String(20))
+    contact: Mapped[str] = mapped_column(String(255), default="")
+    field_notes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class SharingRequest(Base):
+    """A consuming department's request for a dataset's fields, and the owner's decision.
+
+    ``status``: ``submitted`` (awaiting the owner), ``approved``, ``narrowed`` (approved
+    with less than asked: ``granted_*`` say what), ``refused`` (``decision_reason`` says
+    why) or ``withdrawn``. An approval creates ``grant_id``; ``renewal_of`` names the
+    request whose grant this one renews.
+    """
+
+    __tablename__ = "sharing_requests"
+    __table_args__ = (
+        Index("ix_sharing_requests_owner", "owner_department", "status"),
+        Index("ix_sharing_requests_requester", "requester_department", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    owner_department: Mapped[str] = mapped_column(String(100))
+    requester_department: Mapped[str] = mapped_column(String(100))
+    grantee_role: Mapped[str] = mapped_column(String(50))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON)
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    justification: Mapped[str] = mapped_column(Text)
+    row_constraints: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    duration_days: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    granted_fields: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    granted_row_constraints: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    granted_days: Mapped[int | None] = mapped_column(Integer)
+    grant_id: Mapped[int | None] = mapped_column(Integer)
+    renewal_of: Mapped[int | None] = mapped_column(Integer)
+
+
+class SharingRequestEvent(Base):
+    """One step in a sharing request's history, seen by both departments."""
+
+    __tablename__ = "sharing_request_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("sharing_requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255))
+    department: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
 class ApiKey(Base):

@@ -1,0 +1,1 @@
+"""Sharing indicators and metrics: how well data is shared (DESIGN.md, "Sharing indicators")."""
