@@ -55,7 +55,7 @@ def _change(
     return run_audited(state, request, decision, work, roles=ADMIN)
 
 
-Role = Literal["caseworker", "publisher", "auditor", "admin"]
+Role = Literal["caseworker", "publisher", "auditor", "admin", "department_admin", "data_steward"]
 _REFUSALS: dict[int | str, dict[str, str]] = {
     401: {"description": "Missing, malformed, wrong, revoked or expired credentials"},
     403: {"description": "The caller is not an admin"},

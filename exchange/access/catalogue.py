@@ -49,10 +49,13 @@ from exchange.core.models import Grant, Purpose
 from schemas.standards import Sensitivity, available, load_standard
 
 # The users' roles (exchange.core.models.User).
-ROLES = ("caseworker", "auditor", "publisher", "admin")
+ROLES = ("caseworker", "auditor", "publisher", "admin", "department_admin", "data_steward")
 # Roles a grant may name. DESIGN.md, "Who uses it": a publisher must never read other
 # departments' data through its publisher identity, an auditor never the records beyond
-# what the log holds, and an administrator manages the catalogue without reading data.
+# what the log holds, and an administrator manages the catalogue without reading data. A
+# department administrator (requests access for its department, edits its resource entries)
+# and a data steward (decides on requests for its department's datasets) read no records:
+# exchange.access.sharing.
 GRANTEE_ROLES = ("caseworker",)
 _CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
 _DIVISION_PREFIX = re.compile(r"^[0-9]{2,6}$")
@@ -498,6 +501,13 @@ def _check(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
             ("valid_until", "grant.validity_invalid", "valid_until must be after valid_from")
         )
     return problems
+
+
+def grant_problems(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:
+    """Every way ``spec`` names something the catalogue does not hold (what :func:`add_grant`
+    refuses with a ValidationError), without storing anything: a sharing request is checked
+    with it when submitted (:mod:`exchange.access.sharing`)."""
+    return _check(session, spec)
 
 
 def _disclosure(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]:

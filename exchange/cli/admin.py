@@ -61,7 +61,12 @@ def user_add(
     ctx: typer.Context,
     username: Annotated[str, typer.Argument(help="The user's login name.")],
     department: Annotated[str, typer.Option(help="Code of the user's department.")],
-    role: Annotated[str, typer.Option(help="caseworker, publisher, auditor or admin.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="caseworker, publisher, auditor, admin, department_admin or data_steward."
+        ),
+    ],
     display_name: Annotated[str | None, typer.Option(help="Full name, for people.")] = None,
     oidc_subject: Annotated[
         str | None, typer.Option(help="The user's `sub` at the OIDC provider.")

@@ -117,7 +117,12 @@ def keys_create(
     ctx: typer.Context,
     actor: Annotated[str, typer.Option(help="Who will use the key (user name).")],
     department: Annotated[str, typer.Option(help="The user's department.")],
-    role: Annotated[str, typer.Option(help="caseworker, publisher, auditor or admin.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="caseworker, publisher, auditor, admin, department_admin or data_steward."
+        ),
+    ],
     expires_days: Annotated[
         int, typer.Option(help="Days until the key expires (at least 1).")
     ] = 90,
@@ -129,8 +134,10 @@ def keys_create(
     from exchange.core.db import utcnow
     from exchange.identity.apikeys import create_key
 
-    if role not in {"caseworker", "publisher", "auditor", "admin"}:
-        raise typer.BadParameter("role must be caseworker, publisher, auditor or admin")
+    from exchange.identity.identities import ROLES
+
+    if role not in ROLES:
+        raise typer.BadParameter("role must be one of " + ", ".join(ROLES))
     if expires_days <= 0 and not never_expires:
         # A key that expired at its creation would be refused from its first use.
         raise typer.BadParameter(

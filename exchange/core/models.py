@@ -353,7 +353,9 @@ class Department(Base):
 class User(Base):
     """A person (or service) acting through the gateway, in one department and one role.
 
-    ``role``: ``caseworker``, ``publisher``, ``auditor`` or ``admin``.
+    ``role``: ``caseworker``, ``publisher``, ``auditor``, ``admin``, ``department_admin``
+    (requests access for its department) or ``data_steward`` (decides on requests for its
+    department's datasets).
     ``oidc_subject`` ties the user to an OIDC provider's ``sub`` claim, when bearer
     tokens are accepted.
     """

@@ -20,7 +20,9 @@ from exchange.core.errors import ConflictError, NotFoundError, ValidationError
 from exchange.core.models import ApiKey, Department, User
 from exchange.identity import apikeys
 
-ROLES = ("caseworker", "publisher", "auditor", "admin")
+# The same roles as exchange.access.catalogue.ROLES (a sibling layer: it cannot be imported
+# here; tests/unit/test_sharing_roles.py keeps the two the same).
+ROLES = ("caseworker", "publisher", "auditor", "admin", "department_admin", "data_steward")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,254}$")
 
