@@ -28,6 +28,7 @@ from gateway import (
     schema_registry,
     search,
     security,
+    sharing_api,
     urls,
 )
 from gateway.audited import AuditMiddleware
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(urls.production_router)
     urls.install_access_log_redaction()
     app.include_router(catalogue_api.router)
+    app.include_router(sharing_api.router)
     app.include_router(schema_registry.router)
     app.include_router(publish.router)
     app.include_router(admin.router)

@@ -121,6 +121,11 @@ class GrantView(BaseModel):
     created_by: str
     revoked_at: datetime | None
     revoked_by: str | None
+    origin: str = Field(
+        default="direct",
+        description="direct (a central administrator's) or request (an owner's approval).",
+    )
+    sharing_request_id: int | None = None
 
 
 def _purpose_view(p: Purpose) -> PurposeView:
@@ -151,6 +156,8 @@ def _grant_view(g: Grant) -> GrantView:
         created_by=g.created_by,
         revoked_at=g.revoked_at,
         revoked_by=g.revoked_by,
+        origin=g.origin,
+        sharing_request_id=g.sharing_request_id,
     )
 
 
@@ -345,7 +352,9 @@ def add_grant(
 
     def work(session: Session, identity: Identity) -> GrantView:
         grant = catalogue.add_grant(session, spec, created_by=identity.actor, at=utcnow())
-        decision.status, decision.reason = 201, catalogue.summary(grant)
+        # A central administrator's grant, beside those the owners' approvals create
+        # (exchange.access.sharing): for bootstrapping, and said so in the log.
+        decision.status, decision.reason = 201, "direct (bootstrapping) " + catalogue.summary(grant)
         decision.fields = sorted(grant.fields)
         return _grant_view(grant)
 

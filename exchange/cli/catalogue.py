@@ -15,10 +15,12 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from exchange.access import catalogue
+from exchange.cli import resources
 from exchange.cli.context import CliContext, audit_operator, cli_actor, state
 from exchange.core.db import utcnow
 
 app = typer.Typer(help="The access catalogue: datasets, purposes, grants.", no_args_is_help=True)
+app.add_typer(resources.app, name="resource")
 T = TypeVar("T")
 
 
@@ -214,7 +216,7 @@ def grant_add(
 
     def do(session: Session) -> tuple[int, str, str]:
         grant = catalogue.add_grant(session, spec, created_by=cli_actor(), at=utcnow())
-        return grant.id, catalogue.summary(grant), grant.dataset
+        return grant.id, "direct (bootstrapping) " + catalogue.summary(grant), grant.dataset
 
     cli = state(ctx)
     cli.console.print(f"grant {_change(cli, 'catalogue.grant.add', do)} added")
