@@ -649,10 +649,11 @@ def summary(request: SharingRequest) -> str:
     text = (
         f"sharing request {request.id}: {request.requester_department} asks "
         f"{request.owner_department} for {request.dataset} [{fields}] for "
-        f"{','.join(request.purposes)}, {terms.days} days; {request.status}"
+        f"{','.join(request.purposes)}, {terms.days} days"
     )
     if terms.row_constraints:
         text += " where " + ",".join(f"{k}={v}" for k, v in sorted(terms.row_constraints.items()))
+    text += f"; {request.status}"
     if request.decided_by:
         text += f" by {request.decided_by}"
     if request.grant_id:
