@@ -53,7 +53,7 @@ from tests.support.registry import build_department
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("caseworker", "publisher", "auditor", "admin")
+ROLES = ("caseworker", "publisher", "auditor", "admin", "department_admin", "data_steward")
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
