@@ -275,7 +275,7 @@ def test_refused_and_narrowed_requests(exchange: Exchange) -> None:
     assert ex.lookup("ca.worker", P1).status_code == 403
 
     second = ex.call("ca.admin", "POST", "/v1/sharing/requests", json=REQUEST).json()["id"]
-    narrowing = {
+    narrowing: dict[str, Any] = {
         "fields": {"resident_id": "full", "full_name": "full", "phone": "masked"},
         "row_constraints": {"division_prefix": "3301"},
         "days": 30,

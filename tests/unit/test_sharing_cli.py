@@ -114,5 +114,5 @@ def test_request_decide_and_see_from_the_command_line() -> None:
         ("sharing.request.renew", "ca.admin", "civil_affairs", "department_admin", "person"),
         ("sharing.request.withdraw", "ca.admin", "civil_affairs", "department_admin", "person"),
     ]
-    assert sharing_steps[0][1].startswith("cli")
+    assert str(sharing_steps[0][1]).startswith("cli")
     assert all("(command line, run by cli" in e.reason for e in entries[-4:])
