@@ -496,5 +496,12 @@ def test_openapi_documents_the_admin_api_and_security_schemes(gw: Gateway) -> No
     assert "KeyPublic" in str(listed)
     assert "key" not in spec["components"]["schemas"]["KeyPublic"]["properties"]
     role = spec["components"]["schemas"]["UserCreate"]["properties"]["role"]
-    assert set(role["enum"]) == {"caseworker", "publisher", "auditor", "admin"}
+    assert set(role["enum"]) == {
+        "caseworker",
+        "publisher",
+        "auditor",
+        "admin",
+        "department_admin",
+        "data_steward",
+    }
     assert {"BasicApiKey": []} in spec["paths"]["/registry/subjects"]["get"]["security"]
