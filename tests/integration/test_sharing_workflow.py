@@ -338,3 +338,31 @@ def test_refused_and_narrowed_requests(exchange: Exchange) -> None:
     assert "[full_name,phone:masked,resident_id]" in entries[7].reason
     assert "30 days where division_prefix=3301; narrowed by hr.steward" in entries[7].reason
     assert all(e.dataset == "person" for e in entries[1:3] + entries[5:8])
+
+
+def test_direct_grants_remain_audited_as_bootstrapping(exchange: Exchange) -> None:
+    ex = exchange
+    made = ex.call(
+        "central", "POST", "/v1/admin/grants",
+        json={"department": CONSUMER, "role": "caseworker", "dataset": "person",
+              "fields": {"full_name": "full"}, "purposes": [MLA]},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert (made.json()["origin"], made.json()["sharing_request_id"]) == ("direct", None)
+    assert ex.lookup("ca.worker", P1).json()["records"][0]["fields"] == {"full_name": "王秀英"}
+    # Only the central administrator makes them: not a department's administrator or steward.
+    for user in ("hr.admin", "hr.steward"):
+        refused = ex.call(
+            user, "POST", "/v1/admin/grants",
+            json={"department": CONSUMER, "role": "caseworker", "dataset": "person",
+                  "fields": {"phone": "full"}, "purposes": [MLA]},
+        )  # fmt: skip
+        assert refused.status_code == 403
+    entries = ex.entries()
+    assert [(e.action, e.actor, e.status) for e in entries[1:]] == [
+        ("catalogue.grant.add", "central", 201),
+        ("person.lookup", "ca.worker", 200),
+        ("catalogue.grant.add", "hr.admin", 403),
+        ("catalogue.grant.add", "hr.steward", 403),
+    ]
+    assert entries[1].reason.startswith(f"direct (bootstrapping) grant {made.json()['id']}: ")
