@@ -456,8 +456,8 @@ def narrow(
     terms are exactly those asked)."""
     request = _to_decide(session, actor, request_id)
     ask = asked(request)
-    terms = Terms(dict(terms.fields), {k: str(v) for k, v in terms.row_constraints.items()},
-                  terms.days)  # fmt: skip
+    constraints = {k: str(v) for k, v in terms.row_constraints.items()}
+    terms = Terms(dict(terms.fields), constraints, terms.days)
     problems = narrowing_problems(ask, terms)
     if problems:
         raise ValidationError(problems)
