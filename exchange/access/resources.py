@@ -292,3 +292,21 @@ def summary(row: CatalogueResource) -> str:
         f"resource {row.dataset}: owner {row.owner_department}, {row.sharing_type}, "
         f"updated {row.update_frequency}"
     )
+
+
+__all__ = [
+    "CONDITIONAL",
+    "FREQUENCIES",
+    "NOT_SHARED",
+    "SHARING_TYPES",
+    "UNCONDITIONAL",
+    "Editor",
+    "Resource",
+    "ResourceChange",
+    "ResourceField",
+    "get",
+    "list_resources",
+    "set_resource",
+    "summary",
+    "view",
+]
