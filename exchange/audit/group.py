@@ -199,11 +199,11 @@ class GroupCommit:
                     if ticket.error is None:  # (none is settled before the finally below)
                         ticket.error = exc
             finally:
+                if self._observe is not None and batch:  # counted before anyone is woken
+                    failed = sum(1 for t in batch if t.error is not None)
+                    self._observe(len(batch) - failed, failed)
                 self._settle(batch)
             self._last = len(batch)
-            if self._observe is not None and batch:
-                failed = sum(1 for t in batch if t.error is not None)
-                self._observe(len(batch) - failed, failed)
 
     def _settle(self, batch: list[Ticket]) -> None:
         loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
