@@ -196,7 +196,7 @@ def _head() -> str:
 # Resident IDs, names and birth dates a caller might send, anywhere in a request.
 _digits = st.text(alphabet="0123456789", min_size=17, max_size=17)
 _ids = _digits.map(lambda d: d + resident_id_check_character(d))
-_names = st.text(alphabet="王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗秀英伟芳娜敏静丽强磊军洋", min_size=2)
+_names = st.text(alphabet="王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗" + "秀英伟芳娜敏静丽强磊军洋", min_size=2)
 _dates = st.dates().map(lambda d: d.isoformat())
 
 
