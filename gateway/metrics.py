@@ -14,6 +14,8 @@ and a scraper every 15 seconds would otherwise fill the audit log with itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,6 +40,8 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The labelled series of each (route, method, status, decision) seen, by that key.
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
         self.auth_throttled = Counter(
             "exchange_gateway_auth_throttled",
             "Requests refused (429) before authentication because their client address "
@@ -94,9 +98,16 @@ class GatewayMetrics:
 
     def request(self, route: str, method: str, status: int, decision: str, seconds: float) -> None:
         """Count one answered request (``route``: its path template, or UNMATCHED)."""
-        method = method if method in METHODS else "other"
-        self.requests.labels(route, method, str(status), decision).inc()
-        self.latency.labels(route).observe(seconds)
+        method = method if method in METHODS else "other"  # a client may send any word
+        key = (route, method, status, decision)
+        children = self._children.get(key)
+        if children is None:  # labels() takes a lock and builds its key: once per key
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status), decision),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def audit_written(self, written: int, failed: int) -> None:
         """Entries committed and entries refused by one audit transaction (or its retries)."""

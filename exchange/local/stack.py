@@ -162,6 +162,11 @@ class Stack:
             say("registry builder already running")
         else:
             port = self.builder_metrics_port
+            if port and _port_open(self.settings.registry.metrics_host, port):
+                raise StackError(
+                    f"port {port} (the registry builder's metrics) is in use by another "
+                    "program; set EXCHANGE_REGISTRY__METRICS_PORT"
+                )
             builder = self._spawn(
                 "registry-builder",
                 [sys.executable, "-m", "exchange.cli", "registry", "build"],
