@@ -59,9 +59,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``time level logger message``, and `` [request <id>]`` within a request."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", None) or request_id.get()
+        return f"{line} [request {rid}]" if rid else line
+
+
 def formatter(fmt: LogFormat) -> logging.Formatter:
     """The formatter of ``fmt``."""
-    return JsonFormatter() if fmt is LogFormat.JSON else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if fmt is LogFormat.JSON else TextFormatter()
 
 
 def configure(settings: LogSettings) -> None:

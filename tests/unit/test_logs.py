@@ -61,8 +61,13 @@ def test_outside_a_request_a_json_line_has_no_request_id() -> None:
     assert "request_id" not in line
 
 
-def test_a_text_line_is_readable() -> None:
-    assert " INFO tests.logs applied 3" in _line(LogFormat.TEXT)
+def test_a_text_line_is_readable_with_the_request_id_in_a_request() -> None:
+    assert _line(LogFormat.TEXT).rstrip().endswith(" INFO tests.logs applied 3")
+    token = logs.request_id.set("abc123")
+    try:
+        assert _line(LogFormat.TEXT).rstrip().endswith(" applied 3 [request abc123]")
+    finally:
+        logs.request_id.reset(token)
 
 
 def test_configure_gives_the_root_and_uvicorn_one_format(
