@@ -52,8 +52,9 @@ def _outcome(scope: Scope, status: int) -> tuple[str, str | None, str | None]:
 class ObserveMiddleware:
     """Counts and logs every HTTP request once it has been answered (see the module)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log  # gateway.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,12 +76,14 @@ class ObserveMiddleware:
         finally:
             seconds = time.perf_counter() - started
             try:
-                self._observe(scope, status, seconds, request_id)
+                self._observe(scope, status, seconds, request_id, self.access_log)
             finally:
                 logs.request_id.reset(token)
 
     @staticmethod
-    def _observe(scope: Scope, status: int, seconds: float, request_id: str | None) -> None:
+    def _observe(
+        scope: Scope, status: int, seconds: float, request_id: str | None, access_log: bool
+    ) -> None:
         route = route_template(scope)
         method = str(scope.get("method", ""))
         decision, department, role = _outcome(scope, status)
@@ -88,7 +91,7 @@ class ObserveMiddleware:
         exchange = getattr(state, "exchange", None)
         if exchange is not None:  # None before the lifespan opened the application
             exchange.metrics.request(route, method, status, decision, seconds)
-        if log.isEnabledFor(logging.INFO):
+        if access_log and log.isEnabledFor(logging.INFO):
             latency_ms = round(seconds * 1000, 2)
             log.info(
                 "%s %s %d %.2fms %s %s/%s",

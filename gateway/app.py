@@ -127,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     # has its id, and an unexpected error is audited before that middleware answers 500.
     # Between the two, each request is counted and access-logged once it is answered.
     app.add_middleware(AuditMiddleware)
-    app.add_middleware(ObserveMiddleware)
+    app.add_middleware(ObserveMiddleware, access_log=settings.gateway.access_log)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

@@ -241,3 +241,15 @@ def test_no_identifier_name_or_birth_date_in_the_access_log_or_a_label(
     for secret in (resident_id, resident_id[:17], name, birth_date, "alice"):
         assert secret not in written
         assert secret not in labels
+
+
+@pytest.mark.parametrize(
+    "gateway", [{"gateway": {"metrics_token": TOKEN, "access_log": False}}], indirect=True
+)
+def test_the_access_log_can_be_turned_off_and_requests_are_still_counted(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert gateway.client.get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.name == LOGGER]
+    assert _requests(gateway.scrape())[("/healthz", "GET", "200", "none")] == 1
