@@ -48,9 +48,9 @@ def build(
         verify_processes=cfg.registry.verify_processes,
         manifest_window=cfg.registry.manifest_window,
     )
+    metrics = BuilderMetrics(builder, cli.sessions)  # and the log of each batch applied
     endpoint: Endpoint | None = None
     if cfg.registry.metrics_port is not None:
-        metrics = BuilderMetrics(builder, cli.sessions)
         endpoint = serve(metrics, cfg.registry.metrics_host, cfg.registry.metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
