@@ -5,6 +5,8 @@ done, and no label holds an identifier or a name used here."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import time
 import uuid
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.core.config import Settings
 from exchange.core.db import make_engine, migrate, session_factory, transaction
+from exchange.core.logs import JsonFormatter
 from exchange.core.models import SourceRecord
 from exchange.identity.apikeys import create_key
 from exchange.kafka.producer import Producer
@@ -104,8 +107,9 @@ def _held(sessions: sessionmaker[Session], department: str | None = None) -> int
 
 
 def test_builder_and_gateway_metrics_scraped(
-    kafka: LocalKafka, database_url: str, tmp_path: Path
+    kafka: LocalKafka, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="exchange.registry.metrics")
     bootstrap = kafka.bootstrap_servers
     department = f"ops_{uuid.uuid4().hex[:8]}"
     engine = make_engine(database_url)
@@ -185,6 +189,23 @@ def test_builder_and_gateway_metrics_scraped(
                 backlog = awaiting_review_count(session)
             assert value(families, "exchange_registry_review_backlog") == backlog
             builder_families = families
+
+            # What it applied, logged once a batch: the counts add up to the metrics'.
+            batches = [
+                json.loads(JsonFormatter().format(r))
+                for r in caplog.records
+                if r.name == "exchange.registry.metrics" and r.getMessage().startswith("batch")
+            ]
+            assert len(batches) == value(families, "exchange_registry_batches")
+            assert sum(b["applied"] for b in batches) == applied
+            assert sum(b["dead_lettered"] for b in batches) == value(
+                families, "exchange_registry_records_dead_lettered"
+            )
+            assert any("unverified_record" in b["dead_letter_reasons"] for b in batches), batches
+            assert all(b["partitions"] for b in batches)
+            logged = json.dumps(batches, ensure_ascii=False)
+            for personal in PERSONAL:
+                assert personal not in logged
         finally:
             endpoint.close()
             builder.close()
