@@ -18,10 +18,9 @@ lock, and its entry is group-committed by the middleware
 (:mod:`exchange.audit.group`), which waits for the commit in the event loop: a
 request holds no worker thread while its entry waits.
 
-Not audited: ``/healthz``, ``/readyz``, ``/metrics`` (behind its own credential) and the
-API documentation (``/openapi.json``, ``/docs``,
-``/redoc``), which take no credentials and disclose nothing, and requests that
-match no route (404 or 405 from the router).
+Not audited: ``/healthz``, ``/readyz``, ``/metrics`` (behind its own credential) and
+the API documentation (``/openapi.json``, ``/docs``, ``/redoc``), which disclose
+nothing, and requests that match no route (404 or 405 from the router).
 """
 
 from __future__ import annotations
