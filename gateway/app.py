@@ -25,12 +25,14 @@ from gateway import (
     problems,
     publish,
     query,
+    readiness,
     schema_registry,
     search,
     security,
     sharing_api,
     urls,
 )
+from gateway.accesslog import ObserveMiddleware
 from gateway.audited import AuditMiddleware
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
@@ -76,7 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         # The threadpool that runs the routes' work (FastAPI's sync routes), for this loop.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.gateway.worker_threads
-        worker = AuditWorker(settings, sessions, keystore)  # signs tree heads, mirrors to Kafka
+        # Signs tree heads and mirrors them to Kafka.
+        worker = AuditWorker(settings, sessions, keystore, on_sign=state.metrics.head_signed)
         worker.start()
         _freeze_startup_heap()
         try:
@@ -124,12 +127,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Inside the request id middleware (added last, so outermost): every audited request
     # has its id, and an unexpected error is audited before that middleware answers 500.
+    # Between the two, each request is counted and access-logged once it is answered.
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(ObserveMiddleware, access_log=settings.gateway.access_log)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    readiness.install(app)
 
     openapi.complete(app, security.document, problems.document)
 

@@ -18,9 +18,9 @@ lock, and its entry is group-committed by the middleware
 (:mod:`exchange.audit.group`), which waits for the commit in the event loop: a
 request holds no worker thread while its entry waits.
 
-Not audited: ``/healthz`` and the API documentation (``/openapi.json``, ``/docs``,
-``/redoc``), which take no credentials and disclose nothing, and requests that
-match no route (404 or 405 from the router).
+Not audited: ``/healthz``, ``/readyz``, ``/metrics`` (behind its own credential) and
+the API documentation (``/openapi.json``, ``/docs``, ``/redoc``), which disclose
+nothing, and requests that match no route (404 or 405 from the router).
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 # Paths that take no credentials and disclose nothing: never audited.
-UNAUDITED = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+UNAUDITED = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
 INTERNAL_ERROR = "internal error; nothing was disclosed"
 
 
@@ -133,6 +135,7 @@ def run_audited(
         outcome = _decide(state, request, decision, work, session, roles)
         append(session, decision)
     slot(request).written = True
+    state.metrics.audit_written(1, 0)
     if isinstance(outcome, ExchangeError):
         raise outcome
     return outcome

@@ -33,9 +33,13 @@ class AppState:
         self.publishers: Any = None  # gateway.publish._Publishers, created by the app
         # One writer at a time appends to the audit chain within this process.
         self.audit_lock = threading.Lock()
+        self.metrics = GatewayMetrics()
         # Read-only requests' entries are group-committed under that lock.
         self.audit_writer = GroupCommit(
-            sessions, self.audit_lock, delay=settings.audit.commit_delay_ms / 1000
+            sessions,
+            self.audit_lock,
+            delay=settings.audit.commit_delay_ms / 1000,
+            observe=self.metrics.audit_written,
         )
         gw = settings.gateway
         self.rate_limiter = RateLimiter(gw.rate_limit_per_minute, gw.rate_limit_burst)
@@ -45,7 +49,6 @@ class AppState:
         )
         # Failed authentications, per client address: checked before any credential is.
         self.auth_failures = RateLimiter(gw.auth_failures_per_minute, gw.auth_failure_burst)
-        self.metrics = GatewayMetrics()
         self.catalogue = CatalogueCache(gw.catalogue_cache_ttl_s)
         self.oidc: OidcVerifier | None = None
         if gw.oidc_jwks_url and gw.oidc_issuer and gw.oidc_audience:

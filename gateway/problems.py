@@ -37,6 +37,7 @@ from exchange.core.errors import (
     InvalidVersionError,
     ModeNotFoundError,
     NotFoundError,
+    NotReadyError,
     OperationNotPermittedError,
     PermissionDeniedError,
     RateLimitedError,
@@ -100,6 +101,7 @@ STATUS: dict[type[ExchangeError], int] = {
     RateLimitedError: 429,
     AuthThrottledError: 429,
     AuditWriteError: 503,
+    NotReadyError: 503,
 }
 
 

@@ -8,7 +8,7 @@ unaudited). The schemes are therefore declared in the document only
 request.
 
 Every operation accepts an API key and an OIDC bearer token; the schema registry's
-also accept HTTP Basic, as Confluent's clients send it. ``/healthz`` is public.
+also accept HTTP Basic, as Confluent's clients send it. ``/healthz`` and ``/readyz`` are public.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fastapi.security.base import SecurityBase
 from gateway.openapi import METHODS
 from gateway.problems import REGISTRY_PREFIX
 
-PUBLIC = frozenset({"/healthz"})
+PUBLIC = frozenset({"/healthz", "/readyz"})
 
 api_key = APIKeyHeader(
     name="X-API-Key",

@@ -31,6 +31,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,8 +104,15 @@ class GroupCommit:
     GATHER_UP_TO = 64  # a queue this long is written at once, without the delay
 
     def __init__(
-        self, sessions: sessionmaker[Session], lock: threading.Lock, *, delay: float = 0.0
+        self,
+        sessions: sessionmaker[Session],
+        lock: threading.Lock,
+        *,
+        delay: float = 0.0,
+        observe: Callable[[int, int], None] | None = None,
     ) -> None:
+        """``observe(written, failed)``, if given, is called by the writer after each batch
+        with how many entries it committed and how many it could not (metrics)."""
         if delay < 0:
             raise ValueError("delay must not be negative")
         self._sessions = sessions
@@ -117,6 +125,12 @@ class GroupCommit:
         self._closed = False
         self.batches = 0  # transactions that committed entries (for tests and benchmarks)
         self.appended = 0  # entries committed
+        self._observe = observe
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer was stopped (submits are refused)."""
+        return self._closed
 
     def submit(self, decision: Decision) -> Ticket:
         """Queue ``decision`` for the next batch and return its ticket at once. Raises
@@ -185,6 +199,9 @@ class GroupCommit:
                     if ticket.error is None:  # (none is settled before the finally below)
                         ticket.error = exc
             finally:
+                if self._observe is not None and batch:  # counted before anyone is woken
+                    failed = sum(1 for t in batch if t.error is not None)
+                    self._observe(len(batch) - failed, failed)
                 self._settle(batch)
             self._last = len(batch)
 

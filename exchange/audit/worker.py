@@ -17,6 +17,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,8 +47,16 @@ def _reachable(bootstrap: str, timeout: float = 1.0) -> bool:
 
 class AuditWorker:
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], keystore: KeyStore
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        keystore: KeyStore,
+        *,
+        on_sign: Callable[[float, bool], None] | None = None,
     ) -> None:
+        """``on_sign(seconds, ok)``, if given, is told of each head signed over new entries
+        (and the time it took) and of each failed attempt (metrics)."""
+        self._on_sign = on_sign
         self._settings = settings.audit
         self._bootstrap = settings.kafka.bootstrap
         self._sessions = sessions
@@ -100,10 +109,17 @@ class AuditWorker:
             return False
 
     def _sign_quietly(self) -> None:
+        started, started_ms = time.perf_counter(), int(time.time() * 1000)
         try:
-            heads.sign(self._sessions, self._keystore)
+            head = heads.sign(self._sessions, self._keystore)
         except Exception:
             log.exception("audit worker: signing a tree head failed; will retry")
+            if self._on_sign is not None:
+                self._on_sign(time.perf_counter() - started, False)
+            return
+        # A head stamped since we began is the one signed now (else the latest, unchanged).
+        if self._on_sign is not None and head is not None and head.timestamp_ms >= started_ms:
+            self._on_sign(time.perf_counter() - started, True)
 
     def _mirror_quietly(self) -> None:
         topic = self._settings.mirror_topic

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -34,12 +33,13 @@ def build(
     """Consume the standard topics into the registry and link them (runs until stopped)."""
     import signal
 
+    from exchange.core import logs
     from exchange.registry.builder import RegistryBuilder
+    from exchange.registry.metrics import BuilderMetrics, Endpoint, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     cli = state(ctx)
     cfg = cli.settings
+    logs.configure(cfg.log)
     builder = RegistryBuilder(
         cfg.kafka.bootstrap,
         cli.sessions,
@@ -48,6 +48,10 @@ def build(
         verify_processes=cfg.registry.verify_processes,
         manifest_window=cfg.registry.manifest_window,
     )
+    metrics = BuilderMetrics(builder, cli.sessions)  # and the log of each batch applied
+    endpoint: Endpoint | None = None
+    if cfg.registry.metrics_port is not None:
+        endpoint = serve(metrics, cfg.registry.metrics_host, cfg.registry.metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -60,6 +64,8 @@ def build(
     except KeyboardInterrupt:
         stats = builder.stats
     finally:
+        if endpoint is not None:
+            endpoint.close()
         builder.close()
     cli.console.print(
         f"applied {stats.applied}, withdrawn {stats.withdrawn}, unchanged {stats.unchanged}, "

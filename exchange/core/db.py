@@ -149,3 +149,20 @@ def migrate(engine: Engine) -> None:
         url = engine.url.render_as_string(hide_password=True)
         cause = getattr(exc, "orig", None) or exc
         raise DatabaseError(f"cannot migrate the database at {url}: {cause}") from exc
+
+
+def schema_heads() -> frozenset[str]:
+    """The revisions a migrated database is at (Alembic's heads of the migrations shipped)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def schema_revisions(session: Session) -> frozenset[str]:
+    """The revisions the database of ``session`` is at (empty if never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return frozenset(MigrationContext.configure(session.connection()).get_current_heads())

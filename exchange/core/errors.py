@@ -65,7 +65,8 @@ classes and ``docs/errors.md`` the same)::
     ├── ConflictError                       conflict
     ├── AuditWriteError                     audit_write_failed           retriable
     ├── AuditLogError                       audit_log_error
-    └── ProofError                          bad_proof
+    ├── ProofError                          bad_proof
+    └── NotReadyError                       not_ready                    retriable
 """
 
 from __future__ import annotations
@@ -453,6 +454,16 @@ class ProofError(ExchangeError):
     code = "bad_proof"
 
 
+# --- operations ---------------------------------------------------------------------------
+
+
+class NotReadyError(ExchangeError):
+    """A process cannot serve yet (``/readyz``): what is not ready is in the message."""
+
+    code = "not_ready"
+    retriable = True
+
+
 __all__ = [
     "AuditLogError",
     "AuditWriteError",
@@ -475,6 +486,7 @@ __all__ = [
     "KeyDestroyedError",
     "KeyNotFoundError",
     "NotFoundError",
+    "NotReadyError",
     "PermissionDeniedError",
     "ProofError",
     "ProvenanceMismatchError",

@@ -10,6 +10,7 @@ imports the gateway.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ Say = Callable[[str], None]
 # What each component's command line contains; a recorded pid whose process
 # lacks it is stale and is never signalled.
 _MARKERS = {"registry-builder": "exchange.cli registry build", "gateway": "gateway.asgi:app"}
+# The local builder's metrics endpoint (registry.metrics_port), unless a port is configured.
+LOCAL_BUILDER_METRICS_PORT = 19100
 
 
 @dataclass(frozen=True)
@@ -79,20 +82,50 @@ class Stack:
         rows = []
         for name, address in (
             ("kafka", k.bootstrap if self.local_kafka else f"external {k.bootstrap}"),
-            ("registry-builder", f"consumer of std.* on {k.bootstrap}"),
+            (
+                "registry-builder",
+                f"consumer of std.* on {k.bootstrap}; metrics on "
+                f"{self.settings.registry.metrics_host}:{self.builder_metrics_port}",
+            ),
             ("gateway", g.url),
         ):
             pid = self._pid(name)
             rows.append(ComponentStatus(name, pid, pid is not None and pid_alive(pid), address))
         return rows
 
-    def _child_env(self) -> dict[str, str]:
+    def _child_env(self, **settings: str) -> dict[str, str]:
         env = dict(os.environ)
         env["EXCHANGE_DATA_DIR"] = str(self.data_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(settings)
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    @property
+    def metrics_token_file(self) -> Path:
+        return self.data_dir / "metrics.token"
+
+    def metrics_token(self) -> str:
+        """The gateway's scrape credential: gateway.metrics_token, or else the one kept in
+        ``<data_dir>/metrics.token`` (mode 0600), made on first use."""
+        configured = self.settings.gateway.metrics_token
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.metrics_token_file
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    @property
+    def builder_metrics_port(self) -> int:
+        port = self.settings.registry.metrics_port
+        return LOCAL_BUILDER_METRICS_PORT if port is None else port
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("ab") as log:
@@ -101,7 +134,7 @@ class Stack:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self._child_env(),
+                env=env if env is not None else self._child_env(),
                 start_new_session=True,
             )
         self._pid_file(name).write_text(str(proc.pid))
@@ -128,14 +161,23 @@ class Stack:
         if self._running("registry-builder"):
             say("registry builder already running")
         else:
+            port = self.builder_metrics_port
+            if port and _port_open(self.settings.registry.metrics_host, port):
+                raise StackError(
+                    f"port {port} (the registry builder's metrics) is in use by another "
+                    "program; set EXCHANGE_REGISTRY__METRICS_PORT"
+                )
             builder = self._spawn(
-                "registry-builder", [sys.executable, "-m", "exchange.cli", "registry", "build"]
+                "registry-builder",
+                [sys.executable, "-m", "exchange.cli", "registry", "build"],
+                self._child_env(EXCHANGE_REGISTRY__METRICS_PORT=str(port)),
             )
             pid = builder.pid
             time.sleep(1.5)
             if builder.poll() is not None:
                 raise StackError(self._exited_at_start("registry-builder"))
-            say(f"registry builder started (pid {pid})")
+            host = self.settings.registry.metrics_host
+            say(f"registry builder started (pid {pid}); metrics at http://{host}:{port}/metrics")
         g = self.settings.gateway
         if self._running("gateway"):
             say(f"gateway already running at {g.url}")
@@ -156,10 +198,19 @@ class Stack:
                 str(g.port),
                 "--log-level",
                 "warning",
+                "--no-access-log",  # the gateway writes its own, without identifiers
             ]
-            gateway = self._spawn("gateway", argv)
-            self._wait_http(f"{g.url}/healthz", "gateway", gateway)
+            token = self.metrics_token()
+            gateway = self._spawn(
+                "gateway", argv, self._child_env(EXCHANGE_GATEWAY__METRICS_TOKEN=token)
+            )
+            self._wait_http(f"{g.url}/readyz", "gateway", gateway)
             say(f"gateway ready at {g.url} (pid {gateway.pid})")
+            if g.metrics_token is None:
+                say(
+                    f"gateway metrics at {g.url}/metrics with the bearer token in "
+                    f"{self.metrics_token_file}"
+                )
 
     def _exited_at_start(self, name: str, lines: int = 12) -> str:
         """The error for a component that died while starting, with the end of its log."""

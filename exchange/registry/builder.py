@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -133,6 +133,7 @@ class BuildStats:
     dead_lettered: int = 0
     linked: int = 0  # records whose linkage was (re)computed
     manifests: int = 0  # batch manifests verified (not records: not in ``seen``)
+    dead_reasons: dict[str, int] = field(default_factory=dict)  # dead-lettered by reason code
 
     @property
     def seen(self) -> int:
@@ -145,6 +146,8 @@ class BuildStats:
         self.dead_lettered += other.dead_lettered
         self.linked += other.linked
         self.manifests += other.manifests
+        for code, count in other.dead_reasons.items():
+            self.dead_reasons[code] = self.dead_reasons.get(code, 0) + count
 
 
 def _text(headers: dict[str, bytes], name: str) -> str:
@@ -293,6 +296,9 @@ class RegistryBuilder:
         self.resolver = EntityResolver()
         self._model_versions: dict[str, int] | None = None
         self._verifier = _Verifier(verify_processes)
+        # Told after every poll (how many messages it read, the partitions they came from):
+        # exchange.registry.metrics counts and logs each batch there, off the hot loop.
+        self.on_poll: Callable[[int, list[Partition]], None] | None = None
 
     def _identifier_fields_uncached(self, schema_id: int) -> tuple[str, str, str | None]:
         """(dataset, linkage field, blind index domain or None if the field is an index)."""
@@ -321,6 +327,8 @@ class RegistryBuilder:
             raise BrokerError(f"registry builder cannot poll Kafka: {exc}") from exc
         polled = [Read.of(m) for m in messages if self._usable(m)]
         if not polled:
+            if self.on_poll is not None:
+                self.on_poll(0, [])
             return 0
         # Where to read again if this poll fails: its first message on each partition, or an
         # earlier record still waiting for its manifest there.
@@ -382,6 +390,8 @@ class RegistryBuilder:
                     log.warning("cannot rewind %s[%d]: %s", topic, partition, exc)
             raise
         self._commit()
+        if self.on_poll is not None:
+            self.on_poll(len(polled), list(rewind))
         return len(polled)
 
     def _usable(self, msg: Message) -> bool:
@@ -717,6 +727,8 @@ class RegistryBuilder:
         }
         log.warning("dead-lettering %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
         self.stats.dead_lettered += 1
+        code = reason.partition(":")[0]  # an error code, or malformed_record, database_refused
+        self.stats.dead_reasons[code] = self.stats.dead_reasons.get(code, 0) + 1
         return self._dlq.send(DLQ_TOPIC, json.dumps(entry).encode(), key=msg.key)
 
     def run(self, stop: threading.Event) -> None:
@@ -801,6 +813,16 @@ class RegistryBuilder:
         if position >= 0:
             return position >= end
         return low >= end
+
+    def high_watermark(self, tp: Partition) -> int:
+        """The end offset of ``tp``: as the last fetch saw it, or asked of the broker when no
+        fetch has told it yet (for the lag metric)."""
+        _, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        if high < 0:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=10, cached=False
+            )
+        return int(high)
 
     def close(self) -> None:
         self._verifier.close()

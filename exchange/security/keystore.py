@@ -300,6 +300,18 @@ class LocalKeyStore(KeyStore):
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")
 
+    def check(self) -> None:
+        """Read the current key-encryption key and unwrap it under the master key (once a
+        process; then only the read): raise if the database cannot be read or the master key
+        is not the one the keys were wrapped under. For readiness probes."""
+        with self._sessions() as session:
+            kek_id = session.scalar(
+                select(KeyEncryptionKey.kek_id).where(KeyEncryptionKey.current.is_(True)).limit(1)
+            )
+            if kek_id is not None:
+                with self._lock:
+                    self._kek(session, kek_id)
+
     # --- data keys -------------------------------------------------------------------------
 
     def data_key(self, dataset: str, period: str) -> DataKey:

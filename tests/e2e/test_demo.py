@@ -34,12 +34,13 @@ def _exchange(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 
 
 def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
-    gateway_port = free_port()
+    gateway_port, builder_metrics_port = free_port(), free_port()
     env |= {
         "EXCHANGE_DATA_DIR": str(tmp_path / "var"),
         "EXCHANGE_KAFKA__PORT": str(free_port()),
         "EXCHANGE_KAFKA__CONTROLLER_PORT": str(free_port()),
         "EXCHANGE_GATEWAY__PORT": str(gateway_port),
+        "EXCHANGE_REGISTRY__METRICS_PORT": str(builder_metrics_port),
         "COLUMNS": "200",
     }
     pids: list[int] = []
@@ -82,6 +83,21 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
         assert "resident_id_bidx" not in record
         assert "tax-assessment" in out
         assert "-> 403" in out
+
+        # An operator scrapes both processes locally: the gateway with the stack's token.
+        gateway_metrics = f"http://127.0.0.1:{gateway_port}/metrics"
+        assert httpx.get(gateway_metrics, timeout=10).status_code == 401
+        token = (tmp_path / "var" / "metrics.token").read_text().strip()
+        scraped = httpx.get(
+            gateway_metrics, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert scraped.status_code == 200
+        assert 'route="/v1/persons/lookup"' in scraped.text
+        builder = httpx.get(f"http://127.0.0.1:{builder_metrics_port}/metrics", timeout=10)
+        applied = re.search(r"^exchange_registry_records_applied_total (\S+)$", builder.text, re.M)
+        assert applied
+        assert float(applied[1]) >= 8
+        assert httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=10).status_code == 200
 
         status = _exchange(["status"], tmp_path, env)
         pids = [int(p) for p in re.findall(r"running\s*│\s*(\d+)", status.stdout)]

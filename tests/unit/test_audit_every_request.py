@@ -40,7 +40,8 @@ from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
 MLA = "minimum-living-allowance"
 ROLES = ("caseworker", "publisher", "auditor", "admin")
-UNAUDITED = {"/healthz"}  # no credentials, nothing disclosed (gateway.audited.UNAUDITED)
+# No credentials, nothing disclosed (gateway.audited.UNAUDITED).
+UNAUDITED = {"/healthz", "/readyz"}
 runner = CliRunner()
 
 

@@ -3,7 +3,7 @@
 The schemes are declared in the document only (gateway.security), never as
 per-request dependencies: these tests hold the document to what the gateway
 checks (gateway.access.identify): an API key or an OIDC bearer token everywhere,
-HTTP Basic too on the schema registry, nothing on /healthz.
+HTTP Basic too on the schema registry, nothing on /healthz and /readyz.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_every_operation_but_healthz_names_the_credentials_it_accepts(
     assert len(ops) > 40
     for path, method, op in ops:
         accepted = [name for requirement in op.get("security", []) for name in requirement]
-        if path == "/healthz":
+        if path in ("/healthz", "/readyz"):
             assert accepted == [], path
         elif path.startswith("/registry"):
             assert accepted == ["ApiKey", "OidcBearer", "BasicApiKey"], (method, path)

@@ -40,3 +40,26 @@ def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> Non
     assert all(p < low for p in ports)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", ports[-1]))
+
+
+def test_the_local_stack_keeps_a_private_metrics_token_and_a_builder_metrics_port(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(Settings(data_dir=tmp_path))
+    token = stack.metrics_token()
+    assert len(token) >= 32
+    assert stack.metrics_token_file.stat().st_mode & 0o777 == 0o600
+    assert Stack(Settings(data_dir=tmp_path)).metrics_token() == token  # kept, not remade
+    assert stack.builder_metrics_port == 19100
+    configured = Stack(
+        Settings(
+            data_dir=tmp_path / "other",
+            gateway={"metrics_token": "configured-token"},
+            registry={"metrics_port": 19200},
+        )
+    )
+    assert configured.metrics_token() == "configured-token"
+    assert not configured.metrics_token_file.exists()
+    assert configured.builder_metrics_port == 19200
+    env = configured._child_env(EXCHANGE_GATEWAY__METRICS_TOKEN="t")
+    assert env["EXCHANGE_GATEWAY__METRICS_TOKEN"] == "t"
