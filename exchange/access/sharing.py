@@ -431,9 +431,20 @@ def _to_decide(session: Session, actor: Actor, request_id: int) -> SharingReques
     return request
 
 
+def _still_shared(session: Session, request: SharingRequest) -> None:
+    """ConflictError if the owner marked the dataset not shared after the request came."""
+    resource = session.get(CatalogueResource, request.dataset)
+    if resource is None or resource.sharing_type == resources.NOT_SHARED:
+        raise ConflictError(
+            f"dataset {request.dataset!r} is no longer shared: sharing request {request.id} "
+            "can only be refused"
+        )
+
+
 def approve(session: Session, actor: Actor, request_id: int, *, at: datetime) -> SharingRequest:
     """Approve a submitted request as asked and create its grant."""
     request = _to_decide(session, actor, request_id)
+    _still_shared(session, request)
     terms = asked(request)
     grant = _grant(session, request, terms, actor.actor, at)
     _record_grant(request, grant, terms, APPROVED, actor.actor, at)
@@ -455,6 +466,7 @@ def narrow(
     (ValidationError names each way they are); status ``narrowed`` (``approved`` if the
     terms are exactly those asked)."""
     request = _to_decide(session, actor, request_id)
+    _still_shared(session, request)
     ask = asked(request)
     constraints = {k: str(v) for k, v in terms.row_constraints.items()}
     terms = Terms(dict(terms.fields), constraints, terms.days)

@@ -333,3 +333,28 @@ def test_direct_grants_remain_and_are_marked_direct(sessions: sessionmaker[Sessi
                     at=T0,
                 )
             assert codes(refused.value) == ["grant.role_not_grantee"]
+
+
+def test_a_dataset_marked_not_shared_after_a_request_can_only_be_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    with transaction(sessions) as session:
+        first = sharing.submit(session, CA_ADMIN, spec(), at=T0).id
+        second = sharing.submit(session, CA_ADMIN, spec(purposes=["tax-assessment"]), at=T0).id
+    with transaction(sessions) as session:
+        resources.set_resource(
+            session,
+            resources.Editor(HR_ADMIN.actor, OWNER, "department_admin"),
+            "person",
+            resources.ResourceChange(sharing="not_shared"),
+            at=T0,
+        )
+    narrower = Terms(FIELDS, {"division_prefix": "3301"}, 30)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="no longer shared"):
+        sharing.approve(session, HR_STEWARD, first, at=T0)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="no longer shared"):
+        sharing.narrow(session, HR_STEWARD, first, narrower, at=T0)
+    with transaction(sessions) as session:
+        assert sharing.refuse(session, HR_STEWARD, second, "not shared now", at=T0).grant_id is None
+    with sessions() as session:
+        assert session.query(Grant).count() == 0
