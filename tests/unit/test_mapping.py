@@ -551,3 +551,28 @@ def test_definition_source_and_mapping_together(tmp_path: Path) -> None:
     assert row3.line == 4
     assert _codes(row3.problems) == [("_row", "columns.count")]
     assert ("birth_date", "column.missing") in _codes(problems3)
+
+
+def test_a_list_field_splits_translates_each_item_and_keeps_each_once(tmp_path: Path) -> None:
+    from exchange.local import examples
+
+    definition = load_definition(examples.HUMAN_RESOURCES_INSURANCE)
+    row = {
+        "记录编号": "SI-1",
+        "公民身份号码": "11010519491231002X",
+        "单位统一社会信用代码": "",
+        "险种": "110|310、310; 510",
+        "人员状态": "1",
+        "缴费基数": "1.00",
+        "申报工资": "",
+        "参保地": "110105",
+        "开始日期": "20240101",
+        "终止日期": "",
+    }
+
+    record, problems = map_row(definition, definition.standard, row)
+    bad, refused = map_row(definition, definition.standard, {**row, "险种": "110|999"})
+
+    assert problems == []
+    assert record["insurance_types"] == ["PENSION", "MEDICAL", "MATERNITY"]
+    assert [code for _, code, _ in refused] == ["code.unknown"]
