@@ -265,8 +265,8 @@ def _human_resources(folder: Path, people: Population, rng: random.Random) -> No
             f"RS{20000 + i},{r.name},{number},{'男' if r.sex == '1' else '女'},{r.born:%Y%m%d},"
             f"{r.division},{r.phone}"
         )
-    _csv(folder / "insured_persons.csv", "人员编号,姓名,公民身份号码,性别,出生日期,户籍区划,联系电话",
-         roster)  # fmt: skip
+    header = "人员编号,姓名,公民身份号码,性别,出生日期,户籍区划,联系电话"
+    _csv(folder / "insured_persons.csv", header, roster)
     employers = _employers()
     rows = []
     head, wife, son, _, grandmother = people.residents[:5]
@@ -306,7 +306,7 @@ def _human_resources(folder: Path, people: Population, rng: random.Random) -> No
 
 
 def _health_insurance(folder: Path, people: Population) -> None:
-    employers = {r: e for r, e in zip((2,), (_employers()[1][0],), strict=True)}
+    employers = {2: _employers()[1][0]}  # the son works for the machinery company
     lines = []
     for i, r in enumerate(people.residents):
         employer = employers.get(i)
