@@ -197,7 +197,6 @@ class _Field:
             return text, None
         return _convert_number(self, text)
 
-
     def _convert_list(self, text: str) -> tuple[Any, Problem | None]:
         """A list: the text split at ``|``, ``,``, ``;`` or ``、``, each item through the code
         table and checked against the enum's symbols; each item once, in order."""

@@ -287,7 +287,8 @@ def test_the_household_view_shows_the_current_members_and_what_the_grants_allow(
     assert _subject(LEFT) not in entry.subjects
     assert _subject(NEIGHBOUR) not in entry.subjects
     entity_ids = {e for m in members.values() for e in m["entity_ids"]}
-    assert entity_ids and entity_ids <= set(entry.subjects)
+    assert entity_ids
+    assert entity_ids <= set(entry.subjects)
     assert "household_membership.relationship_to_head" in entry.fields
     assert "organisation.legal_name" in entry.fields
     dumped = json.dumps([entry.subjects, entry.reason, entry.fields], ensure_ascii=False)

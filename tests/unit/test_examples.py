@@ -98,11 +98,13 @@ def test_the_departments_describe_the_same_people() -> None:
     folder = examples.EXAMPLES
     members = _ids(folder / "household_registry" / "households.csv", 2)
     # Everyone registered is a member of a household (one row to fix names nobody).
-    assert residents < members and len(members - residents) == 1
+    assert residents < members
+    assert len(members - residents) == 1
     assert _ids(folder / "civil_affairs" / "benefit_payments.csv", 1) < residents
     roster = _ids(folder / "human_resources" / "insured_persons.csv", 2)
     # Two legacy rows of the roster have no identity number: they link only by probability.
-    assert roster < residents and len(residents - roster) == 2
+    assert roster < residents
+    assert len(residents - roster) == 2
     assert _ids(folder / "human_resources" / "social_insurance.csv", 1) <= residents
     # The applicant's wife runs a shop: her number is the business's legal representative's.
     owners = _ids(folder / "market_regulation" / "businesses.csv", 5, "gb18030")

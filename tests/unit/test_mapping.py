@@ -571,7 +571,7 @@ def test_a_list_field_splits_translates_each_item_and_keeps_each_once(tmp_path: 
     }
 
     record, problems = map_row(definition, definition.standard, row)
-    bad, refused = map_row(definition, definition.standard, {**row, "险种": "110|999"})
+    _, refused = map_row(definition, definition.standard, {**row, "险种": "110|999"})
 
     assert problems == []
     assert record["insurance_types"] == ["PENSION", "MEDICAL", "MATERNITY"]
