@@ -8,11 +8,13 @@ them, each in the department's own shape and with a real export's faults:
   memberships (HouseholdMembership), CSV;
 * civil affairs (``civil_affairs``): benefit payments (BenefitPayment), CSV in fen;
 * human resources and social security (``human_resources``): its roster of insured people
-  (Person: one full-name column, dates as YYYYMMDD, two legacy rows without an identity
-  number, which link to the household registry's record only by probability) and their
+  of working age (Person: one full-name column, dates as YYYYMMDD, two legacy rows without
+  an identity number, which link to the household registry's record only by probability)
+  and their
   social insurance (SocialInsurance: Chinese headers, insurance branches as a list of
   codes, money in yuan);
-* health insurance (``health_insurance``): enrolments (HealthInsuranceEnrolment), JSONL;
+* health insurance (``health_insurance``): enrolments (HealthInsuranceEnrolment), JSONL
+  (two residents are not enrolled here);
 * market regulation (``market_regulation``): businesses (Organisation), a GB18030 CSV
   with dates written the Chinese way; the applicant's wife runs one.
 
@@ -255,11 +257,15 @@ def _employers() -> list[tuple[str, str, str, date, str, str]]:
 
 
 _ID_LESS = (1, 6)  # residents the HR roster holds without an identity number (legacy rows)
+_ADULT_BY = date(2008, 12, 31)  # the HR roster holds people of working age only
+_NOT_ENROLLED = (11, 14)  # a child not yet enrolled; a son insured where he works elsewhere
 
 
 def _human_resources(folder: Path, people: Population, rng: random.Random) -> None:
     roster = []
     for i, r in enumerate(people.residents):
+        if r.born > _ADULT_BY:
+            continue
         number = "" if i in _ID_LESS else r.resident_id
         roster.append(
             f"RS{20000 + i},{r.name},{number},{'男' if r.sex == '1' else '女'},{r.born:%Y%m%d},"
@@ -309,6 +315,8 @@ def _health_insurance(folder: Path, people: Population) -> None:
     employers = {2: _employers()[1][0]}  # the son works for the machinery company
     lines = []
     for i, r in enumerate(people.residents):
+        if i in _NOT_ENROLLED:
+            continue
         employer = employers.get(i)
         number = r.resident_id.lower() if i % 4 == 3 else r.resident_id  # a lower-case x
         lines.append(

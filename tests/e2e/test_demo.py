@@ -93,9 +93,9 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
             "household-registry-residents: read 19 = published 16 + rejected 3 (reconciled)",
             "household-registry-memberships: read 17 = published 16 + rejected 1 (reconciled)",
             "civil-affairs-benefit-payments: read 6 = published 5 + rejected 1 (reconciled)",
-            "human-resources-insured-persons: read 16 = published 16 + rejected 0 (reconciled)",
+            "human-resources-insured-persons: read 13 = published 13 + rejected 0 (reconciled)",
             "human-resources-social-insurance: read 15 = published 14 + rejected 1 (reconciled)",
-            "health-insurance-enrolments: read 18 = published 16 + rejected 2 (reconciled)",
+            "health-insurance-enrolments: read 16 = published 14 + rejected 2 (reconciled)",
             "market-regulation-businesses: read 5 = published 4 + rejected 1 (reconciled)",
         ):
             assert line in out
@@ -126,8 +126,7 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
             f"people known to the registry: {people}; known to 2 or more departments: "
             f"{several}; to 3 or more: {three}"
         ) in out
-        assert people == 16
-        assert several >= 3
+        assert (people, several, three) == (16, 15, 12)
         assert sum(rejected.values()) == 9
         for connector, n in rejected.items():
             assert re.search(rf"{re.escape(connector)}\s*│\s*{n}\s*│", out), connector
