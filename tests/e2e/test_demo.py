@@ -127,6 +127,12 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
             f"{several}; to 3 or more: {three}"
         ) in out
         assert (people, several, three) == (16, 15, 12)
+        with sqlite3.connect(tmp_path / "var" / "registry.db") as conn:
+            held = conn.execute(
+                "SELECT department, COUNT(*) FROM source_records WHERE NOT deleted "
+                "GROUP BY department ORDER BY department"
+            ).fetchall()
+        assert "records by department: " + ", ".join(f"{d} {n}" for d, n in held) in out
         assert sum(rejected.values()) == 9
         for connector, n in rejected.items():
             assert re.search(rf"{re.escape(connector)}\s*│\s*{n}\s*│", out), connector
