@@ -18,6 +18,7 @@ reported through ``flags``.
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date
@@ -64,6 +65,7 @@ class _Kind(enum.Enum):
     INTEGER = "integer"
     NUMBER = "number"
     BOOLEAN = "boolean"
+    LIST = "list"
     TEXT = "text"
 
 
@@ -81,6 +83,8 @@ def _kind(base: Any, mapping: FieldMapping) -> _Kind:
         return _Kind.NUMBER
     if base == "boolean":
         return _Kind.BOOLEAN
+    if isinstance(base, dict) and base.get("type") == "array":
+        return _Kind.LIST
     return _Kind.TEXT
 
 
@@ -128,7 +132,14 @@ class _Field:
         self.scale = mapping.scale or Decimal(1)  # read for _Kind.SCALED only, never None there
         self.kind = _kind(base, mapping)
         self.formats = mapping.date_formats or DEFAULT_DATE_FORMATS
-        self.symbols = frozenset(base["symbols"]) if self.kind is _Kind.ENUM else frozenset()
+        items = base.get("items") if self.kind is _Kind.LIST else None
+        self.symbols = (
+            frozenset(base["symbols"])
+            if self.kind is _Kind.ENUM
+            else frozenset(items["symbols"])
+            if isinstance(items, dict) and items.get("type") == "enum"
+            else frozenset()
+        )
 
     def joined(self, values: dict[str, str]) -> str | Problem:
         """The columns of a ``join`` (or of no column) read, or the ``column.missing`` problem."""
@@ -146,6 +157,8 @@ class _Field:
             if isinstance(parts, tuple):
                 return None, (name, *parts)
             text = parts.part(self.split_name)
+        if self.kind is _Kind.LIST:
+            return self._convert_list(text)
         if self.codes is not None:
             if text not in self.codes:
                 known = ", ".join(sorted(self.codes))
@@ -183,6 +196,37 @@ class _Field:
                 )
             return text, None
         return _convert_number(self, text)
+
+    def _convert_list(self, text: str) -> tuple[Any, Problem | None]:
+        """A list: the text split at ``|``, ``,``, ``;`` or ``、``, each item through the code
+        table and checked against the enum's symbols; each item once, in order."""
+        name = self.name
+        out: list[str] = []
+        for raw in _LIST_SEPARATORS.split(text):
+            item = raw.strip()
+            if not item:
+                continue
+            if self.codes is not None:
+                if item not in self.codes:
+                    known = ", ".join(sorted(self.codes))
+                    return None, (
+                        name,
+                        "code.unknown",
+                        f"code {item!r} is not in the code table ({known})",
+                    )
+                item = self.codes[item]
+            if self.symbols and item not in self.symbols:
+                return None, (
+                    name,
+                    "enum.unknown",
+                    f"{item!r} is not one of {', '.join(sorted(self.symbols))}",
+                )
+            if item not in out:
+                out.append(item)
+        return out, None
+
+
+_LIST_SEPARATORS: Final = re.compile(r"[|,;、]")
 
 
 def _convert_number(field: _Field, text: str) -> tuple[Any, Problem | None]:

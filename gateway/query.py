@@ -550,3 +550,174 @@ def get_entity(
         )
 
     return run_audited_read(state, request, decision, work)
+
+
+# ---------------------------------------------------------------------------------------
+# The household view: the applicant's household, its members, and each member's records.
+# ---------------------------------------------------------------------------------------
+
+HOUSEHOLD = "household_membership"
+# An organisation record is keyed by its legal representative's identifier (its first
+# blind index): a member's records of these datasets are the businesses the member runs.
+_BUSINESSES = frozenset({"organisation", "business_licence"})
+
+
+class HouseholdLookup(BaseModel):
+    """Whose household to look up: the identifier travels in the body, never in the URL."""
+
+    resident_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The resident identity number (GB 11643-1999) of the applicant, a "
+        "member of the household; spaces and full-width characters are tidied.",
+    )
+
+
+class MemberView(BaseModel):
+    """One member of a household and their records, as the caller may see them."""
+
+    membership: RecordView = Field(
+        description="The member's household membership record (relationship to the head, "
+        "since when), with the fields the caller's grants allow."
+    )
+    entity_ids: list[str] = Field(description="The linked entities of the member's records.")
+    records: list[RecordView] = Field(
+        description="The member's records of every other dataset the caller may see "
+        "(found by the member's identifier and the records linked to the same entity), "
+        "each saying how it joined."
+    )
+    businesses: list[RecordView] = Field(
+        description="The organisations (and licences) whose legal representative holds the "
+        "member's identifier (matched on its blind index), as the caller may see them."
+    )
+
+
+class HouseholdView(BaseModel):
+    """A household the applicant is a current member of, with its current members."""
+
+    members: list[MemberView]
+
+
+class HouseholdsView(BaseModel):
+    """The applicant's households."""
+
+    households: list[HouseholdView]
+
+
+def _current(row: RecordRow) -> bool:
+    return not row.payload.get("until")
+
+
+def _memberships(session: Session, condition: ColumnElement[bool]) -> list[RecordRow]:
+    statement = select(_RECORDS).where(
+        _RECORDS.c.dataset == HOUSEHOLD, _RECORDS.c.deleted.is_(False), condition
+    )
+    rows = [r for r in _rows(session, statement, {}) if _current(r)]
+    return sorted(rows, key=lambda r: (r.department, r.source_id))
+
+
+def _shown(
+    state: AppState, session: Session, scope: Scope, rows: Sequence[RecordRow], anchors: set[int]
+) -> list[tuple[RecordRow, RecordView]]:
+    """The rows the caller may see, projected, each with how it joined (from ``anchors``)."""
+    if not rows:
+        return []
+    joins = _joins(session, rows, anchors)
+    return [
+        (row, record_view(state, row, fields, scope.purpose, joins.get(row.id)))
+        for row, fields in _visible(scope, rows, joins)
+    ]
+
+
+@router.post(
+    "/households/lookup",
+    response_model=HouseholdsView,
+    summary="The household view of an applicant: the members and their records",
+    description="The households the applicant (by resident identity number, in the body) "
+    "is a current member of, found in the household membership records; their current "
+    "members; and for each member the records, of any dataset, the caller's grants allow "
+    "for the purpose (found through the member's identifier and linked entity, as a person "
+    "lookup finds them), and the businesses whose legal representative the member is. "
+    "Needs a grant on `household_membership`; a member or a record the caller may not see "
+    "is left out. One audit entry names every member disclosed (blind references).",
+    responses=ERRORS,
+)
+def lookup_household(
+    request: Request,
+    body: HouseholdLookup,
+    purpose: PurposeParam = None,
+    case_ref: CaseRefParam = None,
+) -> Response:
+    state, request_id = request_context(request)
+    subject = person_subject(state, body.resident_id)
+    decision = pending(
+        request_id, "household.lookup", purpose=purpose, case_ref=case_ref, dataset=HOUSEHOLD
+    )
+    decision.subjects = [subject]
+
+    def work(session: Session, identity: Identity) -> HouseholdsView:
+        code = stated_purpose(state, session, decision, purpose, case_ref)
+        scope = Scope.cached(state, session, identity, code, utcnow())
+        scope.require(HOUSEHOLD)
+        own = _memberships(session, _RECORDS.c.lookup_key == subject)
+        own = [r for r in own if scope.fields_for(r, "identifier") is not None]
+        numbers = sorted({str(r.payload.get("household_id")) for r in own})
+        households: list[HouseholdView] = []
+        disclosed: list[RecordRow] = []
+        entities: list[str] = []
+        members_shown: list[str] = []
+        for number in numbers:
+            rows = _memberships(session, _RECORDS.c.payload["household_id"].as_string() == number)
+            members: list[MemberView] = []
+            for membership in rows:
+                fields = scope.fields_for(
+                    membership, "identifier" if membership.lookup_key == subject else None
+                )
+                if fields is None or not membership.lookup_key:
+                    continue
+                member = membership.lookup_key
+                found = [r for r in _keyed_with_members(session, member) if r.dataset != HOUSEHOLD]
+                shown = _shown(
+                    state, session, scope, found, {r.id for r in found if r.lookup_key == member}
+                )
+                records = [(r, v) for r, v in shown if r.dataset not in _BUSINESSES]
+                businesses = [(r, v) for r, v in shown if r.dataset in _BUSINESSES]
+                member_entities = sorted({r.entity_id for r, _ in records if r.entity_id})
+                members.append(
+                    MemberView(
+                        membership=record_view(state, membership, fields, scope.purpose),
+                        entity_ids=member_entities,
+                        records=[v for _, v in records],
+                        businesses=[v for _, v in businesses],
+                    )
+                )
+                members_shown.append(member)
+                entities += member_entities
+                disclosed += [membership, *(r for r, _ in records), *(r for r, _ in businesses)]
+            if members:
+                households.append(HouseholdView(members=members))
+        end_reads(session)
+        if not households:
+            raise NotFoundError("no household of this person that the caller may see")
+        views = [
+            v
+            for h in households
+            for m in h.members
+            for v in (m.membership, *m.records, *m.businesses)
+        ]
+        decision.dataset = ",".join(sorted({v.dataset for v in views}))[:100]
+        # The applicant, every member shown, their entities, and everyone whose record is in
+        # the answer: blind references only.
+        decision.subjects = list(
+            dict.fromkeys(
+                [subject, *members_shown, *sorted(set(entities)), *disclosed_subjects(disclosed)]
+            )
+        )
+        decision.fields = returned_fields(views)
+        decision.reason = (
+            f"household view: {len(households)} household(s), {len(members_shown)} members, "
+            f"{len(views)} records returned under grants {_grant_ids(scope, views)}"
+        )
+        return HouseholdsView(households=households)
+
+    return run_audited_read(state, request, decision, work)

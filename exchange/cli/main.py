@@ -93,15 +93,13 @@ def _print_status(cli: CliContext, stack: Stack) -> None:
 
 
 @app.command()
-def demo(
-    ctx: typer.Context,
-    people: Annotated[int, typer.Option(help="How many synthetic residents to publish.")] = 8,
-) -> None:
-    """Start the stack, publish a small department dataset, and query it through the gateway."""
+def demo(ctx: typer.Context) -> None:
+    """Start the stack; five departments publish the same people; a caseworker checks a
+    household for the minimum living allowance through the gateway; print the summary."""
     from exchange.local.demo import run_demo
 
     cli = state(ctx)
-    run_demo(cli.settings, cli.console, lambda: cli.sessions, people=people)
+    run_demo(cli.settings, cli.console, lambda: cli.sessions)
 
 
 @app.command("config")

@@ -1,29 +1,42 @@
-"""``exchange demo``: the household registry publishes its residents; a caseworker looks one up.
+"""``exchange demo``: five departments break their silos for a caseworker's allowance review.
 
-Starts the local stack if needed, writes a small synthetic department export
-(CSV, with a few rows a clerk must fix), runs the department's connector,
-waits for the registry builder, sets up the access catalogue (deny by default:
-a purpose and a grant for the civil affairs bureau's caseworkers: names, birth date and
-division in full, so the identifier is shown only as a per-purpose token, the standard's
-style for it, and the phone masked to its last 4 digits) and queries the gateway as a
-caseworker for that purpose, printing the response, a refused request for another purpose,
-and a command the reader can paste.
+Journey 1 of the design (a minimum-living-allowance, 低保, review), told end to end:
+
+1. start the local stack if needed;
+2. register the five departments and write their exports (:mod:`exchange.local.population`:
+   the same people, each department in its own shape, a few rows to reject);
+3. run each department's connectors (``exchange connector run``: read, published,
+   rejected and why);
+4. wait for the registry builder, which links the records into entities;
+5. set up access: :func:`grant_access` (deny by default; for now the central
+   administrator's grants);
+6. the caseworker's check through the gateway: the applicant's household view, each member's
+   records across departments rendered as tables, each saying how it joined; then a refused
+   request for a purpose no grant serves;
+7. :func:`print_summary`: who is now known to several departments, what was rejected and
+   why, who asked for what (from the audit log);
+8. a command the reader can paste.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shlex
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,20 +44,25 @@ from exchange.access import catalogue
 from exchange.core.config import Settings
 from exchange.core.db import transaction, utcnow
 from exchange.core.errors import StackError
-from exchange.core.models import Purpose, SourceRecord
+from exchange.core.models import AuditEntry, ConnectorRun, Department, Entity, Purpose, SourceRecord
 from exchange.identity.apikeys import ORIGIN_DEMO, create_key
-from exchange.local import examples
+from exchange.identity.identities import create_department
+from exchange.local import examples, population
+from exchange.local.population import resident_number
 from exchange.local.stack import Stack
-from schemas.validators import resident_id_check_character
 
-DEPARTMENT = "household_registry"
+__all__ = ["GRANT_FIELDS", "grant_access", "print_summary", "resident_number", "run_demo"]
+
 CASEWORKERS = "civil_affairs"
 PURPOSE = "minimum-living-allowance"
 OTHER_PURPOSE = "tax-assessment"
-# The grant shows the birth date and the division in full: together with any part of the
-# identifier they would give it away (docs/security.md, "Masking styles and the disclosure
-# rule"), so the identifier is granted masked only because the person standard masks it as a
-# token (``tk_...``, the same for one person and one purpose), which shows none of it.
+CASE_REF = "MZ-2026-0417"
+
+# The person grant shows the birth date and the division in full: together with any part of
+# the identifier they would give it away (docs/security.md, "Masking styles and the
+# disclosure rule"), so the identifier is granted masked only because the person standard
+# masks it as a token (``tk_...``, the same for one person and one purpose), which shows
+# none of it.
 GRANT_FIELDS = {
     "resident_id": "masked",
     "family_name": "full",
@@ -56,25 +74,58 @@ GRANT_FIELDS = {
     "phone": "masked",
 }
 
-
-_SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"]
-_GIVEN = ["秀英", "伟", "芳", "娜", "敏", "静", "磊", "洋", "艳", "勇", "军", "杰"]
-_DIVISIONS = ["110105", "110108", "310104", "310115", "440106", "440305", "330106"]
-
-
-def resident_number(division: str, born: date, serial: int, sex: str) -> str:
-    """A valid 18-character number: division, birth date, serial (odd for men), check."""
-    serial = serial * 2 + (1 if sex == "1" else 0)
-    body = f"{division}{born:%Y%m%d}{serial % 1000:03d}"
-    return body + resident_id_check_character(body)
+# What the allowance review needs of each dataset (DESIGN.md, journey 1); identifiers are
+# tokens (masked), never shown.
+REVIEW_GRANTS: dict[str, dict[str, str]] = {
+    "person": GRANT_FIELDS,
+    "household_membership": {
+        "resident_id": "masked",
+        "household_id": "masked",
+        "relationship_to_head": "full",
+        "since": "full",
+        "until": "full",
+    },
+    "social_insurance": {
+        "resident_id": "masked",
+        "employer_uscc": "full",
+        "insurance_types": "full",
+        "employment_status": "full",
+        "contribution_base_fen": "full",
+        "monthly_wage_fen": "full",
+        "period_start": "full",
+        "period_end": "full",
+    },
+    "health_insurance_enrolment": {
+        "resident_id": "masked",
+        "scheme": "full",
+        "status": "full",
+        "enrolled_on": "full",
+        "ended_on": "full",
+    },
+    "benefit_payment": {
+        "resident_id": "masked",
+        "benefit_type": "full",
+        "amount_fen": "full",
+        "period_start": "full",
+        "period_end": "full",
+        "paid_on": "full",
+        "case_reference": "full",
+    },
+    "organisation": {
+        "uscc": "full",
+        "legal_name": "full",
+        "legal_form": "full",
+        "registration_date": "full",
+        "industry_code": "full",
+        "status": "full",
+    },
+}
 
 
 def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
-    """Write the connector definition (``examples/household_registry``'s) and a CSV of
-    ``people`` residents and 3 rows to fix; return (definition path, a valid ID to query).
-
-    With the default 8 people and seed, the CSV is ``examples/household_registry/residents.csv``.
-    """
+    """Write the household registry's connector definition and a CSV of ``people`` random
+    residents and 3 rows to fix; return (definition path, a valid ID to query). A small
+    single-department export for tests; the demo writes :mod:`exchange.local.population`'s."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     rows = ["local_id,id_number,surname,given,dob,sex,division,phone"]
@@ -82,23 +133,21 @@ def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
     for i in range(people):
         born = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
         sex = rng.choice("12")
-        division = rng.choice(_DIVISIONS)
+        division = rng.choice(["110105", "310104", "310115", "330106"])
         number = resident_number(division, born, i + 10, sex)
         first_id = first_id or number
-        phone = f"13{rng.randrange(0, 10**9):09d}"
         dob = born.strftime(rng.choice(["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"]))
         rows.append(
-            f"HR-{1000 + i},{number},{rng.choice(_SURNAMES)},{rng.choice(_GIVEN)},{dob},{sex},"
-            f"{division},{phone}"
+            f"HR-{1000 + i},{number},{rng.choice('王李张刘')},{rng.choice(['伟', '芳'])},{dob},"
+            f"{sex},{division},13{rng.randrange(0, 10**9):09d}"
         )
     good = resident_number("110105", date(1980, 5, 17), 900, "1")
-    wrong_check = good[:-1] + ("0" if good[-1] != "0" else "1")
     rows += [
-        f"HR-9001,{wrong_check},孙,丽,1980-05-17,2,110105,13800000001",
+        f"HR-9001,{good[:-1] + ('0' if good[-1] != '0' else '1')},孙,丽,1980-05-17,2,110105,",
         f"HR-9002,{resident_number('310104', date(1975, 3, 1), 901, '1')},钱,刚,1975-02-30,1,"
         "310104,",
-        f"HR-9003,{resident_number('440106', date(1990, 7, 9), 902, '2')},周,梅,1990-07-09,X,"
-        "440106,",
+        f"HR-9003,{resident_number('330106', date(1990, 7, 9), 902, '2')},周,梅,1990-07-09,X,"
+        "330106,",
     ]
     (folder / "residents.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     definition = folder / "household_registry.toml"
@@ -106,8 +155,23 @@ def write_dataset(folder: Path, people: int, seed: int = 7) -> tuple[Path, str]:
     return definition, first_id
 
 
-def setup_catalogue(session: Session) -> list[str]:
-    """The demo's purposes and its one grant; does nothing that is already there."""
+def register_departments(session: Session) -> list[str]:
+    """The five departments of the demo, in the Department table; does nothing twice."""
+    said = []
+    for code, name in population.DEPARTMENTS.items():
+        if session.get(Department, code) is None:
+            create_department(session, code, name)
+            said.append(f"department {code!r} registered: {name}")
+        else:
+            said.append(f"department {code!r} (already registered)")
+    return said
+
+
+def grant_access(session: Session) -> list[str]:
+    """Everything the demo's access needs, in one place: the purposes, and for the civil
+    affairs bureau's caseworkers a grant on each dataset of the review for the purpose
+    ``minimum-living-allowance``. For now the central administrator's grants
+    (:func:`catalogue.add_grant`); does nothing that is already there."""
     said = []
     for code, title in (
         (PURPOSE, "Minimum living allowance (dibao) eligibility review"),
@@ -116,85 +180,298 @@ def setup_catalogue(session: Session) -> list[str]:
         if session.get(Purpose, code) is None:
             catalogue.add_purpose(session, code, title)
             said.append(f"purpose {code!r} added")
-    for grant in catalogue.list_grants(session):
-        if (
-            grant.grantee_department == CASEWORKERS
-            and grant.dataset == "person"
-            and PURPOSE in grant.purposes
-        ):
-            said.append(catalogue.summary(grant) + " (already there)")
-            return said
-    grant = catalogue.add_grant(
-        session,
-        catalogue.GrantSpec(
-            department=CASEWORKERS,
-            role="caseworker",
-            dataset="person",
-            fields=GRANT_FIELDS,
-            purposes=[PURPOSE],
-            row_constraints={},
-            note="demo: civil affairs caseworkers review minimum living allowance applications",
-        ),
-        created_by="demo",
-        at=utcnow(),
-    )
-    said.append("added " + catalogue.summary(grant))
+    held = {
+        g.dataset
+        for g in catalogue.list_grants(session)
+        if g.grantee_department == CASEWORKERS and PURPOSE in g.purposes
+    }
+    for dataset, fields in REVIEW_GRANTS.items():
+        if dataset in held:
+            said.append(f"grant on {dataset} for {CASEWORKERS}/caseworker (already there)")
+            continue
+        grant = catalogue.add_grant(
+            session,
+            catalogue.GrantSpec(
+                department=CASEWORKERS,
+                role="caseworker",
+                dataset=dataset,
+                fields=fields,
+                purposes=[PURPOSE],
+                row_constraints={},
+                note="demo: civil affairs caseworkers review minimum living allowance applications",
+            ),
+            created_by="demo",
+            at=utcnow(),
+        )
+        said.append("added " + catalogue.summary(grant))
     return said
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The demo's closing figures, from the registry and the audit log."""
+
+    records: dict[str, int]  # live records by department
+    people: int  # person entities
+    known_to_several: int  # person entities with records of 2 or more departments
+    known_to_three: int  # ... of 3 or more
+    rejected: list[tuple[str, str, int, dict[str, int]]]  # department, connector, n, reasons
+    requests: list[tuple[str, str, str, str, int, int]]  # who, action, purpose, decision, ...
+
+
+def summary(session: Session) -> Summary:
+    """Count what :func:`print_summary` prints (for now here; the indicators will say it)."""
+    live = SourceRecord.deleted.is_(False)
+    records = dict(
+        session.execute(
+            select(SourceRecord.department, func.count())
+            .where(live)
+            .group_by(SourceRecord.department)
+            .order_by(SourceRecord.department)
+        ).all()
+    )
+    departments = (
+        select(
+            SourceRecord.entity_id, func.count(func.distinct(SourceRecord.department)).label("n")
+        )
+        .join(Entity, Entity.id == SourceRecord.entity_id)
+        .where(live, Entity.kind == "person")
+        .group_by(SourceRecord.entity_id)
+        .subquery()
+    )
+    spread = Counter(n for (n,) in session.execute(select(departments.c.n)))
+    runs: dict[str, ConnectorRun] = {}
+    for run in session.scalars(select(ConnectorRun).order_by(ConnectorRun.started_at)):
+        runs[run.connector_id] = run  # the latest run of each connector
+    rejected = [
+        (r.department, r.connector_id, r.rejected, dict(r.reasons))
+        for r in sorted(runs.values(), key=lambda r: (r.department, r.connector_id))
+        if r.rejected
+    ]
+    asked = session.execute(
+        select(
+            AuditEntry.actor,
+            AuditEntry.department,
+            AuditEntry.action,
+            AuditEntry.purpose,
+            AuditEntry.decision,
+            AuditEntry.status,
+            func.count(),
+        )
+        .group_by(
+            AuditEntry.actor,
+            AuditEntry.department,
+            AuditEntry.action,
+            AuditEntry.purpose,
+            AuditEntry.decision,
+            AuditEntry.status,
+        )
+        .order_by(AuditEntry.actor, AuditEntry.action, AuditEntry.purpose, AuditEntry.status)
+    ).all()
+    return Summary(
+        records=records,
+        people=sum(spread.values()),
+        known_to_several=sum(n for k, n in spread.items() if k >= 2),
+        known_to_three=sum(n for k, n in spread.items() if k >= 3),
+        rejected=rejected,
+        requests=[
+            (f"{actor or '-'} ({dept or '-'})", action, purpose or "-", decision, status, n)
+            for actor, dept, action, purpose, decision, status, n in asked
+        ],
+    )
+
+
+def print_summary(console: Console, session: Session) -> Summary:
+    """The demo's closing figures: one function, which the indicators will replace."""
+    found = summary(session)
+    console.print(
+        f"people known to the registry: {found.people}; "
+        f"known to 2 or more departments: {found.known_to_several}; "
+        f"to 3 or more: {found.known_to_three}"
+    )
+    console.print(
+        "records by department: " + ", ".join(f"{dept} {n}" for dept, n in found.records.items())
+    )
+    table = Table("department", "connector", "rejected", "reasons", title="rejected rows")
+    for dept, connector, n, reasons in found.rejected:
+        shown = ", ".join(f"{code} x{count}" for code, count in sorted(reasons.items()))
+        table.add_row(dept, connector, str(n), shown)
+    console.print(table)
+    asked = Table(
+        "who", "action", "purpose", "decision", "status", "requests", title="who asked for what"
+    )
+    for who, action, purpose, decision, status, n in found.requests:
+        asked.add_row(who, action, purpose, decision, str(status), str(n))
+    console.print(asked)
+    return found
+
+
+# ---- the caseworker's view, as tables ----------------------------------------------------------
+
+
+def _joined(record: dict[str, Any]) -> str:
+    joined = record.get("joined")
+    if not joined:
+        return "-"
+    if joined["how"] == "probabilistic":
+        return f"probabilistic (weight {joined['weight']:.1f} bits, p={joined['probability']:.3f})"
+    if joined["how"] == "reviewer":
+        return f"reviewer ({joined.get('decided_by')})"
+    return str(joined["how"])
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "-" if value is None else str(value)
+
+
+def _fields(record: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {_value(v)}" for k, v in record["fields"].items())
+
+
+def print_household(console: Console, body: dict[str, Any]) -> None:
+    """The household view, a table a member: each record, its fields and how it joined."""
+    for number, household in enumerate(body["households"], start=1):
+        console.print(f"[bold]household {number}[/]: {len(household['members'])} members")
+        for member in household["members"]:
+            membership = member["membership"]["fields"]
+            names = [
+                r["fields"]["full_name"]
+                for r in member["records"]
+                if r["dataset"] == "person" and r["fields"].get("full_name")
+            ]
+            title = (
+                f"{names[0] if names else '(no visible person record)'} · "
+                f"{membership.get('relationship_to_head', '?')} · "
+                f"member since {membership.get('since', '?')}"
+            )
+            table = Table("department", "dataset", "record", "fields", "joined", title=title)
+            for record in [*member["records"], *member["businesses"]]:
+                table.add_row(
+                    record["department"],
+                    record["dataset"],
+                    record["source_id"],
+                    _fields(record),
+                    _joined(record),
+                )
+            if not member["records"] and not member["businesses"]:
+                table.add_row("-", "-", "-", "no record the caseworker may see", "-")
+            console.print(table)
+
+
+# ---- the story ---------------------------------------------------------------------------------
+
+
+def _publish(console: Console, definitions: dict[str, list[Path]]) -> None:
+    """Run every connector (each its own ``exchange connector run``, all at once), then print
+    each one's output in turn."""
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "160")}
+    started = [
+        (
+            department,
+            path,
+            subprocess.Popen(
+                [sys.executable, "-m", "exchange.cli", "connector", "run", str(path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            ),
+        )
+        for department, paths in definitions.items()
+        for path in paths
+    ]
+    failed = []
+    for department, path, process in started:
+        output, _ = process.communicate()
+        console.print(f"[bold]{population.DEPARTMENTS[department]}[/] ({department})")
+        console.print(f"$ exchange connector run {shlex.quote(str(path))}")
+        # The connector's own report: its progress bar line and the Kafka client's retry notices
+        # are left out.
+        lines = [
+            line
+            for line in output.splitlines()
+            if "publishing " not in line and "[thrd:" not in line  # librdkafka's retries
+        ]
+        console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        if process.returncode != 0:
+            failed.append(path.name)
+    if failed:
+        raise StackError(f"connector runs failed: {', '.join(failed)}; see their output above")
+
+
+def _published(session: Session, departments: list[str]) -> int:
+    runs: dict[str, ConnectorRun] = {}
+    for run in session.scalars(
+        select(ConnectorRun)
+        .where(ConnectorRun.department.in_(departments))
+        .order_by(ConnectorRun.started_at)
+    ):
+        runs[run.connector_id] = run
+    return sum(r.read - r.rejected for r in runs.values())
+
+
+def _wait_for_builder(
+    console: Console, stack: Stack, sessions: sessionmaker[Session], departments: list[str]
+) -> int:
+    deadline = time.monotonic() + 90
+    with console.status("waiting for the registry builder ..."):
+        while True:
+            with sessions() as session:
+                expected = _published(session, departments)
+                count = (
+                    session.scalar(
+                        select(func.count()).where(SourceRecord.department.in_(departments))
+                    )
+                    or 0
+                )
+            if count >= expected:
+                return count
+            builder = next(s for s in stack.status() if s.name == "registry-builder")
+            if time.monotonic() > deadline or not builder.running:
+                raise StackError(
+                    f"the registry holds {count} of {expected} records "
+                    f"(builder {'running' if builder.running else 'stopped'}); "
+                    f"see {stack.log_dir / 'registry-builder.log'}"
+                )
+            time.sleep(0.5)
 
 
 def run_demo(
     settings: Settings,
     console: Console,
     database: Callable[[], sessionmaker[Session]],
-    *,
-    people: int = 8,
 ) -> None:
     """Tell the demo's story on ``console``; ``database`` gives the sessions of the
     registry database once the stack is up (the caller opens and closes it)."""
+    began = time.monotonic()
     stack = Stack(settings)
     console.rule("[bold]1. start the local stack")
     stack.up(lambda m: console.print(f"[cyan]•[/] {m}"))
-
-    console.rule("[bold]2. the household registry publishes its residents")
-    definition, query_id = write_dataset(stack.data_dir / "demo", people)
-    console.print(f"department export: {definition.parent / 'residents.csv'}")
-    console.print(f"connector definition: {definition}")
-    cmd = [sys.executable, "-m", "exchange.cli", "connector", "run", str(definition)]
-    console.print(f"$ exchange connector run {shlex.quote(str(definition))}")
-    result = subprocess.run(cmd, check=False)
-    if result.returncode != 0:
-        raise StackError("the connector run failed; see its output above")
-
-    console.rule("[bold]3. the registry builder links the records into the registry")
     sessions = database()
-    deadline = time.monotonic() + 90
-    with console.status("waiting for the registry builder ..."):
-        while True:
-            with sessions() as session:
-                count = (
-                    session.scalar(
-                        select(func.count()).where(SourceRecord.department == DEPARTMENT)
-                    )
-                    or 0
-                )
-            if count >= people:
-                break
-            builder = next(s for s in stack.status() if s.name == "registry-builder")
-            if time.monotonic() > deadline or not builder.running:
-                raise StackError(
-                    f"the registry holds {count} of {people} records "
-                    f"(builder {'running' if builder.running else 'stopped'}); "
-                    f"see {stack.log_dir / 'registry-builder.log'}"
-                )
-            time.sleep(0.5)
-    console.print(f"registry holds {count} person records from {DEPARTMENT}")
 
-    console.rule("[bold]4. the access catalogue: a purpose and a grant (deny by default)")
+    console.rule("[bold]2. five departments, their own exports of the same people")
     with transaction(sessions) as session:
-        for line in setup_catalogue(session):
+        for line in register_departments(session):
+            console.print(line)
+    folder = stack.data_dir / "demo"
+    definitions = population.write_exports(folder)
+    console.print(f"exports and connector definitions written to {folder}")
+
+    console.rule("[bold]3. each department publishes (rows it cannot map are rejected, with why)")
+    _publish(console, definitions)
+
+    console.rule("[bold]4. the registry builder links the records into entities")
+    count = _wait_for_builder(console, stack, sessions, list(definitions))
+    console.print(f"registry holds {count} records from {len(definitions)} departments")
+
+    console.rule("[bold]5. access: deny by default; grants for the allowance review")
+    with transaction(sessions) as session:
+        for line in grant_access(session):
             console.print(line)
 
-    console.rule("[bold]5. a caseworker looks up a resident, for a declared purpose")
+    console.rule("[bold]6. the caseworker's check: the applicant's household, through the API")
     key = settings.demo_api_key.get_secret_value() if settings.demo_api_key else None
     with transaction(sessions) as session:
         key = create_key(
@@ -205,32 +482,44 @@ def run_demo(
             plaintext=key,
             origin=ORIGIN_DEMO,
         )
+    applicant = population.population().applicant
     # The identifier travels in the body, never in the URL (proxies and access logs keep URLs).
-    url = f"{settings.gateway.url}/v1/persons/lookup"
-    body = {"resident_id": query_id}
-    params = {"purpose": PURPOSE, "case_ref": "DEMO-2026-0001"}
+    url = f"{settings.gateway.url}/v1/households/lookup"
+    body = {"resident_id": applicant.resident_id}
+    params = {"purpose": PURPOSE, "case_ref": CASE_REF}
     response = httpx.post(url, json=body, params=params, headers={"X-API-Key": key}, timeout=30)
     console.print(
-        f"POST {url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001 "
-        f"{json.dumps(body)} -> {response.status_code}"
+        f'POST {url}?purpose={PURPOSE}&case_ref={CASE_REF} {{"resident_id": ...}} -> '
+        f"{response.status_code}"
     )
-    console.print_json(json.dumps(response.json(), ensure_ascii=False))
     if response.status_code != 200:
+        console.print_json(json.dumps(response.json(), ensure_ascii=False))
         raise StackError(f"the gateway answered {response.status_code}")
+    print_household(console, response.json())
     refused = httpx.post(
-        url, json=body, params={"purpose": OTHER_PURPOSE}, headers={"X-API-Key": key}, timeout=30
+        url,
+        json=body,
+        params={"purpose": OTHER_PURPOSE},
+        headers={"X-API-Key": key},
+        timeout=30,
     )
     console.print(
-        f"the same lookup for the purpose {OTHER_PURPOSE!r}, which no grant serves -> "
+        f"the same request for the purpose {OTHER_PURPOSE!r}, which no grant serves -> "
         f"{refused.status_code}: {refused.json().get('detail')}"
     )
+
+    console.rule("[bold]7. the summary: silos broken, rows rejected, requests served")
+    with sessions() as session:
+        print_summary(console, session)
+
     console.rule("[bold]try it yourself")
     console.print(
         f"curl -s -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
-        f"-d '{json.dumps(body)}' '{url}?purpose={PURPOSE}&case_ref=DEMO-2026-0001'",
+        f"-d '{json.dumps(body)}' '{url}?purpose={PURPOSE}&case_ref={CASE_REF}'",
         markup=False,
         soft_wrap=True,
     )
     console.print("without a purpose the gateway refuses (400); without a key, 401; both audited.")
     console.print("verify the audit log (Merkle tree, signed heads): exchange audit verify")
     console.print("stop everything: exchange down")
+    console.print(f"demo done in {time.monotonic() - began:.0f} s")

@@ -1,15 +1,20 @@
 """The README's main job, end to end: `exchange demo` then `exchange down`.
 
-Runs the real command line in a fresh directory with its own ports: a Kafka
-broker, the registry builder and the gateway as separate processes, SQLite.
+Runs the real command line in a fresh directory with its own ports: a Kafka broker, the
+registry builder and the gateway as separate processes, SQLite. Five departments publish
+the same people; the caseworker's household view shows the applicant's household with
+records from several departments; the summary's figures are checked against counts made
+here, independently, from the registry database and the audit log.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -32,7 +37,41 @@ def _exchange(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 
     )
 
 
-def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> None:
+def _figures(db: Path) -> tuple[int, int, int, dict[str, int], Counter[tuple[str, str, int]]]:
+    """Counted straight from the registry database: person entities, those with records of
+    2+ and 3+ departments, rows rejected by each connector's last run, audit entries."""
+    with sqlite3.connect(db) as conn:
+        spread = [
+            n
+            for (n,) in conn.execute(
+                "SELECT COUNT(DISTINCT r.department) FROM source_records r "
+                "JOIN entities e ON e.id = r.entity_id "
+                "WHERE e.kind = 'person' AND NOT r.deleted GROUP BY r.entity_id"
+            )
+        ]
+        rejected = dict(
+            conn.execute(
+                "SELECT connector_id, rejected FROM connector_runs WHERE rejected > 0"
+            ).fetchall()
+        )
+        audit = Counter(
+            (action, decision, status)
+            for action, decision, status in conn.execute(
+                "SELECT action, decision, status FROM audit_log"
+            )
+        )
+    return (
+        len(spread),
+        sum(n >= 2 for n in spread),
+        sum(n >= 3 for n in spread),
+        rejected,
+        audit,
+    )
+
+
+def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXCHANGE_")}
     gateway_port, builder_metrics_port = free_port(), free_port()
     env |= {
@@ -48,13 +87,69 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
         demo = _exchange(["demo"], tmp_path, env)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         out = demo.stdout
-        assert "read 11 = published 8 + rejected 3 (reconciled)" in out
-        assert "resident_id.check_character" in out
-        assert "registry holds 8 person records" in out
-        assert '"department": "household_registry"' in out
         assert "Traceback" not in out + demo.stderr
 
-        # The query the README tells the reader to paste works against the running stack.
+        # Five departments publish; the rows they cannot map are rejected, with the reason.
+        for line in (
+            "household-registry-residents: read 19 = published 16 + rejected 3 (reconciled)",
+            "household-registry-memberships: read 17 = published 16 + rejected 1 (reconciled)",
+            "civil-affairs-benefit-payments: read 6 = published 5 + rejected 1 (reconciled)",
+            "human-resources-insured-persons: read 13 = published 13 + rejected 0 (reconciled)",
+            "human-resources-social-insurance: read 15 = published 14 + rejected 1 (reconciled)",
+            "health-insurance-enrolments: read 16 = published 14 + rejected 2 (reconciled)",
+            "market-regulation-businesses: read 5 = published 4 + rejected 1 (reconciled)",
+        ):
+            assert line in out
+        for reason in (
+            "resident_id.check_character",
+            "'1975-02-30' is not a real date",
+            "code '88' is not in the code table",
+            "uscc.check_character",
+            "uscc.length",
+            "code '商业补充' is not in the code table",
+        ):
+            assert reason in out, reason
+
+        # The household view: every member, their records across departments, how they joined.
+        for member in ("张建国 · HEAD", "李秀兰 · SPOUSE", "张磊 · CHILD", "张静 · CHILD",
+                       "王桂英 · PARENT"):  # fmt: skip
+            assert member in out
+        assert "浦东新区秀兰便利店" in out  # the wife's shop, from market regulation
+        assert "MINIMUM_LIVING_ALLOWANCE" in out
+        assert "UNEMPLOYED" in out
+        assert "probabilistic (weight" in out  # the roster's row without an ID
+        assert "31011519720314021X" not in out.split("try it yourself")[0]  # tokens only
+        assert "'tax-assessment', which no grant serves -> 403" in out
+
+        # The summary's figures equal counts made here from the registry and the audit log.
+        people, several, three, rejected, audit = _figures(tmp_path / "var" / "registry.db")
+        assert (
+            f"people known to the registry: {people}; known to 2 or more departments: "
+            f"{several}; to 3 or more: {three}"
+        ) in out
+        assert (people, several, three) == (16, 15, 12)
+        with sqlite3.connect(tmp_path / "var" / "registry.db") as conn:
+            held = conn.execute(
+                "SELECT department, COUNT(*) FROM source_records WHERE NOT deleted "
+                "GROUP BY department ORDER BY department"
+            ).fetchall()
+        assert "records by department: " + ", ".join(f"{d} {n}" for d, n in held) in out
+        assert sum(rejected.values()) == 9
+        for connector, n in rejected.items():
+            assert re.search(rf"{re.escape(connector)}\s*│\s*{n}\s*│", out), connector
+        assert audit == {
+            ("household.lookup", "allow", 200): 1,
+            ("household.lookup", "deny", 403): 1,
+        }
+        assert re.search(
+            r"household\.lookup\s*│\s*minimum-living-allowance\s*│\s*allow\s*│\s*200\s*│\s*1", out
+        )
+        assert re.search(
+            r"household\.lookup\s*│\s*tax-assessment\s*│\s*deny\s*│\s*403\s*│\s*1", out
+        )
+
+        # The request the reader is told to paste works against the running stack, and shows
+        # a person whose records come from three or more departments.
         [curl] = [line for line in out.splitlines() if line.startswith("curl ")]
         key = re.search(r"X-API-Key: (\S+)'", curl)
         url = re.search(r"'(http://\S+)'$", curl)
@@ -64,7 +159,7 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
         assert body
         # The identifier travels in the body, never in the URL (issue 17, finding 9).
         assert "resident_id" in body.group(1)
-        assert "/v1/persons/lookup?" in url.group(1)
+        assert "/v1/households/lookup?" in url.group(1)
         response = httpx.post(
             url.group(1),
             content=body.group(1),
@@ -72,17 +167,16 @@ def test_demo_serves_the_csv_person_and_down_leaves_nothing(tmp_path: Path) -> N
             timeout=30,
         )
         assert response.status_code == 200
-        person = response.json()
-        assert person["records"][0]["department"] == "household_registry"
-        assert person["records"][0]["fields"]["full_name"]
-        record = person["records"][0]["fields"]
-        # Birth date and division are shown in full, so the identifier is a token (issue 17).
-        assert record["resident_id"].startswith("tk_")
-        assert record["birth_date"]
-        assert "*" in record["phone"]
-        assert "resident_id_bidx" not in record
-        assert "tax-assessment" in out
-        assert "-> 403" in out
+        [household] = response.json()["households"]
+        assert len(household["members"]) == 5
+        head = household["members"][0]
+        assert head["membership"]["fields"]["relationship_to_head"] == "HEAD"
+        assert head["membership"]["fields"]["resident_id"].startswith("tk_")
+        departments = {r["department"] for r in head["records"]}
+        assert {"household_registry", "human_resources", "civil_affairs",
+                "health_insurance"} <= departments  # fmt: skip
+        [entity] = head["entity_ids"]
+        assert {r["entity_id"] for r in head["records"]} == {entity}
 
         # An operator scrapes both processes locally: the gateway with the stack's token.
         gateway_metrics = f"http://127.0.0.1:{gateway_port}/metrics"

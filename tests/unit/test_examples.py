@@ -13,7 +13,7 @@ from connectors import load_definition
 from connectors.mapping import map_row
 from connectors.sources import open_source
 from exchange.local import examples
-from exchange.local.demo import write_dataset
+from exchange.local.population import population, write_exports
 
 DEFINITIONS = sorted(examples.EXAMPLES.glob("*/*.toml"))
 
@@ -31,7 +31,20 @@ def _outcome(definition_path: Path) -> tuple[int, Counter[str]]:
 
 
 def test_the_examples_are_the_ones_documented() -> None:
-    assert sorted([examples.HOUSEHOLD_REGISTRY, examples.CIVIL_AFFAIRS_BENEFITS]) == DEFINITIONS
+    assert (
+        sorted(
+            [
+                examples.HOUSEHOLD_REGISTRY,
+                examples.HOUSEHOLD_MEMBERSHIP,
+                examples.CIVIL_AFFAIRS_BENEFITS,
+                examples.HUMAN_RESOURCES_PERSONS,
+                examples.HUMAN_RESOURCES_INSURANCE,
+                examples.HEALTH_INSURANCE_ENROLMENTS,
+                examples.MARKET_REGULATION_BUSINESSES,
+            ]
+        )
+        == DEFINITIONS
+    )
     readme = (examples.EXAMPLES / "README.md").read_text(encoding="utf-8")
     for path in examples.EXAMPLES.glob("*/*"):
         assert f"`{path.relative_to(examples.EXAMPLES)}`" in readme
@@ -45,37 +58,80 @@ def test_every_example_definition_loads_and_names_its_sample(path: Path) -> None
     assert definition.connector.department == path.parent.name
 
 
-def test_the_household_sample_has_8_residents_and_3_rows_to_fix() -> None:
+def test_the_household_sample_has_16_residents_and_3_rows_to_fix() -> None:
     assert load_definition(examples.HOUSEHOLD_REGISTRY).source_path == (
         examples.HOUSEHOLD_RESIDENTS
     )
 
     clean, codes = _outcome(examples.HOUSEHOLD_REGISTRY)
 
-    assert clean == 8
+    assert clean == len(population().residents) == 16
     assert codes == {"resident_id.check_character": 1, "date.invalid": 1, "code.unknown": 1}
 
 
-def test_the_benefit_payments_sample_maps_cleanly_and_pays_household_residents() -> None:
-    assert load_definition(examples.CIVIL_AFFAIRS_BENEFITS).source_path == (
-        examples.CIVIL_AFFAIRS_PAYMENTS
+# Each example's clean rows and the problems of the rows it must reject.
+OUTCOMES = {
+    "household_membership": (16, {"code.unknown": 1}),
+    "benefit_payments": (5, {"date.invalid": 1}),
+    "insured_persons": (13, {}),
+    "social_insurance": (14, {"uscc.check_character": 1}),
+    "enrolments": (14, {"resident_id.check_character": 1, "code.unknown": 1}),
+    "businesses": (4, {"uscc.length": 1}),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(OUTCOMES))
+def test_each_department_sample_maps_as_documented(stem: str) -> None:
+    [path] = [p for p in DEFINITIONS if p.stem == stem]
+
+    assert _outcome(path) == (OUTCOMES[stem][0], Counter(OUTCOMES[stem][1]))
+
+
+def _ids(path: Path, column: int, encoding: str = "utf-8") -> set[str]:
+    lines = path.read_text(encoding=encoding).splitlines()[1:]
+    return {line.split(",")[column] for line in lines} - {""}
+
+
+def test_the_departments_describe_the_same_people() -> None:
+    people = population()
+    residents = {r.resident_id for r in people.residents}
+    folder = examples.EXAMPLES
+    members = _ids(folder / "household_registry" / "households.csv", 2)
+    # Everyone registered is a member of a household (one row to fix names nobody).
+    assert residents < members
+    assert len(members - residents) == 1
+    assert _ids(folder / "civil_affairs" / "benefit_payments.csv", 1) < residents
+    roster = _ids(folder / "human_resources" / "insured_persons.csv", 2)
+    # The roster holds the 13 people of working age; two of its legacy rows have no identity
+    # number: they link only by probability.
+    adults = {r.resident_id for r in people.residents if r.born.year <= 2008}
+    assert roster < adults
+    assert len(adults) == 13
+    assert len(adults - roster) == 2
+    assert _ids(folder / "human_resources" / "social_insurance.csv", 1) <= residents
+    # The applicant's wife runs a shop: her number is the business's legal representative's.
+    owners = _ids(folder / "market_regulation" / "businesses.csv", 5, "gb18030")
+    wife = people.household(people.applicant.household)[1]
+    assert owners == {wife.resident_id}
+    assert [r.relation for r in people.household(people.applicant.household)] == [
+        "HEAD", "SPOUSE", "CHILD", "CHILD", "PARENT",
+    ]  # fmt: skip
+
+
+def test_the_demo_writes_exactly_the_examples(tmp_path: Path) -> None:
+    written = write_exports(tmp_path)
+
+    assert sorted(p for paths in written.values() for p in paths) == sorted(
+        tmp_path / p.relative_to(examples.EXAMPLES) for p in DEFINITIONS
     )
-    residents = examples.HOUSEHOLD_RESIDENTS.read_text(encoding="utf-8")
-
-    clean, codes = _outcome(examples.CIVIL_AFFAIRS_BENEFITS)
-
-    assert (clean, codes) == (4, Counter())
-    payments = examples.CIVIL_AFFAIRS_PAYMENTS.read_text(encoding="utf-8").splitlines()[1:]
-    assert all(f",{line.split(',')[1]}," in residents for line in payments)
-
-
-def test_the_demo_writes_the_household_example_and_its_sample(tmp_path: Path) -> None:
-    definition, query_id = write_dataset(tmp_path, 8)
-
-    assert definition.read_bytes() == examples.HOUSEHOLD_REGISTRY.read_bytes()
-    sample = examples.HOUSEHOLD_RESIDENTS.read_bytes()
-    assert (tmp_path / "residents.csv").read_bytes() == sample
-    assert sample.decode().splitlines()[1].split(",")[1] == query_id
+    committed = sorted(
+        p.relative_to(examples.EXAMPLES)
+        for p in examples.EXAMPLES.glob("*/*")
+        if p.name != "README.md"
+    )
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.glob("*/*")) == committed
+    for relative in committed:
+        assert (tmp_path / relative).read_bytes() == (examples.EXAMPLES / relative).read_bytes()
 
 
 @pytest.mark.parametrize("path", DEFINITIONS, ids=[p.stem for p in DEFINITIONS])

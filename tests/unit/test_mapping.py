@@ -551,3 +551,61 @@ def test_definition_source_and_mapping_together(tmp_path: Path) -> None:
     assert row3.line == 4
     assert _codes(row3.problems) == [("_row", "columns.count")]
     assert ("birth_date", "column.missing") in _codes(problems3)
+
+
+def test_a_list_field_splits_translates_each_item_and_keeps_each_once(tmp_path: Path) -> None:
+    from exchange.local import examples
+
+    definition = load_definition(examples.HUMAN_RESOURCES_INSURANCE)
+    row = {
+        "记录编号": "SI-1",
+        "公民身份号码": "11010519491231002X",
+        "单位统一社会信用代码": "",
+        "险种": "110|310、310; 510",
+        "人员状态": "1",
+        "缴费基数": "1.00",
+        "申报工资": "",
+        "参保地": "110105",
+        "开始日期": "20240101",
+        "终止日期": "",
+    }
+
+    record, problems = map_row(definition, definition.standard, row)
+    _, refused = map_row(definition, definition.standard, {**row, "险种": "110|999"})
+
+    assert problems == []
+    assert record["insurance_types"] == ["PENSION", "MEDICAL", "MATERNITY"]
+    assert [code for _, code, _ in refused] == ["code.unknown"]
+
+
+_BRANCHES = {"110": "PENSION", "210": "UNEMPLOYMENT", "310": "MEDICAL", "410": "WORK_INJURY"}
+
+
+@given(
+    codes=st.lists(st.sampled_from(sorted(_BRANCHES)), min_size=1, max_size=8),
+    separators=st.lists(st.sampled_from(["|", ",", ";", "、", " | ", "、 "]), min_size=8),
+)
+def test_a_list_cell_maps_to_its_items_translated_in_first_order_each_once(
+    codes: list[str], separators: list[str]
+) -> None:
+    from exchange.local import examples
+
+    definition = load_definition(examples.HUMAN_RESOURCES_INSURANCE)
+    cell = codes[0] + "".join(sep + code for sep, code in zip(separators, codes[1:], strict=False))
+    row = {
+        "记录编号": "SI-1",
+        "公民身份号码": "11010519491231002X",
+        "单位统一社会信用代码": "",
+        "险种": cell,
+        "人员状态": "1",
+        "缴费基数": "1.00",
+        "申报工资": "",
+        "参保地": "110105",
+        "开始日期": "20240101",
+        "终止日期": "",
+    }
+
+    record, problems = map_row(definition, definition.standard, row)
+
+    assert problems == []
+    assert record["insurance_types"] == list(dict.fromkeys(_BRANCHES[c] for c in codes))
