@@ -40,11 +40,19 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from exchange.access import catalogue
+from exchange.access import catalogue, resources
 from exchange.core.config import Settings
 from exchange.core.db import transaction, utcnow
 from exchange.core.errors import StackError
-from exchange.core.models import AuditEntry, ConnectorRun, Department, Entity, Purpose, SourceRecord
+from exchange.core.models import (
+    AuditEntry,
+    CatalogueResource,
+    ConnectorRun,
+    Department,
+    Entity,
+    Purpose,
+    SourceRecord,
+)
 from exchange.identity.apikeys import ORIGIN_DEMO, create_key
 from exchange.identity.identities import create_department
 from exchange.local import examples, population
@@ -167,43 +175,166 @@ def register_departments(session: Session) -> list[str]:
     return said
 
 
-def grant_access(session: Session) -> list[str]:
-    """Everything the demo's access needs, in one place: the purposes, and for the civil
-    affairs bureau's caseworkers a grant on each dataset of the review for the purpose
-    ``minimum-living-allowance``. For now the central administrator's grants
-    (:func:`catalogue.add_grant`); does nothing that is already there."""
-    said = []
-    for code, title in (
-        (PURPOSE, "Minimum living allowance (dibao) eligibility review"),
-        (OTHER_PURPOSE, "Tax assessment"),
-    ):
-        if session.get(Purpose, code) is None:
-            catalogue.add_purpose(session, code, title)
-            said.append(f"purpose {code!r} added")
-    held = {
-        g.dataset
-        for g in catalogue.list_grants(session)
-        if g.grantee_department == CASEWORKERS and PURPOSE in g.purposes
+# The resource catalogue of the demo: each dataset's owner, update frequency and sharing type.
+RESOURCES: dict[str, tuple[str, str, str, str]] = {
+    "person": (population.HOUSEHOLD_REGISTRY, "Residents", "daily", "conditional"),
+    "household_membership": (
+        population.HOUSEHOLD_REGISTRY, "Household members", "daily", "conditional",
+    ),
+    "benefit_payment": (
+        population.CIVIL_AFFAIRS, "Minimum living allowance payments", "monthly", "conditional",
+    ),
+    "social_insurance": (
+        population.HUMAN_RESOURCES, "Social insurance and employment", "monthly", "conditional",
+    ),
+    "health_insurance_enrolment": (
+        population.HEALTH_INSURANCE, "Medical insurance enrolments", "weekly", "conditional",
+    ),
+    "organisation": (
+        population.MARKET_REGULATION, "Registered businesses", "daily", "unconditional",
+    ),
+}  # fmt: skip
+REQUESTER = "ca.admin"  # the civil affairs bureau's department administrator
+LEGAL_BASIS = "Measures for the review and confirmation of the minimum living allowance, art. 12"
+# What human resources' steward takes out of the request: the contribution base says
+# nothing the wage does not, and a year is longer than a review needs.
+NARROWED = "social_insurance"
+NARROWED_DAYS = 180
+
+
+def _steward(department: str) -> str:
+    return f"{department}.steward"
+
+
+def _keys(session: Session) -> dict[str, str]:
+    """API keys of the demo's department administrator and the owners' data stewards."""
+    keys = {
+        REQUESTER: create_key(
+            session,
+            actor=REQUESTER,
+            department=CASEWORKERS,
+            role="department_admin",
+            origin=ORIGIN_DEMO,
+        )
     }
+    for owner in {owner for owner, *_ in RESOURCES.values()}:
+        keys[_steward(owner)] = create_key(
+            session,
+            actor=_steward(owner),
+            department=owner,
+            role="data_steward",
+            origin=ORIGIN_DEMO,
+        )
+    return keys
+
+
+def grant_access(settings: Settings, sessions: sessionmaker[Session]) -> list[str]:
+    """The demo's access, catalogue-driven: the purposes; each dataset in the resource
+    catalogue with its owner (the central administrator registers them, bootstrapping); the
+    civil affairs bureau's department administrator requests what the allowance review needs
+    through the API; each owner's data steward decides (human resources narrows its dataset,
+    the household registry refuses a request for tax assessment, market regulation's
+    dataset is granted on request). Does nothing that is already there."""
+    said = []
+    with transaction(sessions) as session:
+        for code, title in (
+            (PURPOSE, "Minimum living allowance (dibao) eligibility review"),
+            (OTHER_PURPOSE, "Tax assessment"),
+        ):
+            if session.get(Purpose, code) is None:
+                catalogue.add_purpose(session, code, title)
+                said.append(f"purpose {code!r} added")
+        central = resources.Editor("demo", "exchange_office", "admin")
+        for dataset, (owner, title, frequency, sharing_type) in RESOURCES.items():
+            if session.get(CatalogueResource, dataset) is None:
+                resources.set_resource(
+                    session,
+                    central,
+                    dataset,
+                    resources.ResourceChange(
+                        owner=owner,
+                        title=title,
+                        frequency=frequency,
+                        sharing=sharing_type,
+                        contact=f"data-office@{owner}.example.gov.cn",
+                    ),
+                    at=utcnow(),
+                )
+                said.append(f"catalogue: {dataset} owned by {owner}, {sharing_type}")
+        held = {
+            g.dataset
+            for g in catalogue.list_grants(session)
+            if g.grantee_department == CASEWORKERS and PURPOSE in g.purposes
+        }
+        keys = _keys(session)
+    api = f"{settings.gateway.url}/v1/sharing/requests"
+
+    def call(who: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.post(api + path, json=body, headers={"X-API-Key": keys[who]}, timeout=30)
+        if answer.status_code not in (200, 201):
+            raise StackError(
+                f"{who}: POST {api + path} answered {answer.status_code}: "
+                f"{answer.json().get('detail')}"
+            )
+        found: dict[str, Any] = answer.json()
+        return found
+
     for dataset, fields in REVIEW_GRANTS.items():
         if dataset in held:
-            said.append(f"grant on {dataset} for {CASEWORKERS}/caseworker (already there)")
+            said.append(f"{CASEWORKERS} already holds a grant on {dataset}")
             continue
-        grant = catalogue.add_grant(
-            session,
-            catalogue.GrantSpec(
-                department=CASEWORKERS,
-                role="caseworker",
-                dataset=dataset,
-                fields=fields,
-                purposes=[PURPOSE],
-                row_constraints={},
-                note="demo: civil affairs caseworkers review minimum living allowance applications",
-            ),
-            created_by="demo",
-            at=utcnow(),
+        owner = RESOURCES[dataset][0]
+        asked = call(
+            REQUESTER,
+            "",
+            {
+                "dataset": dataset,
+                "fields": fields,
+                "purposes": [PURPOSE],
+                "legal_basis": LEGAL_BASIS,
+                "justification": "household means test of allowance applications",
+                "duration_days": 365,
+            },
         )
-        said.append("added " + catalogue.summary(grant))
+        line = f"request {asked['id']}: {REQUESTER} asks {owner} for {dataset}"
+        if asked["status"] == "submitted" and dataset == NARROWED:
+            kept = {f: m for f, m in fields.items() if f != "contribution_base_fen"}
+            asked = call(
+                _steward(owner),
+                f"/{asked['id']}/narrow",
+                {
+                    "fields": kept,
+                    "days": NARROWED_DAYS,
+                    "reason": "the contribution base is not needed; 180 days cover a review",
+                },
+            )
+        elif asked["status"] == "submitted":
+            asked = call(_steward(owner), f"/{asked['id']}/approve", {})
+        said.append(
+            f"{line} -> {asked['status']} by {asked['decided_by']} (grant {asked['grant_id']})"
+        )
+    if "person" not in held:
+        other = call(
+            REQUESTER,
+            "",
+            {
+                "dataset": "person",
+                "fields": {"full_name": "full"},
+                "purposes": [OTHER_PURPOSE],
+                "legal_basis": "none stated",
+                "justification": "cross-checking declared income",
+                "duration_days": 30,
+            },
+        )
+        other = call(
+            _steward(population.HOUSEHOLD_REGISTRY),
+            f"/{other['id']}/refuse",
+            {"reason": "tax assessment is not a purpose the household registry shares for"},
+        )
+        said.append(
+            f"request {other['id']}: person for {OTHER_PURPOSE} -> {other['status']}: "
+            f"{other['decision_reason']}"
+        )
     return said
 
 
@@ -466,10 +597,11 @@ def run_demo(
     count = _wait_for_builder(console, stack, sessions, list(definitions))
     console.print(f"registry holds {count} records from {len(definitions)} departments")
 
-    console.rule("[bold]5. access: deny by default; grants for the allowance review")
-    with transaction(sessions) as session:
-        for line in grant_access(session):
-            console.print(line)
+    console.rule(
+        "[bold]5. access: the catalogue, requests, the owners' decisions (deny by default)"
+    )
+    for line in grant_access(settings, sessions):
+        console.print(line)
 
     console.rule("[bold]6. the caseworker's check: the applicant's household, through the API")
     key = settings.demo_api_key.get_secret_value() if settings.demo_api_key else None

@@ -9,6 +9,7 @@ here, independently, from the registry database and the audit log.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -140,7 +141,26 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
         assert audit == {
             ("household.lookup", "allow", 200): 1,
             ("household.lookup", "deny", 403): 1,
+            # Access is catalogue-driven: civil affairs asks for six datasets (organisation's
+            # is granted on request) and once for tax assessment, which is refused; human
+            # resources narrows its dataset; the other owners approve.
+            ("sharing.request.submit", "allow", 201): 7,
+            ("sharing.request.approve", "allow", 200): 4,
+            ("sharing.request.narrow", "allow", 200): 1,
+            ("sharing.request.refuse", "allow", 200): 1,
         }
+        assert re.search(r"asks human_resources for social_insurance -> narrowed by", out)
+        assert re.search(r"asks market_regulation for organisation -> approved by catalogue:", out)
+        assert "person for tax-assessment -> refused: tax assessment is not a purpose" in out
+        with sqlite3.connect(tmp_path / "var" / "registry.db") as conn:
+            grants = conn.execute(
+                "SELECT dataset, origin, fields FROM grants WHERE grantee_department = "
+                "'civil_affairs' AND revoked_at IS NULL"
+            ).fetchall()
+        assert {origin for _, origin, _ in grants} == {"request"}
+        [(narrowed,)] = [(json.loads(f),) for d, _, f in grants if d == "social_insurance"]
+        assert "contribution_base_fen" not in narrowed
+        assert "monthly_wage_fen" in narrowed
         assert re.search(
             r"household\.lookup\s*│\s*minimum-living-allowance\s*│\s*allow\s*│\s*200\s*│\s*1", out
         )
@@ -186,11 +206,13 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
             gateway_metrics, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
         assert scraped.status_code == 200
-        assert 'route="/v1/persons/lookup"' in scraped.text
+        assert 'route="/v1/households/lookup"' in scraped.text
+        assert 'route="/v1/sharing/requests/{number}/approve"' in scraped.text
         builder = httpx.get(f"http://127.0.0.1:{builder_metrics_port}/metrics", timeout=10)
         applied = re.search(r"^exchange_registry_records_applied_total (\S+)$", builder.text, re.M)
         assert applied
-        assert float(applied[1]) >= 8
+        # Every record the registry holds was applied once by this builder.
+        assert float(applied[1]) == sum(n for _, n in held)
         assert httpx.get(f"http://127.0.0.1:{gateway_port}/readyz", timeout=10).status_code == 200
 
         status = _exchange(["status"], tmp_path, env)
