@@ -48,6 +48,7 @@ def freshness(session: Session, period: Period, scope: Scope) -> list[Freshness]
             RecordVersion.source_changed_at,
             RecordVersion.applied_at,
         )
+        .select_from(RecordVersion)
         .join(SourceRecord, SourceRecord.id == RecordVersion.record_id)
         .where(
             RecordVersion.applied_at >= period.start,
@@ -146,6 +147,7 @@ def timeliness(session: Session, period: Period, scope: Scope) -> list[Timelines
     for owner, dataset, frequency in session.execute(resources).all():
         owned = (
             select(RecordVersion.applied_at)
+            .select_from(RecordVersion)
             .join(SourceRecord, SourceRecord.id == RecordVersion.record_id)
             .where(SourceRecord.department == owner, SourceRecord.dataset == dataset)
         )
@@ -155,6 +157,7 @@ def timeliness(session: Session, period: Period, scope: Scope) -> list[Timelines
         applied = sorted(at for at in session.scalars(in_period) if at is not None)
         newest = session.scalar(
             select(func.max(RecordVersion.applied_at))
+            .select_from(RecordVersion)
             .join(SourceRecord, SourceRecord.id == RecordVersion.record_id)
             .where(
                 SourceRecord.department == owner,

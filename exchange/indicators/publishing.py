@@ -87,6 +87,7 @@ def publishing(session: Session, period: Period, scope: Scope) -> list[Publishin
 
     applied = (
         select(SourceRecord.department, SourceRecord.dataset, func.count())
+        .select_from(RecordVersion)
         .join(SourceRecord, SourceRecord.id == RecordVersion.record_id)
         .where(RecordVersion.applied_at >= period.start, RecordVersion.applied_at < period.end)
     )
