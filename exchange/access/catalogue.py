@@ -49,7 +49,7 @@ from exchange.core.models import Grant, Purpose
 from schemas.standards import Sensitivity, available, load_standard
 
 # The users' roles (exchange.core.models.User).
-ROLES = ("caseworker", "auditor", "publisher", "admin")
+ROLES = ("caseworker", "auditor", "publisher", "admin", "department_admin", "data_steward")
 # Roles a grant may name. DESIGN.md, "Who uses it": a publisher must never read other
 # departments' data through its publisher identity, an auditor never the records beyond
 # what the log holds, and an administrator manages the catalogue without reading data.
