@@ -19,7 +19,7 @@ from exchange.core.db import utcnow
 from exchange.core.errors import ConfigError
 from exchange.indicators import Indicators, Period, Scope, compute, month, period_of
 from exchange.indicators.render import to_csv
-from exchange.indicators.report import html
+from exchange.indicators.report import html, pdf
 
 
 class Format(enum.StrEnum):
@@ -78,17 +78,23 @@ def indicators(
 def report_cmd(
     ctx: typer.Context,
     month_text: Annotated[str, typer.Option("--month", help="The month, YYYY-MM (UTC).")],
-    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="The file to write: HTML, or PDF if it ends in .pdf."),
+    ],
     department: Department = None,
     dataset: Dataset = None,
 ) -> None:
-    """Write a month's indicators as a self-contained HTML report with charts."""
+    """Write a month's indicators as a self-contained HTML report with charts (or PDF)."""
     cli = state(ctx)
     period = month(month_text)
     found = _compute(cli, period, Scope(department, dataset))
     page = html(found, title=f"Sharing indicators, {period.start:%B %Y}")
     try:
-        out.write_text(page, encoding="utf-8")
+        if out.suffix.lower() == ".pdf":
+            out.write_bytes(pdf(page))
+        else:
+            out.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write the report to {out}: {exc.strerror}") from exc
     cli.console.print(f"report for {month_text} written to {out}")

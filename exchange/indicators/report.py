@@ -3,7 +3,8 @@
 Figures in tables and as inline SVG bar charts (:mod:`exchange.indicators.charts`),
 drawn by a Jinja2 template (``templates/report.html.j2``, autoescaped). The page has no
 script, no web font and no external asset of any kind, so it opens offline and prints
-as it shows. It holds no personal data: departments, datasets, purposes and counts.
+as it shows; :func:`pdf` lays the same page out as PDF (WeasyPrint, optional). It
+holds no personal data: departments, datasets, purposes and counts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from exchange.core.errors import ConfigError
 from exchange.indicators.charts import Chart, bar_chart
 from exchange.indicators.figures import Indicators
 
@@ -127,6 +129,22 @@ def charts(found: Indicators) -> list[Chart]:
             decimals=1,
         ),
     ]
+
+
+def pdf(page: str) -> bytes:
+    """The report ``page`` laid out as PDF by WeasyPrint (the optional ``pdf`` extra, which
+    needs the system's Pango); ConfigError if it is not installed."""
+    try:
+        import weasyprint  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:  # OSError too: Pango missing
+        raise ConfigError(
+            "a PDF report needs WeasyPrint: pip install 'data-exchange[pdf]' "
+            f"(and the system's Pango); or write HTML ({exc})"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"WeasyPrint cannot load the system's Pango: {exc}") from exc
+    document: bytes = weasyprint.HTML(string=page).write_pdf()
+    return document
 
 
 def html(found: Indicators, *, title: str) -> str:
