@@ -93,9 +93,9 @@ def bar_chart(
                 height = row_h / len(series)
                 bar = Bar(LABEL_W, y + i * height, width, height - 1, colors[name], text)
                 chart.bars.append(bar)
-        if stacked:
+        if stacked and len(series) == 1:
             shown = _number(total, decimals) + unit
-        else:
+        else:  # each series' value, in the legend's order
             shown = " / ".join("n/a" if v is None else _number(v, decimals) for v in values) + unit
         end = LABEL_W + (total / top * BAR_AREA)
         chart.texts.append(Text(min(end, LABEL_W + BAR_AREA) + 6, y + row_h / 2 + 4, shown))
