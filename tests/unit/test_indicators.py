@@ -30,6 +30,7 @@ from exchange.core.models import (
     SourceRecord,
 )
 from exchange.indicators import Period, Scope, compute, month, period_of
+from exchange.indicators.charts import BAR_AREA, LABEL_W, bar_chart
 from exchange.indicators.freshness import freshness, intervals, timeliness
 from exchange.indicators.linkage import linkage
 from exchange.indicators.percentiles import nearest_rank, p50_p95
@@ -452,3 +453,27 @@ def test_csv_json_and_the_report_hold_every_figure(sessions: sessionmaker[Sessio
     assert "<script" not in page
     for external in ("http://", "https://", "src=", "href=", "url(", "@import", "<link"):
         assert external not in page
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=60),
+            st.floats(min_value=0, max_value=1e9),
+            st.floats(min_value=0, max_value=1e9),
+        ),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_chart_bars_stay_inside_their_area(
+    rows: list[tuple[str, float, float]], stacked: bool
+) -> None:
+    chart = bar_chart("t", ["a", "b"], [(label, [x, y]) for label, x, y in rows], stacked=stacked)
+    for bar in chart.bars:
+        assert bar.x >= LABEL_W
+        assert bar.x + bar.width <= LABEL_W + BAR_AREA + 1e-6
+        assert 0 <= bar.y <= chart.height
+    assert chart.empty == (not rows)
+    if not rows:
+        assert [t.text for t in chart.texts] == ["nothing in this period"]
