@@ -433,6 +433,33 @@ def test_a_latency_is_encoded_as_the_reference_encodes_it(
     assert values["entry_hash"] != without["entry_hash"]
 
 
+def test_a_log_with_latencies_verifies_and_an_altered_latency_is_found(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Old entries (no latency) and new ones (with it) verify together; changing or
+    removing a recorded latency is an alteration, found at its entry."""
+    with transaction(sessions) as s:
+        for n in range(1, 7):
+            made = log.decision(n)
+            made.latency_ms = None if n <= 3 else 10 * n
+            audit.append(s, made, at=log.T0 + timedelta(seconds=n))
+    with sessions() as s:
+        assert audit.verify(s) is None
+    for seq, value in [(5, 999), (6, None)]:
+        with transaction(sessions) as s:
+            s.execute(
+                text("UPDATE audit_log SET latency_ms = :v WHERE seq = :seq"),
+                {"v": value, "seq": seq},
+            )
+        with sessions() as s:
+            assert audit.verify(s) == seq
+        with transaction(sessions) as s:  # put it back
+            s.execute(
+                text("UPDATE audit_log SET latency_ms = :v WHERE seq = :seq"),
+                {"v": 10 * seq, "seq": seq},
+            )
+
+
 def test_odd_values_take_the_reference_encoding() -> None:
     values = audit.log.entry_values(1, audit.GENESIS, log.decision(1), log.T0)
     values["status"] = True  # a bool is an int to Python, not to JSON
