@@ -110,3 +110,52 @@ def _number(value: float, decimals: int) -> str:
 
 def _clip(label: str, limit: int = 34) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+COLUMN_H = 160  # the columns' area
+AXIS_W = 56  # the value axis' labels
+COLUMN_TOP = TOP + 14  # the top value's label
+
+
+def column_chart(
+    title: str,
+    series: list[str],
+    columns: list[tuple[str, list[int]]],
+    *,
+    label_every: int = 1,
+) -> Chart:
+    """A timeline: one column a label (a day), its series stacked bottom up; every
+    ``label_every``-th label written under its column."""
+    chart = Chart(title)
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+    x = 0.0
+    for name in series:
+        chart.legend.append((name, colors[name], x))
+        x += 28 + 7.5 * len(name)
+    top = max((sum(values) for _, values in columns), default=0)
+    if not columns or top == 0:
+        chart.empty = True
+        chart.height = TOP + 30
+        chart.texts.append(Text(0, TOP + 18, "nothing in this period"))
+        return chart
+    base = COLUMN_TOP + COLUMN_H
+    chart.texts.append(Text(AXIS_W - 6, COLUMN_TOP + 4, f"{top:,}", "end"))
+    chart.texts.append(Text(AXIS_W - 6, base, "0", "end"))
+    step = (WIDTH - AXIS_W) / len(columns)
+    width = max(1.0, step * 0.75)
+    for n, (label, values) in enumerate(columns):
+        left = AXIS_W + n * step
+        height_so_far = 0.0
+        for name, value in zip(series, values, strict=True):
+            if not value:
+                continue
+            height = value / top * COLUMN_H
+            y = base - height_so_far - height
+            chart.bars.append(
+                Bar(left, y, width, height, colors[name], f"{label} · {name}: {value:,}")
+            )
+            height_so_far += height
+        if n % label_every == 0:
+            chart.texts.append(Text(left + width / 2, base + 14, label, "middle"))
+    chart.height = base + 22
+    return chart

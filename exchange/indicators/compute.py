@@ -6,18 +6,20 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from exchange.indicators.daily import daily
 from exchange.indicators.figures import Indicators, PeriodView, ScopeView
 from exchange.indicators.freshness import freshness, timeliness
 from exchange.indicators.linkage import linkage
 from exchange.indicators.period import Period, Scope
 from exchange.indicators.publishing import publishing
-from exchange.indicators.requests import requests
+from exchange.indicators.requests import data_requests, requests
 from exchange.indicators.turnaround import turnaround
 
 
 def compute(session: Session, period: Period, scope: Scope, *, now: datetime) -> Indicators:
     """The indicators of ``period`` and ``scope`` (``now``: when computed, for the report)."""
-    served, latency = requests(session, period, scope)
+    asked = data_requests(session, period, scope)
+    served, latency = requests(session, period, scope, asked)
     return Indicators(
         period=PeriodView(start=period.start, end=period.end),
         scope=ScopeView(department=scope.department, dataset=scope.dataset),
@@ -29,4 +31,5 @@ def compute(session: Session, period: Period, scope: Scope, *, now: datetime) ->
         requests=served,
         latency=latency,
         turnaround=turnaround(session, period, scope),
+        daily=daily(session, period, scope, asked),
     )

@@ -7,7 +7,7 @@ percentile or a share that has nothing to be computed from is null, never 0.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -132,6 +132,17 @@ class Turnaround(BaseModel):
     p95_s: float | None
 
 
+class Day(BaseModel):
+    """One UTC day of the period (the report's timelines)."""
+
+    day: date
+    applied: int = Field(description="Record versions applied.")
+    rejected: int = Field(description="Rows rejected by connector runs started that day.")
+    registry_rejected: int = Field(description="Records the registry builder dead-lettered.")
+    served: int = Field(description="Data requests served.")
+    refused: int = Field(description="Data requests refused.")
+
+
 class Indicators(BaseModel):
     """Every sharing indicator over one period and scope."""
 
@@ -145,3 +156,4 @@ class Indicators(BaseModel):
     requests: list[Requests]
     latency: list[Latency]
     turnaround: list[Turnaround]
+    daily: list[Day] = Field(description="Every UTC day the period touches, in order.")

@@ -3,8 +3,9 @@ indicators`` prints and the demo can print), and CSV, one row a figure, in long 
 (what a spreadsheet pivots).
 
 CSV columns: ``section`` (publishing, freshness, timeliness, linkage, requests, latency,
-turnaround), ``department``, ``dataset``, ``dimension`` (``reason=<code>``,
-``purpose=<code>``, ``action=<name>``, ``frequency=<name>`` or empty), ``figure`` and
+turnaround, daily), ``department``, ``dataset``, ``dimension`` (``reason=<code>``,
+``purpose=<code>``, ``action=<name>``, ``frequency=<name>``, ``day=<YYYY-MM-DD>`` or
+empty), ``figure`` and
 ``value`` (empty when the figure has nothing to be computed from).
 """
 
@@ -61,6 +62,9 @@ def rows(found: Indicators) -> Iterator[Row]:
     for t2 in found.turnaround:
         for name in ("decided", "approved", "narrowed", "refused", "open", "p50_s", "p95_s"):
             yield "turnaround", t2.department, t2.dataset, "", name, getattr(t2, name)
+    for day in found.daily:
+        for name in ("applied", "rejected", "registry_rejected", "served", "refused"):
+            yield "daily", "", "", f"day={day.day}", name, getattr(day, name)
 
 
 def to_csv(found: Indicators) -> str:
@@ -159,7 +163,16 @@ def tables(found: Indicators) -> list[Table]:
             t2.department, t2.dataset, _n(t2.decided), _n(t2.approved), _n(t2.narrowed),
             _n(t2.refused), _n(t2.open), _seconds(t2.p50_s), _seconds(t2.p95_s),
         )  # fmt: skip
-    return [pub, fresh, timely, linked, asked, slow, turn]
+    days = Table(title="Day by day (UTC)")
+    for name in ("day", "versions applied", "rejected", "registry rejected", "served"):
+        days.add_column(name)
+    days.add_column("refused")
+    for one in found.daily:
+        days.add_row(
+            f"{one.day}", _n(one.applied), _n(one.rejected), _n(one.registry_rejected),
+            _n(one.served), _n(one.refused),
+        )  # fmt: skip
+    return [pub, fresh, timely, linked, asked, slow, turn, days]
 
 
 def _seconds(value: float | None) -> str:

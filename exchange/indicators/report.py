@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from exchange.core.errors import ConfigError
-from exchange.indicators.charts import Chart, bar_chart
+from exchange.indicators.charts import Chart, bar_chart, column_chart
 from exchange.indicators.figures import Indicators
 
 _ENV = Environment(
@@ -25,6 +25,30 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 HOUR = 3600.0
+
+
+def timelines(found: Indicators) -> list[Chart]:
+    """The period day by day: records, and data requests."""
+    days = found.daily
+    every = max(1, len(days) // 15)  # about 15 day labels, whatever the period
+    labels = [f"{d.day:%m-%d}" for d in days]
+    return [
+        column_chart(
+            "Records per day: versions applied, rows and records rejected",
+            ["applied", "rejected by the connector", "rejected by the registry"],
+            [
+                (label, [d.applied, d.rejected, d.registry_rejected])
+                for label, d in zip(labels, days, strict=True)
+            ],
+            label_every=every,
+        ),
+        column_chart(
+            "Data requests per day",
+            ["served", "refused"],
+            [(label, [d.served, d.refused]) for label, d in zip(labels, days, strict=True)],
+            label_every=every,
+        ),
+    ]
 
 
 def charts(found: Indicators) -> list[Chart]:
@@ -163,5 +187,9 @@ def html(found: Indicators, *, title: str) -> str:
         "open": sum(t.open for t in found.turnaround),
     }
     return _ENV.get_template("report.html.j2").render(
-        title=title, found=found, summary=summary, charts=charts(found)
+        title=title,
+        found=found,
+        summary=summary,
+        charts=charts(found),
+        timelines=timelines(found),
     )

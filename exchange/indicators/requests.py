@@ -14,6 +14,8 @@ owns (resource catalogue); a dataset, the entries naming it.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,12 +25,21 @@ from exchange.indicators.figures import Latency, Requests
 from exchange.indicators.percentiles import p50_p95
 from exchange.indicators.period import Period, Scope
 
-Row = tuple[str | None, str, str, str | None, str, int | None]
+
+class Asked(NamedTuple):
+    """One data request, as its audit entry records it."""
+
+    department: str | None
+    action: str
+    purpose: str
+    dataset: str | None
+    decision: str
+    latency_ms: int | None
+    at: datetime
 
 
-def _rows(session: Session, period: Period, scope: Scope) -> list[Row]:
-    """(department, action, purpose, dataset, decision, latency_ms) of the data requests
-    in the period and scope."""
+def data_requests(session: Session, period: Period, scope: Scope) -> list[Asked]:
+    """The data requests (audit entries stating a purpose) in the period and scope."""
     stmt = select(
         AuditEntry.department,
         AuditEntry.action,
@@ -36,6 +47,7 @@ def _rows(session: Session, period: Period, scope: Scope) -> list[Row]:
         AuditEntry.dataset,
         AuditEntry.decision,
         AuditEntry.latency_ms,
+        AuditEntry.at,
     ).where(
         AuditEntry.at >= period.start,
         AuditEntry.at < period.end,
@@ -50,50 +62,51 @@ def _rows(session: Session, period: Period, scope: Scope) -> list[Row]:
                 )
             )
         )
-    rows: list[Row] = []
-    for department, action, purpose, dataset, decision, latency in session.execute(stmt):
+    rows: list[Asked] = []
+    for department, action, purpose, dataset, decision, latency, at in session.execute(stmt):
         named = set((dataset or "").split(","))
         if scope.dataset is not None and scope.dataset not in named:
             continue
         if scope.department is not None and department != scope.department and not named & owned:
             continue
-        rows.append((department, action, purpose or "", dataset, decision, latency))
+        rows.append(Asked(department, action, purpose or "", dataset, decision, latency, at))
     return rows
 
 
 def requests(
-    session: Session, period: Period, scope: Scope
+    session: Session, period: Period, scope: Scope, asked: list[Asked] | None = None
 ) -> tuple[list[Requests], list[Latency]]:
-    """Served and refused by (department, purpose, dataset); latency overall and by action."""
-    rows = _rows(session, period, scope)
-    groups: defaultdict[tuple[str, str, str], list[Row]] = defaultdict(list)
+    """Served and refused by (department, purpose, dataset); latency overall and by action
+    (``asked``: the period's data requests, if already read)."""
+    rows = data_requests(session, period, scope) if asked is None else asked
+    groups: defaultdict[tuple[str, str, str], list[Asked]] = defaultdict(list)
     for row in rows:
-        groups[(row[0] or "", row[2], row[3] or "")].append(row)
+        groups[(row.department or "", row.purpose, row.dataset or "")].append(row)
     served = []
     for (department, purpose, dataset), members in sorted(groups.items()):
-        p50, p95 = p50_p95(r[5] for r in members if r[5] is not None)
+        p50, p95 = p50_p95(r.latency_ms for r in members if r.latency_ms is not None)
         served.append(
             Requests(
                 department=department or None,
                 purpose=purpose,
                 dataset=dataset or None,
-                served=sum(1 for r in members if r[4] == "allow"),
-                refused=sum(1 for r in members if r[4] != "allow"),
+                served=sum(1 for r in members if r.decision == "allow"),
+                refused=sum(1 for r in members if r.decision != "allow"),
                 latency_p50_ms=p50,
                 latency_p95_ms=p95,
             )
         )
-    by_action: defaultdict[str, list[Row]] = defaultdict(list)
+    by_action: defaultdict[str, list[Asked]] = defaultdict(list)
     for row in rows:
-        by_action[row[1]].append(row)
+        by_action[row.action].append(row)
     latency = [_latency(None, rows)] + [
         _latency(action, members) for action, members in sorted(by_action.items())
     ]
     return served, latency
 
 
-def _latency(action: str | None, rows: list[Row]) -> Latency:
-    known = [r[5] for r in rows if r[5] is not None]
+def _latency(action: str | None, rows: list[Asked]) -> Latency:
+    known = [r.latency_ms for r in rows if r.latency_ms is not None]
     p50, p95 = p50_p95(known)
     return Latency(
         action=action,

@@ -292,6 +292,7 @@ def test_every_indicator_against_independent_counts(
                 AuditEntry.decision,
                 AuditEntry.latency_ms,
                 AuditEntry.action,
+                AuditEntry.at,
             )
         ).all()
         assert audit.verify(session) is None  # latency_ms is covered, and verifies
@@ -403,6 +404,24 @@ def test_every_indicator_against_independent_counts(
     assert (overall.action, overall.requests, overall.without_latency) == (None, len(data), 0)
     assert (overall.p50_ms, overall.p95_ms) == (nearest_rank(every, 50), nearest_rank(every, 95))
 
+    # --- day by day: the same sources, counted by UTC day --------------------------------
+    assert [x.day for x in found.daily] == [
+        period.start.date() + timedelta(days=n)
+        for n in range((period.end.date() - period.start.date()).days + 1)
+    ]
+    assert {x.day: x.applied for x in found.daily if x.applied} == dict(
+        Counter(v[3].date() for v in versions)
+    )
+    assert {x.day: (x.served, x.refused) for x in found.daily if x.served or x.refused} == {
+        day: (
+            sum(1 for r in data if r.at.date() == day and r.decision == "allow"),
+            sum(1 for r in data if r.at.date() == day and r.decision == "deny"),
+        )
+        for day in {r.at.date() for r in data}
+    }
+    assert sum(x.rejected for x in found.daily) == len(hh_dlq) + len(ca_dlq)
+    assert sum(x.registry_rejected for x in found.daily) == len(registry_dlq)
+
     # --- turnaround: the requests as inserted -------------------------------------------------
     [turn] = found.turnaround
     assert (turn.department, turn.dataset) == (hh, "person")
@@ -429,7 +448,7 @@ def test_every_indicator_against_independent_counts(
     assert written.exit_code == 0, written.output
     page = report.read_text(encoding="utf-8")
     assert f"Sharing indicators, {now:%B %Y}" in page
-    assert page.count("<svg") == 8
+    assert page.count("<svg") == 10
     assert "<script" not in page
     assert "src=" not in page
     assert f'<td>{hh}</td><td class="l">person</td>' in page

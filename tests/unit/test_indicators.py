@@ -31,6 +31,7 @@ from exchange.core.models import (
 )
 from exchange.indicators import Period, Scope, compute, month, period_of
 from exchange.indicators.charts import BAR_AREA, LABEL_W, bar_chart
+from exchange.indicators.daily import days_of
 from exchange.indicators.freshness import freshness, intervals, timeliness
 from exchange.indicators.linkage import linkage
 from exchange.indicators.percentiles import nearest_rank, p50_p95
@@ -449,7 +450,7 @@ def test_csv_json_and_the_report_hold_every_figure(sessions: sessionmaker[Sessio
     assert "linkage,,,,rate," in text  # nothing to compute it from: empty, not 0
     assert type(found).model_validate_json(found.model_dump_json()) == found
     page = html(found, title="Sharing indicators, November 2026")
-    assert page.count("<svg") == 8
+    assert page.count("<svg") == 10  # 8 figures' charts and 2 timelines
     assert "<script" not in page
     for external in ("http://", "https://", "src=", "href=", "url(", "@import", "<link"):
         assert external not in page
@@ -477,3 +478,47 @@ def test_chart_bars_stay_inside_their_area(
     assert chart.empty == (not rows)
     if not rows:
         assert [t.text for t in chart.texts] == ["nothing in this period"]
+
+
+def test_day_by_day_every_day_the_period_touches(sessions: sessionmaker[Session]) -> None:
+    period = Period(T0 + timedelta(hours=12), T0 + timedelta(days=3, hours=1))
+    assert days_of(period) == [(T0 + timedelta(days=n)).date() for n in range(4)]
+    with transaction(sessions) as s:
+        record = _record(s, "hr", "person", "A")
+        for number, at in enumerate(
+            [T0 + timedelta(hours=13), T0 + timedelta(hours=20), T0 + timedelta(days=2)], 1
+        ):
+            _version(s, record, number, applied=at, changed=None)
+        _version(s, record, 4, applied=T0 + timedelta(hours=1), changed=None)  # before
+        s.add(
+            ConnectorRun(
+                run_id="r1", connector_id="c", department="hr", dataset="person",
+                status="complete", read=10, published=6, rejected=4, reasons={},
+                started_at=T0 + timedelta(days=1, hours=3),
+            )
+        )  # fmt: skip
+        s.add(
+            RegistryRejection(
+                at=T0 + timedelta(days=3), department="hr", dataset="person",
+                reason="bad_signature", topic="std.person.v1", partition=0, offset=1,
+            )
+        )  # fmt: skip
+        for n, (outcome, at) in enumerate(
+            [("allow", T0 + timedelta(hours=14)), ("deny", T0 + timedelta(days=2, hours=5))], 1
+        ):
+            audit.append(s, decision(n, decision=outcome), at=at)
+    with sessions() as s:
+        found = compute(s, period, EVERYTHING, now=T0)
+        other = compute(s, period, Scope(department="ca"), now=T0)
+    rows = [
+        (d.day.day, d.applied, d.rejected, d.registry_rejected, d.served, d.refused)
+        for d in found.daily
+    ]
+    assert rows == [
+        (2, 2, 0, 0, 1, 0),
+        (3, 0, 4, 0, 0, 0),
+        (4, 1, 0, 0, 0, 1),
+        (5, 0, 0, 1, 0, 0),
+    ]
+    assert sum(d.applied for d in found.daily) == found.publishing[0].applied
+    assert [d.applied + d.rejected + d.registry_rejected for d in other.daily] == [0] * 4
