@@ -155,6 +155,7 @@ def floor(sessions: sessionmaker[Session], work: list[Incoming], batch: int) -> 
                     i.schema_id,
                     "{}",
                     i.lookup_key,
+                    None,  # source_changed_at
                 )
                 for i in part
             ]
@@ -174,6 +175,8 @@ def floor(sessions: sessionmaker[Session], work: list[Incoming], batch: int) -> 
                         i.partition,
                         i.offset,
                         when(i.ingested_at),
+                        None,  # source_changed_at
+                        when(i.ingested_at),  # applied_at
                     )
                     for i in part
                 ],

@@ -43,6 +43,7 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -68,6 +69,25 @@ class ConnectorInfo(_Strict):
 
 class _SourceBase(_Strict):
     key: str = Field(min_length=1, description="column holding the department's record id")
+    changed_at: str | None = Field(
+        default=None,
+        min_length=1,
+        description="column holding when the department's system last changed the row "
+        "(ISO 8601); sent, signed, as the record's source change time",
+    )
+    changed_at_zone: str = Field(
+        default="UTC",
+        description="IANA time zone of changed_at values that name none (e.g. Asia/Shanghai)",
+    )
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> _SourceBase:
+        try:
+            ZoneInfo(self.changed_at_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            zone = self.changed_at_zone
+            raise ValueError(f"changed_at_zone: unknown time zone {zone!r}") from exc
+        return self
 
 
 class CsvSourceSpec(_SourceBase):

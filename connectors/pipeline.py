@@ -35,6 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connectors.batches import BatchPublisher
 from connectors.csvsource import SourceRow
@@ -123,6 +124,9 @@ class Prepared:
     content_hash: str
     digest: bytes
     flags: tuple[str, ...] = ()
+    # The source's change time (ISO 8601, UTC) for the header ``source_changed_at``, if
+    # the definition names a ``changed_at`` column and the row has a value there.
+    source_changed_at: str | None = None
 
 
 @dataclass
@@ -189,6 +193,24 @@ class RecordPreparer:
             if f.sensitivity is Sensitivity.SENSITIVE
         ]
         self.needs_data_key = bool(self._sensitive)
+        self._changed_at = spec.definition.source.changed_at
+        self._changed_zone = ZoneInfo(spec.definition.source.changed_at_zone)
+
+    def changed_at(self, values: dict[str, str]) -> str | Problem | None:
+        """The row's source change time as ISO 8601 UTC text: None if the definition names
+        no ``changed_at`` column or the row leaves it empty (unknown, never invented); a
+        problem if it is not a time."""
+        column = self._changed_at
+        text = values.get(column, "").strip() if column is not None else ""
+        if column is None or not text:
+            return None
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            return (column, "changed_at.invalid", f"{text!r} is not an ISO 8601 time")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=self._changed_zone)
+        return when.astimezone(UTC).isoformat()
 
     def _schema(self, schema_id: int) -> str:
         if schema_id != self.schema_id:
@@ -202,6 +224,10 @@ class RecordPreparer:
         a row; or say why it cannot go."""
         flags: list[Problem] = []
         record, problems = map_row(self.definition, self.standard, values, flags)
+        changed = self.changed_at(values)
+        if isinstance(changed, tuple):
+            problems = [*problems, changed]
+            changed = None
         if problems:
             return problems
         content_hash = hmac_sha256(
@@ -231,8 +257,11 @@ class RecordPreparer:
             source_id=source_id,
             content_hash=content_hash,
             value=value,
+            source_changed_at=changed,
         )
-        return Prepared(source_id, value, content_hash, digest, tuple(code for _, code, _ in flags))
+        return Prepared(
+            source_id, value, content_hash, digest, tuple(code for _, code, _ in flags), changed
+        )
 
 
 class RecordPipeline:
@@ -285,6 +314,9 @@ class RecordPipeline:
         key_column = definition.source.key
         if not feeds.get(key_column, set()) & sensitive:
             plain.add(key_column)  # the record id: in the dead letter's key anyway
+        changed_column = definition.source.changed_at
+        if changed_column is not None and not feeds.get(changed_column, set()) & sensitive:
+            plain.add(changed_column)  # a time of change, nobody's personal data
         self._plain_columns = frozenset(plain)
         self._fixed_period = period
         self.kafka = kafka
@@ -324,14 +356,19 @@ class RecordPipeline:
         """Map, validate, encrypt, index and encode a row; or say why it cannot go."""
         return self.preparer.prepare(values, source_id, period=self.period())
 
-    def _headers(self, source_id: str, content_hash: str) -> list[tuple[str, bytes]]:
-        return [
+    def _headers(
+        self, source_id: str, content_hash: str, changed_at: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        headers = [
             *self._static_headers,
             (provenance.SOURCE_ID, source_id.encode()),
             (provenance.CONTENT_HASH, content_hash.encode()),
             (provenance.INGEST_TIME, datetime.now(UTC).isoformat().encode()),
             (manifest.BATCH, self.batches.batch_id.encode()),
         ]
+        if changed_at is not None:  # covered by the record's digest (its batch's manifest)
+            headers.append((provenance.SOURCE_CHANGED_AT, changed_at.encode()))
+        return headers
 
     def publish(self, prepared: Prepared) -> None:
         """Send a prepared record in the open batch, with its provenance headers; its
@@ -341,7 +378,7 @@ class RecordPipeline:
             self.topic,
             prepared.value,
             key=f"{self.department}:{source_id}".encode(),
-            headers=self._headers(source_id, prepared.content_hash),
+            headers=self._headers(source_id, prepared.content_hash, prepared.source_changed_at),
             digest=prepared.digest,
         )
 

@@ -78,7 +78,8 @@ ANSWER_TIMEOUT = 300.0  # seconds a worker may take over one chunk before the ru
 # What a worker prepares: (values, source id); what it gives back for each:
 # (framed value, content hash, digest, flags), or the problems that stop the row.
 Item = tuple[dict[str, str], str]
-Outcome = tuple[bytes, str, bytes, tuple[str, ...]] | list[Problem]
+# (value, content hash, digest, flags, source change time) or why the row cannot go.
+Outcome = tuple[bytes, str, bytes, tuple[str, ...], str | None] | list[Problem]
 
 
 def usable_cores() -> int:
@@ -95,7 +96,15 @@ def prepare_items(preparer: RecordPreparer, items: list[Item], period: str) -> l
     for values, source_id in items:
         result = preparer.prepare(values, source_id, period=period)
         if isinstance(result, Prepared):
-            outcomes.append((result.value, result.content_hash, result.digest, result.flags))
+            outcomes.append(
+                (
+                    result.value,
+                    result.content_hash,
+                    result.digest,
+                    result.flags,
+                    result.source_changed_at,
+                )
+            )
         else:
             outcomes.append(result)
     return outcomes
@@ -426,8 +435,10 @@ class ParallelPreparation:
             if admitted.values is not None:
                 outcome = next(answers)
                 if isinstance(outcome, tuple):
-                    value, content_hash, digest, flags = outcome
-                    result = Prepared(admitted.source_id, value, content_hash, digest, flags)
+                    value, content_hash, digest, flags, changed = outcome
+                    result = Prepared(
+                        admitted.source_id, value, content_hash, digest, flags, changed
+                    )
                 else:
                     result = outcome
             on_row(position, pipeline.conclude(admitted, result, tally))

@@ -27,7 +27,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy import select
@@ -171,6 +172,13 @@ class AuditSlot:
     # Refused before authentication (AuthThrottledError): counted in a metric, never
     # audited one by one, so a flood of failed attempts cannot fill the log.
     unaudited: bool = False
+    # When the request arrived (time.perf_counter(): the slot is made as the audit
+    # middleware receives the request), for the entry's latency_ms.
+    arrived: float = field(default_factory=time.perf_counter)
+
+    def latency_ms(self) -> int:
+        """Whole milliseconds since the request arrived (the entry's ``latency_ms``)."""
+        return max(0, round((time.perf_counter() - self.arrived) * 1000))
 
 
 def slot(request: Request) -> AuditSlot:

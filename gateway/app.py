@@ -20,6 +20,7 @@ from gateway import (
     apidocs,
     auditor,
     catalogue_api,
+    indicators_api,
     metrics,
     openapi,
     problems,
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(publish.router)
     app.include_router(admin.router)
     app.include_router(auditor.router)
+    app.include_router(indicators_api.router)
     if docs_open:
         apidocs.install(app)
     if settings.gateway.metrics:

@@ -133,6 +133,8 @@ def run_audited(
     hand_over(request, decision)  # written by the middleware if this transaction fails
     with state.audit_lock, transaction(state.sessions) as session:
         outcome = _decide(state, request, decision, work, session, roles)
+        # Latency (sharing indicators): to the append, just before the answer starts.
+        decision.latency_ms = slot(request).latency_ms()
         append(session, decision)
     slot(request).written = True
     state.metrics.audit_written(1, 0)
@@ -331,6 +333,8 @@ class AuditMiddleware:
         else:
             finish(decision, status, found.reason)
         found.written = True  # once, even if the writer then fails
+        # Latency (sharing indicators): from the request's arrival to its answer starting.
+        decision.latency_ms = found.latency_ms()
         try:
             ticket = state.audit_writer.submit(decision)
         except Exception:

@@ -37,10 +37,11 @@ KEY_ID_MAX = 64
 CONTENT_COLUMNS = (
     "seq", "at", "request_id", "actor", "department", "role", "purpose", "case_ref",
     "action", "dataset", "subjects", "fields", "decision", "reason", "status", "key_id",
+    "latency_ms",
 )  # fmt: skip
 # Columns added after entries were first written: in the encoding only when set, so that
 # the entries written before them keep the encoding (and hashes) they were written with.
-OPTIONAL_COLUMNS = ("key_id",)
+OPTIONAL_COLUMNS = ("key_id", "latency_ms")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class Decision:
     # The id of the API key (or OIDC subject) the request presented, never its secret: set
     # on refused credentials too, so that a replayed revoked key can be traced.
     key_id: str | None = None
+    # Milliseconds from the request's arrival to its answer starting (set by the gateway;
+    # the sharing indicators' query latency). Covered by the hashes when set.
+    latency_ms: int | None = None
 
 
 def canonical_time(at: datetime) -> str:
@@ -90,8 +94,14 @@ def encode(row: Mapping[str, Any], at: str) -> bytes:
     value of an unexpected type takes ``json.dumps`` itself.
     """
     subjects, fields, seq, status = row["subjects"], row["fields"], row["seq"], row["status"]
-    key_id = row.get("key_id")
-    if type(seq) is int and type(status) is int and type(subjects) is list and type(fields) is list:
+    key_id, latency = row.get("key_id"), row.get("latency_ms")
+    if (
+        type(seq) is int
+        and type(status) is int
+        and type(subjects) is list
+        and type(fields) is list
+        and (latency is None or type(latency) is int)
+    ):
         try:  # _quote raises TypeError for anything but a string
             q = [_NULL if (v := row[k]) is None else _quote(v) for k in _STRING_KEYS]
             text = (
@@ -99,6 +109,7 @@ def encode(row: Mapping[str, Any], at: str) -> bytes:
                 f'"dataset":{q[3]},"decision":{q[4]},"department":{q[5]},'
                 f'"fields":[{",".join(map(_quote, fields))}],'
                 + ("" if key_id is None else f'"key_id":{_quote(key_id)},')
+                + ("" if latency is None else f'"latency_ms":{latency},')
                 + f'"purpose":{q[6]},"reason":{q[7]},'
                 f'"request_id":{q[8]},"role":{q[9]},"seq":{seq},"status":{status},'
                 f'"subjects":[{",".join(map(_quote, subjects))}]}}'
@@ -186,6 +197,7 @@ def entry_values(seq: int, prev_hash: str, decision: Decision, at: datetime) -> 
         "reason": decision.reason[:REASON_MAX],
         "status": decision.status,
         "key_id": decision.key_id[:KEY_ID_MAX] if decision.key_id is not None else None,
+        "latency_ms": decision.latency_ms,
     }
     encoding = row_content(values)
     values["prev_hash"] = prev_hash

@@ -50,6 +50,7 @@ _CONTENT = [
     AuditEntry.role, AuditEntry.purpose, AuditEntry.case_ref, AuditEntry.action,
     AuditEntry.dataset, AuditEntry.decision, AuditEntry.reason, AuditEntry.status,
     AuditEntry.prev_hash, AuditEntry.entry_hash, AuditEntry.leaf_hash, AuditEntry.key_id,
+    AuditEntry.latency_ms,
 ]  # fmt: skip
 _NAMES = [c.key for c in _CONTENT]
 _SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from exchange.cli import admin, audit, catalogue, keys, registry, schemas, sharing
+from exchange.cli import admin, audit, catalogue, indicators, keys, registry, schemas, sharing
 from exchange.cli.context import CliContext, RootGroup, state
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(registry.app, name="registry", no_args_is_help=True)
 app.add_typer(catalogue.app, name="catalogue")
 app.add_typer(sharing.app, name="sharing")
+app.add_typer(indicators.app, name="indicators")
 
 
 @app.callback()

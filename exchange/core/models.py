@@ -154,6 +154,29 @@ class RecordVersion(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class RegistryRejection(Base):
+    """A record the registry builder dead-lettered (to ``dlq.registry``), for the sharing
+    indicators: written where the builder decides, once per (topic, partition, offset).
+    ``department`` and ``dataset`` are what the record's headers claimed (``unknown`` if
+    it claimed none); ``reason`` is the code of the dead letter's reason
+    (``uncovered_record``, ``unverified_record``, ``signature_invalid``, ...)."""
+
+    __tablename__ = "registry_rejections"
+    __table_args__ = (
+        UniqueConstraint("topic", "partition", "offset", name="uq_registry_rejections_at"),
+        Index("ix_registry_rejections_period", "at", "department", "dataset"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    department: Mapped[str] = mapped_column(String(100))
+    dataset: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(50))
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+
+
 class Entity(Base):
     """A person or organisation known to one or more departments; its id is stable."""
 

@@ -10,11 +10,13 @@ accepts each record whose digest the manifest lists. A record the manifest does
 not list (altered after signing), the records of a batch whose manifest does not
 verify, and those whose manifest has not followed within ``manifest_window``
 offsets of their partition go to ``dlq.registry`` with their reason, as does a
-record neither signed nor in a batch. The decision depends only on what the
-partition holds, so a replay or a rebuild decides the same. Records published
-before signed batches carry their own Ed25519 signature and are verified one by
-one, as before (in ``verify_processes`` worker processes, chunk by chunk, while
-the builder applies the chunks already verified), so older topics rebuild.
+record neither signed nor in a batch; each is also kept in ``registry_rejections``
+(:mod:`exchange.registry.rejections`), for the sharing indicators. The decision
+depends only on what the partition holds, so a replay or a rebuild decides the
+same. Records published before signed batches carry their own Ed25519
+signature and are verified one by one, as before (in ``verify_processes``
+worker processes, chunk by chunk, while the builder applies the chunks already
+verified), so older topics rebuild.
 
 A poll's accepted records are applied in one database transaction
 (``exchange.registry.records``: upsert, version history, tombstones) together
@@ -67,7 +69,7 @@ from exchange.core.errors import (
 from exchange.kafka.clients import ensure_topics, fast_consumer
 from exchange.kafka.producer import Delivery, Producer
 from exchange.kafka.wire import AvroSerde
-from exchange.registry import modelstore
+from exchange.registry import modelstore, rejections
 from exchange.registry import records as registry
 from exchange.registry.entities import EntityResolver
 from exchange.registry.records import Incoming
@@ -154,6 +156,14 @@ def _text(headers: dict[str, bytes], name: str) -> str:
     """A header as text ("" if absent)."""
     value = headers.get(name)
     return "" if value is None else value.decode("utf-8", "replace")
+
+
+def _aware(value: datetime) -> datetime:
+    """A source change time as a UTC timestamp; ValueError (a malformed record) if it
+    names no time zone (connectors send UTC)."""
+    if value.tzinfo is None:
+        raise ValueError("source_changed_at names no time zone")
+    return value.astimezone(UTC)
 
 
 def exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
@@ -379,6 +389,7 @@ class RegistryBuilder:
                     self._dlq.settle(deliveries, timeout=60)
                 except BrokerError as exc:
                     raise BrokerError(f"cannot dead-letter to {DLQ_TOPIC}: {exc.message}") from exc
+                self._record_rejections(dead)
         except BaseException:
             # Nothing of this poll is committed: read it again next time, nothing is lost.
             for (topic, partition), offset in rewind.items():
@@ -503,6 +514,11 @@ class RegistryBuilder:
             source_id=_text(named, provenance.SOURCE_ID),
             content_hash=content_hash,
             value=value or b"",
+            source_changed_at=(
+                _text(named, provenance.SOURCE_CHANGED_AT)
+                if provenance.SOURCE_CHANGED_AT in named
+                else None
+            ),
         )
 
     def _expire(self, tp: Partition, offset: int, dead: list[tuple[Read, str]]) -> None:
@@ -676,6 +692,8 @@ class RegistryBuilder:
             )
         ingest = _text(named, provenance.INGEST_TIME)
         ingested_at = datetime.fromisoformat(ingest) if ingest else utcnow()
+        changed = _text(named, provenance.SOURCE_CHANGED_AT)  # signed with the record
+        changed_at = _aware(datetime.fromisoformat(changed)) if changed else None
         value = msg.value
         if value is None:  # a tombstone: the department withdraws the record
             if content_hash != provenance.WITHDRAWN:
@@ -702,7 +720,7 @@ class RegistryBuilder:
         return Incoming(
             dataset, department, source_id, content_hash, schema_id, payload,
             None if lookup is None else str(lookup),
-            topic, partition, offset, ingested_at,
+            topic, partition, offset, ingested_at, source_changed_at=changed_at,
         )  # fmt: skip
 
     def _public_keys(self, department: str, *, refresh: bool = False) -> dict[str, bytes]:
@@ -714,6 +732,25 @@ class RegistryBuilder:
             keys = self._key_cache[department] = self.keystore.public_keys(department)
             self._key_read_at[department] = now
         return keys
+
+    def _record_rejections(self, dead: list[tuple[Read, str]]) -> None:
+        """Keep the poll's dead-lettered records (not manifests) in ``registry_rejections``,
+        for the sharing indicators; before the offsets are committed, so a failure here
+        replays the poll (and a replay records nothing twice)."""
+        found = [
+            rejections.Rejection(
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                *rejections.claimed(msg.topic, msg.key, msg.named),
+                reason,
+            )
+            for msg, reason in dead
+            if manifest.MANIFEST not in msg.named
+        ]
+        if found:
+            with transaction(self.sessions) as session:
+                rejections.record(session, found, at=utcnow())
 
     def _dead_letter(self, msg: Read, reason: str) -> Delivery:
         value = msg.value

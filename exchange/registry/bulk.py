@@ -35,20 +35,21 @@ from sqlalchemy import Connection, Dialect, Table
 from exchange.core.db import UTCDateTime
 from exchange.core.models import RecordVersion, SourceRecord
 
-ROWS_PER_STATEMENT = 1000  # 15 parameters a row: well inside SQLite's 32,766 and PG's 65,535
+ROWS_PER_STATEMENT = 1000  # 16 parameters a row: well inside SQLite's 32,766 and PG's 65,535
 KEYS_PER_READ = 900  # source ids per IN (...) list
 
 RECORD_COLUMNS = (
     "dataset", "department", "source_id", "version", "content_hash", "deleted", "topic",
     "partition", "offset", "ingested_at", "valid_from", "updated_at", "schema_id", "payload",
-    "lookup_key",
+    "lookup_key", "source_changed_at",
 )  # fmt: skip
-# Set by every update; with a payload, also schema_id, payload and lookup_key (in that order).
+# Set by every update; with a payload, also schema_id, payload, lookup_key and
+# source_changed_at (in that order: what describes the payload).
 UPDATED_COLUMNS = RECORD_COLUMNS[3:12]
 PAYLOAD_COLUMNS = RECORD_COLUMNS[12:]
 VERSION_COLUMNS = (
     "record_id", "version", "deleted", "content_hash", "schema_id", "payload", "valid_from",
-    "topic", "partition", "offset", "ingested_at",
+    "topic", "partition", "offset", "ingested_at", "source_changed_at", "applied_at",
 )  # fmt: skip
 CURRENT_COLUMNS = (
     "id", "version", "content_hash", "deleted", "topic", "partition", "offset", "entity_id",

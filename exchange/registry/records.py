@@ -20,7 +20,7 @@ if it is the newest, for the record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,9 @@ class Incoming:
     offset: int
     ingested_at: datetime
     valid_from: datetime | None = None
+    # When the department's own system last changed the record (its signed header
+    # ``source_changed_at``); None if the connector does not know.
+    source_changed_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -119,6 +122,8 @@ def apply(session: Session, items: Sequence[Incoming]) -> Applied:
     connection = session.connection()
     sql = statements(connection)
     when = sql.datetimes()
+    now = utcnow()  # the versions' applied_at and the records' updated_at
+    applied_at = when(now)
     current: dict[tuple[str, str, str], _Row] = {
         (r[8], r[9], r[10]): _Row(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7])
         for r in sql.current(connection, {(i.dataset, i.department, i.source_id) for i in items})
@@ -158,17 +163,18 @@ def apply(session: Session, items: Sequence[Incoming]) -> Applied:
             row.deleted = False
             row.live = item
             encoded = row.live_json = orjson.dumps(payload).decode()
+        changed = item.source_changed_at
         row.stored = (
             row.version, row.deleted, item.content_hash, item.schema_id, encoded, valid,
             item.topic, item.partition, item.offset, ingested,
+            None if changed is None else when(changed), applied_at,
         )  # fmt: skip
         versions.append((row, row.stored))
     result.unchanged = unchanged
     result.withdrawn = withdrawn
     result.applied = len(versions) - withdrawn
     if touched:
-        now = utcnow()
-        _write(connection, sql, touched, versions, when(now))
+        _write(connection, sql, touched, versions, applied_at, when)
         _report(result, touched, now)
     return result
 
@@ -179,25 +185,31 @@ def _write(
     touched: list[tuple[tuple[str, str, str], _Row]],
     versions: list[tuple[_Row, tuple[Any, ...]]],
     now: Any,
+    when: Callable[[datetime], Any],
 ) -> None:
-    """Store the batch's rows (``now``: their update time, as the driver stores it) and
-    versions."""
+    """Store the batch's rows (``now``: their update time, as the driver stores it;
+    ``when``: a timestamp as the driver stores it) and versions."""
     inserts: list[tuple[Any, ...]] = []
     inserted: list[tuple[tuple[str, str, str], _Row]] = []
     full: list[tuple[Any, ...]] = []
     partial: list[tuple[Any, ...]] = []
     for key, row in touched:
-        version, deleted, content_hash, _, _, valid, topic, partition, offset, ingested = row.stored
+        version, deleted, content_hash, _, _, valid, topic, partition, offset, ingested = (
+            row.stored[:10]
+        )
         state = (
             version, content_hash, deleted, topic, partition, offset, ingested, valid, now,
         )  # fmt: skip
         live = row.live
+        changed = None
+        if live is not None and live.source_changed_at is not None:
+            changed = when(live.source_changed_at)
         if row.created:
             assert live is not None  # a new record's first version has a payload
-            inserts.append((*key, *state, live.schema_id, row.live_json, live.lookup_key))
+            inserts.append((*key, *state, live.schema_id, row.live_json, live.lookup_key, changed))
             inserted.append((key, row))
         elif live is not None:
-            full.append((*state, live.schema_id, row.live_json, live.lookup_key, row.id))
+            full.append((*state, live.schema_id, row.live_json, live.lookup_key, changed, row.id))
         else:  # only withdrawn in this batch: the last payload stays on the row
             partial.append((*state, row.id))
     if inserts:

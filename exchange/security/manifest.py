@@ -14,11 +14,12 @@ share nothing else. Read with ``read_committed``, a batch and its manifests
 appear together or (an aborted transaction) not at all, so a replay or a rebuild
 sees exactly what the first build saw.
 
-A record's digest binds its department, dataset, source id, content hash and the
-exact value bytes (``exchange.security.provenance.signed_message``): any change
-to one of them after signing leaves the record uncovered. A single record's
-provenance stays provable: its bytes, the manifest of its batch in the same
-partition, and the manifest's signature.
+A record's digest binds its department, dataset, source id, content hash, its
+source change time if it carries one, and the exact value bytes
+(``exchange.security.provenance.signed_message``): any change to one of them
+after signing leaves the record uncovered. A single record's provenance stays
+provable: its bytes, the manifest of its batch in the same partition, and the
+manifest's signature.
 
 The manifest's value is Avro in the Confluent framing (its schema registered as
 :data:`SUBJECT`), so tools reading a standard topic through the schema registry
@@ -69,9 +70,16 @@ SCHEMA: dict[str, Any] = {
 
 
 def record_digest(
-    *, department: str, dataset: str, source_id: str, content_hash: str, value: bytes
+    *,
+    department: str,
+    dataset: str,
+    source_id: str,
+    content_hash: str,
+    value: bytes,
+    source_changed_at: str | None = None,
 ) -> bytes:
-    """The 32-byte digest a manifest lists for one record (a withdrawal: ``value`` b"")."""
+    """The 32-byte digest a manifest lists for one record (a withdrawal: ``value`` b"";
+    ``source_changed_at``: its header of that name, covered when set)."""
     return hashlib.sha256(
         provenance.signed_message(
             department=department,
@@ -79,6 +87,7 @@ def record_digest(
             source_id=source_id,
             content_hash=content_hash,
             value=value,
+            source_changed_at=source_changed_at,
         )
     ).digest()
 

@@ -24,18 +24,42 @@ CONTENT_HASH = "content-hash"
 INGEST_TIME = "ingest-time"
 SIGNATURE = "signature"
 SIGNING_KEY_ID = "signing-key-id"
+# When the department's own system last changed the record (ISO 8601, UTC), if its
+# connector knows (the source's ``changed_at`` column). Covered by the signature when set.
+SOURCE_CHANGED_AT = "source_changed_at"
 
 # The content hash a withdrawal (a tombstone: a null value) carries; its signature covers b"".
 WITHDRAWN = "withdrawn"
 
 
 def signed_message(
-    *, department: str, dataset: str, source_id: str, content_hash: str, value: bytes
+    *,
+    department: str,
+    dataset: str,
+    source_id: str,
+    content_hash: str,
+    value: bytes,
+    source_changed_at: str | None = None,
 ) -> bytes:
-    """The bytes a department signs for one record (unambiguous: length-prefixed parts)."""
+    """The bytes a department signs for one record (unambiguous: length-prefixed parts).
+
+    A record with a source change time (header :data:`SOURCE_CHANGED_AT`) signs it too,
+    under its own tag; a record without one signs exactly what it signed before the
+    header existed, so older records keep verifying."""
     parts = [department.encode(), dataset.encode(), source_id.encode(), content_hash.encode()]
+    tag = b"exchange-record-v1\x00"
+    if source_changed_at is not None:
+        parts.append(source_changed_at.encode())
+        tag = b"exchange-record-v2\x00"
     prefix = b"".join(len(p).to_bytes(4, "big") + p for p in parts)
-    return b"exchange-record-v1\x00" + prefix + hashlib.sha256(value).digest()
+    return tag + prefix + hashlib.sha256(value).digest()
+
+
+def changed_at(headers: Mapping[str, bytes]) -> str | None:
+    """The record's source change time header, as text, if it has one (UnicodeDecodeError
+    if it is not UTF-8)."""
+    raw = headers.get(SOURCE_CHANGED_AT)
+    return None if raw is None else raw.decode()
 
 
 def headers_dict(headers: list[tuple[str, bytes]] | None) -> dict[str, bytes]:
@@ -59,6 +83,7 @@ def verify_record(
             source_id=headers[SOURCE_ID].decode(),
             content_hash=headers[CONTENT_HASH].decode(),
             value=value,
+            source_changed_at=changed_at(headers),
         )
     except (KeyError, UnicodeDecodeError) as exc:
         raise UnverifiedRecordError("record is unsigned or lacks provenance headers") from exc

@@ -379,6 +379,7 @@ _text = st.text(max_size=12)
         subjects=st.lists(_text, max_size=3),
         fields=st.lists(_text, max_size=3),
         key_id=st.none() | _text,
+        latency_ms=st.none() | st.integers(min_value=0, max_value=2**31 - 1),
     ),
     seq=st.integers(min_value=1, max_value=2**40),
     at=st.datetimes(timezones=st.just(UTC)),
@@ -408,6 +409,55 @@ def test_an_entry_without_a_key_id_keeps_the_encoding_it_was_written_with() -> N
     with_key = audit.log.entry_values(1, audit.GENESIS, log.decision(1, key_id="a1b2c3"), log.T0)
     assert b'"key_id":"a1b2c3"' in audit.log.row_content(with_key)
     assert with_key["entry_hash"] != values["entry_hash"]
+
+
+@given(
+    latency=st.integers(min_value=0, max_value=2**31 - 1),
+    key_id=st.none() | st.text(max_size=64),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_a_latency_is_encoded_as_the_reference_encodes_it(
+    latency: int, key_id: str | None, at: datetime
+) -> None:
+    """latency_ms is optional like key_id: the fast encoding gives the reference's bytes
+    with it, and an entry without it keeps the encoding it was written with."""
+    without = audit.log.entry_values(7, audit.GENESIS, log.decision(7, key_id=key_id), at)
+    decision = log.decision(7, key_id=key_id)
+    decision.latency_ms = latency
+    values = audit.log.entry_values(7, audit.GENESIS, decision, at)
+    canonical = audit.log.canonical_time(at)
+
+    assert audit.log.encode(values, canonical) == audit.log.reference_encoding(values, canonical)
+    assert f'"latency_ms":{latency},'.encode() in audit.log.row_content(values)
+    assert b"latency_ms" not in audit.log.row_content(without)
+    assert values["entry_hash"] != without["entry_hash"]
+
+
+def test_a_log_with_latencies_verifies_and_an_altered_latency_is_found(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Old entries (no latency) and new ones (with it) verify together; changing or
+    removing a recorded latency is an alteration, found at its entry."""
+    with transaction(sessions) as s:
+        for n in range(1, 7):
+            made = log.decision(n)
+            made.latency_ms = None if n <= 3 else 10 * n
+            audit.append(s, made, at=log.T0 + timedelta(seconds=n))
+    with sessions() as s:
+        assert audit.verify(s) is None
+    for seq, value in [(5, 999), (6, None)]:
+        with transaction(sessions) as s:
+            s.execute(
+                text("UPDATE audit_log SET latency_ms = :v WHERE seq = :seq"),
+                {"v": value, "seq": seq},
+            )
+        with sessions() as s:
+            assert audit.verify(s) == seq
+        with transaction(sessions) as s:  # put it back
+            s.execute(
+                text("UPDATE audit_log SET latency_ms = :v WHERE seq = :seq"),
+                {"v": 10 * seq, "seq": seq},
+            )
 
 
 def test_odd_values_take_the_reference_encoding() -> None:

@@ -1,0 +1,83 @@
+"""The period the sharing indicators cover: ``[start, end)``, in UTC, and its scope.
+
+Every figure counts what happened at or after ``start`` and before ``end`` (a run by
+when it started, a record version by when the builder applied it, a request by its
+audit entry's time, a sharing request by when it was decided). A date alone means
+its midnight, UTC; a time without a zone is refused (nothing is guessed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from exchange.core.errors import ValidationError
+
+DEFAULT_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[start, end)``, both timezone-aware UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a period's bounds must be timezone-aware")
+        if self.start >= self.end:
+            raise ValidationError(
+                [("from", "period.empty", f"from ({self.start}) must be before to ({self.end})")]
+            )
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which departments and datasets a report covers (None: all)."""
+
+    department: str | None = None
+    dataset: str | None = None
+
+
+def parse_bound(text: str, name: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time with its zone, as UTC."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            [(name, "period.malformed", f"{text!r} is not a date (YYYY-MM-DD) or ISO 8601 time")]
+        ) from None
+    if found.tzinfo is None:
+        raise ValidationError(
+            [(name, "period.no_zone", f"{text!r} names no time zone (add Z or +08:00)")]
+        )
+    return found.astimezone(UTC)
+
+
+def period_of(start: str | None, end: str | None, *, now: datetime) -> Period:
+    """The period ``[start, end)``; ``end`` defaults to ``now`` and ``start`` to
+    :data:`DEFAULT_DAYS` days before ``end``."""
+    until = parse_bound(end, "to") if end else now.astimezone(UTC)
+    since = parse_bound(start, "from") if start else until - timedelta(days=DEFAULT_DAYS)
+    return Period(since, until)
+
+
+def month(text: str) -> Period:
+    """The calendar month ``YYYY-MM``, UTC."""
+    try:
+        year, number = (int(part) for part in text.strip().split("-"))
+        first = datetime(year, number, 1, tzinfo=UTC)
+    except ValueError:
+        raise ValidationError(
+            [("month", "period.malformed", f"{text!r} is not a month (YYYY-MM)")]
+        ) from None
+    following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return Period(first, following)
