@@ -27,10 +27,8 @@ import shlex
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +43,20 @@ from exchange.core.config import Settings
 from exchange.core.db import transaction, utcnow
 from exchange.core.errors import StackError
 from exchange.core.models import (
-    AuditEntry,
     CatalogueResource,
     ConnectorRun,
     Department,
-    Entity,
     Purpose,
     SourceRecord,
 )
 from exchange.identity.apikeys import ORIGIN_DEMO, create_key
 from exchange.identity.identities import create_department
+from exchange.indicators import render
+from exchange.indicators import report as indicators_report
+from exchange.indicators.compute import compute
+from exchange.indicators.figures import Indicators
+from exchange.indicators.period import Period, Scope
+from exchange.indicators.period import month as indicator_month
 from exchange.local import examples, population
 from exchange.local.population import resident_number
 from exchange.local.stack import Stack
@@ -338,102 +340,34 @@ def grant_access(settings: Settings, sessions: sessionmaker[Session]) -> list[st
     return said
 
 
-@dataclass(frozen=True)
-class Summary:
-    """The demo's closing figures, from the registry and the audit log."""
-
-    records: dict[str, int]  # live records by department
-    people: int  # person entities
-    known_to_several: int  # person entities with records of 2 or more departments
-    known_to_three: int  # ... of 3 or more
-    rejected: list[tuple[str, str, int, dict[str, int]]]  # department, connector, n, reasons
-    requests: list[tuple[str, str, str, str, int, int]]  # who, action, purpose, decision, ...
-
-
-def summary(session: Session) -> Summary:
-    """Count what :func:`print_summary` prints (for now here; the indicators will say it)."""
-    live = SourceRecord.deleted.is_(False)
-    records = dict(
-        session.execute(
-            select(SourceRecord.department, func.count())
-            .where(live)
-            .group_by(SourceRecord.department)
-            .order_by(SourceRecord.department)
-        ).all()
-    )
-    departments = (
-        select(
-            SourceRecord.entity_id, func.count(func.distinct(SourceRecord.department)).label("n")
-        )
-        .join(Entity, Entity.id == SourceRecord.entity_id)
-        .where(live, Entity.kind == "person")
-        .group_by(SourceRecord.entity_id)
-        .subquery()
-    )
-    spread = Counter(n for (n,) in session.execute(select(departments.c.n)))
-    runs: dict[str, ConnectorRun] = {}
-    for run in session.scalars(select(ConnectorRun).order_by(ConnectorRun.started_at)):
-        runs[run.connector_id] = run  # the latest run of each connector
-    rejected = [
-        (r.department, r.connector_id, r.rejected, dict(r.reasons))
-        for r in sorted(runs.values(), key=lambda r: (r.department, r.connector_id))
-        if r.rejected
-    ]
-    asked = session.execute(
-        select(
-            AuditEntry.actor,
-            AuditEntry.department,
-            AuditEntry.action,
-            AuditEntry.purpose,
-            AuditEntry.decision,
-            AuditEntry.status,
-            func.count(),
-        )
-        .group_by(
-            AuditEntry.actor,
-            AuditEntry.department,
-            AuditEntry.action,
-            AuditEntry.purpose,
-            AuditEntry.decision,
-            AuditEntry.status,
-        )
-        .order_by(AuditEntry.actor, AuditEntry.action, AuditEntry.purpose, AuditEntry.status)
-    ).all()
-    return Summary(
-        records=records,
-        people=sum(spread.values()),
-        known_to_several=sum(n for k, n in spread.items() if k >= 2),
-        known_to_three=sum(n for k, n in spread.items() if k >= 3),
-        rejected=rejected,
-        requests=[
-            (f"{actor or '-'} ({dept or '-'})", action, purpose or "-", decision, status, n)
-            for actor, dept, action, purpose, decision, status, n in asked
-        ],
-    )
-
-
-def print_summary(console: Console, session: Session) -> Summary:
-    """The demo's closing figures: one function, which the indicators will replace."""
-    found = summary(session)
+def print_summary(
+    console: Console, session: Session, since: datetime, report: Path | None = None
+) -> Indicators:
+    """The demo's closing figures: the sharing indicators (:mod:`exchange.indicators`) of
+    the demo's run, from ``since`` to now: people known to several departments, what was
+    published and rejected and why, who asked for what, how fast owners decided. With
+    ``report``, the month's HTML report is written there too."""
+    now = utcnow()
+    found = compute(session, Period(since, now + timedelta(seconds=1)), Scope(), now=now)
+    link = found.linkage
     console.print(
-        f"people known to the registry: {found.people}; "
-        f"known to 2 or more departments: {found.known_to_several}; "
-        f"to 3 or more: {found.known_to_three}"
+        f"people known to the registry: {link.people}; known to 2 or more departments: "
+        f"{link.known_to_two_or_more}"
     )
-    console.print(
-        "records by department: " + ", ".join(f"{dept} {n}" for dept, n in found.records.items())
-    )
-    table = Table("department", "connector", "rejected", "reasons", title="rejected rows")
-    for dept, connector, n, reasons in found.rejected:
-        shown = ", ".join(f"{code} x{count}" for code, count in sorted(reasons.items()))
-        table.add_row(dept, connector, str(n), shown)
-    console.print(table)
-    asked = Table(
-        "who", "action", "purpose", "decision", "status", "requests", title="who asked for what"
-    )
-    for who, action, purpose, decision, status, n in found.requests:
-        asked.add_row(who, action, purpose, decision, str(status), str(n))
-    console.print(asked)
+    wanted = ("Records published", "Linkage", "Data requests", "Sharing-request turnaround")
+    for table in render.tables(found):
+        if str(table.title).startswith(wanted):
+            console.print(table)
+    if report is not None:
+        month = f"{now:%Y-%m}"
+        report.write_text(
+            indicators_report.html(
+                compute(session, indicator_month(month), Scope(), now=now),
+                title=f"Sharing indicators, {month}",
+            ),
+            encoding="utf-8",
+        )
+        console.print(f"this month's indicators report: {report}")
     return found
 
 
@@ -576,7 +510,7 @@ def run_demo(
 ) -> None:
     """Tell the demo's story on ``console``; ``database`` gives the sessions of the
     registry database once the stack is up (the caller opens and closes it)."""
-    began = time.monotonic()
+    began, run_began = time.monotonic(), utcnow()
     stack = Stack(settings)
     console.rule("[bold]1. start the local stack")
     stack.up(lambda m: console.print(f"[cyan]•[/] {m}"))
@@ -642,7 +576,8 @@ def run_demo(
 
     console.rule("[bold]7. the summary: silos broken, rows rejected, requests served")
     with sessions() as session:
-        print_summary(console, session)
+        print_summary(console, session, run_began, stack.data_dir / "demo" / "indicators.html")
+    console.print("all the figures, for any period: exchange indicators --help")
 
     console.rule("[bold]try it yourself")
     console.print(
