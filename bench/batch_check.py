@@ -38,6 +38,7 @@ _DEPARTMENT = provenance.DEPARTMENT
 _DATASET = provenance.DATASET
 _SOURCE_ID = provenance.SOURCE_ID
 _CONTENT_HASH = provenance.CONTENT_HASH
+_CHANGED_AT = provenance.SOURCE_CHANGED_AT
 _RECORD_TAG = b"exchange-record-v1\x00"  # provenance.signed_message's first bytes
 _LENGTHS = [n.to_bytes(4, "big") for n in range(256)]  # signed_message's length prefixes
 _UNVERIFIED = UnverifiedRecordError.code
@@ -137,6 +138,24 @@ class BatchCheck:
                 except UnicodeDecodeError:
                     self.refused[_UNVERIFIED] += 1
                     continue
+            changed = named.get(_CHANGED_AT)
+            if changed is not None:
+                # A record carrying its source's change time signs it too, under another
+                # tag: the reference digest, not the fast copy of the v1 message.
+                try:
+                    digest = manifest.record_digest(
+                        department=owner[0].decode(),
+                        dataset=owner[1].decode(),
+                        source_id=source_id.decode(),
+                        content_hash=content_hash.decode(),
+                        value=msg.value() or b"",
+                        source_changed_at=changed.decode(),
+                    )
+                except UnicodeDecodeError:
+                    self.refused[_UNVERIFIED] += 1
+                    continue
+                self._hold(topic, partition, batch_id, msg.offset(), digest)
+                continue
             n, m = len(source_id), len(content_hash)
             digest = sha256(
                 b"".join(
@@ -154,6 +173,14 @@ class BatchCheck:
             if held is None:
                 held = held_by[(topic, partition, batch_id)] = _Held(msg.offset())
             held.digests.append(digest)
+
+    def _hold(
+        self, topic: str, partition: int, batch_id: bytes, offset: int, digest: bytes
+    ) -> None:
+        held = self._held.get((topic, partition, batch_id))
+        if held is None:
+            held = self._held[(topic, partition, batch_id)] = _Held(offset)
+        held.digests.append(digest)
 
     def _other(
         self, topic: str, partition: int, named: dict[str, bytes], value: bytes | None

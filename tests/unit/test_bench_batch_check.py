@@ -218,3 +218,34 @@ def test_the_digest_is_exchange_security_manifests(
     check = _check()
     check.messages([Message(TOPIC, 0, 0, headers, value), _manifest_message(signed, 1)])
     assert (check.accepted, dict(check.refused)) == (1, {})
+
+
+def test_records_carrying_their_source_change_time_are_accepted_and_the_time_is_covered() -> None:
+    changed = b"2026-12-01T08:00:00+00:00"
+    records = []
+    for i in range(3):
+        headers = [*_headers(f"s{i}", f"h{i}", "run/0"), (provenance.SOURCE_CHANGED_AT, changed)]
+        records.append(Message(TOPIC, 0, i, headers, f"value {i}".encode()))
+    listed = b"".join(
+        manifest.record_digest(
+            department="health",
+            dataset="person",
+            source_id=f"s{i}",
+            content_hash=f"h{i}",
+            value=f"value {i}".encode(),
+            source_changed_at=changed.decode(),
+        )
+        for i in range(3)
+    )
+    signed = manifest.Manifest(
+        "health", "person", "bench-health", "run/0", TOPIC, 0, "k1", "2026-12-07", listed
+    )
+    # A change time altered after signing is not what the manifest lists.
+    records[1]._headers = [
+        (k, b"2026-12-02T08:00:00+00:00" if k == provenance.SOURCE_CHANGED_AT else v)
+        for k, v in records[1]._headers
+    ]
+    check = _check()
+    check.messages([*records, _manifest_message(signed, 3)])
+    assert check.accepted == 2
+    assert check.refused == {"not_in_manifest": 1}
