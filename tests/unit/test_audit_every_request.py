@@ -39,7 +39,7 @@ from tests.support.examples import household_definition
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
 MLA = "minimum-living-allowance"
-ROLES = ("caseworker", "publisher", "auditor", "admin")
+ROLES = ("caseworker", "publisher", "auditor", "admin", "department_admin", "data_steward")
 # No credentials, nothing disclosed (gateway.audited.UNAUDITED).
 UNAUDITED = {"/healthz", "/readyz"}
 runner = CliRunner()
