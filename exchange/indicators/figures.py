@@ -53,6 +53,12 @@ class Freshness(BaseModel):
     without_change_time: int = Field(
         description="Versions whose source sent no change time: not in the percentiles."
     )
+    change_time_ahead: int = Field(
+        default=0,
+        description="Versions whose change time is later than their applied time (the "
+        "source's clock ahead, or dated in the future): counted in with_change_time, not in "
+        "the percentiles.",
+    )
     p50_s: float | None
     p95_s: float | None
 

@@ -62,12 +62,19 @@ def freshness(session: Session, period: Period, scope: Scope) -> list[Freshness]
         stmt = stmt.where(SourceRecord.dataset == scope.dataset)
     lags: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
     unknown: defaultdict[tuple[str, str], int] = defaultdict(int)
+    ahead: defaultdict[tuple[str, str], int] = defaultdict(int)
     for department, dataset, changed, applied in session.execute(stmt):
         key = (department, dataset)
         if applied is None:
             continue  # the query asks for an applied time: never here
         if changed is None:
             unknown[key] += 1
+            lags.setdefault(key, [])
+        elif changed > applied:
+            # The source's clock ahead of the exchange's, or a change time set to come: no
+            # lag to measure, and left out of the percentiles (a department cannot make its
+            # data look fresher by dating it in the future); counted apart.
+            ahead[key] += 1
             lags.setdefault(key, [])
         else:
             lags[key].append((applied - changed).total_seconds())
@@ -78,9 +85,10 @@ def freshness(session: Session, period: Period, scope: Scope) -> list[Freshness]
             Freshness(
                 department=key[0],
                 dataset=key[1],
-                versions=len(lags[key]) + unknown[key],
-                with_change_time=len(lags[key]),
+                versions=len(lags[key]) + unknown[key] + ahead[key],
+                with_change_time=len(lags[key]) + ahead[key],
                 without_change_time=unknown[key],
+                change_time_ahead=ahead[key],
                 p50_s=p50,
                 p95_s=p95,
             )

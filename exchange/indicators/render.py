@@ -36,7 +36,10 @@ def rows(found: Indicators) -> Iterator[Row]:
                 count,
             )  # fmt: skip
     for f in found.freshness:
-        for name in ("versions", "with_change_time", "without_change_time", "p50_s", "p95_s"):
+        for name in (
+            "versions", "with_change_time", "without_change_time", "change_time_ahead", "p50_s",
+            "p95_s",
+        ):  # fmt: skip
             yield "freshness", f.department, f.dataset, "", name, getattr(f, name)
     for t in found.timeliness:
         dimension = f"frequency={t.frequency}"
@@ -111,12 +114,14 @@ def tables(found: Indicators) -> list[Table]:
             _n(p.applied),
         )  # fmt: skip
     fresh = Table(title="Freshness: source change time to registry")
-    for name in ("department", "dataset", "versions", "with time", "without", "p50", "p95"):
+    for name in ("department", "dataset", "versions", "with time", "without", "ahead", "p50"):
         fresh.add_column(name)
+    fresh.add_column("p95")
     for f in found.freshness:
         fresh.add_row(
             f.department, f.dataset, _n(f.versions), _n(f.with_change_time),
-            _n(f.without_change_time), _seconds(f.p50_s), _seconds(f.p95_s),
+            _n(f.without_change_time), _n(f.change_time_ahead), _seconds(f.p50_s),
+            _seconds(f.p95_s),
         )  # fmt: skip
     timely = Table(title="Timeliness against the declared update frequency")
     for name in ("owner", "dataset", "frequency", "intervals", "with data", "share", "age at end"):

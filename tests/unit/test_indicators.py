@@ -522,3 +522,21 @@ def test_day_by_day_every_day_the_period_touches(sessions: sessionmaker[Session]
     ]
     assert sum(d.applied for d in found.daily) == found.publishing[0].applied
     assert [d.applied + d.rejected + d.registry_rejected for d in other.daily] == [0] * 4
+
+
+def test_a_change_time_after_the_applied_time_is_counted_apart_not_in_the_percentiles(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A department cannot make its data look fresher by dating rows in the future."""
+    with transaction(sessions) as s:
+        record = _record(s, "hr", "person", "A")
+        for number, lag in enumerate([2, 4, 6], start=1):
+            applied = T0 + timedelta(days=number)
+            _version(s, record, number, applied=applied, changed=applied - timedelta(hours=lag))
+        for number in (4, 5, 6, 7):  # dated a year ahead
+            applied = T0 + timedelta(days=number)
+            _version(s, record, number, applied=applied, changed=applied + timedelta(days=365))
+    with sessions() as s:
+        [row] = freshness(s, NOVEMBER, EVERYTHING)
+    assert (row.versions, row.with_change_time, row.change_time_ahead) == (7, 7, 4)
+    assert (row.p50_s, row.p95_s) == (4 * 3600, 6 * 3600)
