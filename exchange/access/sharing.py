@@ -412,7 +412,8 @@ def submit(
 
 def _to_decide(session: Session, actor: Actor, request_id: int) -> SharingRequest:
     request = session.get(SharingRequest, request_id)
-    if request is None:
+    if request is None or not _sees(actor, request):
+        # Another department's request is not disclosed, even to a steward trying ids.
         raise NotFoundError(f"no sharing request {request_id}")
     if actor.role != STEWARD:
         raise PermissionDeniedError(

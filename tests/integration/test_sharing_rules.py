@@ -168,7 +168,7 @@ def test_only_the_owners_steward_decides_never_the_requester(
         asked = sharing.submit(session, CA_ADMIN, spec(), at=T0).id
         ask_own = spec("benefit_payment", fields={"amount_fen": "full"}, row_constraints={})
         own = sharing.submit(session, CA_ADMIN, ask_own, at=T0).id
-    for who in (HE_STEWARD, CA_STEWARD, CA_ADMIN, HR_ADMIN, CENTRAL):
+    for who in (CA_STEWARD, CA_ADMIN, HR_ADMIN, CENTRAL):
         with transaction(sessions) as session, pytest.raises(PermissionDeniedError):
             sharing.approve(session, who, asked, at=T0)
         with transaction(sessions) as session, pytest.raises(PermissionDeniedError):
@@ -358,3 +358,36 @@ def test_a_dataset_marked_not_shared_after_a_request_can_only_be_refused(
         assert sharing.refuse(session, HR_STEWARD, second, "not shared now", at=T0).grant_id is None
     with sessions() as session:
         assert session.query(Grant).count() == 0
+
+
+def test_a_third_department_cannot_tell_a_request_exists_by_deciding_on_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Deciding on another department's request answers as for a request that does not
+    exist (404, same message shape), never naming its owner: a steward or administrator
+    of a third department could otherwise enumerate ids and learn who shares with whom."""
+    with transaction(sessions) as session:
+        asked = sharing.submit(session, CA_ADMIN, spec(), at=T0).id
+    absent = asked + 1000
+    for who in (HE_STEWARD, HE_ADMIN):
+        for step in ("approve", "narrow", "refuse"):
+            messages = []
+            for number in (asked, absent):
+                with transaction(sessions) as session, pytest.raises(NotFoundError) as caught:
+                    _decide(session, who, step, number)
+                messages.append(str(caught.value).replace(str(number), "N"))
+            assert messages[0] == messages[1], (who, step)
+            assert OWNER not in messages[0]
+    with sessions() as session:
+        stored = session.get(SharingRequest, asked)
+        assert stored is not None
+        assert stored.status == "submitted"
+
+
+def _decide(session: Session, who: Actor, step: str, number: int) -> SharingRequest:
+    if step == "approve":
+        return sharing.approve(session, who, number, at=T0)
+    if step == "narrow":
+        terms = Terms(FIELDS, {"division_prefix": "33"}, 30)
+        return sharing.narrow(session, who, number, terms, at=T0)
+    return sharing.refuse(session, who, number, "no", at=T0)

@@ -177,8 +177,9 @@ def test_request_approved_serves_lookups_until_the_grant_ends(exchange: Exchange
     number = submitted.json()["id"]
     assert submitted.json()["status"] == "submitted"
     base = f"/v1/sharing/requests/{number}"
-    # Only the owner's steward decides: not another department's, not the requester.
-    assert ex.call("he.steward", "POST", f"{base}/approve").status_code == 403
+    # Only the owner's steward decides: not another department's (to whom the request
+    # does not exist), not the requester.
+    assert ex.call("he.steward", "POST", f"{base}/approve").status_code == 404
     assert ex.call("ca.admin", "POST", f"{base}/approve").status_code == 403
     assert ex.call("ca.steward", "POST", f"{base}/approve").status_code == 403
     assert ex.call("he.admin", "GET", base).status_code == 404  # not its business
@@ -226,7 +227,7 @@ def test_request_approved_serves_lookups_until_the_grant_ends(exchange: Exchange
         ("catalogue.resource.list", "ca.worker", "allow", 200),
         ("person.lookup", "ca.worker", "deny", 403),
         ("sharing.request.submit", "ca.admin", "allow", 201),
-        ("sharing.request.approve", "he.steward", "deny", 403),
+        ("sharing.request.approve", "he.steward", "allow", 404),
         ("sharing.request.approve", "ca.admin", "deny", 403),
         ("sharing.request.approve", "ca.steward", "deny", 403),
         ("sharing.request.show", "he.admin", "allow", 404),

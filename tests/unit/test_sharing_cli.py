@@ -74,7 +74,7 @@ def test_request_decide_and_see_from_the_command_line() -> None:
     )  # fmt: skip
     assert "sharing request 1: civil_affairs asks household_registry" in submitted
     assert "submitted" in submitted
-    assert "household_registry" in fails("sharing", "approve", "1", "--as", "he.steward")
+    assert "no sharing request 1" in fails("sharing", "approve", "1", "--as", "he.steward")
     narrowed = run(
         "sharing", "narrow", "1", "--as", "hr.steward", "--fields", "full_name", "--days", "30"
     )
