@@ -661,13 +661,21 @@ def lookup_household(
         scope.require(HOUSEHOLD)
         own = _memberships(session, _RECORDS.c.lookup_key == subject)
         own = [r for r in own if scope.fields_for(r, "identifier") is not None]
-        numbers = sorted({str(r.payload.get("household_id")) for r in own})
+        # A household number is its registry's own: the same number published by another
+        # department is another household.
+        numbers = sorted({(r.department, str(r.payload.get("household_id"))) for r in own})
         households: list[HouseholdView] = []
         disclosed: list[RecordRow] = []
         entities: list[str] = []
         members_shown: list[str] = []
-        for number in numbers:
-            rows = _memberships(session, _RECORDS.c.payload["household_id"].as_string() == number)
+        for department, number in numbers:
+            rows = _memberships(
+                session,
+                and_(
+                    _RECORDS.c.department == department,
+                    _RECORDS.c.payload["household_id"].as_string() == number,
+                ),
+            )
             members: list[MemberView] = []
             for membership in rows:
                 fields = scope.fields_for(

@@ -46,6 +46,7 @@ WIFE = rid("31011519750802022")
 CHILD = rid("31011520120605024")
 LEFT = rid("31011519980101025")  # moved out: no longer a member
 NEIGHBOUR = rid("31011519800101027")  # another household
+STRANGER = rid("44030519660101031")  # another registry's household of the same number
 SHOP = "92310115MA0000004" + uscc_check_character("92310115MA0000004")
 HOUSEHOLD = "3101150042"
 
@@ -66,7 +67,14 @@ def _person(department: str, source_id: str, name: str, born: str, number: str |
     return Row("person", department, source_id, plain)
 
 
-def _member(source_id: str, number: str, relation: str, household: str, until: str | None) -> Row:
+def _member(
+    source_id: str,
+    number: str,
+    relation: str,
+    household: str,
+    until: str | None,
+    department: str = "household_registry",
+) -> Row:
     plain: dict[str, Any] = {
         "resident_id": number,
         "household_id": household,
@@ -74,7 +82,7 @@ def _member(source_id: str, number: str, relation: str, household: str, until: s
         "since": "1999-10-01",
         "until": until,
     }
-    return Row("household_membership", "household_registry", source_id, plain)
+    return Row("household_membership", department, source_id, plain)
 
 
 ROWS = [
@@ -87,6 +95,8 @@ ROWS = [
     _member("HM-3", CHILD, "CHILD", HOUSEHOLD, None),
     _member("HM-4", LEFT, "CHILD", HOUSEHOLD, "2020-05-01"),
     _member("HM-5", NEIGHBOUR, "HEAD", "3101150043", None),
+    # Another department numbers its households its own way: the same number, another home.
+    _member("SZ-1", STRANGER, "HEAD", HOUSEHOLD, None, department="shenzhen_registry"),
     Row(
         "social_insurance",
         "human_resources",
@@ -317,3 +327,20 @@ def test_a_person_in_no_household_is_not_found(world: World) -> None:
     assert nobody.status_code == 404
     assert moved_out.status_code == 404
     assert [e.status for e in world.audit()] == [404, 404]
+
+
+def test_a_household_number_of_another_department_is_another_household(world: World) -> None:
+    """Household numbers are each registry's own: a membership another department
+    publishes under the same number is not a member of the applicant's household (the
+    view would otherwise disclose a stranger, and name them in the audit entry), and the
+    stranger's view is their own household alone."""
+    mine = world.ask(WIFE)
+    theirs = world.ask(STRANGER)
+
+    assert mine.status_code == 200, mine.text
+    assert list(_members(mine.json())) == ["HM-1", "HM-2", "HM-3"]
+    assert theirs.status_code == 200, theirs.text
+    assert list(_members(theirs.json())) == ["SZ-1"]
+    first, second = world.audit()
+    assert _subject(STRANGER) not in first.subjects
+    assert set(second.subjects) & {_subject(n) for n in (HEAD, WIFE, CHILD)} == set()
