@@ -7,6 +7,11 @@ turnaround, daily), ``department``, ``dataset``, ``dimension`` (``reason=<code>`
 ``purpose=<code>``, ``action=<name>``, ``frequency=<name>``, ``day=<YYYY-MM-DD>`` or
 empty), ``figure`` and
 ``value`` (empty when the figure has nothing to be computed from).
+
+A text cell that a spreadsheet would take for a formula (one starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return) is written with a leading ``'``
+(:func:`cell`): department and dataset names of registry rejections are what a
+record's headers claimed, so any producer chooses them.
 """
 
 from __future__ import annotations
@@ -70,6 +75,15 @@ def rows(found: Indicators) -> Iterator[Row]:
             yield "daily", "", "", f"day={day.day}", name, getattr(day, name)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet evaluates: a leading ``'`` if it could start
+    a formula (OWASP's advice on CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def to_csv(found: Indicators) -> str:
     """The CSV text, header first."""
     out = io.StringIO()
@@ -77,7 +91,7 @@ def to_csv(found: Indicators) -> str:
     writer.writerow(COLUMNS)
     for row in rows(found):
         value = row[5]
-        writer.writerow([*row[:5], "" if value is None else _text(value)])
+        writer.writerow([*(cell(c) for c in row[:5]), "" if value is None else _text(value)])
     return out.getvalue()
 
 

