@@ -23,9 +23,9 @@ The workflow (docs/sharing.md tells it for both sides):
   (so the disclosure rule holds: if the grant would break it, the approval fails
   with that error and the request stays submitted), with origin ``request``, valid
   from the decision for the days granted.
-* The requester may withdraw a submitted request, and renew a granted one
-  (:func:`renew`): a new request with the terms granted, decided like any
-  other, whose grant starts when the old one ends (no gap, no overlap), or at
+* The requester may withdraw a submitted request, and renew a granted one whose
+  grant was not revoked (:func:`renew`): a new request with the terms granted,
+  decided like any other, whose grant starts when the old one ends (no gap, no overlap), or at
   its decision if the old one has already ended.
 
 Every step appends a :class:`~exchange.core.models.SharingRequestEvent` (the request's
@@ -542,11 +542,18 @@ def withdraw(session: Session, actor: Actor, request_id: int, *, at: datetime) -
 def renew(session: Session, actor: Actor, request_id: int, *, at: datetime) -> SharingRequest:
     """A new request with the terms granted to ``request_id`` (``renewal_of``), decided like
     any request; its grant starts when the renewed one ends. ConflictError if the request
-    was not granted or a renewal of it is already open."""
+    was not granted, its grant was revoked, or a renewal of it is already open."""
     request = _requesters(session, actor, request_id, "renew")
     terms = granted(request)
     if terms is None:
         raise ConflictError(f"sharing request {request_id} is {request.status}: nothing to renew")
+    old = session.get(Grant, request.grant_id) if request.grant_id is not None else None
+    if old is not None and old.revoked_at is not None:
+        # A renewal would undo the revocation (at once, if the dataset is unconditional).
+        raise ConflictError(
+            f"the grant of sharing request {request_id} was revoked by {old.revoked_by}: "
+            "nothing to renew; a new request is decided afresh"
+        )
     pending = session.scalar(
         select(SharingRequest.id).where(
             SharingRequest.renewal_of == request_id, SharingRequest.status == SUBMITTED

@@ -391,3 +391,34 @@ def _decide(session: Session, who: Actor, step: str, number: int) -> SharingRequ
         terms = Terms(FIELDS, {"division_prefix": "33"}, 30)
         return sharing.narrow(session, who, number, terms, at=T0)
     return sharing.refuse(session, who, number, "no", at=T0)
+
+
+def test_a_revoked_grant_cannot_be_renewed(sessions: sessionmaker[Session]) -> None:
+    """Revoking ends a grant for good: its request cannot be renewed into a new grant (a
+    routine-looking renewal would undo the revocation, and on a dataset shared
+    unconditionally with no one deciding at all); a new request is decided afresh."""
+    with transaction(sessions) as session:
+        conditional = sharing.submit(session, CA_ADMIN, spec(), at=T0)
+        sharing.approve(session, HR_STEWARD, conditional.id, at=T0)
+        free = sharing.submit(
+            session,
+            CA_ADMIN,
+            spec(
+                "household_membership",
+                fields={"relationship_to_head": "full"},
+                row_constraints={},
+            ),
+            at=T0,
+        )
+        assert free.status == "approved"
+        for request in (conditional, free):
+            assert request.grant_id is not None
+            catalogue.revoke_grant(session, request.grant_id, by="central", at=T0)
+        ids = (conditional.id, free.id)
+    later = T0 + timedelta(days=20)
+    for number in ids:
+        with transaction(sessions) as session, pytest.raises(ConflictError, match="revoked"):
+            sharing.renew(session, CA_ADMIN, number, at=later)
+    with sessions() as session:
+        assert session.query(SharingRequest).count() == 2
+        assert [g.revoked_at is not None for g in session.scalars(select(Grant))] == [True, True]
