@@ -174,6 +174,45 @@ def note_error(request: Request, reason: str) -> None:
         found.reason = reason
 
 
+_WHERE = frozenset({"body", "query", "path", "header", "cookie"})
+HIDDEN_KEY = "*"
+
+
+def _known_names(app: FastAPI) -> frozenset[str]:
+    """Every name the API declares (the properties of its models, its parameters): the
+    parts of an error's location that may be told back. Worked out once per app."""
+    found: frozenset[str] | None = getattr(app.state, "problem_names", None)
+    if found is None:
+        names: set[str] = set(_WHERE)
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                properties = node.get("properties")
+                if isinstance(properties, dict):
+                    names.update(str(k) for k in properties)
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    if isinstance(item, dict) and isinstance(item.get("name"), str):
+                        names.add(item["name"])
+                    walk(item)
+
+        walk(app.openapi())
+        found = app.state.problem_names = frozenset(names)
+    return found
+
+
+def _loc_part(part: object, known: frozenset[str]) -> str:
+    """A part of a validation error's location as it may be told back and audited: a list
+    index or a declared name; anything else (a key of a free-form object, such as
+    ``fields`` or ``field_notes``, which a careless client may fill with an identity
+    number or a name) is ``*``."""
+    if isinstance(part, int) or (isinstance(part, str) and part in known):
+        return str(part)
+    return HIDDEN_KEY
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
@@ -182,9 +221,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        known = _known_names(app)
         parts = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ()))
+            loc = ".".join(_loc_part(p, known) for p in err.get("loc", ()))
             parts.append(f"{loc}: {err.get('msg')}")
         note_error(request, "invalid request: " + "; ".join(parts))
         if is_registry(request):
