@@ -30,7 +30,7 @@ from exchange.access import catalogue
 from exchange.access.policy import Access, Mode
 from exchange.core.db import utcnow
 from exchange.core.driver import DriverSelect
-from exchange.core.errors import NotFoundError, ValidationError
+from exchange.core.errors import ConflictError, NotFoundError, ValidationError
 from exchange.core.models import Entity, LinkKey, SourceRecord
 from exchange.identity.apikeys import Identity
 from exchange.registry.entities import is_entity_id
@@ -659,6 +659,7 @@ def lookup_household(
         code = stated_purpose(state, session, decision, purpose, case_ref)
         scope = Scope.cached(state, session, identity, code, utcnow())
         scope.require(HOUSEHOLD)
+        most = state.settings.gateway.household_max_members
         own = _memberships(session, _RECORDS.c.lookup_key == subject)
         own = [r for r in own if scope.fields_for(r, "identifier") is not None]
         # A household number is its registry's own: the same number published by another
@@ -676,13 +677,23 @@ def lookup_household(
                     _RECORDS.c.payload["household_id"].as_string() == number,
                 ),
             )
-            members: list[MemberView] = []
+            seen: list[tuple[RecordRow, dict[str, Mode]]] = []
             for membership in rows:
                 fields = scope.fields_for(
                     membership, "identifier" if membership.lookup_key == subject else None
                 )
-                if fields is None or not membership.lookup_key:
-                    continue
+                if fields is not None and membership.lookup_key:
+                    seen.append((membership, fields))
+            if len(seen) > most:
+                # A collective household (a school's, a firm's) is not one applicant's family:
+                # showing it would disclose hundreds of people for one case.
+                raise ConflictError(
+                    f"the household has more than {most} current members "
+                    "(gateway.household_max_members): look up the members the case needs "
+                    "one by one with POST /v1/persons/lookup"
+                )
+            members: list[MemberView] = []
+            for membership, fields in seen:
                 member = membership.lookup_key
                 found = [r for r in _keyed_with_members(session, member) if r.dataset != HOUSEHOLD]
                 shown = _shown(

@@ -98,6 +98,15 @@ class GatewaySettings(_Section):
         description="How many schema registry requests an identity may make at once before "
         "the per-minute rate applies. Default: 1000.",
     )
+    household_max_members: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="The most current members a household may have for the household view "
+        "(POST /v1/households/lookup) to show it; a larger one (a collective household of a "
+        "school or a firm) is refused, 409, and its members are looked up one by one. "
+        "Default: 50.",
+    )
     catalogue_cache_ttl_s: float = Field(
         default=2.0,
         ge=0,

@@ -344,3 +344,35 @@ def test_a_household_number_of_another_department_is_another_household(world: Wo
     first, second = world.audit()
     assert _subject(STRANGER) not in first.subjects
     assert set(second.subjects) & {_subject(n) for n in (HEAD, WIFE, CHILD)} == set()
+
+
+def test_a_household_larger_than_the_limit_is_refused_before_any_record_is_read(
+    world: World, database_url: str
+) -> None:
+    """A collective household (a school's, a firm's) is not one applicant's family: past
+    gateway.household_max_members the view is refused (409, audited deny) and names no
+    one; a household within the limit is still shown."""
+    settings = Settings(
+        database_url=database_url,
+        linkage_key=LINKAGE_KEY,
+        master_key=MASTER_KEY_B64,
+        gateway={"household_max_members": 2},
+    )
+    with TestClient(create_app(settings)) as client:
+        small = World(client, world.sessions, world.keys)
+        refused = small.ask(WIFE)  # three current members
+        shown = small.ask(NEIGHBOUR)  # one
+
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "conflict"
+    assert "household_max_members" in refused.json()["detail"]
+    for plain in ("张建国", "李秀兰", "HM-1", "MZ-1", "tk_"):
+        assert plain not in refused.text
+    assert shown.status_code == 200, shown.text
+    assert list(_members(shown.json())) == ["HM-5"]
+    denied, allowed = world.audit()
+    assert (denied.action, denied.decision, denied.status) == ("household.lookup", "deny", 409)
+    assert denied.subjects == [_subject(WIFE)]  # the applicant asked for, no one else
+    assert denied.fields == []
+    assert (allowed.decision, allowed.status) == ("allow", 200)
