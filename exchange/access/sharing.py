@@ -433,12 +433,20 @@ def _to_decide(session: Session, actor: Actor, request_id: int) -> SharingReques
 
 
 def _still_shared(session: Session, request: SharingRequest) -> None:
-    """ConflictError if the owner marked the dataset not shared after the request came."""
+    """ConflictError if the owner marked the dataset not shared after the request came, or
+    the dataset has since been given to another department (its former owner no longer
+    grants it)."""
     resource = session.get(CatalogueResource, request.dataset)
     if resource is None or resource.sharing_type == resources.NOT_SHARED:
         raise ConflictError(
             f"dataset {request.dataset!r} is no longer shared: sharing request {request.id} "
             "can only be refused"
+        )
+    if resource.owner_department != request.owner_department:
+        raise ConflictError(
+            f"dataset {request.dataset!r} now belongs to {resource.owner_department}: "
+            f"sharing request {request.id} can only be refused; the requester asks its new "
+            "owner"
         )
 
 

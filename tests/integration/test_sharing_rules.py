@@ -422,3 +422,34 @@ def test_a_revoked_grant_cannot_be_renewed(sessions: sessionmaker[Session]) -> N
     with sessions() as session:
         assert session.query(SharingRequest).count() == 2
         assert [g.revoked_at is not None for g in session.scalars(select(Grant))] == [True, True]
+
+
+def test_after_the_dataset_changes_owner_its_former_owner_cannot_grant_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A request is decided by the department that owns the dataset when it is decided:
+    once the central administrator gives the dataset to another department, the former
+    owner's steward can only refuse the requests still open (no grant is made)."""
+    with transaction(sessions) as session:
+        first = sharing.submit(session, CA_ADMIN, spec(), at=T0).id
+        second = sharing.submit(session, CA_ADMIN, spec(purposes=["tax-assessment"]), at=T0).id
+    with transaction(sessions) as session:
+        resources.set_resource(
+            session,
+            resources.Editor(CENTRAL.actor, CENTRAL.department, "admin"),
+            "person",
+            resources.ResourceChange(owner=OTHER),
+            at=T0,
+        )
+    narrower = Terms(FIELDS, {"division_prefix": "3301"}, 30)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="now belongs"):
+        sharing.approve(session, HR_STEWARD, first, at=T0)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="now belongs"):
+        sharing.narrow(session, HR_STEWARD, first, narrower, at=T0)
+    with transaction(sessions) as session:
+        assert sharing.refuse(session, HR_STEWARD, second, "no longer ours", at=T0).grant_id is None
+    with sessions() as session:
+        assert session.query(Grant).count() == 0
+        stored = session.get(SharingRequest, first)
+        assert stored is not None
+        assert stored.status == "submitted"
