@@ -64,9 +64,11 @@ def make_engine(url: str) -> Engine:
             # A local file: no connection to go stale, so no ping before each checkout; and
             # enough kept open for the gateway's threadpool (AnyIO's 40 threads), so that
             # requests reuse connections instead of opening (and setting up) new ones.
-            engine = create_engine(url, pool_size=SQLITE_POOL_SIZE, max_overflow=10)
+            engine = create_engine(
+                url, pool_size=SQLITE_POOL_SIZE, max_overflow=10, hide_parameters=True
+            )
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigError(f"cannot use database URL: {exc}") from exc
     if engine.dialect.name == "sqlite":
@@ -87,6 +89,19 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def described(exc: SQLAlchemyError) -> str:
+    """A database error for the log, without the values it carried: the driver's first
+    line (the kind of error, the constraint or column) and the statement, never its
+    parameters (engines hide them, :func:`make_engine`) nor PostgreSQL's ``DETAIL``
+    (a unique key's values: a department may key its records by identity number)."""
+    cause = getattr(exc, "orig", None)
+    first = (str(cause) if cause is not None else str(exc)).strip().splitlines()
+    kind = type(cause).__name__ if cause is not None else type(exc).__name__
+    text = f"{kind}: {first[0] if first else ''}"
+    statement = getattr(exc, "statement", None)
+    return f"{text} [SQL: {statement}]" if statement else text
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
@@ -96,7 +111,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            log.error("database operation failed: %s", exc)
+            log.error("database operation failed: %s", described(exc))
             raise DatabaseError(
                 f"database operation failed ({exc.__class__.__name__}); see the server log"
             ) from exc
