@@ -67,8 +67,12 @@ def data_requests(session: Session, period: Period, scope: Scope) -> list[Asked]
         named = set((dataset or "").split(","))
         if scope.dataset is not None and scope.dataset not in named:
             continue
-        if scope.department is not None and department != scope.department and not named & owned:
-            continue
+        if scope.department is not None and department != scope.department:
+            if not named & owned:
+                continue
+            # Another department's request, seen by an owner: of the datasets its answer
+            # drew on, only the owner's own (not which other departments' it held too).
+            dataset = ",".join(sorted(named & owned))
         rows.append(Asked(department, action, purpose or "", dataset, decision, latency, at))
     return rows
 

@@ -579,3 +579,45 @@ def test_a_csv_cell_never_starts_a_formula_and_keeps_its_text(text: str) -> None
     written = cell(text)
     assert not written.startswith(FORMULA_STARTS)
     assert written in (text, "'" + text)
+
+
+def test_an_owner_sees_of_anothers_request_only_its_own_datasets(
+    sessions: sessionmaker[Session],
+) -> None:
+    """An answer's audit entry names every dataset it drew on; the owner of one of them
+    (hr, owning person) sees that civil affairs asked for person, not which other
+    departments' datasets the same answer held (benefit_payment, social_insurance)."""
+    with transaction(sessions) as s:
+        s.add(Department(code="hr", name="HR"))
+        s.flush()
+        s.add(
+            CatalogueResource(
+                dataset="person", owner_department="hr", title="persons",
+                update_frequency="daily", sharing_type="conditional", updated_by="t",
+            )
+        )  # fmt: skip
+        for n, (department, dataset) in enumerate(
+            [
+                ("ca", "benefit_payment,person,social_insurance"),
+                ("ca", "benefit_payment"),
+                ("hr", "benefit_payment,person"),  # hr's own request: all of it is hr's
+            ],
+            1,
+        ):
+            made = decision(n * 3 + 1, department=department, purpose="mla", dataset=dataset)
+            audit.append(s, made, at=T0)
+    with sessions() as s:
+        as_owner, _ = requests(s, NOVEMBER, Scope(department="hr"))
+        one, _ = requests(s, NOVEMBER, Scope(department="hr", dataset="person"))
+        everything, _ = requests(s, NOVEMBER, EVERYTHING)
+    assert [(r.department, r.dataset, r.served) for r in as_owner] == [
+        ("ca", "person", 1),
+        ("hr", "benefit_payment,person", 1),
+    ]
+    assert [(r.department, r.dataset) for r in one] == [
+        ("ca", "person"),
+        ("hr", "benefit_payment,person"),
+    ]
+    assert ("ca", "benefit_payment,person,social_insurance") in [
+        (r.department, r.dataset) for r in everything
+    ]
