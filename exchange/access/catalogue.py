@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from exchange.access import disclosure
@@ -533,6 +533,18 @@ def _disclosure(session: Session, spec: GrantSpec) -> list[tuple[str, str, str]]
     return problems
 
 
+def _one_at_a_time(session: Session, department: str, role: str) -> None:
+    """Wait for any other transaction making a grant for the same grantee: the disclosure
+    rule is checked against the grants a transaction sees, and two made at once (two
+    stewards approving, two gateway workers) would each miss the other's. On PostgreSQL a
+    transaction-scoped advisory lock on the grantee; SQLite lets one writer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"exchange.grant:{department}/{role}"},
+        )
+
+
 def add_grant(session: Session, spec: GrantSpec, *, created_by: str, at: datetime) -> Grant:
     """Check ``spec`` against the catalogue and store it; ValidationError lists every problem,
     DisclosureRuleError every way it would break the disclosure rule together with the
@@ -540,6 +552,7 @@ def add_grant(session: Session, spec: GrantSpec, *, created_by: str, at: datetim
     problems = _check(session, spec)
     if problems:
         raise ValidationError(problems)
+    _one_at_a_time(session, spec.department.strip(), spec.role)
     refused = _disclosure(session, spec)
     if refused:
         raise DisclosureRuleError(refused)

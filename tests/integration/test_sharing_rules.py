@@ -9,11 +9,13 @@ request submitted; a renewal's grant starts exactly when the old one ends.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.access import catalogue, disclosure, resources, sharing
@@ -31,6 +33,7 @@ from exchange.identity import identities
 from schemas.standards import load_standard, standard_from_schema
 from tests.support.catalogue import add_purpose
 from tests.support.database import migrated
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +65,10 @@ def spec(dataset: str = "person", **changes: object) -> RequestSpec:
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    yield from _world(database_url)
+
+
+def _world(database_url: str) -> Iterator[sessionmaker[Session]]:
     with migrated(database_url) as made:
         with transaction(made) as session:
             for code in (OWNER, CONSUMER, OTHER, CENTRAL.department):
@@ -451,5 +458,69 @@ def test_after_the_dataset_changes_owner_its_former_owner_cannot_grant_it(
     with sessions() as session:
         assert session.query(Grant).count() == 0
         stored = session.get(SharingRequest, first)
+        assert stored is not None
+        assert stored.status == "submitted"
+
+
+@pytest.fixture
+def pg_sessions(postgres: PostgresServer) -> Iterator[sessionmaker[Session]]:
+    """The ``sessions`` world on PostgreSQL alone: SQLite lets one writer at a time, so
+    the race below cannot happen there (the second writer waits, then sees the first)."""
+    url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    yield from _world(url)
+
+
+def test_two_approvals_at_once_cannot_break_the_disclosure_rule_together(
+    pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each approval checks the disclosure rule against the grants it can see. Two
+    approvals in flight at once (two stewards, two gateway workers) each see the other's
+    grant not yet committed: a masked identifier in one and the birth date in full in the
+    other, for the same purpose, would both pass and together break the rule. Grants of
+    one grantee are made one at a time: the second waits for the first (here its wait is
+    cut short) and never commits beside it."""
+    schema = json.loads(json.dumps(load_standard("person").schema))
+    for f in schema["fields"]:
+        if f["name"] == "resident_id":
+            f["mask"] = "keep_first:6"
+    person = standard_from_schema(schema)
+    monkeypatch.setattr(
+        disclosure,
+        "load_standard",
+        lambda name: person if name == "person" else load_standard(name),
+    )
+    with transaction(pg_sessions) as session:
+        masked = sharing.submit(
+            session, CA_ADMIN, spec(fields={"resident_id": "masked"}, row_constraints={}), at=T0
+        ).id
+        born = sharing.submit(
+            session,
+            CA_ADMIN,
+            spec(
+                fields={"birth_date": "full"},
+                purposes=[MLA, "tax-assessment"],
+                row_constraints={},
+            ),
+            at=T0,
+        ).id
+    first, second = pg_sessions(), pg_sessions()
+    try:
+        sharing.approve(first, HR_STEWARD, masked, at=T0)  # flushed, not yet committed
+        second.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        try:
+            sharing.approve(second, HR_STEWARD, born, at=T0)
+            second.commit()
+        except (DBAPIError, DisclosureRuleError):
+            second.rollback()
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+    with pg_sessions() as session:
+        grants = list(session.scalars(select(Grant).where(Grant.revoked_at.is_(None))))
+        assert [g.sharing_request_id for g in grants] == [masked]
+        rules = [catalogue.rule(g) for g in grants]
+        assert disclosure.breaches([r for r in rules if MLA in r.purposes]) == []
+        stored = session.get(SharingRequest, born)
         assert stored is not None
         assert stored.status == "submitted"
