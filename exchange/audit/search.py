@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from exchange.audit.log import canonical_time
 from exchange.core.errors import ValidationError
 from exchange.core.models import AuditEntry, AuditSubject
+from exchange.core.spreadsheet import cell
 
 MAX_PAGE = 1000
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -130,7 +131,8 @@ def public(entry: AuditEntry) -> dict[str, Any]:
 
 
 def export(entries: Iterator[AuditEntry], fmt: str) -> Iterator[str]:
-    """The entries as CSV (a header row; lists joined by ``;``) or JSON Lines, in chunks."""
+    """The entries as CSV (a header row; lists joined by ``;``; a text cell that could start
+    a spreadsheet formula gets a leading ``'``) or JSON Lines, in chunks."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationError(
             [("format", "format.invalid", f"format must be one of {', '.join(EXPORT_FORMATS)}")]
@@ -146,7 +148,10 @@ def export(entries: Iterator[AuditEntry], fmt: str) -> Iterator[str]:
         row = public(entry)
         row["subjects"] = ";".join(row["subjects"])
         row["fields"] = ";".join(row["fields"])
-        writer.writerow([row[c] for c in PUBLIC_COLUMNS])
+        # A case reference or a reason is typed by users: never a formula in a spreadsheet.
+        writer.writerow(
+            [cell(v) if isinstance(v, str) else v for v in (row[c] for c in PUBLIC_COLUMNS)]
+        )
         if n % 500 == 0:
             yield buffer.getvalue()
             buffer.seek(0)

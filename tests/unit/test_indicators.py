@@ -31,6 +31,7 @@ from exchange.core.models import (
     SharingRequest,
     SourceRecord,
 )
+from exchange.core.spreadsheet import FORMULA_STARTS, cell
 from exchange.indicators import Period, Scope, compute, month, period_of
 from exchange.indicators.charts import BAR_AREA, LABEL_W, bar_chart
 from exchange.indicators.daily import days_of
@@ -38,7 +39,7 @@ from exchange.indicators.freshness import freshness, intervals, timeliness
 from exchange.indicators.linkage import linkage
 from exchange.indicators.percentiles import nearest_rank, p50_p95
 from exchange.indicators.publishing import publishing
-from exchange.indicators.render import FORMULA_STARTS, cell, to_csv
+from exchange.indicators.render import to_csv
 from exchange.indicators.report import html
 from exchange.indicators.requests import requests
 from exchange.indicators.turnaround import turnaround
