@@ -677,13 +677,12 @@ def lookup_household(
                     _RECORDS.c.payload["household_id"].as_string() == number,
                 ),
             )
-            seen: list[tuple[RecordRow, dict[str, Mode]]] = []
+            seen: list[tuple[RecordRow, str, dict[str, Mode]]] = []
             for membership in rows:
-                fields = scope.fields_for(
-                    membership, "identifier" if membership.lookup_key == subject else None
-                )
-                if fields is not None and membership.lookup_key:
-                    seen.append((membership, fields))
+                key = membership.lookup_key
+                fields = scope.fields_for(membership, "identifier" if key == subject else None)
+                if fields is not None and key:
+                    seen.append((membership, key, fields))
             if len(seen) > most:
                 # A collective household (a school's, a firm's) is not one applicant's family:
                 # showing it would disclose hundreds of people for one case.
@@ -693,8 +692,7 @@ def lookup_household(
                     "one by one with POST /v1/persons/lookup"
                 )
             members: list[MemberView] = []
-            for membership, fields in seen:
-                member = membership.lookup_key
+            for membership, member, fields in seen:
                 found = [r for r in _keyed_with_members(session, member) if r.dataset != HOUSEHOLD]
                 shown = _shown(
                     state, session, scope, found, {r.id for r in found if r.lookup_key == member}
