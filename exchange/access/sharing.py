@@ -51,7 +51,13 @@ from exchange.core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from exchange.core.models import CatalogueResource, Grant, SharingRequest, SharingRequestEvent
+from exchange.core.models import (
+    CatalogueResource,
+    Grant,
+    SharingRequest,
+    SharingRequestEvent,
+    User,
+)
 
 MIN_DAYS, MAX_DAYS = 1, 1095
 REQUESTER = "department_admin"
@@ -450,10 +456,24 @@ def _still_shared(session: Session, request: SharingRequest) -> None:
         )
 
 
+def _requester_active(session: Session, request: SharingRequest) -> None:
+    """ConflictError if the user who asked has been disabled since (a departing
+    administrator's last requests are not granted on their word; the department asks
+    again). A requester known only by an API key's actor name is not a user to check."""
+    user = session.scalar(select(User).where(User.username == request.requested_by))
+    if user is not None and not user.active:
+        raise ConflictError(
+            f"{request.requested_by}, who asked, has been disabled since: sharing request "
+            f"{request.id} can only be refused; an active administrator of "
+            f"{request.requester_department} asks again"
+        )
+
+
 def approve(session: Session, actor: Actor, request_id: int, *, at: datetime) -> SharingRequest:
     """Approve a submitted request as asked and create its grant."""
     request = _to_decide(session, actor, request_id)
     _still_shared(session, request)
+    _requester_active(session, request)
     terms = asked(request)
     grant = _grant(session, request, terms, actor.actor, at)
     _record_grant(request, grant, terms, APPROVED, actor.actor, at)
@@ -476,6 +496,7 @@ def narrow(
     terms are exactly those asked)."""
     request = _to_decide(session, actor, request_id)
     _still_shared(session, request)
+    _requester_active(session, request)
     ask = asked(request)
     constraints = {k: str(v) for k, v in terms.row_constraints.items()}
     terms = Terms(dict(terms.fields), constraints, terms.days)

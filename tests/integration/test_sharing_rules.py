@@ -524,3 +524,32 @@ def test_two_approvals_at_once_cannot_break_the_disclosure_rule_together(
         stored = session.get(SharingRequest, born)
         assert stored is not None
         assert stored.status == "submitted"
+
+
+def test_a_request_of_a_requester_disabled_since_can_only_be_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A departing administrator's last requests are not granted on their word: once the
+    user who asked is disabled, approve and narrow answer 409 and no grant is made; the
+    steward may refuse, and an active administrator may ask again."""
+    leaving = Actor("ca.leaving", CONSUMER, "department_admin")
+    with transaction(sessions) as session:
+        identities.create_user(
+            session, username=leaving.actor, department=CONSUMER, role="department_admin"
+        )
+        first = sharing.submit(session, leaving, spec(), at=T0).id
+        second = sharing.submit(session, leaving, spec(purposes=["tax-assessment"]), at=T0).id
+    with transaction(sessions) as session:
+        identities.disable_user(session, leaving.actor, at=T0)
+    narrower = Terms(FIELDS, {"division_prefix": "3301"}, 30)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="disabled"):
+        sharing.approve(session, HR_STEWARD, first, at=T0)
+    with transaction(sessions) as session, pytest.raises(ConflictError, match="disabled"):
+        sharing.narrow(session, HR_STEWARD, first, narrower, at=T0)
+    with transaction(sessions) as session:
+        assert sharing.refuse(session, HR_STEWARD, second, "ask again", at=T0).status == "refused"
+        sharing.withdraw(session, CA_ADMIN, first, at=T0)
+        again = sharing.submit(session, CA_ADMIN, spec(), at=T0)
+        assert sharing.approve(session, HR_STEWARD, again.id, at=T0).status == "approved"
+    with sessions() as session:
+        assert [g.sharing_request_id for g in session.scalars(select(Grant))] == [again.id]
