@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from exchange.core.errors import ValidationError
 
 DEFAULT_DAYS = 30
+MAX_PERIOD = timedelta(days=3653)  # ten years
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,18 @@ class Period:
         if self.start >= self.end:
             raise ValidationError(
                 [("from", "period.empty", f"from ({self.start}) must be before to ({self.end})")]
+            )
+        if self.end - self.start > MAX_PERIOD:
+            # Figures are per day and per interval of each update frequency: a period of
+            # millennia (from=0001-01-01) would hold millions of rows.
+            raise ValidationError(
+                [
+                    (
+                        "from",
+                        "period.too_long",
+                        f"a period lasts at most {MAX_PERIOD.days} days (ten years)",
+                    )
+                ]
             )
 
     @property

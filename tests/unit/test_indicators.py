@@ -97,6 +97,9 @@ def test_the_default_period_is_the_last_30_days() -> None:
         ("2026-11-05", "2026-11-01", "period.empty"),
         ("2026-11-31", None, "period.malformed"),
         ("2026-11-01T08:00:00", None, "period.no_zone"),
+        # Millions of daily rows and intervals: any department's steward could ask.
+        ("0001-01-01", "9999-12-31", "period.too_long"),
+        ("2016-01-01", "2026-01-03", "period.too_long"),
     ],
 )
 def test_a_bad_period_is_refused_with_its_reason(start: str, end: str | None, code: str) -> None:
@@ -105,6 +108,8 @@ def test_a_bad_period_is_refused_with_its_reason(start: str, end: str | None, co
     assert refused.value.reasons[0][1] == code
     with pytest.raises(ValidationError):
         month("2026-13")
+    ten_years = period_of("2016-01-01", "2026-01-01", now=datetime(2026, 12, 7, tzinfo=UTC))
+    assert (ten_years.end - ten_years.start).days == 3653
 
 
 def test_intervals_are_the_calendar_ones_wholly_inside_the_period() -> None:
