@@ -197,7 +197,8 @@ def _decide(
         raise  # refused before authentication: counted in a metric, not audited
     except NotFoundError as exc:
         outcome = exc
-        decision.decision, decision.status, decision.reason = "allow", status_for(exc), exc.message
+        decision.decision = "deny" if exc.refused else "allow"
+        decision.status, decision.reason = status_for(exc), exc.message
         decision.fields = []
     except ExchangeError as exc:
         outcome = exc

@@ -419,8 +419,11 @@ def submit(
 def _to_decide(session: Session, actor: Actor, request_id: int) -> SharingRequest:
     request = session.get(SharingRequest, request_id)
     if request is None or not _sees(actor, request):
-        # Another department's request is not disclosed, even to a steward trying ids.
-        raise NotFoundError(f"no sharing request {request_id}")
+        # Another department's request is not disclosed, even to a steward trying ids; the
+        # attempt on one that exists is audited as a denial.
+        hidden = NotFoundError(f"no sharing request {request_id}")
+        hidden.refused = request is not None
+        raise hidden
     if actor.role != STEWARD:
         raise PermissionDeniedError(
             f"role {actor.role!r} may not decide on sharing requests; the owning "

@@ -410,9 +410,13 @@ class AuthThrottledError(RateLimitedError):
 
 
 class NotFoundError(ExchangeError):
-    """No such record, entity or object (or none the caller may see)."""
+    """No such record, entity or object (or none the caller may see).
+
+    ``refused``: the object exists but the caller tried to act on something it may not see
+    (answered exactly as if it did not exist, audited as a denial)."""
 
     code = "not_found"
+    refused = False
 
 
 class TreeHeadNotFoundError(NotFoundError):

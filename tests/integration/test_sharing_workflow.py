@@ -227,7 +227,8 @@ def test_request_approved_serves_lookups_until_the_grant_ends(exchange: Exchange
         ("catalogue.resource.list", "ca.worker", "allow", 200),
         ("person.lookup", "ca.worker", "deny", 403),
         ("sharing.request.submit", "ca.admin", "allow", 201),
-        ("sharing.request.approve", "he.steward", "allow", 404),
+        # Answered as if the request did not exist; audited as the denial it is.
+        ("sharing.request.approve", "he.steward", "deny", 404),
         ("sharing.request.approve", "ca.admin", "deny", 403),
         ("sharing.request.approve", "ca.steward", "deny", 403),
         ("sharing.request.show", "he.admin", "allow", 404),
