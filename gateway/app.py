@@ -35,6 +35,7 @@ from gateway import (
 )
 from gateway.accesslog import ObserveMiddleware
 from gateway.audited import AuditMiddleware
+from gateway.bodylimit import BodyLimitMiddleware
 from gateway.deps import AppState
 from gateway.requestid import RequestIdMiddleware
 
@@ -130,6 +131,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Inside the request id middleware (added last, so outermost): every audited request
     # has its id, and an unexpected error is audited before that middleware answers 500.
     # Between the two, each request is counted and access-logged once it is answered.
+    # Innermost: a body over the limit is refused as the matched route reads it (audited).
+    app.add_middleware(BodyLimitMiddleware, limit=settings.gateway.max_body_bytes)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(ObserveMiddleware, access_log=settings.gateway.access_log)
     app.add_middleware(RequestIdMiddleware)

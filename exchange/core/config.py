@@ -98,6 +98,14 @@ class GatewaySettings(_Section):
         description="How many schema registry requests an identity may make at once before "
         "the per-minute rate applies. Default: 1000.",
     )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="The largest request body the gateway reads, in bytes; a larger one is "
+        "refused with 413 as it is read (a declared Content-Length at once, a chunked body "
+        "once it passes the limit), audited. Default: 8388608 (8 MiB: a push of 1,000 "
+        "records fits).",
+    )
     household_max_members: int = Field(
         default=50,
         ge=1,
