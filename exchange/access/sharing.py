@@ -472,11 +472,19 @@ def _requester_active(session: Session, request: SharingRequest) -> None:
         )
 
 
-def approve(session: Session, actor: Actor, request_id: int, *, at: datetime) -> SharingRequest:
-    """Approve a submitted request as asked and create its grant."""
+def _to_grant(session: Session, actor: Actor, request_id: int) -> SharingRequest:
+    """The submitted request ``actor`` may decide on, when a decision would grant it: the
+    dataset still shared by its owner and the requester still active (a refusal needs
+    only :func:`_to_decide`)."""
     request = _to_decide(session, actor, request_id)
     _still_shared(session, request)
     _requester_active(session, request)
+    return request
+
+
+def approve(session: Session, actor: Actor, request_id: int, *, at: datetime) -> SharingRequest:
+    """Approve a submitted request as asked and create its grant."""
+    request = _to_grant(session, actor, request_id)
     terms = asked(request)
     grant = _grant(session, request, terms, actor.actor, at)
     _record_grant(request, grant, terms, APPROVED, actor.actor, at)
@@ -497,9 +505,7 @@ def narrow(
     """Approve a submitted request with ``terms``, which must be no wider than asked
     (ValidationError names each way they are); status ``narrowed`` (``approved`` if the
     terms are exactly those asked)."""
-    request = _to_decide(session, actor, request_id)
-    _still_shared(session, request)
-    _requester_active(session, request)
+    request = _to_grant(session, actor, request_id)
     ask = asked(request)
     constraints = {k: str(v) for k, v in terms.row_constraints.items()}
     terms = Terms(dict(terms.fields), constraints, terms.days)
