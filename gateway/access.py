@@ -29,6 +29,7 @@ import binascii
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from fastapi import Request
 from sqlalchemy import select
@@ -41,11 +42,12 @@ from exchange.core.errors import (
     AuditWriteError,
     AuthenticationError,
     AuthThrottledError,
+    CsrfError,
     PermissionDeniedError,
     RateLimitedError,
 )
 from exchange.core.models import ApiKey
-from exchange.identity import apikeys, ratelimit
+from exchange.identity import apikeys, consolesessions, ratelimit
 from exchange.identity.apikeys import Identity
 from gateway.deps import AppState
 from gateway.problems import is_registry, status_for
@@ -77,6 +79,52 @@ def _bearer_token(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not value or value.startswith(apikeys.PREFIX):
         return None
     return value
+
+
+SESSION_COOKIE = "dx_session"
+CONSOLE_PREFIX = "/ui/"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def console_cookie(request: Request) -> str | None:
+    """The web console's session token: its cookie, on the console's own paths only (the
+    API never takes a cookie, so a page elsewhere cannot make a browser call it)."""
+    if not request.url.path.startswith(CONSOLE_PREFIX):
+        return None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def _console_identity(state: AppState, request: Request, token: str) -> Identity:
+    """The identity of a console session, which is kept in ``request.state.console``."""
+    settings = state.settings.console
+    lifetime = consolesessions.Lifetime(
+        idle=timedelta(minutes=settings.idle_minutes),
+        absolute=timedelta(hours=settings.absolute_hours),
+    )
+    current = consolesessions.resolve(state.sessions, token, lifetime)
+    request.state.console = current
+    return current.identity
+
+
+def _check_form(request: Request) -> None:
+    """A console form (any method but GET and HEAD) must come from this origin and carry
+    its session's CSRF token (read by the console from the form into
+    ``request.state.csrf_sent``); CsrfError otherwise."""
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != same_origin(request):
+        raise CsrfError(f"form sent from another site ({origin}): refused")
+    current: consolesessions.Current = request.state.console
+    if not current.csrf_matches(getattr(request.state, "csrf_sent", None)):
+        raise CsrfError(
+            "the form's security token is missing or out of date: reload the page and send it again"
+        )
+
+
+def same_origin(request: Request) -> str:
+    """This gateway's origin as the browser sees it (scheme, host and port)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _trusted(address: str, proxies: list[str]) -> bool:
@@ -122,6 +170,7 @@ def identify(
     """
     token = None if request.headers.get("x-api-key") else _bearer_token(request)
     key = presented_key(request) if token is None else None
+    cookie = console_cookie(request) if token is None and key is None else None
     address = client_address(state.settings.gateway, request)
     # Before anything is read or hashed: an address out of failed-authentication tokens
     # is refused here (not audited), unless its key is one this process verified before.
@@ -131,7 +180,11 @@ def identify(
         slot(request).unaudited = True
         raise ratelimit.throttled(wait)
     try:
-        if token is None:
+        if cookie is not None:
+            identity = _console_identity(state, request, cookie)
+        elif key is None and token is None and request.url.path.startswith(CONSOLE_PREFIX):
+            raise AuthenticationError("you are not signed in: sign in to use the console")
+        elif token is None:
             identity = apikeys.authenticate(
                 session, key, production=state.settings.env is Environment.PRODUCTION
             )
@@ -153,6 +206,8 @@ def identify(
             identity.role,
             identity.key_id,
         )
+    if cookie is not None:
+        _check_form(request)
     limiter = state.registry_rate_limiter if is_registry(request) else state.rate_limiter
     limiter.acquire(identity.limit_key)
     return identity

@@ -20,6 +20,7 @@ from gateway import (
     apidocs,
     auditor,
     catalogue_api,
+    console,
     indicators_api,
     metrics,
     openapi,
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(auditor.router)
     app.include_router(indicators_api.router)
+    if settings.console.enabled:
+        console.install(app)
     if docs_open:
         apidocs.install(app)
     if settings.gateway.metrics:

@@ -61,6 +61,8 @@ M = TypeVar("M", bound=BaseModel)
 UNAUDITED = frozenset(
     {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
+# Static assets (the API documentation's, the console's): public, disclose nothing.
+UNAUDITED_PREFIXES = ("/static/", "/ui/static/")
 INTERNAL_ERROR = "internal error; nothing was disclosed"
 
 
@@ -153,10 +155,28 @@ def run_audited_read(
     :func:`run_audited` does); the answer is the model as JSON or the problem of a domain
     error, and the audit middleware writes ``decision`` before it is sent. ``work`` must
     not write: its session is never committed."""
+    outcome = decide_read(state, request, decision, work)
+    if isinstance(outcome, ExchangeError):
+        return domain_problem(request, outcome)
+    return json_response(outcome)
+
+
+def decide_read(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    work: Callable[[Session, Identity], T],
+    *,
+    roles: frozenset[str] | None = None,
+) -> T | ExchangeError:
+    """Run read-only ``work`` for the caller, audit the outcome in ``decision`` (written by
+    the middleware with the status answered) and give back what it returned or the domain
+    error to answer with :func:`gateway.problems.status_for` (the web console renders
+    either as a page, the API as JSON)."""
     hand_over(request, decision)
     try:
         with state.sessions() as session:
-            outcome = _decide(state, request, decision, work, session, None)
+            return _decide(state, request, decision, work, session, roles)
     except AuthThrottledError:
         raise  # refused before authentication: counted in a metric, not audited
     except Exception:
@@ -165,9 +185,6 @@ def run_audited_read(
         decision.decision, decision.status = "deny", 500
         decision.reason, decision.fields = INTERNAL_ERROR, []
         raise
-    if isinstance(outcome, ExchangeError):
-        return domain_problem(request, outcome)
-    return json_response(outcome)
 
 
 def _decide(
@@ -278,7 +295,11 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNAUDITED:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in UNAUDITED
+            or scope["path"].startswith(UNAUDITED_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         found = AuditSlot()

@@ -7,7 +7,9 @@
 - ``X-Frame-Options: DENY`` and ``Content-Security-Policy`` with ``frame-ancestors
   'none'``: no page may frame the gateway's; the API's answers may load nothing
   (``default-src 'none'``), the documentation pages only the gateway's own assets;
-- ``Referrer-Policy: no-referrer``: no URL of the gateway leaves in a Referer header.
+- ``Referrer-Policy: no-referrer``: no URL of the gateway leaves in a Referer header;
+- the web console (``/ui/``) may load the gateway's own scripts, styles and images only,
+  and its forms post only to the gateway.
 
 A header a route set itself is kept.
 """
@@ -32,6 +34,15 @@ _COMMON = (
     ("Referrer-Policy", "no-referrer"),
 )
 ASSET_CACHE = "public, max-age=86400"
+# The web console (/ui/): its own scripts, styles and images only, no inline script; forms
+# post to the gateway; charts are inline SVG (data: images allowed for them).
+CONSOLE = "/ui/"
+CONSOLE_STATIC = "/ui/static/"
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
 
 
 def secure(headers: MutableHeaders, path: str) -> None:
@@ -41,6 +52,15 @@ def secure(headers: MutableHeaders, path: str) -> None:
     if path.startswith(STATIC):
         headers.setdefault("Cache-Control", ASSET_CACHE)
         headers.setdefault("Content-Security-Policy", DOCS_CSP)
+        return
+    if path.startswith(CONSOLE):
+        # The console's forms are checked by their Origin; under no-referrer a browser
+        # sends "Origin: null". same-origin still sends nothing to another site.
+        headers["Referrer-Policy"] = "same-origin"
+        headers.setdefault(
+            "Cache-Control", ASSET_CACHE if path.startswith(CONSOLE_STATIC) else "no-store"
+        )
+        headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
         return
     headers.setdefault("Cache-Control", "no-store")
     headers.setdefault("Content-Security-Policy", DOCS_CSP if path in PAGES else API_CSP)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -121,7 +122,7 @@ def problem(
     code: str,
     request: Request | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
+) -> Response:
     body = {
         "type": f"urn:exchange:error:{code}",
         "title": title,
@@ -133,9 +134,18 @@ def problem(
     if request_id:
         body["request_id"] = request_id
     headers = dict(headers or {})
+    if request is not None and PAGES is not None and request.url.path.startswith(PAGES_PREFIX):
+        # The web console answers its errors as pages, in the user's language.
+        return PAGES(request, status, detail, code, headers)
     if status == 401:
         headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
+
+
+# The web console's error page (gateway.console installs it): the same errors, as HTML.
+PageRenderer = Callable[[Request, int, str, str, dict[str, str]], Response]
+PAGES: PageRenderer | None = None
+PAGES_PREFIX = "/ui/"
 
 
 REGISTRY_PREFIX = "/registry"
@@ -152,7 +162,7 @@ def is_registry(request: Request) -> bool:
     return request.url.path.startswith(REGISTRY_PREFIX)
 
 
-def domain_problem(request: Request, exc: ExchangeError) -> JSONResponse:
+def domain_problem(request: Request, exc: ExchangeError) -> Response:
     """The answer to a domain error: what the gateway's handler of ``ExchangeError`` sends,
     for routes that answer their errors themselves."""
     status = status_for(exc)
@@ -215,12 +225,12 @@ def _loc_part(part: object, known: frozenset[str]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
-    async def _domain(request: Request, exc: ExchangeError) -> JSONResponse:
+    async def _domain(request: Request, exc: ExchangeError) -> Response:
         note_error(request, exc.message)
         return domain_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         known = _known_names(app)
         parts = []
         for err in exc.errors():
@@ -236,7 +246,7 @@ def install(app: FastAPI) -> None:
         return problem(422, "Invalid request", "; ".join(parts), "invalid_request", request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         note_error(request, str(exc.detail))
         if is_registry(request):
             return confluent.error_response(exc.status_code, exc.status_code, str(exc.detail))
@@ -245,7 +255,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
         return problem(
             500,

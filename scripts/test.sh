@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-browser.sh
 
 echo "== ruff"
 .venv/bin/ruff check .

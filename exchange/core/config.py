@@ -377,6 +377,69 @@ class AuditSettings(_Section):
     )
 
 
+class ConsoleSettings(_Section):
+    """The web console (``/ui/``): sign-in sessions, language, single sign-on."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve the web console at /ui/ (gateway/console). Default: true.",
+    )
+    idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        description="A console session unused for this long is ended; the next page asks "
+        "to sign in again. Default: 30.",
+    )
+    absolute_hours: int = Field(
+        default=12,
+        ge=1,
+        description="A console session ends this long after sign-in, however active. Default: 12.",
+    )
+    secure_cookie: bool | None = Field(
+        default=None,
+        description="Mark the session cookie Secure (sent over TLS only). Default: none, "
+        "which marks it Secure when the request came over https (directly or, from a "
+        "trusted proxy, as X-Forwarded-Proto says) and always in production.",
+    )
+    default_language: str = Field(
+        default="zh",
+        pattern="^(zh|en)$",
+        description="The console's language until a user chooses: zh (Chinese) or en. Default: zh.",
+    )
+    oidc_discovery_url: str | None = Field(
+        default=None,
+        description="The OIDC provider's discovery document "
+        "(<issuer>/.well-known/openid-configuration). When set with oidc_client_id, the "
+        "sign-in page offers single sign-on (authorization-code flow with PKCE); the ID "
+        "token is checked against the issuer and keys the document names. Default: "
+        "none (sign-in with an API key only).",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="The console's client id at the provider. Default: none."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The console's client secret at the provider (never logged). Default: "
+        "none (a public client, PKCE only).",
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The callback address registered at the provider, "
+        "https://<gateway>/ui/sign-in/oidc/callback. Default: none, which derives it from "
+        "the request.",
+    )
+    oidc_label: str = Field(
+        default="Single sign-on",
+        description="The sign-in button's label for the provider. Default: Single sign-on.",
+    )
+
+    @model_validator(mode="after")
+    def _check_oidc(self) -> ConsoleSettings:
+        if self.oidc_discovery_url and not self.oidc_client_id:
+            raise ValueError("console.oidc_discovery_url needs console.oidc_client_id as well")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of the exchange. See docs/configuration.md for the full list."""
 
@@ -443,6 +506,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
@@ -531,6 +595,7 @@ def _check_environment() -> None:
         "registry": RegistrySettings,
         "audit": AuditSettings,
         "log": LogSettings,
+        "console": ConsoleSettings,
     }
     unknown = []
     for name in os.environ:

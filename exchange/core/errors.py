@@ -56,8 +56,10 @@ classes and ``docs/errors.md`` the same)::
     ├── KeyDestroyedError                   key_destroyed
     ├── KeyNotFoundError                    key_not_found
     ├── AuthenticationError                 unauthenticated
-    │   └── DevelopmentCredentialError      development_credential
+    │   ├── DevelopmentCredentialError      development_credential
+    │   └── SessionExpiredError             session_expired
     ├── PermissionDeniedError               forbidden
+    │   └── CsrfError                       csrf_refused
     ├── RateLimitedError                    rate_limited                 retriable
     │   └── AuthThrottledError              auth_throttled               retriable
     ├── NotFoundError                       not_found
@@ -385,10 +387,24 @@ class DevelopmentCredentialError(AuthenticationError):
     code = "development_credential"
 
 
+class SessionExpiredError(AuthenticationError):
+    """A web console session that was idle too long, outlived its absolute lifetime, was
+    signed out, or whose credential (key, user) is no longer valid: sign in again."""
+
+    code = "session_expired"
+
+
 class PermissionDeniedError(ExchangeError):
     """Authenticated, but no grant or role allows it."""
 
     code = "forbidden"
+
+
+class CsrfError(PermissionDeniedError):
+    """A web console form sent without its session's CSRF token, with another one, or from
+    another site (its ``Origin``): refused before anything is done."""
+
+    code = "csrf_refused"
 
 
 class RateLimitedError(ExchangeError):

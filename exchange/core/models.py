@@ -646,3 +646,45 @@ class ConnectorRun(Base):
     reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsoleSession(Base):
+    """A web console sign-in (``/ui/``), referenced by its cookie.
+
+    ``id`` is the SHA-256 of the cookie's random token (the token itself is never
+    stored); ``csrf_token`` is what every form of the session must send back. The
+    identity (actor, department, role, key or OIDC subject) is the one the sign-in
+    established; the credential behind it is checked again on every request, so a
+    revoked key or a disabled user ends the session at once. ``ended_at``: signed out.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(20))  # api_key or oidc
+    key_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    department: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The case the caseworker chose once for the session: purpose code and case reference.
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    case_ref: Mapped[str | None] = mapped_column(String(100))
+
+
+class ConsoleLogin(Base):
+    """A single sign-on under way: the OIDC ``state`` (stored as its SHA-256), the nonce
+    the ID token must carry and the PKCE verifier, kept until the provider calls back
+    (at most ten minutes)."""
+
+    __tablename__ = "console_logins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    return_to: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -82,20 +82,24 @@ class OidcVerifier:
 
     def authenticate(self, session: Session, token: str) -> Identity:
         """The identity of the registered, active user the token's subject names."""
-        subject = str(self.claims(token)["sub"])
-        user = session.scalar(select(User).where(User.oidc_subject == subject))
-        if user is None:
-            raise AuthenticationError("bearer token's subject is not a registered user")
-        if not user.active:
-            raise AuthenticationError(f"user {user.username!r} is disabled")
-        return Identity(
-            actor=user.username,
-            department=user.department,
-            role=user.role,
-            key_id=f"oidc:{subject}"[:64],
-            user_id=user.id,
-            method="oidc",
-        )
+        return identity_of(session, str(self.claims(token)["sub"]))
 
 
-__all__ = ["ALGORITHMS", "OidcVerifier"]
+def identity_of(session: Session, subject: str) -> Identity:
+    """The identity of the registered, active user whose OIDC subject is ``subject``."""
+    user = session.scalar(select(User).where(User.oidc_subject == subject))
+    if user is None:
+        raise AuthenticationError("the identity provider's subject is not a registered user")
+    if not user.active:
+        raise AuthenticationError(f"user {user.username!r} is disabled")
+    return Identity(
+        actor=user.username,
+        department=user.department,
+        role=user.role,
+        key_id=f"oidc:{subject}"[:64],
+        user_id=user.id,
+        method="oidc",
+    )
+
+
+__all__ = ["ALGORITHMS", "OidcVerifier", "identity_of"]

@@ -587,6 +587,13 @@ def run_demo(
         soft_wrap=True,
     )
     console.print("without a purpose the gateway refuses (400); without a key, 401; both audited.")
+    console.print(
+        f"the web console: {settings.gateway.url}/ui/ (sign in with the caseworker's key {key}; "
+        f"purpose {PURPOSE}, case {CASE_REF}; search for {applicant.name} or the applicant's "
+        "ID)",
+        markup=False,
+        soft_wrap=True,
+    )
     console.print("verify the audit log (Merkle tree, signed heads): exchange audit verify")
     console.print("stop everything: exchange down")
     console.print(f"demo done in {time.monotonic() - began:.0f} s")

@@ -80,7 +80,7 @@ def test_an_expired_token_is_refused(
     [
         ("aud", "some-other-app", "bearer token is for another audience"),
         ("iss", "https://evil.example", "bearer token is from another issuer"),
-        ("sub", "sub-nobody", "bearer token's subject is not a registered user"),
+        ("sub", "sub-nobody", "the identity provider's subject is not a registered user"),
     ],
     ids=["for-another-audience", "from-another-issuer", "of-an-unknown-subject"],
 )
