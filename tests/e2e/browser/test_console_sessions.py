@@ -124,3 +124,12 @@ def test_single_sign_on_through_a_real_oidc_provider(
     assert ("console.sign_in", "allow", 200, "sso.caseworker") in _audit(stack, "console.sign_in")
     # The code and state travelled in URLs; no secret did: the session is in the cookie only.
     assert all("dx_" not in url for url in traffic.urls())
+
+
+def test_the_api_documentation_renders_from_the_gateway_alone(page: Page) -> None:
+    # Swagger UI and ReDoc: every script and style from the gateway (the network log of
+    # this context is checked after the test), and they render the gateway's operations.
+    page.goto("/docs")
+    expect(page.get_by_text("/v1/persons/lookup").first).to_be_visible()
+    page.goto("/redoc")
+    expect(page.get_by_text("Data Exchange gateway").first).to_be_visible()
