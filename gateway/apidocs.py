@@ -28,7 +28,7 @@ PAGES = frozenset({"/docs", "/redoc"})
 _SWAGGER_PARAMETERS = {"validatorUrl": None}
 # ReDoc's sidebar always loads its maker's logo from their CDN (found by the console's
 # browser test of the network log): served a copy whose logo is the gateway's own.
-REDOC = f"{STATIC}-redoc.js"
+REDOC = f"{STATIC}/redoc.offline.js"
 _REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
