@@ -33,11 +33,13 @@ from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, to_parsing_canonical_form
 from sqlalchemy import delete, func, select
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.core.db import transaction, utcnow
 from exchange.core.errors import (
     ConfigNotFoundError,
+    DatabaseError,
     IncompatibleSchemaError,
     InvalidCompatibilityLevelError,
     InvalidModeError,
@@ -66,6 +68,9 @@ from exchange.core.models import (
 from schemas.compatibility import CompatibilityLevel, Incompatibility, check_level
 from schemas.normalize import normalized_form
 from schemas.references import Reference, defined_name, expand_text
+
+# Registrations that lost a race for a version number to another process are tried again.
+_REGISTER_ATTEMPTS = 3
 
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 MODES = ("READWRITE", "READONLY", "IMPORT")
@@ -210,6 +215,27 @@ class SchemaStore:
             version = None  # Confluent's "not given"
         if schema_id is not None and schema_id < 0:
             schema_id = None
+        for attempt in range(_REGISTER_ATTEMPTS):
+            try:
+                return self._register(subject, schema, references, schema_id, version, normalize)
+            except DatabaseError as exc:
+                # Two processes registering under one subject at once (connectors starting
+                # together): the loser's version number or schema row is taken. Again, it
+                # finds the winner's registration (the same schema: its id) or numbers after it.
+                lost = isinstance(exc.__cause__, IntegrityError)
+                if not lost or attempt == _REGISTER_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _register(
+        self,
+        subject: str,
+        schema: dict[str, Any] | str,
+        references: References,
+        schema_id: int | None,
+        version: int | None,
+        normalize: bool,
+    ) -> int:
         with transaction(self._sessions) as session:
             mode = self._effective_mode(session, subject)
             prepared = self._prepare(session, schema, references, normalize)

@@ -225,6 +225,22 @@ def test_the_demo_breaks_the_silos_for_a_household_and_down_leaves_nothing(
         [entity] = head["entity_ids"]
         assert {r["entity_id"] for r in head["records"]} == {entity}
 
+        # The demo ends with the console's address and a key that signs in there.
+        console = re.search(
+            r"the web console: (http://\S+/ui/) \(sign in with the caseworker's key (\S+);", out
+        )
+        assert console, out[-2000:]
+        assert console.group(1) == f"http://127.0.0.1:{gateway_port}/ui/"
+        with httpx.Client(base_url=console.group(1), timeout=30) as browser:
+            form = browser.get("sign-in")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert token
+            signed = browser.post(
+                "sign-in", data={"api_key": console.group(2), "csrf_token": token.group(1)}
+            )
+            assert signed.status_code == 303
+            assert browser.get("").status_code == 200
+
         # An operator scrapes both processes locally: the gateway with the stack's token.
         gateway_metrics = f"http://127.0.0.1:{gateway_port}/metrics"
         assert httpx.get(gateway_metrics, timeout=10).status_code == 401
