@@ -117,6 +117,9 @@ async def sign_in(request: Request) -> Response:
             if not wait:
                 state.auth_failures.refund(address)
             _fill(decision, identity)
+            previous = request.cookies.get(SESSION_COOKIE)
+            if previous:  # signing in again ends the session this browser had
+                consolesessions.end(session, previous)
             return consolesessions.start(session, identity)
 
     try:

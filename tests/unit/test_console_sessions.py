@@ -278,3 +278,33 @@ def test_every_sign_in_decision_is_audited_with_the_status_answered(console: Con
     assert ("console.sign_in", "deny", 401) in entries
     assert ("console.sign_in", "allow", 303) in entries
     assert ("console.home", "allow", 200) in entries
+
+
+def test_over_tls_the_cookies_are_secure(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with migrated(settings.db_url) as factory, transaction(factory) as session:
+        key = create_key(session, actor="li.na", department="civil_affairs", role="caseworker")
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        form = client.get("/ui/sign-in")
+        assert "secure" in form.headers["set-cookie"].lower()
+        answer = client.post(
+            "/ui/sign-in",
+            data={"api_key": key, "csrf_token": _token(form.text)},
+            headers={"Origin": "https://testserver"},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+        assert "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(console: Console) -> None:
+    _sign_in(console)
+    first = console.client.cookies.get("dx_session")
+    _sign_in(console)
+    second = console.client.cookies.get("dx_session")
+    assert first != second
+    console.client.cookies.clear()
+    old = console.client.get("/ui/", headers={"Cookie": f"dx_session={first}"})
+    assert old.status_code == 401
+    new = console.client.get("/ui/", headers={"Cookie": f"dx_session={second}"})
+    assert new.status_code == 200

@@ -133,3 +133,32 @@ def test_the_api_documentation_renders_from_the_gateway_alone(page: Page) -> Non
     expect(page.get_by_text("/v1/persons/lookup").first).to_be_visible()
     page.goto("/redoc")
     expect(page.get_by_text("Data Exchange gateway").first).to_be_visible()
+
+
+def test_sign_in_works_from_the_keyboard_alone(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/sign-in")
+    # The first Tab reaches the skip link, which moves the focus to the main content.
+    page.keyboard.press("Tab")
+    skip = page.locator("a.skip")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()  # shown when focused
+    page.keyboard.press("Enter")
+    # From the main content, Tab reaches the key field; Enter sends the form.
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.name") == "api_key":
+            break
+    assert page.evaluate("document.activeElement.name") == "api_key"
+    page.keyboard.type(stack.keys["caseworker"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="欢迎，demo.caseworker")).to_be_visible()
+    # Every control of the page can be reached with Tab, and each shows its focus.
+    reached: set[str] = set()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement === document.body"):
+            continue  # past the last control, the focus goes round through the page
+        reached.add(page.evaluate("document.activeElement.textContent.trim()"))
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", reached
+    assert {"English", "退出登录"} <= reached
