@@ -7,6 +7,8 @@ audited). Every page is checked with axe-core."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -101,3 +103,30 @@ def test_a_publisher_cannot_see_another_departments_runs(page: Page, stack: Cons
     page.goto("/ui/publisher/runs")
     expect(page.locator("table.runs")).not_to_contain_text("human_resources")
     expect(page.locator("table.runs")).not_to_contain_text("social_insurance")
+
+
+def test_the_command_line_shows_the_same_rejected_rows(stack: ConsoleStack) -> None:
+    """``exchange connector rejects`` reads the dead letters with the same code as the
+    page (connectors.deadletters)."""
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exchange.cli",
+            "connector",
+            "rejects",
+            "health_insurance_enrolment",
+            "--department",
+            "health_insurance",
+        ],
+        cwd=stack.data_dir.parent,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "2 rejected records in dlq.health_insurance.health_insurance_enrolment" in shown.stdout
+    for expected in ("code.unknown", "scheme", "YB33010699002", "resident_id.check_character"):
+        assert expected in shown.stdout
