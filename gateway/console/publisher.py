@@ -43,7 +43,8 @@ READERS = frozenset({"publisher", "admin"})
 web.nav_item(f"{web.PREFIX}/publisher/runs", N_("Connector runs"), READERS, order=50)
 web.nav_item(f"{web.PREFIX}/publisher/rejections", N_("Rejected rows"), PUBLISHERS, order=51)
 web.nav_item(f"{web.PREFIX}/publisher/withdrawals", N_("Withdrawals"), READERS, order=52)
-web.nav_item(f"{web.PREFIX}/publisher/usage", N_("Use of our data"), READERS, order=53)
+# An administrator reads a department's use with ?department= (the page has no chooser).
+web.nav_item(f"{web.PREFIX}/publisher/usage", N_("Use of our data"), PUBLISHERS, order=53)
 
 
 def _name(value: str | None) -> str | None:

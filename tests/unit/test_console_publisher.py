@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.deadletters import summarize
 from exchange import audit
 from exchange.core.config import load_settings
 from exchange.core.db import transaction, utcnow
@@ -260,3 +261,36 @@ def test_the_pages_in_both_languages_and_a_refusal(env: Env) -> None:
     assert CA in usage.text
     assert MLA in usage.text
     assert env.entry(usage).action == "connectors.usage"
+
+
+def test_dead_letters_are_grouped_by_reason_with_example_rows_and_no_values() -> None:
+    entries = [
+        {
+            "connector": "c",
+            "line": 15,
+            "source_id": "YB-1",
+            "values": {"id_no": "secret"},
+            "raw": "the whole line",
+            "reasons": [{"field": "scheme", "code": "code.unknown", "message": "m1"}],
+            "at": "2026-12-07T00:00:00+00:00",
+        },
+        {
+            "connector": "c",
+            "line": 16,
+            "source_id": None,
+            "reasons": [
+                {"field": "scheme", "code": "code.unknown", "message": "m2"},
+                {"field": "resident_id", "code": "resident_id.length", "message": "m3"},
+            ],
+        },
+    ]
+    found = summarize("dlq.d.x", entries, examples=1)
+    assert found.total == 2
+    assert [(g.code, g.field, g.count) for g in found.reasons] == [
+        ("code.unknown", "scheme", 2),
+        ("resident_id.length", "resident_id", 1),
+    ]
+    [example] = found.reasons[0].examples
+    assert (example.line, example.source_id, example.message) == (15, "YB-1", "m1")
+    assert "secret" not in repr(found)
+    assert "the whole line" not in repr(found)
