@@ -6,10 +6,8 @@ consoles and error reporter: :mod:`exchange.cli.context`), like the exchange's o
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -23,11 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from connectors.deadletters import dead_letters, summarize
 from connectors.definition import load_definition
 from connectors.pipeline import Keys, dlq_topic, open_dead_letter
 from connectors.publisher import run_connector
 from exchange.cli.context import CliContext, state
-from exchange.kafka.clients import consumer
 from schemas import SchemaStore
 
 app = typer.Typer(
@@ -199,29 +197,18 @@ def rejects(
     cli = state(ctx)
     console = cli.console
     topic = dlq_topic(department, dataset)
-    cipher = _keys(cli).cipher
-    kafka = consumer(cli.settings.kafka.bootstrap, None, [topic], consumer_timeout_ms=3000)
-    counts: Counter[tuple[str, str]] = Counter()
-    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    total = 0
-    try:
-        for message in kafka:
-            try:
-                entry = open_dead_letter(cipher, json.loads(message.value))
-            except ValueError:
-                continue
-            if connector and entry.get("connector") != connector:
-                continue
-            total += 1
-            for reason in entry.get("reasons", []):
-                key = (reason.get("code", "?"), reason.get("field", "?"))
-                counts[key] += 1
-                bucket = samples.setdefault(key, [])
-                if len(bucket) < examples:
-                    bucket.append({**entry, "reason": reason})
-    finally:
-        kafka.close()
-    if not total:
+    found = summarize(
+        topic,
+        dead_letters(
+            cli.settings.kafka.bootstrap,
+            _keys(cli).cipher,
+            department,
+            dataset,
+            connector=connector,
+        ),
+        examples=examples,
+    )
+    if not found.total:
         console.print(f"no rejected records in {topic}")
         return
     table = Table(
@@ -229,13 +216,12 @@ def rejects(
         "field",
         "count",
         "examples (connector, line, source id: message)",
-        title=f"{total} rejected records in {topic}",
+        title=f"{found.total} rejected records in {topic}",
     )
-    for (code, field_name), count in counts.most_common():
+    for group in found.reasons:
         shown = "\n".join(
-            f"{s['connector']}, line {s['line']}, {s.get('source_id') or '-'}: "
-            f"{s['reason'].get('message', '')}"
-            for s in samples[(code, field_name)]
+            f"{s.connector}, line {s.line}, {s.source_id or '-'}: {s.message}"
+            for s in group.examples
         )
-        table.add_row(code, field_name, str(count), shown)
+        table.add_row(group.code, group.field, str(group.count), shown)
     console.print(table)

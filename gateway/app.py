@@ -20,6 +20,7 @@ from gateway import (
     apidocs,
     auditor,
     catalogue_api,
+    connectors_api,
     console,
     indicators_api,
     metrics,
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(auditor.router)
     app.include_router(indicators_api.router)
+    app.include_router(connectors_api.router)
     if settings.console.enabled:
         console.install(app)
     if docs_open:
