@@ -355,8 +355,8 @@ async def report_page(request: Request) -> Response:
         decision.subjects = [subject]
         last4 = normalise_resident_id(person)[-4:]
         built = report.build(session, subject, label=last4, generated_at=utcnow())
-        departments = dict(session.execute(select(Department.code, Department.name)).tuples())
-        purposes = dict(session.execute(select(Purpose.code, Purpose.title)).tuples())
+        departments = {d.code: d.name for d in session.scalars(select(Department))}
+        purposes = {p.code: p.title for p in session.scalars(select(Purpose))}
         decision.reason = f"citizen's access report: {len(built.lines)} accesses"
         return {"report": built, "departments": departments, "purposes": purposes}
 
