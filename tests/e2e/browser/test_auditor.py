@@ -55,7 +55,7 @@ def test_the_auditor_finds_the_caseworkers_access_verifies_the_log_and_prints_th
         page.get_by_role("button", name="下载").click()
     exported = download.value
     assert exported.suggested_filename == "audit-log.csv"
-    text = open(exported.path(), encoding="utf-8").read()
+    text = exported.path().read_text(encoding="utf-8")
     assert "household.lookup" in text and "demo.caseworker" in text
     assert _entries(stack, "audit.export")[-1] == ("allow", 200, "audit.office")
 
