@@ -56,7 +56,8 @@ def test_the_auditor_finds_the_caseworkers_access_verifies_the_log_and_prints_th
     exported = download.value
     assert exported.suggested_filename == "audit-log.csv"
     text = exported.path().read_text(encoding="utf-8")
-    assert "household.lookup" in text and "demo.caseworker" in text
+    assert "household.lookup" in text
+    assert "demo.caseworker" in text
     assert _entries(stack, "audit.export")[-1] == ("allow", 200, "audit.office")
 
     # Open the entry.
@@ -135,7 +136,8 @@ def test_a_caseworker_opening_an_auditor_page_is_refused_and_the_refusal_is_audi
 ) -> None:
     sign_in(page, stack.keys["caseworker"])
     answer = page.goto("/ui/audit/log")
-    assert answer is not None and answer.status == 403
+    assert answer is not None
+    assert answer.status == 403
     expect(page.get_by_role("heading", name="不允许")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("role 'caseworker' may not audit.search")
     assert_accessible(page)
