@@ -27,7 +27,7 @@ from exchange.audit import anomalies, search
 from exchange.core.errors import ExchangeError, NotFoundError, ValidationError
 from exchange.identity.apikeys import Identity
 from gateway.auditor import AUDITORS
-from gateway.console import auditor_integrity, web
+from gateway.console import auditor_integrity, i18n, web
 from gateway.console.auditor_forms import (
     LogQuery,
     filters_of,
@@ -110,8 +110,10 @@ async def entry_page(request: Request, seq: int) -> Response:
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
         decision.reason = f"opened entry seq {seq}"
-        found = search.search(session, search.Filters(), after=max(seq - 1, 0), limit=1)
-        if not found or found[0].seq != seq or seq > SQL_INT_MAX:
+        if not 1 <= seq <= SQL_INT_MAX:
+            raise NotFoundError(f"the audit log has no entry with seq {seq}")
+        found = search.search(session, search.Filters(), after=seq - 1, limit=1)
+        if not found or found[0].seq != seq:
             raise NotFoundError(f"the audit log has no entry with seq {seq}")
         return row(found[0])
 
@@ -227,9 +229,23 @@ async def anomalies_page(request: Request) -> Response:
     outcome = await web.read(request, decision, work, roles=AUDITORS)
     if isinstance(outcome, ExchangeError):
         return show_error(request, "auditor/anomalies.html", {**context, "kinds": KINDS}, outcome)
+    flags = [(flag, _search_link(flag)) for flag in outcome]
     return web.render(
-        request, "auditor/anomalies.html", {**context, "flags": outcome, "kinds": KINDS}
+        request, "auditor/anomalies.html", {**context, "flags": flags, "kinds": KINDS}
     )
+
+
+def _search_link(flag: anomalies.Anomaly) -> dict[str, str]:
+    """The log search (as the search form's fields, in the console's time zone, to the
+    minute) that lists the entries of a flag's actor over its period."""
+    start = flag.start.astimezone(i18n.TIMEZONE).replace(second=0, microsecond=0)
+    end = flag.end.astimezone(i18n.TIMEZONE).replace(second=0, microsecond=0)
+    minute = "%Y-%m-%dT%H:%M"
+    return {
+        "actor": flag.actor,
+        "since": start.strftime(minute),
+        "until": (end + timedelta(minutes=1)).strftime(minute),
+    }
 
 
 __all__ = ["router"]

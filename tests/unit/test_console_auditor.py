@@ -251,3 +251,35 @@ def test_an_entry_opens_and_an_unknown_one_is_not_found(console: Console) -> Non
     console.sign_in("auditor")
     assert "seeded-1" in console.client.get("/ui/audit/entries/1").text
     assert console.client.get("/ui/audit/entries/999").status_code == 404
+
+
+def test_an_anomaly_shows_its_evidence_and_links_to_its_entries(console: Console) -> None:
+    with transaction(console.sessions) as session:
+        audit.append(
+            session,
+            audit.Decision(
+                request_id="seeded-2",
+                action="person.lookup",
+                decision="allow",
+                reason="answered",
+                status=200,
+                actor="t.caseworker",
+                department="civil_affairs",
+                role="caseworker",
+                purpose="minimum-living-allowance",
+                subjects=[SUBJECT],
+            ),
+            at=utcnow(),
+        )
+    console.sign_in("auditor")
+    page = console.client.get("/ui/audit/anomalies", params={"lang": "en"})
+    assert page.status_code == 200
+    assert "Records read without a case reference" in page.text
+    assert 'href="/ui/audit/entries/2"' in page.text
+    link = re.search(r'href="(/ui/audit/log\?actor=t.caseworker[^"]+)"', page.text)
+    assert link is not None
+    found = console.client.get(link.group(1).replace("&amp;", "&"))
+    assert found.status_code == 200
+    assert "seeded-2" not in found.text  # the table shows seq and time, not request ids
+    assert 'href="/ui/audit/entries/2"' in found.text
+    assert console.entries("audit.anomalies")[-1].decision == "allow"
