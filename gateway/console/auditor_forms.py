@@ -83,7 +83,8 @@ def parse_time(value: str, name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace(" ", "T", 1))
     except ValueError:
-        raise ValidationError([(name, "time.invalid", f"not a date and time: {value!r}")]) from None
+        # Never the value typed in the message: it becomes the audit entry's reason.
+        raise ValidationError([(name, "time.invalid", "not a date and time")]) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=i18n.TIMEZONE)
 
 
@@ -163,7 +164,7 @@ def parse_date(value: str, name: str) -> datetime | None:
     try:
         day = datetime.fromisoformat(value)
     except ValueError:
-        raise ValidationError([(name, "date.invalid", f"not a date: {value!r}")]) from None
+        raise ValidationError([(name, "date.invalid", "not a date")]) from None
     start = datetime(day.year, day.month, day.day)
     return start.replace(tzinfo=i18n.TIMEZONE)
 

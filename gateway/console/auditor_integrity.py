@@ -281,7 +281,13 @@ async def _proof_page(request: Request, kind: str, work_of: Any, asked: dict[str
     def work(session: Session, identity: Identity) -> Checked:
         result: Checked = work_of(session)
         verdict = "verified" if result.verified else "FAILED"
-        decision.reason = f"{kind} proof {asked}: {verdict}"
+        proof = result.proof
+        what = (
+            f"entry {proof.index} in the head of size {proof.head.tree_size}"
+            if kind == "inclusion"
+            else f"heads of size {proof.first.tree_size} and {proof.second.tree_size}"
+        )
+        decision.reason = f"{kind} proof of {what}: {verdict}"
         return result
 
     outcome = await web.read(request, decision, work, roles=AUDITORS)

@@ -283,3 +283,14 @@ def test_an_anomaly_shows_its_evidence_and_links_to_its_entries(console: Console
     assert "seeded-2" not in found.text  # the table shows seq and time, not request ids
     assert 'href="/ui/audit/entries/2"' in found.text
     assert console.entries("audit.anomalies")[-1].decision == "allow"
+
+
+def test_what_was_typed_into_a_wrong_field_never_reaches_the_audit_log(console: Console) -> None:
+    console.sign_in("auditor")
+    answer = console.client.post(
+        "/ui/audit/log", data={"since": PERSON, "csrf_token": console.csrf()}
+    )
+    assert answer.status_code == 400
+    refused = console.entries("audit.search")[-1]
+    assert (refused.decision, refused.status) == ("deny", 400)
+    assert PERSON not in refused.reason
