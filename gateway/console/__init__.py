@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import problems
-from gateway.console import auth, publisher, web
+from gateway.console import auditor, auth, publisher, web
 
 # Each area of the console: its router, imported in the order of the navigation.
-AREAS = [auth.router, publisher.router]
+AREAS = [auth.router, auditor.router, publisher.router]
 
 
 def install(app: FastAPI) -> None:
