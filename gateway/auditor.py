@@ -14,19 +14,25 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from exchange.audit import anomalies, heads, proofs, search
+from exchange import audit
+from exchange.audit import anomalies, heads, proofs, report, search
 from exchange.audit.heads import TreeHead
-from exchange.core.db import transaction
-from exchange.core.errors import TreeHeadNotFoundError
+from exchange.audit.verify import VerifyReport, check
+from exchange.core.db import transaction, utcnow
+from exchange.core.errors import PermissionDeniedError, TreeHeadNotFoundError, ValidationError
 from exchange.core.models import AuditEntry
+from exchange.identity.apikeys import Identity
 from exchange.security import crypto
 from gateway.access import authorize
-from gateway.deps import AppState, StateDep
+from gateway.audited import pending, run_audited_read
+from gateway.deps import AppState, StateDep, request_context
 from gateway.params import SQL_INT_MAX
 from gateway.query import person_subject
+from schemas.validators import normalise_resident_id
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -382,3 +388,194 @@ def list_anomalies(
             session, state.settings.audit, since=filters.since, until=filters.until
         )
     return [AnomalyView.model_validate(a, from_attributes=True) for a in found]
+
+
+# --- verification and the citizen's access report (the console's pages call the same work) --
+
+
+def pinned_keys(pem: str | None) -> dict[str, bytes] | None:
+    """The public key an auditor gives to check the heads against (``exchange audit
+    public-key``'s output: a ``# key id: ...`` line and the PEM), or None to use the
+    database's keys; ValidationError when it is not one."""
+    if pem is None or not pem.strip():
+        return None
+    key_id = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in pem.splitlines()
+            if line.startswith("# key id:")
+        ),
+        None,
+    )
+    try:
+        raw = crypto.public_key_from_pem(pem.strip())
+    except (ValueError, UnicodeEncodeError):
+        raw = None
+    if raw is None or not key_id:
+        raise ValidationError(
+            [("public_key", "key.invalid", "not an Ed25519 public key with its key id line")]
+        )
+    return {key_id: raw}
+
+
+def verify_log(session: Session, decision: audit.Decision, pem: str | None) -> VerifyReport:
+    """Verify the whole log as ``exchange audit verify`` does (every entry's chain and leaf
+    hash, the tree at every signed head, each head's signature), noting the outcome in
+    ``decision``."""
+    verified = check(session, public_keys=pinned_keys(pem))
+    decision.reason = (
+        f"verified the audit log: intact, {verified.size} entries, "
+        f"{verified.heads_checked} signed heads"
+        if verified.ok
+        else f"verified the audit log: broken ({verified.problem})"
+    )
+    return verified
+
+
+def person_report(
+    state: AppState, session: Session, decision: audit.Decision, resident_id: str
+) -> report.AccessReport:
+    """A citizen's access report (``exchange audit report``): every entry naming the
+    person's blind index, with its inclusion proof in the latest signed head. The person is
+    named by the last four characters of the ID only."""
+    if not resident_id.strip():
+        raise ValidationError([("person", "person.missing", "enter the person's resident ID")])
+    subject = person_subject(state, resident_id)
+    decision.subjects = [subject]
+    last4 = normalise_resident_id(resident_id)[-4:]
+    built = report.build(session, subject, label=last4, generated_at=utcnow())
+    decision.reason = f"citizen's access report: {len(built.lines)} accesses"
+    return built
+
+
+class VerifyBody(BaseModel):
+    public_key: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="`exchange audit public-key`'s output (a `# key id:` line and the PEM): "
+        "check the heads against this key instead of the keys the database holds.",
+    )
+
+
+class VerifyView(BaseModel):
+    """The outcome of verifying the whole log."""
+
+    intact: bool
+    size: int = Field(description="Entries checked.")
+    heads_checked: int
+    latest_head: int | None = Field(description="The size of the latest signed head.")
+    unsigned: int = Field(description="Entries after the latest signed head (chain only).")
+    keys_from: str
+    problem: str | None = Field(description="The first problem found, if any.")
+    warnings: list[str]
+
+
+@router.post(
+    "/verify",
+    response_model=VerifyView,
+    summary="Verify the whole audit log (chain, tree at every signed head, signatures)",
+    responses=_ERRORS,
+)
+def verify(request: Request, body: VerifyBody | None = None) -> Response:
+    state, request_id = request_context(request)
+    decision = pending(request_id, "audit.verify")
+
+    def work(session: Session, identity: Identity) -> VerifyView:
+        if identity.role not in AUDITORS:
+            raise PermissionDeniedError(
+                f"role {identity.role!r} may not audit.verify; allowed: auditor"
+            )
+        found = verify_log(session, decision, body.public_key if body else None)
+        return VerifyView(
+            intact=found.ok,
+            size=found.size,
+            heads_checked=found.heads_checked,
+            latest_head=found.latest_head,
+            unsigned=found.unsigned,
+            keys_from=found.keys_from,
+            problem=str(found.problem) if found.problem else None,
+            warnings=found.warnings,
+        )
+
+    return run_audited_read(state, request, decision, work)
+
+
+class ReportBody(BaseModel):
+    resident_id: str = Field(
+        min_length=1, max_length=64, description="The person's resident identity number."
+    )
+
+
+class ReportLineView(BaseModel):
+    seq: int
+    at: datetime
+    actor: str | None
+    department: str | None
+    role: str | None
+    action: str
+    purpose: str | None
+    case_ref: str | None
+    decision: str
+    status: int
+    leaf: str = Field(description="The entry's canonical encoding, hashed into its leaf.")
+    path: list[str] | None = Field(
+        description="Its inclusion proof in `head` (hex), or null: not yet in a signed head."
+    )
+
+
+class AccessReportView(BaseModel):
+    """Who accessed a person's records: every entry naming them, each with its proof."""
+
+    person: str = Field(description="The last four characters of the resident ID.")
+    subject: str = Field(description="The person's blind index.")
+    generated_at: datetime
+    head: TreeHeadView | None
+    public_keys: dict[str, str] = Field(description="Key id -> PEM of the heads' keys.")
+    lines: list[ReportLineView]
+
+
+@router.post(
+    "/reports/person",
+    response_model=AccessReportView,
+    summary="A citizen's access report: who accessed this person's records, with proofs",
+    description="The resident identity number is sent in the body, so that no URL (and no "
+    "access log) holds it.",
+    responses=_ERRORS,
+)
+def person_report_route(request: Request, body: ReportBody) -> Response:
+    state, request_id = request_context(request)
+    decision = pending(request_id, "audit.report")
+
+    def work(session: Session, identity: Identity) -> AccessReportView:
+        if identity.role not in AUDITORS:
+            raise PermissionDeniedError(
+                f"role {identity.role!r} may not audit.report; allowed: auditor"
+            )
+        built = person_report(state, session, decision, body.resident_id)
+        head = built.head
+        return AccessReportView(
+            person=built.label,
+            subject=built.subject,
+            generated_at=built.generated_at,
+            head=TreeHeadView(**head.as_dict()) if head is not None else None,
+            public_keys={k: crypto.public_key_pem(v) for k, v in built.public_keys.items()},
+            lines=[
+                ReportLineView(
+                    seq=line.entry.seq,
+                    at=line.entry.at,
+                    actor=line.entry.actor,
+                    department=line.entry.department,
+                    role=line.entry.role,
+                    action=line.entry.action,
+                    purpose=line.entry.purpose,
+                    case_ref=line.entry.case_ref,
+                    decision=line.entry.decision,
+                    status=line.entry.status,
+                    leaf=line.encoding,
+                    path=line.path,
+                )
+                for line in built.lines
+            ],
+        )
+
+    return run_audited_read(state, request, decision, work)

@@ -4,12 +4,12 @@ citizen's access report as a printable page.
 
 Each is one audited request with the auditor API's action and work
 (:mod:`gateway.auditor`): ``audit.head`` (the signed heads), ``audit.head.sign``,
-``audit.proof`` (:mod:`exchange.audit.proofs`). Two have no API route yet and use the work
-of the command line's ``exchange audit verify`` and ``exchange audit report``:
-``audit.verify`` (:func:`exchange.audit.verify.check`, optionally against a pinned public
-key) and ``audit.report`` (:func:`exchange.audit.report.build`, the person's blind index
-among the entry's subjects). A proof is checked by the gateway and every hash is shown, so
-an auditor who trusts no one can check it again elsewhere (docs/gateway.md shows how).
+``audit.proof`` (:mod:`exchange.audit.proofs`), ``audit.verify`` (``POST /v1/audit/verify``:
+:func:`gateway.auditor.verify_log`, optionally against a pinned public key) and
+``audit.report`` (``POST /v1/audit/reports/person``: :func:`gateway.auditor.person_report`,
+the person's blind index among the entry's subjects). A proof is checked by the gateway and
+every hash is shown, so an auditor who trusts no one can check it again elsewhere
+(docs/gateway.md shows how).
 """
 
 from __future__ import annotations
@@ -23,22 +23,20 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exchange.audit import heads, proofs, report
+from exchange.audit import heads, proofs
 from exchange.audit.heads import TreeHead
-from exchange.audit.verify import VerifyReport, check
-from exchange.core.db import utcnow
+from exchange.audit.verify import VerifyReport
 from exchange.core.errors import ExchangeError, ProofError, TreeHeadNotFoundError, ValidationError
 from exchange.core.models import AuditTreeHead, Department, Purpose
 from exchange.identity.apikeys import Identity
 from exchange.security import crypto, merkle
+from gateway import auditor as auditor_api
 from gateway.audited import end_reads
 from gateway.auditor import AUDITORS
 from gateway.console import web
 from gateway.console.auditor_forms import field_errors, form_page, parse_int
 from gateway.console.i18n import N_
 from gateway.deps import AppState
-from gateway.query import person_subject
-from schemas.validators import normalise_resident_id
 
 router = APIRouter()
 
@@ -132,30 +130,6 @@ async def integrity_page(request: Request) -> Response:
     return _integrity(request, {**outcome, "signed": signed if signed.isdigit() else None})
 
 
-def _pinned(pem: str) -> dict[str, bytes] | None:
-    """The public key an auditor pasted (``exchange audit public-key``'s output: a
-    ``# key id: ...`` line and the PEM), or None to use the database's."""
-    if not pem.strip():
-        return None
-    key_id = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in pem.splitlines()
-            if line.startswith("# key id:")
-        ),
-        None,
-    )
-    try:
-        raw = crypto.public_key_from_pem(pem.strip())
-    except (ValueError, UnicodeEncodeError):
-        raw = None
-    if raw is None or not key_id:
-        raise ValidationError(
-            [("public_key", "key.invalid", "not an Ed25519 public key with its key id line")]
-        )
-    return {key_id: raw}
-
-
 @router.post("/verify")
 async def verify_log(request: Request) -> Response:
     """Verify the whole log, as ``exchange audit verify`` does: every entry's chain and leaf
@@ -165,14 +139,7 @@ async def verify_log(request: Request) -> Response:
     decision = web.decision_for(request, "audit.verify")
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
-        pinned = _pinned(pem)
-        verified: VerifyReport = check(session, public_keys=pinned)
-        decision.reason = (
-            f"verified the audit log: intact, {verified.size} entries, "
-            f"{verified.heads_checked} signed heads"
-            if verified.ok
-            else f"verified the audit log: broken ({verified.problem})"
-        )
+        verified: VerifyReport = auditor_api.verify_log(session, decision, pem)
         return {"verified": verified, **_heads_context(session)}
 
     outcome = await web.read(request, decision, work, roles=AUDITORS)
@@ -355,15 +322,9 @@ async def report_page(request: Request) -> Response:
     context: dict[str, Any] = {"errors": {}}
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
-        if not person:
-            raise ValidationError([("person", "person.missing", "enter the person's resident ID")])
-        subject = person_subject(state, person)
-        decision.subjects = [subject]
-        last4 = normalise_resident_id(person)[-4:]
-        built = report.build(session, subject, label=last4, generated_at=utcnow())
+        built = auditor_api.person_report(state, session, decision, person)
         departments = {d.code: d.name for d in session.scalars(select(Department))}
         purposes = {p.code: p.title for p in session.scalars(select(Purpose))}
-        decision.reason = f"citizen's access report: {len(built.lines)} accesses"
         return {"report": built, "departments": departments, "purposes": purposes}
 
     outcome = await web.read(request, decision, work, roles=AUDITORS)
