@@ -39,6 +39,29 @@ from gateway.deps import AppState
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 
 SSO_COOKIE = "dx_sso"  # binds a single sign-on's state to the browser that started it
+# The error codes a provider may send back to the callback (RFC 6749 4.1.2.1, OpenID
+# Connect Core 3.1.2.6). Anyone can open the callback with an ``error`` of their choosing:
+# only one of these is repeated on the page and in the audit entry's reason.
+PROVIDER_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "interaction_required",
+        "login_required",
+        "account_selection_required",
+        "consent_required",
+        "invalid_request_uri",
+        "invalid_request_object",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+    }
+)
 ALL_ROLES = frozenset(
     {"caseworker", "auditor", "admin", "publisher", "department_admin", "data_steward"}
 )
@@ -234,10 +257,10 @@ async def sign_on_callback(request: Request) -> Response:
     bound = request.cookies.get(SSO_COOKIE, "")
 
     def work() -> tuple[str, str]:
-        if params.get("error"):
-            raise AuthenticationError(
-                f"the identity provider refused the sign-in ({params.get('error')})"
-            )
+        error = params.get("error")
+        if error:
+            code = error if error in PROVIDER_ERRORS else "an error it did not name"
+            raise AuthenticationError(f"the identity provider refused the sign-in ({code})")
         if not returned or not bound or not equal(returned.encode(), bound.encode()):
             raise AuthenticationError(
                 "this single sign-on was not started in this browser: start again"

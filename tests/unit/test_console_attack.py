@@ -1,0 +1,96 @@
+"""The console attacked from outside (issue 21's review): what a caller sends never becomes
+an audit entry's reason, out-of-range values are field errors rather than 500s, and sign-in
+never sends the browser out of the console. Each test names what it tries."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from exchange.core.config import Settings
+from exchange.core.db import transaction
+from exchange.identity.apikeys import create_key
+from gateway import create_app
+from tests.support.database import migrated
+from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
+
+# What an outsider might put where the gateway would echo it: a resident ID and markup.
+PERSON = "110101199003077777"
+PLANTED = f"{PERSON} <b>planted</b>"
+
+
+@dataclass
+class Console:
+    client: TestClient
+    keys: dict[str, str]
+    db: Path
+
+    def sign_in(self, role: str) -> str:
+        """Sign in with the role's key; the session's CSRF token."""
+        self.client.cookies.clear()
+        self.client.get("/ui/sign-in")
+        answer = self.client.post(
+            "/ui/sign-in",
+            data={
+                "api_key": self.keys[role],
+                "csrf_token": self.client.cookies.get("dx_signin"),
+                "next": "/ui/",
+            },
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303, answer.text
+        home = self.client.get("/ui/")
+        found = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
+        assert found is not None
+        return found.group(1)
+
+    def last(self) -> tuple[str, str, int, str]:
+        """The last audit entry: action, decision, status, reason."""
+        with sqlite3.connect(self.db) as conn:
+            row = conn.execute(
+                "SELECT action, decision, status, reason FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        assert row is not None
+        return row
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    settings = Settings(data_dir=tmp_path, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64)
+    keys = {}
+    with migrated(settings.db_url) as factory, transaction(factory) as session:
+        for role in ("auditor", "caseworker", "publisher"):
+            keys[role] = create_key(
+                session, actor=f"t.{role}", department="civil_affairs", role=role
+            )
+    with TestClient(create_app(settings), base_url="http://testserver") as client:
+        yield Console(client, keys, tmp_path / "registry.db")
+
+
+# ---- what a caller sends never becomes an audit entry's reason ---------------------------
+
+
+def test_the_sign_on_callbacks_error_parameter_never_reaches_the_audit_log(
+    console: Console,
+) -> None:
+    """Anyone can send a browser (or curl) to the callback with ``?error=`` of their
+    choosing, without signing in: the entry it leaves names a known OAuth error code, or
+    none, never the text sent."""
+    answer = console.client.get(
+        "/ui/sign-in/oidc/callback", params={"error": PLANTED + "x" * 5000, "state": "s"}
+    )
+    assert answer.status_code == 401
+    action, decision, status, reason = console.last()
+    assert (action, decision, status) == ("console.sign_in", "deny", 401)
+    assert PERSON not in reason
+    assert "planted" not in reason
+    assert PERSON not in answer.text
+    # A provider's own error code is still told.
+    console.client.get("/ui/sign-in/oidc/callback", params={"error": "access_denied"})
+    assert "access_denied" in console.last()[3]
