@@ -94,3 +94,29 @@ def test_the_sign_on_callbacks_error_parameter_never_reaches_the_audit_log(
     # A provider's own error code is still told.
     console.client.get("/ui/sign-in/oidc/callback", params={"error": "access_denied"})
     assert "access_denied" in console.last()[3]
+
+
+def test_a_forms_origin_header_never_reaches_the_audit_log(console: Console) -> None:
+    """The Origin header is the caller's to choose: a refused form's entry says it came
+    from another site without repeating what the header said (before and after sign-in)."""
+    console.client.get("/ui/sign-in")
+    answer = console.client.post(
+        "/ui/sign-in",
+        data={"api_key": "dx_x_y", "csrf_token": console.client.cookies.get("dx_signin")},
+        headers={"Origin": PLANTED},
+    )
+    assert answer.status_code == 403
+    action, decision, status, reason = console.last()
+    assert (action, decision, status) == ("console.sign_in", "deny", 403)
+    assert "another site" in reason
+    assert PERSON not in reason
+
+    token = console.sign_in("auditor")
+    answer = console.client.post(
+        "/ui/audit/log", data={"csrf_token": token}, headers={"Origin": PLANTED}
+    )
+    assert answer.status_code == 403
+    assert "another site" in answer.text
+    action, decision, status, reason = console.last()
+    assert (action, decision, status) == ("audit.search", "deny", 403)
+    assert PERSON not in reason
