@@ -72,14 +72,26 @@ def parse_bound(text: str, name: str) -> datetime:
         raise ValidationError(
             [(name, "period.no_zone", f"{text!r} names no time zone (add Z or +08:00)")]
         )
-    return found.astimezone(UTC)
+    try:
+        return found.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-08:00 is after the last moment Python holds
+        raise _out_of_range(name) from None
+
+
+def _out_of_range(name: str) -> ValidationError:
+    return ValidationError(
+        [(name, "period.malformed", f"{name} is too far in the past or the future")]
+    )
 
 
 def period_of(start: str | None, end: str | None, *, now: datetime) -> Period:
     """The period ``[start, end)``; ``end`` defaults to ``now`` and ``start`` to
     :data:`DEFAULT_DAYS` days before ``end``."""
     until = parse_bound(end, "to") if end else now.astimezone(UTC)
-    since = parse_bound(start, "from") if start else until - timedelta(days=DEFAULT_DAYS)
+    try:
+        since = parse_bound(start, "from") if start else until - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # to=0001-01-05: 30 days earlier is before the first moment
+        raise _out_of_range("to") from None
     return Period(since, until)
 
 

@@ -75,6 +75,11 @@ class LogQuery:
         return {k: v for k, v in vars(self).items() if v and k != "after"}
 
 
+# The years a typed time may name: outside them a time zone's shift (or the day added to an
+# end date) overflows Python's datetime, which would answer 500 instead of the field's error.
+YEARS = range(1900, 9999)
+
+
 def parse_time(value: str, name: str) -> datetime | None:
     """A typed or ``datetime-local`` time, in the console's time zone unless it says its
     own; ValidationError naming the field otherwise."""
@@ -85,6 +90,8 @@ def parse_time(value: str, name: str) -> datetime | None:
     except ValueError:
         # Never the value typed in the message: it becomes the audit entry's reason.
         raise ValidationError([(name, "time.invalid", "not a date and time")]) from None
+    if moment.year not in YEARS:
+        raise ValidationError([(name, "time.invalid", "not a time between 1900 and 9998")])
     return moment if moment.tzinfo else moment.replace(tzinfo=i18n.TIMEZONE)
 
 
@@ -165,6 +172,8 @@ def parse_date(value: str, name: str) -> datetime | None:
         day = datetime.fromisoformat(value)
     except ValueError:
         raise ValidationError([(name, "date.invalid", "not a date")]) from None
+    if day.year not in YEARS:
+        raise ValidationError([(name, "date.invalid", "not a date between 1900 and 9998")])
     start = datetime(day.year, day.month, day.day)
     return start.replace(tzinfo=i18n.TIMEZONE)
 

@@ -120,3 +120,51 @@ def test_a_forms_origin_header_never_reaches_the_audit_log(console: Console) -> 
     action, decision, status, reason = console.last()
     assert (action, decision, status) == ("audit.search", "deny", 403)
     assert PERSON not in reason
+
+
+# ---- out-of-range values are field errors, not 500s ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("since", "0001-01-01T00:00"),
+        ("until", "9999-12-31T23:59-08:00"),
+        ("since", "0001-01-01T00:00+08:00"),
+    ],
+)
+def test_a_time_out_of_range_in_the_log_search_is_a_field_error(
+    console: Console, field: str, value: str
+) -> None:
+    token = console.sign_in("auditor")
+    for path in ("/ui/audit/log", "/ui/audit/export"):
+        answer = console.client.post(path, data={"csrf_token": token, field: value})
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert 'aria-invalid="true"' in answer.text
+        assert console.last()[:3] == (
+            "audit.search" if path.endswith("log") else "audit.export",
+            "deny",
+            400,
+        )
+
+
+@pytest.mark.parametrize(("name", "value"), [("since", "0001-01-01"), ("until", "9999-12-31")])
+def test_a_date_out_of_range_on_the_anomalies_page_is_a_field_error(
+    console: Console, name: str, value: str
+) -> None:
+    console.sign_in("auditor")
+    answer = console.client.get("/ui/audit/anomalies", params={name: value})
+    assert answer.status_code == 400
+    assert console.last()[:3] == ("audit.anomalies", "deny", 400)
+
+
+@pytest.mark.parametrize("query", ["to=0001-01-05", "to=9999-12-31T23:59:59-08:00"])
+def test_a_period_out_of_range_on_the_publishers_use_page_is_refused_as_such(
+    console: Console, query: str
+) -> None:
+    """The page's date fields take any year a browser's date picker offers (from 0001)."""
+    console.sign_in("publisher")
+    answer = console.client.get(f"/ui/publisher/usage?{query}")
+    assert answer.status_code == 400
+    assert "too far in the past or the future" in answer.text
+    assert console.last()[:3] == ("connectors.usage", "deny", 400)
