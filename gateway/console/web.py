@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import anyio.to_thread
 from fastapi import Request
@@ -220,11 +220,18 @@ def secure_cookie(request: Request) -> bool:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a console path only, never another site."""
-    if not target or not target.startswith(f"{PREFIX}/") or target.startswith("//"):
-        return f"{PREFIX}/"
-    if "\\" in target or "\n" in target or "\r" in target:
-        return f"{PREFIX}/"
+    """Where to go after signing in: a console path only, never another site, and never out
+    of the console by dot segments (a browser resolves ``/ui/..//x``, also written
+    ``/ui/%2e%2e//x``, to ``//x`` before it asks) or by characters it drops (tabs, line
+    breaks)."""
+    home = f"{PREFIX}/"
+    if not target or not target.startswith(home) or target.startswith("//"):
+        return home
+    if "\\" in target or any(ord(c) < 0x20 or c == "\x7f" for c in target):
+        return home
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if "//" in path or any(part in (".", "..") for part in unquote(path).split("/")):
+        return home
     return target
 
 

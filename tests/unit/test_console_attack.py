@@ -17,6 +17,7 @@ from exchange.core.config import Settings
 from exchange.core.db import transaction
 from exchange.identity.apikeys import create_key
 from gateway import create_app
+from gateway.console.web import safe_next
 from tests.support.database import migrated
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 
@@ -168,3 +169,31 @@ def test_a_period_out_of_range_on_the_publishers_use_page_is_refused_as_such(
     assert answer.status_code == 400
     assert "too far in the past or the future" in answer.text
     assert console.last()[:3] == ("connectors.usage", "deny", 400)
+
+
+# ---- sign-in never leaves the console -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/ui/../..",
+        "/ui/..//evil.example",
+        "/ui/%2e%2e//evil.example",
+        "/ui/.%2E//evil.example",
+        "/ui/audit/../../v1/admin/users",
+        "/ui/./",
+        "/ui/.\t.//evil.example",
+        "/ui//evil.example",
+    ],
+)
+def test_sign_in_never_sends_the_browser_out_of_the_console(target: str) -> None:
+    """A browser resolves dot segments (also percent-encoded ones) before it asks: each of
+    these would have left /ui/ (``/ui/..//evil.example`` is ``//evil.example`` on the
+    gateway)."""
+    assert safe_next(target) == "/ui/"
+
+
+def test_sign_in_keeps_a_console_page_with_its_query() -> None:
+    assert safe_next("/ui/audit/log?actor=li.na") == "/ui/audit/log?actor=li.na"
+    assert safe_next("/ui/publisher/runs") == "/ui/publisher/runs"
