@@ -163,6 +163,10 @@ def choose_case(session: Session, session_id: str, purpose: str, case_ref: str |
 def begin_login(session: Session, return_to: str, *, now: datetime | None = None) -> dict[str, str]:
     """Start a single sign-on: the ``state``, ``nonce`` and PKCE ``code_verifier`` to
     send (the database keeps the state's hash, the nonce and the verifier)."""
+    moment = now or utcnow()
+    # Anyone may start a sign-on (no sign-in needed): starts nobody finished are cleared
+    # here as well as at a callback, so a flood of them keeps ten minutes' worth at most.
+    session.execute(delete(ConsoleLogin).where(ConsoleLogin.created_at < moment - LOGIN_TTL))
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)
@@ -172,7 +176,7 @@ def begin_login(session: Session, return_to: str, *, now: datetime | None = None
             nonce=nonce,
             code_verifier=verifier,
             return_to=return_to,
-            created_at=now or utcnow(),
+            created_at=moment,
         )
     )
     return {"state": state, "nonce": nonce, "code_verifier": verifier}

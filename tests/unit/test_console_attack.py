@@ -8,13 +8,17 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from exchange.core.config import Settings
 from exchange.core.db import transaction
+from exchange.core.models import ConsoleLogin
+from exchange.identity import consolesessions
 from exchange.identity.apikeys import create_key
 from gateway import create_app
 from gateway.console.web import safe_next
@@ -24,6 +28,7 @@ from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 # What an outsider might put where the gateway would echo it: a resident ID and markup.
 PERSON = "110101199003077777"
 PLANTED = f"{PERSON} <b>planted</b>"
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -197,3 +202,21 @@ def test_sign_in_never_sends_the_browser_out_of_the_console(target: str) -> None
 def test_sign_in_keeps_a_console_page_with_its_query() -> None:
     assert safe_next("/ui/audit/log?actor=li.na") == "/ui/audit/log?actor=li.na"
     assert safe_next("/ui/publisher/runs") == "/ui/publisher/runs"
+
+
+# ---- single sign-on's starts cannot pile up -----------------------------------------------
+
+
+def test_single_sign_on_starts_older_than_ten_minutes_are_cleared_as_new_ones_begin(
+    tmp_path: Path,
+) -> None:
+    """``GET /ui/sign-in/oidc`` needs no sign-in and writes a row: a flood of starts that
+    nobody finishes must not grow the table beyond ten minutes' worth."""
+    with migrated(f"sqlite:///{tmp_path}/t.db") as factory:
+        with transaction(factory) as session:
+            for _ in range(50):
+                consolesessions.begin_login(session, "/ui/", now=T0)
+        with transaction(factory) as session:
+            consolesessions.begin_login(session, "/ui/", now=T0 + timedelta(minutes=11))
+        with factory() as session:
+            assert session.scalar(select(func.count()).select_from(ConsoleLogin)) == 1
