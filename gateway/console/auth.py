@@ -38,6 +38,9 @@ from gateway.deps import AppState
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 
+# Where a sign-on returns to is kept in console_logins.return_to, String(255), a length
+# PostgreSQL enforces.
+RETURN_TO_LENGTH = 255
 SSO_COOKIE = "dx_sso"  # binds a single sign-on's state to the browser that started it
 # The error codes a provider may send back to the callback (RFC 6749 4.1.2.1, OpenID
 # Connect Core 3.1.2.6). Anyone can open the callback with an ``error`` of their choosing:
@@ -217,8 +220,11 @@ async def sign_on_start(request: Request, next: str | None = None) -> Response:
 
     def begin() -> tuple[str, str]:
         sign_on = _sign_on(state)
+        target = web.safe_next(next)
+        if len(target) > RETURN_TO_LENGTH:  # a page with a long query: the home page instead
+            target = f"{web.PREFIX}/"
         with transaction(state.sessions) as session:
-            login = consolesessions.begin_login(session, web.safe_next(next))
+            login = consolesessions.begin_login(session, target)
         url = oidcclient.authorization_url(
             sign_on.provider,
             client_id=sign_on.client_id,

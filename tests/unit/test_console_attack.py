@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,9 +19,10 @@ from sqlalchemy import func, select
 from exchange.core.config import Settings
 from exchange.core.db import transaction
 from exchange.core.models import ConsoleLogin
-from exchange.identity import consolesessions
+from exchange.identity import consolesessions, oidcclient
 from exchange.identity.apikeys import create_key
 from gateway import create_app
+from gateway.console import auth
 from gateway.console.web import safe_next
 from tests.support.database import migrated
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
@@ -220,3 +222,29 @@ def test_single_sign_on_starts_older_than_ten_minutes_are_cleared_as_new_ones_be
             consolesessions.begin_login(session, "/ui/", now=T0 + timedelta(minutes=11))
         with factory() as session:
             assert session.scalar(select(func.count()).select_from(ConsoleLogin)) == 1
+
+
+def test_a_sign_on_started_from_a_long_address_fits_its_column(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sign-in page offers single sign-on with the page asked for as ``next``, query and
+    all; the start keeps it in ``console_logins.return_to`` (255 characters, which
+    PostgreSQL enforces): a longer one goes back to the home page instead of failing."""
+    provider = oidcclient.Provider(
+        issuer="https://idp.example",
+        authorization_endpoint="https://idp.example/auth",
+        token_endpoint="https://idp.example/token",
+        jwks_uri="https://idp.example/jwks",
+    )
+    monkeypatch.setattr(
+        auth, "_sign_on", lambda state: SimpleNamespace(provider=provider, client_id="console")
+    )
+    target = "/ui/audit/log?actor=" + "a" * 400
+    answer = console.client.get("/ui/sign-in/oidc", params={"next": target}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("https://idp.example/auth?")
+    with sqlite3.connect(console.db) as conn:
+        kept = [row[0] for row in conn.execute("SELECT return_to FROM console_logins")]
+    limit = ConsoleLogin.__table__.c.return_to.type.length
+    assert kept == ["/ui/"]
+    assert all(len(k) <= limit for k in kept)
