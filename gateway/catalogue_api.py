@@ -9,6 +9,7 @@ grant, and a refused change is audited as a denial with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from exchange.access import catalogue
 from exchange.access.masking import MaskKind
 from exchange.access.policy import CONSTRAINTS
+from exchange.audit import Decision
 from exchange.core.db import transaction, utcnow
 from exchange.core.models import Grant, Purpose
 from exchange.identity.apikeys import Identity
@@ -161,7 +163,7 @@ def _grant_view(g: Grant) -> GrantView:
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -345,20 +347,28 @@ def add_grant(
         fields=body.fields,
         purposes=body.purposes,
         row_constraints=body.row_constraints,
-        valid_from=_utc(body.valid_from),
-        valid_until=_utc(body.valid_until),
+        valid_from=utc(body.valid_from),
+        valid_until=utc(body.valid_until),
         note=body.note,
     )
 
-    def work(session: Session, identity: Identity) -> GrantView:
+    add = adding(spec, decision)
+    return run_audited(state, request, decision, lambda s, i: _grant_view(add(s, i)), roles=ADMIN)
+
+
+def adding(spec: catalogue.GrantSpec, decision: Decision) -> Callable[[Session, Identity], Grant]:
+    """The work of a direct grant, as the API and the web console run it: checked against
+    the catalogue and stored, its entry naming it."""
+
+    def work(session: Session, identity: Identity) -> Grant:
         grant = catalogue.add_grant(session, spec, created_by=identity.actor, at=utcnow())
         # A central administrator's grant, beside those the owners' approvals create
         # (exchange.access.sharing): for bootstrapping, and said so in the log.
         decision.status, decision.reason = 201, "direct (bootstrapping) " + catalogue.summary(grant)
         decision.fields = sorted(grant.fields)
-        return _grant_view(grant)
+        return grant
 
-    return run_audited(state, request, decision, work, roles=ADMIN)
+    return work
 
 
 @router.delete(
@@ -379,10 +389,19 @@ def revoke_grant(
 ) -> GrantView:
     decision = pending(request_id, "catalogue.grant.revoke")
 
-    def work(session: Session, identity: Identity) -> GrantView:
+    revoke = revoking(grant_id, decision)
+    return run_audited(
+        state, request, decision, lambda s, i: _grant_view(revoke(s, i)), roles=ADMIN
+    )
+
+
+def revoking(grant_id: int, decision: Decision) -> Callable[[Session, Identity], Grant]:
+    """The work of revoking a grant (the API's and the web console's)."""
+
+    def work(session: Session, identity: Identity) -> Grant:
         grant = catalogue.revoke_grant(session, grant_id, by=identity.actor, at=utcnow())
         decision.dataset = grant.dataset
         decision.reason = "revoked " + catalogue.summary(grant)
-        return _grant_view(grant)
+        return grant
 
-    return run_audited(state, request, decision, work, roles=ADMIN)
+    return work
