@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import problems
-from gateway.console import auth, web
+from gateway.console import admin, admin_grants, auth, web
 
 # Each area of the console: its router, imported in the order of the navigation.
-AREAS = [auth.router]
+AREAS = [auth.router, admin.router, admin_grants.router]
 
 
 def install(app: FastAPI) -> None:

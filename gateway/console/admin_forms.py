@@ -88,6 +88,36 @@ REASONS: dict[str, str] = {
     ),
 }
 
+# Words the pages show from the catalogue's values (``_(value)`` in the templates).
+VALUES = (
+    N_("public"),
+    N_("internal"),
+    N_("personal"),
+    N_("sensitive"),
+    N_("submitted"),
+    N_("approved"),
+    N_("narrowed"),
+    N_("refused"),
+    N_("withdrawn"),
+    N_("unconditional"),
+    N_("conditional"),
+    N_("not_shared"),
+    N_("realtime"),
+    N_("daily"),
+    N_("weekly"),
+    N_("monthly"),
+    N_("quarterly"),
+    N_("yearly"),
+    N_("submit"),
+    N_("approve"),
+    N_("narrow"),
+    N_("refuse"),
+    N_("withdraw"),
+    N_("renew"),
+    N_("full"),
+    N_("masked"),
+)
+
 
 @dataclass
 class Problems:
