@@ -13,10 +13,25 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import problems
-from gateway.console import admin, admin_grants, auth, web
+from gateway.console import (
+    admin,
+    admin_catalogue,
+    admin_grants,
+    auth,
+    indicators,
+    sharing,
+    web,
+)
 
 # Each area of the console: its router, imported in the order of the navigation.
-AREAS = [auth.router, admin.router, admin_grants.router]
+AREAS = [
+    auth.router,
+    admin.router,
+    admin_grants.router,
+    admin_catalogue.router,
+    sharing.router,
+    indicators.router,
+]
 
 
 def install(app: FastAPI) -> None:

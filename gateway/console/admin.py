@@ -154,7 +154,9 @@ async def add_user(request: Request) -> Response:
         )
 
     target = f"user {typed['username']} ({typed['role']} in {typed['department']})"
-    done = await web.change(request, decision, admin_work(decision, target, change, 303), roles=ADMIN)
+    done = await web.change(
+        request, decision, admin_work(decision, target, change, 303), roles=ADMIN
+    )
     if isinstance(done, ExchangeError):
         context = {"form": typed, **_options(request, seen.get("departments", []))}
         return form_refused(request, "admin/user_form.html", context, done, USER_FORM)

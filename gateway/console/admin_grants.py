@@ -224,7 +224,9 @@ def grant_options(session: Session, dataset: str | None) -> dict[str, Any]:
     return {
         "datasets": catalogue.available_datasets(),
         "dataset": chosen,
-        "departments": [(d.code, f"{d.name} ({d.code})") for d in identities.list_departments(session)],
+        "departments": [
+            (d.code, f"{d.name} ({d.code})") for d in identities.list_departments(session)
+        ],
         "purposes": [
             (p.code, f"{p.title} ({p.code})")
             for p in catalogue.list_purposes(session, include_inactive=False)
@@ -238,7 +240,9 @@ def grant_options(session: Session, dataset: str | None) -> dict[str, Any]:
 @router.get("/grants/new")
 async def grant_form(request: Request) -> Response:
     dataset = request.query_params.get("dataset") or None
-    decision = web.decision_for(request, "catalogue.datasets", dataset=(dataset or "")[:100] or None)
+    decision = web.decision_for(
+        request, "catalogue.datasets", dataset=(dataset or "")[:100] or None
+    )
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
         decision.reason = "the grant form" + (f" for {dataset}" if dataset else "")

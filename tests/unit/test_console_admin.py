@@ -53,7 +53,9 @@ class Console:
     def last(self, action: str) -> tuple[str, int, str]:
         with self.sessions() as session:
             entry = session.scalars(
-                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq.desc())
+                select(AuditEntry)
+                .where(AuditEntry.action == action)
+                .order_by(AuditEntry.seq.desc())
             ).first()
             assert entry is not None, f"no entry {action}"
             return entry.decision, entry.status, entry.reason
@@ -97,9 +99,43 @@ def console(tmp_path: Path) -> Iterator[Console]:
         engine.dispose()
 
 
-def test_smoke_admin_pages(console: Console) -> None:
-    csrf = console.sign_in("admin")
-    for path in ("/ui/admin/departments", "/ui/admin/users", "/ui/admin/purposes", "/ui/admin/grants", "/ui/admin/grants/new", "/ui/admin/grants/new?dataset=organisation", f"/ui/admin/purposes/{MLA}", "/ui/admin/users/hr.steward/keys"):
-        answer = console.client.get(path)
-        print(path, answer.status_code)
-        assert answer.status_code in (200, 404), answer.text
+def test_smoke_pages(console: Console) -> None:
+    pages = {
+        "admin": [
+            "/ui/admin/departments",
+            "/ui/admin/users",
+            "/ui/admin/purposes",
+            "/ui/admin/grants",
+            "/ui/admin/grants/new",
+            "/ui/admin/grants/new?dataset=organisation",
+            f"/ui/admin/purposes/{MLA}",
+            "/ui/admin/users/hr.steward/keys",
+            "/ui/catalogue",
+            "/ui/catalogue/social_insurance",
+            "/ui/catalogue/edit?dataset=social_insurance",
+            "/ui/catalogue/edit?dataset=person",
+            "/ui/sharing",
+            "/ui/sharing/expiring",
+            "/ui/indicators",
+            "/ui/indicators?days=7&department=civil_affairs",
+        ],
+        "department_admin": [
+            "/ui/catalogue",
+            "/ui/catalogue/edit?dataset=social_insurance",
+            "/ui/sharing",
+            "/ui/sharing/new",
+            "/ui/sharing/new?dataset=social_insurance",
+            "/ui/indicators",
+        ],
+        "data_steward": [
+            "/ui/sharing",
+            "/ui/indicators",
+            "/ui/catalogue/edit?dataset=social_insurance",
+        ],
+    }
+    for role, paths in pages.items():
+        console.sign_in(role)
+        for path in paths:
+            answer = console.client.get(path)
+            print(role, path, answer.status_code)
+            assert answer.status_code in (200, 403, 404), answer.text
