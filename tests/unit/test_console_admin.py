@@ -139,3 +139,143 @@ def test_smoke_pages(console: Console) -> None:
             answer = console.client.get(path)
             print(role, path, answer.status_code)
             assert answer.status_code in (200, 403, 404), answer.text
+
+
+def _grant_form(csrf: str, **extra: str) -> dict[str, str]:
+    return {
+        "csrf_token": csrf,
+        "dataset": "household_membership",
+        "department": "human_resources",
+        "role": "caseworker",
+        "fields.relationship_to_head": "full",
+        "fields.since": "masked",
+        "purposes": MLA,
+        **extra,
+    }
+
+
+def test_a_grant_refused_by_the_catalogue_is_shown_against_its_field_then_made(
+    console: Console,
+) -> None:
+    csrf = console.sign_in("admin")
+    refused = console.client.post(
+        "/ui/admin/grants?lang=en",
+        data=_grant_form(csrf, **{"row_constraints.division_prefix": "3301", "note": "kept"}),
+    )
+    assert refused.status_code == 400
+    # The problem next to the division prefix, the form as it was filled in.
+    assert 'id="f-row_constraints.division_prefix-error"' in refused.text
+    assert "has no division code field" in refused.text
+    assert 'value="3301"' in refused.text
+    assert 'value="kept"' in refused.text
+    assert re.search(r'<option value="masked" selected>', refused.text)
+    assert console.last("catalogue.grant.add")[:2] == ("deny", 400)
+
+    made = console.client.post("/ui/admin/grants", data=_grant_form(csrf), follow_redirects=False)
+    assert made.status_code == 303
+    assert made.headers["location"].startswith("/ui/admin/grants?added=")
+    decision, status, reason = console.last("catalogue.grant.add")
+    assert (decision, status) == ("allow", 303)
+    assert reason.startswith("direct (bootstrapping) grant ")
+    listed = console.client.get(made.headers["location"])
+    assert "household_membership" in listed.text
+
+
+def test_a_problem_without_a_control_is_shown_at_the_top(console: Console) -> None:
+    csrf = console.sign_in("admin")
+    refused = console.client.post(
+        "/ui/admin/grants?lang=en", data=_grant_form(csrf, **{"fields.nonexistent": "full"})
+    )
+    assert refused.status_code == 400
+    # No control holds fields.nonexistent: it is shown with the fields.
+    assert "has no field &#39;nonexistent&#39;" in refused.text
+
+
+def test_a_new_key_is_shown_once_and_in_no_address(console: Console) -> None:
+    csrf = console.sign_in("admin")
+    made = console.client.post(
+        "/ui/admin/users/ca.admin/keys", data={"csrf_token": csrf, "label": "laptop"},
+        follow_redirects=False,
+    )  # fmt: skip
+    # ca.admin has no user row in this database (its key was made directly): 404 page.
+    assert made.status_code == 404
+    with transaction(console.sessions) as session:
+        from exchange.identity.identities import create_user
+
+        create_user(session, username="li.na", department="civil_affairs", role="caseworker")
+    made = console.client.post(
+        "/ui/admin/users/li.na/keys", data={"csrf_token": csrf, "label": "laptop"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert made.status_code == 303
+    assert "dx_" not in made.headers["location"]
+    assert console.last("admin.key.create")[:2] == ("allow", 303)
+    shown = console.client.get(made.headers["location"])
+    found = re.search(r'value="(dx_[^"]+)"', shown.text)
+    assert found is not None
+    key = found.group(1)
+    assert console.client.get("/v1/catalogue/resources", headers={"X-API-Key": key}).status_code == 200
+    again = console.client.get(made.headers["location"])
+    assert key not in again.text
+    assert "dx_new_key" not in console.client.cookies
+
+
+def test_a_caseworker_is_refused_and_audited(console: Console) -> None:
+    console.sign_in("caseworker")
+    refused = console.client.get("/ui/admin/users")
+    assert refused.status_code == 403
+    assert console.last("admin.user.list")[:2] == ("deny", 403)
+
+
+def test_a_sharing_request_refused_then_submitted_then_narrowed(console: Console) -> None:
+    csrf = console.sign_in("department_admin")
+    form = {
+        "csrf_token": csrf,
+        "dataset": "social_insurance",
+        "fields.employment_status": "full",
+        "fields.monthly_wage_fen": "masked",
+        "purposes": MLA,
+        "legal_basis": "",
+        "justification": "means test",
+        "duration_days": "365",
+    }
+    refused = console.client.post("/ui/sharing/requests?lang=en", data=form)
+    assert refused.status_code == 400
+    assert 'id="f-legal_basis-error"' in refused.text
+    assert "means test</textarea>" in refused.text
+    assert console.last("sharing.request.submit")[:2] == ("deny", 400)
+
+    made = console.client.post(
+        "/ui/sharing/requests", data={**form, "legal_basis": "art. 12"}, follow_redirects=False
+    )
+    assert made.status_code == 303
+    number = made.headers["location"].split("/requests/")[1].split("?")[0]
+
+    csrf = console.sign_in("data_steward")
+    page = console.client.get(f"/ui/sharing/requests/{number}/narrow")
+    assert page.status_code == 200
+    wider = console.client.post(
+        f"/ui/sharing/requests/{number}/narrow?lang=en",
+        data={"csrf_token": csrf, "fields.monthly_wage_fen": "full", "days": "30"},
+    )
+    assert wider.status_code == 400
+    assert 'id="f-fields.monthly_wage_fen-error"' in wider.text
+    narrowed = console.client.post(
+        f"/ui/sharing/requests/{number}/narrow",
+        data={"csrf_token": csrf, "fields.employment_status": "full", "days": "30"},
+        follow_redirects=False,
+    )
+    assert narrowed.status_code == 303
+    assert console.last("sharing.request.narrow")[:2] == ("allow", 303)
+    shown = console.client.get(narrowed.headers["location"])
+    assert "hr.steward" in shown.text
+
+
+def test_the_indicators_refuse_a_period_against_its_field(console: Console) -> None:
+    console.sign_in("data_steward")
+    refused = console.client.get("/ui/indicators?days=&from=2026-05-01&to=2026-04-01&lang=en")
+    assert refused.status_code == 400
+    assert 'id="f-from-error"' in refused.text
+    assert console.last("indicators.read")[:2] == ("deny", 400)
+    other = console.client.get("/ui/indicators?department=civil_affairs")
+    assert other.status_code == 403
