@@ -214,7 +214,8 @@ def test_a_new_key_is_shown_once_and_in_no_address(console: Console) -> None:
     found = re.search(r'value="(dx_[^"]+)"', shown.text)
     assert found is not None
     key = found.group(1)
-    assert console.client.get("/v1/catalogue/resources", headers={"X-API-Key": key}).status_code == 200
+    works = console.client.get("/v1/catalogue/resources", headers={"X-API-Key": key})
+    assert works.status_code == 200
     again = console.client.get(made.headers["location"])
     assert key not in again.text
     assert "dx_new_key" not in console.client.cookies
