@@ -130,7 +130,7 @@ class GrantView(BaseModel):
     sharing_request_id: int | None = None
 
 
-def _purpose_view(p: Purpose) -> PurposeView:
+def purpose_view(p: Purpose) -> PurposeView:
     return PurposeView(
         code=p.code,
         title=p.title,
@@ -142,7 +142,7 @@ def _purpose_view(p: Purpose) -> PurposeView:
     )
 
 
-def _grant_view(g: Grant) -> GrantView:
+def grant_view(g: Grant) -> GrantView:
     return GrantView(
         id=g.id,
         department=g.grantee_department,
@@ -209,7 +209,7 @@ def list_datasets(request: Request, state: StateDep) -> list[DatasetView]:
 def list_purposes(request: Request, state: StateDep) -> list[PurposeView]:
     authorize(state, request, action="catalogue.purpose.list", roles=ADMIN)
     with transaction(state.sessions) as session:
-        return [_purpose_view(p) for p in catalogue.list_purposes(session)]
+        return [purpose_view(p) for p in catalogue.list_purposes(session)]
 
 
 @router.post(
@@ -242,7 +242,7 @@ def add_purpose(
             case_ref_pattern=body.case_ref_pattern,
         )
         decision.status, decision.reason = 201, f"purpose {purpose.code!r} added"
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -276,7 +276,7 @@ def set_case_ref_rule(
             + ("required" if purpose.case_ref_required else "optional")
             + (f", pattern {purpose.case_ref_pattern}" if purpose.case_ref_pattern else "")
         )
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -299,7 +299,7 @@ def deactivate_purpose(
         del identity
         purpose = catalogue.deactivate_purpose(session, code)
         decision.reason = f"purpose {code!r} deactivated"
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -315,7 +315,7 @@ def list_grants(
     authorize(state, request, action="catalogue.grant.list", roles=ADMIN)
     with transaction(state.sessions) as session:
         return [
-            _grant_view(g) for g in catalogue.list_grants(session, include_revoked=include_revoked)
+            grant_view(g) for g in catalogue.list_grants(session, include_revoked=include_revoked)
         ]
 
 
@@ -353,7 +353,7 @@ def add_grant(
     )
 
     add = adding(spec, decision)
-    return run_audited(state, request, decision, lambda s, i: _grant_view(add(s, i)), roles=ADMIN)
+    return run_audited(state, request, decision, lambda s, i: grant_view(add(s, i)), roles=ADMIN)
 
 
 def adding(spec: catalogue.GrantSpec, decision: Decision) -> Callable[[Session, Identity], Grant]:
@@ -390,9 +390,7 @@ def revoke_grant(
     decision = pending(request_id, "catalogue.grant.revoke")
 
     revoke = revoking(grant_id, decision)
-    return run_audited(
-        state, request, decision, lambda s, i: _grant_view(revoke(s, i)), roles=ADMIN
-    )
+    return run_audited(state, request, decision, lambda s, i: grant_view(revoke(s, i)), roles=ADMIN)
 
 
 def revoking(grant_id: int, decision: Decision) -> Callable[[Session, Identity], Grant]:

@@ -239,7 +239,7 @@ def request_view(r: SharingRequest, events: list[SharingRequestEvent] | None = N
     )
 
 
-def _expiring_view(g: Grant) -> ExpiringGrant:
+def expiring_view(g: Grant) -> ExpiringGrant:
     assert g.valid_until is not None
     return ExpiringGrant(
         grant_id=g.id,
@@ -590,4 +590,4 @@ def expiring(
     identity = authorize(state, request, action="sharing.grants.expiring", roles=SHARING)
     with transaction(state.sessions) as session:
         found = sharing.expiring(session, actor_of(identity), at=utcnow(), within_days=within_days)
-        return [_expiring_view(g) for g in found]
+        return [expiring_view(g) for g in found]

@@ -32,9 +32,15 @@ from exchange.core.errors import ExchangeError, NotFoundError, ValidationError
 from exchange.core.models import Grant, Purpose
 from exchange.identity import identities
 from exchange.identity.apikeys import Identity
-from gateway.catalogue_api import ADMIN, GrantView, PurposeView, adding, revoking
-from gateway.catalogue_api import _grant_view as grant_view
-from gateway.catalogue_api import _purpose_view as purpose_view
+from gateway.catalogue_api import (
+    ADMIN,
+    GrantView,
+    PurposeView,
+    adding,
+    grant_view,
+    purpose_view,
+    revoking,
+)
 from gateway.console import i18n, web
 from gateway.console.admin_forms import form_refused
 

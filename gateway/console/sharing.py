@@ -44,6 +44,7 @@ from gateway.sharing_api import (
     RequestView,
     ResourceView,
     actor_of,
+    expiring_view,
     narrowing,
     request_view,
     resource_view,
@@ -141,21 +142,7 @@ async def expiring(request: Request) -> Response:
         within = _days(text, "within_days", "request.within_invalid")
         found = sharing.expiring(session, actor_of(identity), at=utcnow(), within_days=within)
         decision.reason = f"{len(found)} grants ending within {within} days"
-        return [
-            ExpiringGrant(
-                grant_id=g.id,
-                department=g.grantee_department,
-                role=g.grantee_role,
-                dataset=g.dataset,
-                fields=dict(g.fields),
-                purposes=list(g.purposes),
-                valid_from=g.valid_from,
-                valid_until=g.valid_until,  # type: ignore[arg-type]
-                origin=g.origin,
-                sharing_request_id=g.sharing_request_id,
-            )
-            for g in found
-        ]
+        return [expiring_view(g) for g in found]
 
     found = await web.read(request, decision, work, roles=SHARING)
     if isinstance(found, ValidationError):
