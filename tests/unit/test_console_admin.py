@@ -99,46 +99,58 @@ def console(tmp_path: Path) -> Iterator[Console]:
         engine.dispose()
 
 
-def test_smoke_pages(console: Console) -> None:
-    pages = {
-        "admin": [
-            "/ui/admin/departments",
-            "/ui/admin/users",
-            "/ui/admin/purposes",
-            "/ui/admin/grants",
-            "/ui/admin/grants/new",
-            "/ui/admin/grants/new?dataset=organisation",
-            f"/ui/admin/purposes/{MLA}",
-            "/ui/admin/users/hr.steward/keys",
-            "/ui/catalogue",
-            "/ui/catalogue/social_insurance",
-            "/ui/catalogue/edit?dataset=social_insurance",
-            "/ui/catalogue/edit?dataset=person",
-            "/ui/sharing",
-            "/ui/sharing/expiring",
-            "/ui/indicators",
-            "/ui/indicators?days=7&department=civil_affairs",
-        ],
-        "department_admin": [
-            "/ui/catalogue",
-            "/ui/catalogue/edit?dataset=social_insurance",
-            "/ui/sharing",
-            "/ui/sharing/new",
-            "/ui/sharing/new?dataset=social_insurance",
-            "/ui/indicators",
-        ],
-        "data_steward": [
-            "/ui/sharing",
-            "/ui/indicators",
-            "/ui/catalogue/edit?dataset=social_insurance",
-        ],
-    }
-    for role, paths in pages.items():
+PAGES: dict[str, dict[str, int]] = {
+    "admin": {
+        "/ui/admin/departments": 200,
+        "/ui/admin/users": 200,
+        "/ui/admin/purposes": 200,
+        f"/ui/admin/purposes/{MLA}": 200,
+        "/ui/admin/purposes/no-such-purpose": 404,
+        "/ui/admin/grants": 200,
+        "/ui/admin/grants?revoked=1": 200,
+        "/ui/admin/grants/new": 200,
+        "/ui/admin/grants/new?dataset=organisation": 200,
+        "/ui/admin/users/nobody/keys": 404,
+        "/ui/catalogue": 200,
+        "/ui/catalogue/social_insurance": 200,
+        "/ui/catalogue/edit?dataset=social_insurance": 200,
+        "/ui/catalogue/edit?dataset=person": 200,  # not registered yet: the admin may
+        "/ui/sharing": 200,
+        "/ui/sharing/expiring": 200,
+        "/ui/sharing/new": 403,  # only a department administrator requests
+        "/ui/indicators": 200,
+        "/ui/indicators?days=7&department=civil_affairs": 200,
+    },
+    "department_admin": {
+        "/ui/catalogue": 200,
+        "/ui/catalogue/edit?dataset=social_insurance": 403,  # another department's
+        "/ui/sharing": 200,
+        "/ui/sharing/new": 200,
+        "/ui/sharing/new?dataset=social_insurance": 200,
+        "/ui/sharing/requests/999": 404,
+        "/ui/indicators": 200,
+        "/ui/indicators?department=human_resources": 403,
+        "/ui/admin/grants": 403,
+    },
+    "data_steward": {
+        "/ui/sharing": 200,
+        "/ui/indicators": 200,
+        "/ui/catalogue/edit?dataset=social_insurance": 403,
+    },
+    "auditor": {"/ui/indicators": 200, "/ui/sharing": 403},
+    "caseworker": {"/ui/catalogue": 200, "/ui/indicators": 403},
+}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_page_answers_each_role_as_the_api_would(console: Console, language: str) -> None:
+    for role, paths in PAGES.items():
         console.sign_in(role)
-        for path in paths:
-            answer = console.client.get(path)
-            print(role, path, answer.status_code)
-            assert answer.status_code in (200, 403, 404), answer.text
+        for path, status in paths.items():
+            joined = "&" if "?" in path else "?"
+            answer = console.client.get(f"{path}{joined}lang={language}")
+            assert answer.status_code == status, (role, path, answer.text[-2000:])
+            assert 'style="' not in answer.text  # the pages' CSP allows no inline style
 
 
 def _grant_form(csrf: str, **extra: str) -> dict[str, str]:
@@ -280,3 +292,89 @@ def test_the_indicators_refuse_a_period_against_its_field(console: Console) -> N
     assert console.last("indicators.read")[:2] == ("deny", 400)
     other = console.client.get("/ui/indicators?department=civil_affairs")
     assert other.status_code == 403
+
+
+def test_the_catalogue_registered_by_the_admin_and_edited_by_its_owner(console: Console) -> None:
+    csrf = console.sign_in("admin")
+    registered = console.client.post(
+        "/ui/catalogue/edit",
+        data={
+            "csrf_token": csrf,
+            "dataset": "benefit_payment",
+            "owner": "civil_affairs",
+            "title": "Allowance payments",
+            "frequency": "monthly",
+            "sharing": "conditional",
+        },
+        follow_redirects=False,
+    )
+    assert registered.status_code == 303
+    assert console.last("catalogue.resource.set")[:2] == ("allow", 303)
+
+    csrf = console.sign_in("department_admin")
+    form = {
+        "csrf_token": csrf,
+        "dataset": "benefit_payment",
+        "title": "Allowance payments",
+        "frequency": "monthly",
+        "sharing": "sometimes",
+        "contact": "office@example.gov.cn",
+        "field_notes.amount_fen": "in fen (0.01 yuan)",
+    }
+    refused = console.client.post("/ui/catalogue/edit?lang=en", data=form)
+    assert refused.status_code == 400
+    assert 'id="f-sharing-error"' in refused.text
+    assert "in fen (0.01 yuan)" in refused.text
+    saved = console.client.post(
+        "/ui/catalogue/edit", data={**form, "sharing": "unconditional"}, follow_redirects=False
+    )
+    assert saved.status_code == 303
+    shown = console.client.get("/ui/catalogue/benefit_payment?lang=en")
+    assert "in fen (0.01 yuan)" in shown.text
+    assert "unconditional" in shown.text
+    # Another department's entry is not theirs to edit.
+    assert console.client.get("/ui/catalogue/edit?dataset=social_insurance").status_code == 403
+
+
+def test_a_refusal_needs_its_reason_and_a_refused_request_cannot_be_renewed(
+    console: Console,
+) -> None:
+    csrf = console.sign_in("department_admin")
+    made = console.client.post(
+        "/ui/sharing/requests",
+        data={
+            "csrf_token": csrf,
+            "dataset": "social_insurance",
+            "fields.employment_status": "full",
+            "purposes": MLA,
+            "legal_basis": "art. 12",
+            "justification": "means test",
+            "duration_days": "30",
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    number = made.headers["location"].split("/requests/")[1].split("?")[0]
+
+    csrf = console.sign_in("data_steward")
+    page = console.client.get(f"/ui/sharing/requests/{number}?lang=en")
+    assert "Refuse" in page.text
+    bare = console.client.post(
+        f"/ui/sharing/requests/{number}/refuse?lang=en", data={"csrf_token": csrf, "reason": ""}
+    )
+    assert bare.status_code == 400
+    assert 'id="f-reason-error"' in bare.text
+    refused = console.client.post(
+        f"/ui/sharing/requests/{number}/refuse",
+        data={"csrf_token": csrf, "reason": "not for this purpose"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303
+    assert console.last("sharing.request.refuse")[:2] == ("allow", 303)
+
+    csrf = console.sign_in("department_admin")
+    renewed = console.client.post(f"/ui/sharing/requests/{number}/renew", data={"csrf_token": csrf})
+    assert renewed.status_code == 409
+    assert console.last("sharing.request.renew")[:2] == ("deny", 409)
+    listed = console.client.get("/ui/sharing?status=refused&lang=en")
+    assert f"Request {number}" in listed.text
