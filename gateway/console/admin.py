@@ -26,8 +26,9 @@ id; that page shows it and deletes the cookie, so a reload shows it no more.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -44,6 +45,7 @@ from gateway.console import web
 from gateway.console.admin_forms import form_refused
 
 router = APIRouter(prefix=f"{web.PREFIX}/admin", include_in_schema=False)
+T = TypeVar("T")
 
 web.nav_item(f"{web.PREFIX}/admin/departments", "Departments", ADMIN, order=400)
 web.nav_item(f"{web.PREFIX}/admin/users", "Users and keys", ADMIN, order=410)
@@ -55,10 +57,13 @@ USER_FORM = ("username", "department", "role", "display_name", "oidc_subject")
 KEY_FORM = ("label", "expires_in_days")
 
 
-async def _listing(request: Request, action: str, work: Any, target: str | None = None) -> Any:
+async def _listing(
+    request: Request, action: str, work: Callable[[Session], T], target: str | None = None
+) -> T | ExchangeError:
+    """A listing page's read, audited under the API's listing action."""
     decision = web.decision_for(request, action)
 
-    def read(session: Session, identity: Identity) -> Any:
+    def read(session: Session, identity: Identity) -> T:
         del identity
         decision.reason = "listed" + (f"; target: {target}" if target else "")
         return work(session)

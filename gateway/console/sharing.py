@@ -23,6 +23,7 @@ disclosure rule) are shown against the form's fields, with what the user typed k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,7 +35,7 @@ from exchange.access import catalogue, resources, sharing
 from exchange.access.policy import CONSTRAINTS
 from exchange.core.db import utcnow
 from exchange.core.errors import ExchangeError, ValidationError
-from exchange.core.models import CatalogueResource
+from exchange.core.models import CatalogueResource, SharingRequest
 from exchange.identity.apikeys import Identity
 from gateway.console import web
 from gateway.console.admin_forms import form_refused
@@ -281,7 +282,9 @@ def _steps(identity: Identity, found: RequestView) -> dict[str, bool]:
     }
 
 
-async def _show(request: Request, number: int, action: str = "sharing.request.show") -> Any:
+async def _show(
+    request: Request, number: int, action: str = "sharing.request.show"
+) -> tuple[Identity, RequestView] | ExchangeError:
     decision = web.decision_for(request, action)
 
     def work(session: Session, identity: Identity) -> tuple[Identity, RequestView]:
@@ -312,7 +315,11 @@ async def show(request: Request, number: int) -> Response:
 
 
 async def _step(
-    request: Request, number: int, action: str, do: Any, form: dict[str, Any] | None = None
+    request: Request,
+    number: int,
+    action: str,
+    do: Callable[[Session, sharing.Actor], SharingRequest],
+    form: dict[str, Any] | None = None,
 ) -> Response:
     decision = web.decision_for(request, action)
     before: dict[str, Any] = {}
