@@ -19,6 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from exchange.audit import Decision
 from exchange.core.db import utcnow
 from exchange.identity import apikeys, identities
 from exchange.identity.apikeys import Identity
@@ -45,6 +46,17 @@ def _change(
     outcome (done, or refused with the error's status and message), never a secret.
     ``target`` names the object changed (e.g. ``user li.na``)."""
     decision = pending(str(request.state.request_id), action)
+    return run_audited(
+        state, request, decision, admin_work(decision, target, change, status), roles=ADMIN
+    )
+
+
+def admin_work(
+    decision: Decision, target: str, change: Callable[[Session], T], status: int = 200
+) -> Callable[[Session, Identity], T]:
+    """The work of an admin change, as :func:`gateway.audited.run_audited` runs it (the API
+    and the web console alike): the change, then the entry's status and its reason naming
+    ``target``."""
 
     def work(session: Session, identity: Identity) -> T:
         del identity
@@ -52,7 +64,26 @@ def _change(
         decision.status, decision.reason = status, f"done; target: {target}"
         return result
 
-    return run_audited(state, request, decision, work, roles=ADMIN)
+    return work
+
+
+def new_key(
+    state: AppState, username: str, label: str | None, expires_in_days: int | None
+) -> tuple[str, Callable[[Session], identities.CreatedKey]]:
+    """A new key for ``username``: the target naming it in the audit entry (by its id, never
+    its secret: the key is drawn first so that the entry can name it) and the change that
+    stores it."""
+    plaintext = apikeys.new_key()
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    target = f"key {apikeys.key_id_of(plaintext)} for user {username}"
+    return target, lambda session: identities.create_key(
+        session,
+        username,
+        label=label,
+        expires_at=expires,
+        plaintext=plaintext,
+        origin=state.settings.env.value,
+    )
 
 
 Role = Literal["caseworker", "publisher", "auditor", "admin", "department_admin", "data_steward"]
@@ -253,24 +284,8 @@ def disable_user(username: Username, request: Request, state: StateDep) -> UserP
 def create_key(
     username: Username, body: KeyCreate, request: Request, state: StateDep
 ) -> KeyCreated:
-    # Drawn first so that the audit entry can name the key (by its id, never its secret).
-    plaintext = apikeys.new_key()
-    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    created = _change(
-        state,
-        request,
-        "admin.key.create",
-        f"key {apikeys.key_id_of(plaintext)} for user {username}",
-        lambda session: identities.create_key(
-            session,
-            username,
-            label=body.label,
-            expires_at=expires,
-            plaintext=plaintext,
-            origin=state.settings.env.value,
-        ),
-        status=201,
-    )
+    target, change = new_key(state, username, body.label, body.expires_in_days)
+    created = _change(state, request, "admin.key.create", target, change, status=201)
     return KeyCreated(key=created.key, **_key(created.info).model_dump())
 
 

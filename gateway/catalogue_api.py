@@ -9,6 +9,7 @@ grant, and a refused change is audited as a denial with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from exchange.access import catalogue
 from exchange.access.masking import MaskKind
 from exchange.access.policy import CONSTRAINTS
+from exchange.audit import Decision
 from exchange.core.db import transaction, utcnow
 from exchange.core.models import Grant, Purpose
 from exchange.identity.apikeys import Identity
@@ -128,7 +130,7 @@ class GrantView(BaseModel):
     sharing_request_id: int | None = None
 
 
-def _purpose_view(p: Purpose) -> PurposeView:
+def purpose_view(p: Purpose) -> PurposeView:
     return PurposeView(
         code=p.code,
         title=p.title,
@@ -140,7 +142,7 @@ def _purpose_view(p: Purpose) -> PurposeView:
     )
 
 
-def _grant_view(g: Grant) -> GrantView:
+def grant_view(g: Grant) -> GrantView:
     return GrantView(
         id=g.id,
         department=g.grantee_department,
@@ -161,7 +163,7 @@ def _grant_view(g: Grant) -> GrantView:
     )
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -207,7 +209,7 @@ def list_datasets(request: Request, state: StateDep) -> list[DatasetView]:
 def list_purposes(request: Request, state: StateDep) -> list[PurposeView]:
     authorize(state, request, action="catalogue.purpose.list", roles=ADMIN)
     with transaction(state.sessions) as session:
-        return [_purpose_view(p) for p in catalogue.list_purposes(session)]
+        return [purpose_view(p) for p in catalogue.list_purposes(session)]
 
 
 @router.post(
@@ -240,7 +242,7 @@ def add_purpose(
             case_ref_pattern=body.case_ref_pattern,
         )
         decision.status, decision.reason = 201, f"purpose {purpose.code!r} added"
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -274,7 +276,7 @@ def set_case_ref_rule(
             + ("required" if purpose.case_ref_required else "optional")
             + (f", pattern {purpose.case_ref_pattern}" if purpose.case_ref_pattern else "")
         )
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -297,7 +299,7 @@ def deactivate_purpose(
         del identity
         purpose = catalogue.deactivate_purpose(session, code)
         decision.reason = f"purpose {code!r} deactivated"
-        return _purpose_view(purpose)
+        return purpose_view(purpose)
 
     return run_audited(state, request, decision, work, roles=ADMIN)
 
@@ -313,7 +315,7 @@ def list_grants(
     authorize(state, request, action="catalogue.grant.list", roles=ADMIN)
     with transaction(state.sessions) as session:
         return [
-            _grant_view(g) for g in catalogue.list_grants(session, include_revoked=include_revoked)
+            grant_view(g) for g in catalogue.list_grants(session, include_revoked=include_revoked)
         ]
 
 
@@ -345,20 +347,28 @@ def add_grant(
         fields=body.fields,
         purposes=body.purposes,
         row_constraints=body.row_constraints,
-        valid_from=_utc(body.valid_from),
-        valid_until=_utc(body.valid_until),
+        valid_from=utc(body.valid_from),
+        valid_until=utc(body.valid_until),
         note=body.note,
     )
 
-    def work(session: Session, identity: Identity) -> GrantView:
+    add = adding(spec, decision)
+    return run_audited(state, request, decision, lambda s, i: grant_view(add(s, i)), roles=ADMIN)
+
+
+def adding(spec: catalogue.GrantSpec, decision: Decision) -> Callable[[Session, Identity], Grant]:
+    """The work of a direct grant, as the API and the web console run it: checked against
+    the catalogue and stored, its entry naming it."""
+
+    def work(session: Session, identity: Identity) -> Grant:
         grant = catalogue.add_grant(session, spec, created_by=identity.actor, at=utcnow())
         # A central administrator's grant, beside those the owners' approvals create
         # (exchange.access.sharing): for bootstrapping, and said so in the log.
         decision.status, decision.reason = 201, "direct (bootstrapping) " + catalogue.summary(grant)
         decision.fields = sorted(grant.fields)
-        return _grant_view(grant)
+        return grant
 
-    return run_audited(state, request, decision, work, roles=ADMIN)
+    return work
 
 
 @router.delete(
@@ -379,10 +389,17 @@ def revoke_grant(
 ) -> GrantView:
     decision = pending(request_id, "catalogue.grant.revoke")
 
-    def work(session: Session, identity: Identity) -> GrantView:
+    revoke = revoking(grant_id, decision)
+    return run_audited(state, request, decision, lambda s, i: grant_view(revoke(s, i)), roles=ADMIN)
+
+
+def revoking(grant_id: int, decision: Decision) -> Callable[[Session, Identity], Grant]:
+    """The work of revoking a grant (the API's and the web console's)."""
+
+    def work(session: Session, identity: Identity) -> Grant:
         grant = catalogue.revoke_grant(session, grant_id, by=identity.actor, at=utcnow())
         decision.dataset = grant.dataset
         decision.reason = "revoked " + catalogue.summary(grant)
-        return _grant_view(grant)
+        return grant
 
-    return run_audited(state, request, decision, work, roles=ADMIN)
+    return work

@@ -36,7 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
 
-def _scope(identity: Identity, department: str | None, dataset: str | None) -> Scope:
+def scope_for(identity: Identity, department: str | None, dataset: str | None) -> Scope:
     """The scope the caller may read: any for admins and auditors; its own department
     for a department's administrator or data steward."""
     if identity.role in ANY_DEPARTMENT:
@@ -84,7 +84,7 @@ def get_indicators(
     decision = pending(request_id, "indicators.read", dataset=dataset)
 
     def work(session: Session, identity: Identity) -> Indicators:
-        scope = _scope(identity, department, dataset)
+        scope = scope_for(identity, department, dataset)
         period = period_of(start, end, now=utcnow())
         decision.reason = (
             f"indicators of {scope.department or 'every department'}, "

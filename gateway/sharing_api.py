@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from exchange.access import catalogue, resources, sharing
 from exchange.access.policy import CONSTRAINTS
+from exchange.audit import Decision
 from exchange.core.db import transaction, utcnow
 from exchange.core.models import Grant, SharingRequest, SharingRequestEvent
 from exchange.identity.apikeys import Identity
@@ -177,7 +178,7 @@ class ExpiringGrant(BaseModel):
     sharing_request_id: int | None
 
 
-def _resource_view(r: resources.Resource) -> ResourceView:
+def resource_view(r: resources.Resource) -> ResourceView:
     return ResourceView(
         dataset=r.dataset,
         owner_department=r.owner_department,
@@ -238,7 +239,7 @@ def request_view(r: SharingRequest, events: list[SharingRequestEvent] | None = N
     )
 
 
-def _expiring_view(g: Grant) -> ExpiringGrant:
+def expiring_view(g: Grant) -> ExpiringGrant:
     assert g.valid_until is not None
     return ExpiringGrant(
         grant_id=g.id,
@@ -270,7 +271,7 @@ def actor_of(identity: Identity) -> sharing.Actor:
 def list_resources(request: Request, state: StateDep) -> list[ResourceView]:
     authorize(state, request, action="catalogue.resource.list", roles=EVERYONE)
     with transaction(state.sessions) as session:
-        return [_resource_view(r) for r in resources.list_resources(session)]
+        return [resource_view(r) for r in resources.list_resources(session)]
 
 
 @router.get(
@@ -284,7 +285,7 @@ def show_resource(dataset: DatasetName, request: Request, state: StateDep) -> Re
         state, request, action="catalogue.resource.show", roles=EVERYONE, dataset=dataset[:100]
     )
     with transaction(state.sessions) as session:
-        return _resource_view(resources.view(resources.get(session, dataset)))
+        return resource_view(resources.view(resources.get(session, dataset)))
 
 
 @router.put(
@@ -311,13 +312,7 @@ def set_resource(
         field_notes=body.field_notes,
     )
 
-    def work(session: Session, identity: Identity) -> ResourceView:
-        editor = resources.Editor(identity.actor, identity.department, identity.role)
-        row = resources.set_resource(session, editor, dataset, change, at=utcnow())
-        decision.reason = resources.summary(row)
-        return _resource_view(resources.view(row))
-
-    return run_audited(state, request, decision, work, roles=EDITORS)
+    return run_audited(state, request, decision, setting(dataset, change, decision), roles=EDITORS)
 
 
 # ---- sharing requests -------------------------------------------------------------------------
@@ -336,6 +331,19 @@ def _step(
     """Run one step on request ``number`` and audit it: the entry names the dataset, and its
     reason the request (what it became, or why the step was refused)."""
     decision = pending(request_id, action)
+    return run_audited(
+        state, request, decision, stepping(decision, number, do, status), roles=SHARING
+    )
+
+
+def stepping(
+    decision: Decision,
+    number: int,
+    do: Callable[[Session, sharing.Actor], SharingRequest],
+    status: int = 200,
+) -> Callable[[Session, Identity], RequestView]:
+    """The work of one step on request ``number`` (the API's and the web console's): the
+    entry names the dataset, and its reason the request (what it became)."""
 
     def work(session: Session, identity: Identity) -> RequestView:
         before = session.get(SharingRequest, number)
@@ -346,7 +354,56 @@ def _step(
         decision.dataset = done.dataset
         return request_view(done, sharing.history(session, done.id))
 
-    return run_audited(state, request, decision, work, roles=SHARING)
+    return work
+
+
+def submitting(
+    spec: sharing.RequestSpec, decision: Decision
+) -> Callable[[Session, Identity], RequestView]:
+    """The work of submitting a request (the API's and the web console's)."""
+
+    def work(session: Session, identity: Identity) -> RequestView:
+        done = sharing.submit(session, actor_of(identity), spec, at=utcnow())
+        decision.status, decision.reason = 201, sharing.summary(done)
+        return request_view(done, sharing.history(session, done.id))
+
+    return work
+
+
+def narrowing(
+    number: int,
+    fields: dict[str, str] | None,
+    row_constraints: dict[str, str] | None,
+    days: int | None,
+    reason: str | None,
+) -> Callable[[Session, sharing.Actor], SharingRequest]:
+    """Narrow request ``number``: a part left out (None) is granted as asked."""
+
+    def do(session: Session, actor: sharing.Actor) -> SharingRequest:
+        found = session.get(SharingRequest, number)
+        ask = sharing.asked(found) if found is not None else sharing.Terms({}, {}, 0)
+        terms = sharing.Terms(
+            fields if fields is not None else ask.fields,
+            row_constraints if row_constraints is not None else ask.row_constraints,
+            days if days is not None else ask.days,
+        )
+        return sharing.narrow(session, actor, number, terms, at=utcnow(), reason=reason)
+
+    return do
+
+
+def setting(
+    dataset: str, change: resources.ResourceChange, decision: Decision
+) -> Callable[[Session, Identity], ResourceView]:
+    """The work of registering or editing a catalogue entry (the API's and the console's)."""
+
+    def work(session: Session, identity: Identity) -> ResourceView:
+        editor = resources.Editor(identity.actor, identity.department, identity.role)
+        row = resources.set_resource(session, editor, dataset, change, at=utcnow())
+        decision.reason = resources.summary(row)
+        return resource_view(resources.view(row))
+
+    return work
 
 
 @router.post(
@@ -376,12 +433,7 @@ def submit(
         grantee_role=body.grantee_role,
     )
 
-    def work(session: Session, identity: Identity) -> RequestView:
-        done = sharing.submit(session, actor_of(identity), spec, at=utcnow())
-        decision.status, decision.reason = 201, sharing.summary(done)
-        return request_view(done, sharing.history(session, done.id))
-
-    return run_audited(state, request, decision, work, roles=SHARING)
+    return run_audited(state, request, decision, submitting(spec, decision), roles=SHARING)
 
 
 @router.get(
@@ -457,16 +509,7 @@ def narrow(
     state: StateDep,
     request_id: RequestIdDep,
 ) -> RequestView:
-    def do(session: Session, actor: sharing.Actor) -> SharingRequest:
-        found = session.get(SharingRequest, number)
-        ask = sharing.asked(found) if found is not None else sharing.Terms({}, {}, 0)
-        terms = sharing.Terms(
-            body.fields if body.fields is not None else ask.fields,
-            body.row_constraints if body.row_constraints is not None else ask.row_constraints,
-            body.days if body.days is not None else ask.days,
-        )
-        return sharing.narrow(session, actor, number, terms, at=utcnow(), reason=body.reason)
-
+    do = narrowing(number, body.fields, body.row_constraints, body.days, body.reason)
     return _step(state, request, request_id, "sharing.request.narrow", number, do)
 
 
@@ -547,4 +590,4 @@ def expiring(
     identity = authorize(state, request, action="sharing.grants.expiring", roles=SHARING)
     with transaction(state.sessions) as session:
         found = sharing.expiring(session, actor_of(identity), at=utcnow(), within_days=within_days)
-        return [_expiring_view(g) for g in found]
+        return [expiring_view(g) for g in found]

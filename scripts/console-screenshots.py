@@ -47,9 +47,42 @@ def _go(path: str) -> Callable[[Page, ConsoleStack], None]:
     return open_page
 
 
+def _applicant() -> str:
+    from exchange.local import population
+
+    return population.population().applicant.resident_id
+
+
+def _audit_search(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/audit/log")
+    page.locator("#f-actor").fill("demo.caseworker")
+    page.locator("form button[type=submit].primary").first.click()
+    page.wait_for_load_state()
+
+
+def _audit_report(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/audit/report")
+    page.locator("#f-person").fill(_applicant())
+    page.locator("form button[type=submit].primary").first.click()
+    page.wait_for_load_state()
+
+
+def _audit_verified(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/audit/integrity")
+    page.locator("form[action$='/audit/verify'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
 SHOTS: list[Shot] = [
     Shot("sign-in", None, _go("/ui/sign-in")),
     Shot("home-caseworker", "caseworker", _go("/ui/")),
+    Shot("auditor-log", "auditor", _audit_search),
+    Shot("auditor-integrity", "auditor", _audit_verified),
+    Shot("auditor-anomalies", "auditor", _go("/ui/audit/anomalies")),
+    Shot("auditor-report", "auditor", _audit_report),
+    Shot("publisher-runs", "publisher", _go("/ui/publisher/runs")),
+    Shot("publisher-rejections", "publisher", _go("/ui/publisher/rejections")),
+    Shot("publisher-usage", "publisher", _go("/ui/publisher/usage")),
 ]
 
 

@@ -13,10 +13,29 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import problems
-from gateway.console import auditor, auth, publisher, web
+from gateway.console import (
+    admin,
+    admin_catalogue,
+    admin_grants,
+    auditor,
+    auth,
+    indicators,
+    publisher,
+    sharing,
+    web,
+)
 
 # Each area of the console: its router, imported in the order of the navigation.
-AREAS = [auth.router, auditor.router, publisher.router]
+AREAS = [
+    auth.router,
+    admin.router,
+    admin_grants.router,
+    admin_catalogue.router,
+    sharing.router,
+    indicators.router,
+    auditor.router,
+    publisher.router,
+]
 
 
 def install(app: FastAPI) -> None:
