@@ -246,13 +246,14 @@ def grant_options(session: Session, dataset: str | None) -> dict[str, Any]:
 @router.get("/grants/new")
 async def grant_form(request: Request) -> Response:
     dataset = request.query_params.get("dataset") or None
-    decision = web.decision_for(
-        request, "catalogue.datasets", dataset=(dataset or "")[:100] or None
-    )
+    decision = web.decision_for(request, "catalogue.datasets")
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
-        decision.reason = "the grant form" + (f" for {dataset}" if dataset else "")
-        return grant_options(session, dataset)
+        found = grant_options(session, dataset)
+        # The dataset as typed in the address is named only if it is one.
+        decision.dataset = dataset if found["dataset"] is not None else None
+        decision.reason = "the grant form" + (f" for {dataset}" if decision.dataset else "")
+        return found
 
     found = await web.read(request, decision, work, roles=ADMIN)
     if isinstance(found, ExchangeError):
@@ -277,13 +278,16 @@ def _date(text: str, name: str, *, end: bool = False) -> datetime | None:
     end of a validity its following midnight (the day is included)."""
     if not text:
         return None
+    # Never the text typed in the message: it becomes the audit entry's reason. A day at
+    # either end of what a date picker offers (9999-12-31's next midnight, 0001-01-01 in
+    # UTC) is out of Python's range: the same field error, not a 500.
     try:
         day = date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError([(name, "period.malformed", f"{text!r} is not a date")]) from None
-    if end:
-        day = date.fromordinal(day.toordinal() + 1)
-    return datetime.combine(day, time.min, i18n.TIMEZONE).astimezone(UTC)
+        if end:
+            day = date.fromordinal(day.toordinal() + 1)
+        return datetime.combine(day, time.min, i18n.TIMEZONE).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError([(name, "period.malformed", "not a date")]) from None
 
 
 def typed_grant(form: FormData) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def console(tmp_path: Path) -> Iterator[Console]:
     settings = Settings(data_dir=tmp_path, linkage_key=LINKAGE_KEY, master_key=MASTER_KEY_B64)
     keys = {}
     with migrated(settings.db_url) as factory, transaction(factory) as session:
-        for role in ("auditor", "caseworker", "publisher"):
+        for role in ("auditor", "caseworker", "publisher", "admin", "department_admin"):
             keys[role] = create_key(
                 session, actor=f"t.{role}", department="civil_affairs", role=role
             )
@@ -248,3 +248,49 @@ def test_a_sign_on_started_from_a_long_address_fits_its_column(
     limit = ConsoleLogin.__table__.c.return_to.type.length
     assert kept == ["/ui/"]
     assert all(len(k) <= limit for k in kept)
+
+
+# ---- the administrators' and stewards' forms ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("valid_until", "9999-12-31"), ("valid_from", "0001-01-01"), ("valid_from", PERSON)],
+)
+def test_a_grants_validity_out_of_range_is_a_field_error_that_does_not_repeat_it(
+    console: Console, field: str, value: str
+) -> None:
+    """The grant form's dates take any day a date picker offers: the last day of year 9999
+    (whose next midnight the end of a validity is) and the first of year 1 (before UTC's
+    first moment) answered 500; a wrong date is not repeated in the entry's reason."""
+    token = console.sign_in("admin")
+    answer = console.client.post(
+        "/ui/admin/grants",
+        data={"csrf_token": token, "dataset": "person", "department": "civil_affairs",
+              "role": "caseworker", "purposes": "x", field: value},
+    )  # fmt: skip
+    assert answer.status_code == 400
+    action, decision, status, reason = console.last()
+    assert (action, decision, status) == ("catalogue.grant.add", "deny", 400)
+    assert field in reason
+    assert value not in reason
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("admin", "/ui/admin/grants/new?dataset="),
+    ],
+)
+def test_a_form_page_names_a_dataset_in_its_entry_only_if_there_is_one(
+    console: Console, role: str, path: str
+) -> None:
+    """The dataset in these pages' addresses is the caller's to type: the entry names it
+    when the exchange knows such a dataset, never whatever was typed."""
+    console.sign_in(role)
+    answer = console.client.get(path + PERSON)
+    assert answer.status_code == 200
+    assert PERSON not in console.last()[3]
+    if role == "admin":  # the grant form offers every dataset of the standards
+        console.client.get(path + "person")
+        assert "person" in console.last()[3]
