@@ -67,10 +67,10 @@ def _days(text: str, name: str, code: str) -> int:
     try:
         return int(text)
     except ValueError:
+        # Never the text typed in the message: it becomes the audit entry's reason.
         raise ValidationError(
-            [(name, code, f"{text!r} is not a number of days ({sharing.MIN_DAYS} to "
-              f"{sharing.MAX_DAYS})")]
-        ) from None  # fmt: skip
+            [(name, code, f"not a number of days ({sharing.MIN_DAYS} to {sharing.MAX_DAYS})")]
+        ) from None
 
 
 def _modes(form: FormData) -> dict[str, str]:
@@ -196,11 +196,16 @@ def _request_controls(options: dict[str, Any]) -> set[str]:
 async def request_form(request: Request) -> Response:
     dataset = request.query_params.get("dataset") or None
     action = "catalogue.resource.show" if dataset else "catalogue.resource.list"
-    decision = web.decision_for(request, action, dataset=(dataset or "")[:100] or None)
+    decision = web.decision_for(request, action)
 
     def work(session: Session, identity: Identity) -> dict[str, Any]:
-        decision.reason = "the sharing request form" + (f" for {dataset}" if dataset else "")
-        return _request_options(session, dataset)
+        found = _request_options(session, dataset)
+        # The dataset as typed in the address is named only if the catalogue holds it.
+        decision.dataset = dataset if found["resource"] is not None else None
+        decision.reason = "the sharing request form" + (
+            f" for {dataset}" if decision.dataset else ""
+        )
+        return found
 
     found = await web.read(request, decision, work, roles=REQUESTER)
     if isinstance(found, ExchangeError):

@@ -277,9 +277,30 @@ def test_a_grants_validity_out_of_range_is_a_field_error_that_does_not_repeat_it
 
 
 @pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/ui/sharing/requests", {"dataset": "person", "duration_days": f"{PERSON}x"}),
+        ("/ui/sharing/expiring?within_days=" + PERSON + "x", None),
+    ],
+)
+def test_a_number_of_days_typed_wrong_is_not_repeated_in_the_audit_log(
+    console: Console, path: str, data: dict[str, str] | None
+) -> None:
+    token = console.sign_in("department_admin")
+    if data is None:
+        answer = console.client.get(path)
+    else:
+        answer = console.client.post(path, data={"csrf_token": token, **data})
+    assert answer.status_code == 400
+    assert console.last()[2] == 400
+    assert PERSON not in console.last()[3]
+
+
+@pytest.mark.parametrize(
     ("role", "path"),
     [
         ("admin", "/ui/admin/grants/new?dataset="),
+        ("department_admin", "/ui/sharing/new?dataset="),
     ],
 )
 def test_a_form_page_names_a_dataset_in_its_entry_only_if_there_is_one(
