@@ -32,7 +32,7 @@ from exchange.core.config import Environment as Mode
 from exchange.core.errors import AuthenticationError, ExchangeError
 from exchange.identity.apikeys import Identity
 from exchange.identity.consolesessions import Current
-from gateway.access import slot
+from gateway.access import same_origin, slot
 from gateway.audited import decide_read, pending, run_audited
 from gateway.console import i18n
 from gateway.deps import AppState
@@ -176,9 +176,7 @@ def sign_in_page(
     the page that asked for it)."""
     state: AppState = request.app.state.exchange
     _ = gettext(request)
-    target = next_path or safe_next(
-        request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    )
+    target = next_path or _return_to(request)
     if target.startswith(f"{PREFIX}/sign-in"):
         target = f"{PREFIX}/"
     # The form carries the same token as this cookie (double submit): a page elsewhere
@@ -207,6 +205,19 @@ def sign_in_page(
         samesite="strict",
     )
     return answer
+
+
+def _return_to(request: Request) -> str:
+    """The page to come back to after signing in: the one asked for; for a form (a POST,
+    whose address may answer nothing else) the page it was sent from, when the browser
+    says so (``Referer``, sent within the console's origin), else the home page."""
+    if request.method in ("GET", "HEAD"):
+        return safe_next(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    origin = same_origin(request)
+    referer = request.headers.get("referer", "")
+    if referer.startswith(f"{origin}/"):
+        return safe_next(referer[len(origin) :])
+    return f"{PREFIX}/"
 
 
 def secure_cookie(request: Request) -> bool:

@@ -315,3 +315,32 @@ def test_a_form_page_names_a_dataset_in_its_entry_only_if_there_is_one(
     if role == "admin":  # the grant form offers every dataset of the standards
         console.client.get(path + "person")
         assert "person" in console.last()[3]
+
+
+# ---- an ended session sends back to a page that can be shown ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("referer", "expected"),
+    [
+        ("http://testserver/ui/audit/log?actor=li.na", "/ui/audit/log?actor=li.na"),
+        (None, "/ui/"),
+        ("https://evil.example/ui/audit/log", "/ui/"),
+        ("http://testserver/ui/..//evil.example", "/ui/"),
+    ],
+)
+def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_was_sent_from(
+    console: Console, referer: str | None, expected: str
+) -> None:
+    """A form that only answers POST (export, verify, approve, revoke...) sent once the
+    session has ended (30 minutes idle is common) was answered with the sign-in page
+    returning to the form's own address: after signing in, the browser asked for it with
+    GET and was answered "Method Not Allowed". It returns to the page the form was on."""
+    headers = {"Referer": referer} if referer else {}
+    answer = console.client.post(
+        "/ui/audit/export", data={"csrf_token": "x", "format": "csv"}, headers=headers
+    )
+    assert answer.status_code == 401
+    found = re.search(r'name="next" value="([^"]*)"', answer.text)
+    assert found is not None
+    assert found.group(1).replace("&amp;", "&") == expected
