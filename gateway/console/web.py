@@ -199,7 +199,10 @@ def sign_in_page(
     answer.set_cookie(
         SIGN_IN_COOKIE,
         token,
-        path=f"{PREFIX}/sign-in",
+        # Every console path, not /ui/sign-in alone: a sign-in page shown on another path
+        # (an ended session's) reuses the token instead of replacing it, so the form of
+        # another tab still works.
+        path=PREFIX,
         secure=secure_cookie(request),
         httponly=True,
         samesite="strict",

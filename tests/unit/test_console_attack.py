@@ -344,3 +344,21 @@ def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_was_sent_fro
     found = re.search(r'name="next" value="([^"]*)"', answer.text)
     assert found is not None
     assert found.group(1).replace("&amp;", "&") == expected
+
+
+def test_a_sign_in_form_still_works_after_another_tab_showed_the_sign_in_page(
+    console: Console,
+) -> None:
+    """Two tabs with an ended session: the first shows /ui/sign-in, the second is reloaded
+    on another console page and shows the sign-in page too. The first tab's form must still
+    be accepted (its token was replaced by the second page's: 403, "out of date")."""
+    first = console.client.get("/ui/sign-in")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', first.text)
+    assert token is not None
+    assert console.client.get("/ui/audit/log").status_code == 401  # the other tab
+    answer = console.client.post(
+        "/ui/sign-in",
+        data={"api_key": console.keys["auditor"], "csrf_token": token.group(1), "next": "/ui/"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
