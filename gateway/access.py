@@ -45,6 +45,7 @@ from exchange.core.errors import (
     CsrfError,
     PermissionDeniedError,
     RateLimitedError,
+    SessionExpiredError,
 )
 from exchange.core.models import ApiKey
 from exchange.identity import apikeys, consolesessions, ratelimit
@@ -263,6 +264,9 @@ def identify_audited(
     key is not recorded (what a caller types there might be anything, a person's number)."""
     try:
         return identify(state, session, request, decision)
+    except SessionExpiredError as exc:
+        decision.key_id = exc.key_id  # the key (or sign-on) the console session was made from
+        raise
     except AuthenticationError:
         decision.key_id = known_key_id(session, request)
         raise

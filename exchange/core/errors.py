@@ -389,9 +389,15 @@ class DevelopmentCredentialError(AuthenticationError):
 
 class SessionExpiredError(AuthenticationError):
     """A web console session that was idle too long, outlived its absolute lifetime, was
-    signed out, or whose credential (key, user) is no longer valid: sign in again."""
+    signed out, or whose credential (key, user) is no longer valid: sign in again.
+    ``key_id``: the id of the credential the session was made from, when the session is
+    known (for the refusal's audit entry, as a refused API key's id is recorded)."""
 
     code = "session_expired"
+
+    def __init__(self, message: str, *, key_id: str | None = None) -> None:
+        super().__init__(message)
+        self.key_id = key_id
 
 
 class PermissionDeniedError(ExchangeError):

@@ -105,8 +105,10 @@ def resolve(
     moment = now or utcnow()
     with transaction(sessions) as session:
         row = session.get(ConsoleSession, digest(token))
-        if row is None or row.ended_at is not None:
+        if row is None:
             raise SessionExpiredError("you are signed out: sign in again")
+        if row.ended_at is not None:
+            raise SessionExpiredError("you are signed out: sign in again", key_id=row.key_id)
         why = None
         if moment - row.created_at >= lifetime.absolute:
             hours = lifetime.absolute.total_seconds() / 3600
@@ -121,7 +123,7 @@ def resolve(
         if why is not None:
             row.ended_at = moment
             session.commit()
-            raise SessionExpiredError(why)
+            raise SessionExpiredError(why, key_id=row.key_id)
         if moment - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = moment
         identity = Identity(

@@ -362,3 +362,27 @@ def test_a_sign_in_form_still_works_after_another_tab_showed_the_sign_in_page(
         follow_redirects=False,
     )
     assert answer.status_code == 303
+
+
+# ---- an ended session's requests are traceable --------------------------------------------
+
+
+def test_a_request_with_an_ended_session_is_audited_with_the_key_it_was_signed_in_with(
+    console: Console,
+) -> None:
+    """A revoked key sent to the API leaves its key id in the refusal's entry, so a replayed
+    key can be traced; a console session made from that key, used after the revocation (or
+    after it was signed out), must leave the same trace, not an entry naming nobody."""
+    console.sign_in("auditor")
+    key_id = console.keys["auditor"].split("_")[1]
+    with sqlite3.connect(console.db) as conn:
+        conn.execute(
+            "UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP WHERE key_id = ?", (key_id,)
+        )
+    assert console.client.get("/ui/audit/log").status_code == 401
+    assert console.client.get("/ui/audit/log").status_code == 401  # ended now: signed out
+    with sqlite3.connect(console.db) as conn:
+        rows = conn.execute(
+            "SELECT action, status, key_id FROM audit_log ORDER BY seq DESC LIMIT 2"
+        ).fetchall()
+    assert rows == [("audit.search", 401, key_id), ("audit.search", 401, key_id)]
