@@ -170,9 +170,15 @@ def identify(
     when given, gets the caller's actor, department and role as soon as they are known,
     so a rate-limited request is audited under the identity that made it.
     """
-    token = None if request.headers.get("x-api-key") else _bearer_token(request)
-    key = presented_key(request) if token is None else None
-    cookie = console_cookie(request) if token is None and key is None else None
+    if request.url.path.startswith(CONSOLE_PREFIX):
+        # The console takes its session cookie only: its forms' CSRF check is made on the
+        # session, and a browser sends HTTP Basic credentials by itself (the registry's
+        # routes ask for them), so a page elsewhere could post a form with those.
+        token, key, cookie = None, None, console_cookie(request)
+    else:
+        token = None if request.headers.get("x-api-key") else _bearer_token(request)
+        key = presented_key(request) if token is None else None
+        cookie = None
     address = client_address(state.settings.gateway, request)
     # Before anything is read or hashed: an address out of failed-authentication tokens
     # is refused here (not audited), unless its key is one this process verified before.

@@ -4,6 +4,7 @@ never sends the browser out of the console. Each test names what it tries."""
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -386,3 +387,33 @@ def test_a_request_with_an_ended_session_is_audited_with_the_key_it_was_signed_i
             "SELECT action, status, key_id FROM audit_log ORDER BY seq DESC LIMIT 2"
         ).fetchall()
     assert rows == [("audit.search", 401, key_id), ("audit.search", 401, key_id)]
+
+
+# ---- console pages take the session cookie, nothing else ----------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["x-api-key", "basic", "bearer"])
+def test_a_console_form_with_credentials_in_headers_but_no_session_is_refused(
+    console: Console, scheme: str
+) -> None:
+    """The console's CSRF check is made on its session; credentials in headers skipped it.
+    The gateway itself asks browsers for HTTP Basic credentials (on /registry), which a
+    browser then sends by itself: a page elsewhere could post a console form with them. A
+    console path takes its session cookie only."""
+    key = console.keys["admin"]
+    headers = {
+        "x-api-key": {"X-API-Key": key},
+        "basic": {"Authorization": "Basic " + base64.b64encode(f"x:{key}".encode()).decode()},
+        "bearer": {"Authorization": f"Bearer {key}"},
+    }[scheme]
+    answer = console.client.post(
+        "/ui/admin/departments",
+        data={"code": "planted_dept", "name": "Planted"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 401
+    with sqlite3.connect(console.db) as conn:
+        made = conn.execute("SELECT code FROM departments WHERE code = 'planted_dept'").fetchall()
+    assert made == []
+    assert console.last()[:3] == ("admin.department.create", "deny", 401)
