@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import problems
-from gateway.console import auth, web
+from gateway.console import auth, caseworker, web
 
 # Each area of the console: its router, imported in the order of the navigation.
-AREAS = [auth.router]
+AREAS = [auth.router, caseworker.router]
 
 
 def install(app: FastAPI) -> None:
