@@ -41,7 +41,9 @@ class Console:
         assert found, page.text
         return found.group(1)
 
-    def post(self, path: str, data: dict[str, str], form_page: str = "/ui/search") -> httpx.Response:
+    def post(
+        self, path: str, data: dict[str, str], form_page: str = "/ui/search"
+    ) -> httpx.Response:
         token = self.csrf(form_page)
         return self.client.post(path, data={**data, "csrf_token": token}, follow_redirects=False)
 
@@ -106,7 +108,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
             made = Console(client, sessions, key)
             form = client.get("/ui/sign-in")
             token = client.cookies.get("dx_signin")
-            assert form.status_code == 200 and token
+            assert form.status_code == 200
+            assert token
             signed = client.post(
                 "/ui/sign-in",
                 data={"api_key": key, "csrf_token": token, "next": "/ui/"},
