@@ -67,8 +67,8 @@ def test_the_eligibility_check_of_the_applicant(
     page.locator("nav.main-nav").get_by_role("link", name="查询人员").click()
     expect(page.get_by_role("heading", name="案件", exact=True)).to_be_visible()
     assert_accessible(page)
-    page.get_by_label("用途").select_option(PURPOSE)
-    page.get_by_label("案件编号").fill(CASE_REF)
+    page.get_by_role("combobox", name="用途").select_option(PURPOSE)
+    page.get_by_role("textbox", name="案件编号").fill(CASE_REF)
     chosen = _navigate(page, lambda: page.get_by_role("button", name="使用此案件").click())
     assert chosen.status == 200  # after the 303 to the search
     expect(page.get_by_role("heading", name="查询人员")).to_be_visible()
@@ -76,7 +76,7 @@ def test_the_eligibility_check_of_the_applicant(
     assert_accessible(page)
 
     # By resident ID: the same work and entry as POST /v1/persons/lookup.
-    page.get_by_label("居民身份证号").fill(applicant.resident_id)
+    page.get_by_role("textbox", name="居民身份证号").fill(applicant.resident_id)
     found = _navigate(page, lambda: page.get_by_role("button", name="查询", exact=True).click())
     assert found.status == 200
     expect(page.get_by_role("heading", name="查询结果")).to_be_visible()
@@ -103,8 +103,8 @@ def test_the_eligibility_check_of_the_applicant(
 
     # By name and birth date: the same work and entry as POST /v1/search/persons.
     page.goto("/ui/search")
-    page.get_by_label("姓名").fill(applicant.name)
-    page.get_by_label("出生日期").fill(applicant.born.isoformat())
+    page.get_by_role("textbox", name="姓名").fill(applicant.name)
+    page.locator("#f-birth_date").fill(applicant.born.isoformat())
     named = _navigate(page, lambda: page.get_by_role("button", name="搜索", exact=True).click())
     assert named.status == 200
     _audited_once(stack, named, "person.search")
@@ -113,7 +113,7 @@ def test_the_eligibility_check_of_the_applicant(
 
     # The household: POST /v1/households/lookup, from the lookup by resident ID.
     page.goto("/ui/search")
-    page.get_by_label("居民身份证号").fill(applicant.resident_id)
+    page.get_by_role("textbox", name="居民身份证号").fill(applicant.resident_id)
     _navigate(page, lambda: page.get_by_role("button", name="查询", exact=True).click())
     home = _navigate(page, lambda: page.get_by_role("button", name="打开家庭视图").click())
     assert home.status == 200
@@ -126,11 +126,11 @@ def test_the_eligibility_check_of_the_applicant(
 
     # A purpose no grant serves: the refusal in plain words, 403 as audited.
     page.get_by_role("link", name="更换案件").first.click()
-    page.get_by_label("用途").select_option(UNGRANTED)
-    page.get_by_label("案件编号").fill(CASE_REF)
+    page.get_by_role("combobox", name="用途").select_option(UNGRANTED)
+    page.get_by_role("textbox", name="案件编号").fill(CASE_REF)
     _navigate(page, lambda: page.get_by_role("button", name="使用此案件").click())
     page.goto("/ui/search")
-    page.get_by_label("居民身份证号").fill(applicant.resident_id)
+    page.get_by_role("textbox", name="居民身份证号").fill(applicant.resident_id)
     refused = _navigate(page, lambda: page.get_by_role("button", name="查询", exact=True).click())
     assert refused.status == 403
     expect(page.get_by_role("heading", name="不允许")).to_be_visible()
