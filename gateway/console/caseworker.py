@@ -29,10 +29,9 @@ found is 404.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
@@ -73,13 +72,6 @@ web.nav_item(SEARCH, N_("Search persons"), CASEWORKERS, order=10)
 web.nav_item(CASE, N_("Case"), CASEWORKERS, order=11)
 
 T = TypeVar("T")
-
-# How a record joined its entity, as a caseworker reads it.
-JOIN_LABELS = {
-    IDENTIFIER: N_("Same identifier"),
-    PROBABILISTIC: N_("Probabilistic link"),
-    REVIEWER: N_("Confirmed by a reviewer"),
-}
 
 
 class NoCase(Exception):
@@ -358,9 +350,8 @@ async def search_by_id(request: Request) -> Response:
             "by": "id",
             "resident_id": resident_id,
             "entity_ids": outcome.entity_ids,
-            "groups": by_department(outcome.records),
+            "groups": Presenter(request).by_department(outcome.records),
             "total": outcome.total,
-            "joins": JOIN_LABELS,
         },
     )
 
@@ -395,10 +386,22 @@ async def search_by_name(request: Request) -> Response:
     values = {"name": name, "birth_date": birth_date}
     if isinstance(outcome, ExchangeError):
         return _search_again(request, outcome, values, facts)
+    shown = Presenter(request)
     return web.render(
         request,
         "caseworker/results.html",
-        {"by": "name", "hits": outcome.results, "total": outcome.total, "joins": JOIN_LABELS},
+        {
+            "by": "name",
+            "hits": [
+                {
+                    **hit.model_dump(include={"score", "match"}),
+                    "record": hit.record,
+                    "fields": shown.fields(hit.record),
+                }
+                for hit in outcome.results
+            ],
+            "total": outcome.total,
+        },
     )
 
 
@@ -418,30 +421,25 @@ async def person(request: Request, entity_id: str) -> Response:
         return web.see_other(_case_url(f"{web.PREFIX}/persons/{entity_id}"))
     if isinstance(outcome, ExchangeError):
         return refused(request, outcome, facts)
+    shown = Presenter(request)
     # A golden value is masked where the record it comes from shows that field masked.
     masked = {
-        record_ref(v.dataset, v.department, v.source_id): set(v.masked_fields)
-        for v in outcome.records
+        record_ref(v.dataset, v.department, v.source_id): v.masked_fields for v in outcome.records
     }
     golden = [
         {
-            "field": name,
-            "value": value.value,
+            "field": shown.field(
+                name, value.value, value.source is not None and name in masked.get(value.source, ())
+            ),
             "source": value.source,
             "rule": value.rule,
-            "masked": value.source is not None and name in masked.get(value.source, set()),
         }
         for name, value in sorted(outcome.golden_record.items())
     ]
     return web.render(
         request,
         "caseworker/person.html",
-        {
-            "entity": outcome,
-            "golden": golden,
-            "groups": by_department(outcome.records),
-            "joins": JOIN_LABELS,
-        },
+        {"entity": outcome, "golden": golden, "groups": shown.by_department(outcome.records)},
     )
 
 
@@ -473,32 +471,126 @@ async def household(request: Request) -> Response:
         return web.see_other(_case_url(SEARCH))
     if isinstance(outcome, ExchangeError):
         return _search_again(request, outcome, {}, facts)
+    shown = Presenter(request)
     households = [
         [
             {
-                "membership": member.membership,
+                "membership": shown.fields(member.membership),
                 "entity_ids": member.entity_ids,
-                "groups": by_department(member.records),
-                "businesses": member.businesses,
+                "groups": shown.by_department(member.records),
+                "records": len(member.records),
+                "businesses": shown.by_department(member.businesses),
             }
             for member in found.members
         ]
         for found in outcome.households
     ]
-    return web.render(
-        request,
-        "caseworker/household.html",
-        {"households": households, "joins": JOIN_LABELS},
-    )
+    return web.render(request, "caseworker/household.html", {"households": households})
 
 
-def by_department(records: list[RecordView]) -> list[tuple[str, list[RecordView]]]:
-    """The records grouped by the department that published them, in order of first
-    appearance within a stable sort by department."""
-    groups: OrderedDict[str, list[RecordView]] = OrderedDict()
-    for view in sorted(records, key=lambda v: (v.department, v.dataset, v.source_id)):
-        groups.setdefault(view.department, []).append(view)
-    return list(groups.items())
+@dataclass(frozen=True)
+class FieldShown:
+    """A field as a page shows it: its text, and whether it is masked, unreadable (its key
+    destroyed) or empty. Formatted here rather than by template macros: the person page is
+    rendered under load (bench/console_person_page.py)."""
+
+    name: str
+    text: str
+    kind: str  # plain, masked, unreadable, empty
 
 
-__all__ = ["CASEWORKERS", "by_department", "router"]
+@dataclass(frozen=True)
+class RecordShown:
+    """A record as a page shows it: its texts made here, in the request's language."""
+
+    view: RecordView
+    fields: list[FieldShown]
+    caption: str
+    updated: str
+    join_label: str
+    join_class: str  # the badge's colour: ok (identifier), warn (probabilistic), none
+    join_detail: str
+
+
+_FORMATS = {lang: i18n.Formats(lang) for lang in i18n.LANGUAGES}
+
+
+class Presenter:
+    """Field values as text, in the request's language."""
+
+    def __init__(self, request: Request) -> None:
+        self.language = web.language(request)
+        self._ = web.gettext(request)
+        self.formats = _FORMATS[self.language]
+
+    def text(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return self._("yes") if value else self._("no")
+        if isinstance(value, int | float):
+            return self.formats.number(value)
+        if isinstance(value, Mapping):
+            return "; ".join(f"{k}: {self.text(v)}" for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return ", ".join(self.text(v) for v in value)
+        return str(value)
+
+    def field(self, name: str, value: Any, masked: bool, unreadable: bool = False) -> FieldShown:
+        if unreadable:
+            return FieldShown(name, "", "unreadable")
+        if value is None:
+            return FieldShown(name, "", "empty")
+        return FieldShown(name, self.text(value), "masked" if masked else "plain")
+
+    def fields(self, view: RecordView) -> list[FieldShown]:
+        masked, unreadable = set(view.masked_fields), set(view.unreadable_fields)
+        return [
+            self.field(name, value, name in masked, name in unreadable)
+            for name, value in view.fields.items()
+        ]
+
+    def record(self, view: RecordView) -> RecordShown:
+        _ = self._
+        joined, label, css, detail = view.joined, "", "", ""
+        if joined is None:
+            label = _("Not linked to another record")
+        elif joined.how == IDENTIFIER:
+            label, css = _("Same identifier"), "ok"
+        elif joined.how == PROBABILISTIC:
+            label, css = _("Probabilistic link"), "warn"
+            detail = _("weight %(weight)s bits, probability %(probability)s") % {
+                "weight": self.formats.number(joined.weight, 1),
+                "probability": self.formats.percent(joined.probability),
+            }
+        elif joined.how == REVIEWER:
+            label = _("Confirmed by a reviewer")
+            detail = _("by %(who)s on %(when)s") % {
+                "who": joined.decided_by or "?",
+                "when": self.formats.datetime(joined.decided_at),
+            }
+        else:
+            label = joined.how
+        return RecordShown(
+            view=view,
+            fields=self.fields(view),
+            caption=_("Fields of %(dataset)s from %(department)s")
+            % {"dataset": view.dataset, "department": view.department},
+            updated=_("Version %(version)s, updated %(when)s")
+            % {"version": view.version, "when": self.formats.datetime(view.updated_at)},
+            join_label=label,
+            join_class=css,
+            join_detail=detail,
+        )
+
+    def by_department(self, records: list[RecordView]) -> list[tuple[str, list[RecordShown]]]:
+        """The records grouped by the department that published them (sorted by department,
+        dataset and source id), each as shown."""
+        groups: dict[str, list[RecordShown]] = {}
+        for view in sorted(records, key=lambda v: (v.department, v.dataset, v.source_id)):
+            groups.setdefault(view.department, []).append(self.record(view))
+        return [
+            (self._("Department: %(department)s") % {"department": name}, shown)
+            for name, shown in groups.items()
+        ]
+
+
+__all__ = ["CASEWORKERS", "Presenter", "router"]
