@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -522,6 +523,18 @@ class Presenter:
         self.language = web.language(request)
         self._ = web.gettext(request)
         self.formats = _FORMATS[self.language]
+        self._times: dict[datetime, str] = {}
+
+    def when(self, value: datetime | None) -> str:
+        """A time as the locale writes it (to the second: the records of one load share
+        it, and Babel's formatting is most of what a page's texts cost)."""
+        if value is None:
+            return ""
+        second = value.replace(microsecond=0)
+        found = self._times.get(second)
+        if found is None:
+            found = self._times[second] = self.formats.datetime(second)
+        return found
 
     def text(self, value: Any) -> str:
         if isinstance(value, bool):
@@ -565,7 +578,7 @@ class Presenter:
             label = _("Confirmed by a reviewer")
             detail = _("by %(who)s on %(when)s") % {
                 "who": joined.decided_by or "?",
-                "when": self.formats.datetime(joined.decided_at),
+                "when": self.when(joined.decided_at),
             }
         else:
             label = joined.how
@@ -575,7 +588,7 @@ class Presenter:
             caption=_("Fields of %(dataset)s from %(department)s")
             % {"dataset": view.dataset, "department": view.department},
             updated=_("Version %(version)s, updated %(when)s")
-            % {"version": view.version, "when": self.formats.datetime(view.updated_at)},
+            % {"version": view.version, "when": self.when(view.updated_at)},
             join_label=label,
             join_class=css,
             join_detail=detail,
