@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -21,6 +23,8 @@ from exchange.core.db import make_engine, migrate, session_factory, transaction
 from exchange.core.models import AuditEntry
 from exchange.identity.apikeys import create_key
 from gateway import create_app
+from gateway.console.caseworker import Presenter
+from gateway.views import JoinView, RecordView
 from tests.support.catalogue import add_grant, add_purpose, insert_rows
 from tests.support.keys import LINKAGE_KEY, MASTER_KEY_B64
 from tests.unit.test_query_api import E1, MLA, P1, P2, ROWS
@@ -230,3 +234,57 @@ def test_refusals_have_the_audited_status_and_say_why(console: Console) -> None:
     assert console.entries()[-1].status == 400
     assert console.client.get("/ui/persons/not-an-entity").status_code == 400
     assert console.entries()[-1].status == 400
+
+
+def _presenter(language: str) -> Presenter:
+    console = SimpleNamespace(default_language=language)
+    state = SimpleNamespace(settings=SimpleNamespace(console=console))
+    app = SimpleNamespace(state=SimpleNamespace(exchange=state))
+    request = SimpleNamespace(query_params={}, cookies={}, app=app)
+    return Presenter(request)  # type: ignore[arg-type]
+
+
+def _record(joined: JoinView | None, **fields: object) -> RecordView:
+    return RecordView(
+        dataset="person",
+        department="household_registry",
+        source_id="HR-9",
+        entity_id=E1,
+        version=2,
+        updated_at=datetime(2026, 12, 7, 8, 30, tzinfo=UTC),
+        fields=fields,
+        masked_fields=["resident_id"],
+        unreadable_fields=["phone"],
+        joined=joined,
+    )
+
+
+def test_each_record_says_how_it_joined_and_marks_masked_and_unreadable_fields() -> None:
+    shown = _presenter("en")
+    by_model = shown.record(
+        _record(JoinView(how="probabilistic", weight=12.34, probability=0.987), resident_id="tk_x")
+    )
+    assert (by_model.join_label, by_model.join_class) == ("Probabilistic link", "warn")
+    assert by_model.join_detail == "weight 12.3 bits, probability 98.7%"
+    reviewed = shown.record(
+        _record(
+            JoinView(
+                how="reviewer",
+                decided_by="li.reviewer",
+                decided_at=datetime(2026, 12, 1, tzinfo=UTC),
+            )
+        )
+    )
+    assert reviewed.join_label == "Confirmed by a reviewer"
+    assert reviewed.join_detail.startswith("by li.reviewer on 1 Dec 2026")
+    assert shown.record(_record(JoinView(how="identifier"))).join_label == "Same identifier"
+    assert shown.record(_record(None)).join_label == "Not linked to another record"
+    fields = _record(None, resident_id="tk_<x>", phone=None, amount_fen=50000, flag=True).fields
+    rows = str(shown.rows(shown.fields(_record(None, **fields))))
+    assert 'class="masked"' in rows
+    assert "tk_&lt;x&gt;" in rows  # escaped
+    assert "Unreadable: its key was destroyed" in rows
+    assert "50,000" in rows
+    assert ">yes<" in rows
+    chinese = _presenter("zh").record(_record(JoinView(how="identifier")))
+    assert chinese.join_label == "相同证件号"

@@ -122,6 +122,9 @@ def test_the_eligibility_check_of_the_applicant(
     members = page.locator("main h3")
     assert members.count() == len(population.population().household(applicant.household))
     expect(page.locator("main")).to_contain_text("HEAD")
+    # A member's record joined by a model's link says so, with its weight and probability.
+    expect(page.locator("main")).to_contain_text("概率关联")
+    expect(page.locator("main")).to_contain_text("比特")
     assert_accessible(page)
 
     # A purpose no grant serves: the refusal in plain words, 403 as audited.
