@@ -76,8 +76,12 @@ web.nav_item(CASE, N_("Case"), CASEWORKERS, order=11)
 T = TypeVar("T")
 
 
-class NoCase(Exception):
-    """The session has no case chosen: the caseworker is sent to choose one."""
+class NoCase:
+    """What a page's work gives back when the session has no case chosen: nothing was
+    read, and the caseworker is sent to choose one (audited as answered, 303)."""
+
+
+NO_CASE = NoCase()
 
 
 @dataclass(frozen=True)
@@ -213,16 +217,16 @@ def _with_case(
     make: Callable[[tuple[str | None, str | None]], Callable[[Session, Identity], T]],
     facts: Facts,
     check: Callable[[], None] | None = None,
-) -> Callable[[Session, Identity], T]:
+) -> Callable[[Session, Identity], T | NoCase]:
     """The API's work ``make(stated)`` run with the session's purpose and case reference
     (known once the caller is identified through the session), written into ``decision``
-    as the API writes a stated purpose and case reference."""
+    as the API writes a stated purpose and case reference; :data:`NO_CASE` without a case."""
 
-    def work(session: Session, identity: Identity) -> T:
+    def work(session: Session, identity: Identity) -> T | NoCase:
         current = web.current(request)
         if current is None or current.purpose is None:
             decision.reason, decision.status = "no case chosen: sent to choose one", 303
-            raise NoCase
+            return NO_CASE
         stated = pending("", decision.action, purpose=current.purpose, case_ref=current.case_ref)
         decision.purpose, decision.case_ref = stated.purpose, stated.case_ref
         facts.purpose = current.purpose
@@ -242,16 +246,9 @@ def _with_case(
 async def _read(
     request: Request,
     decision: audit.Decision,
-    work: Callable[[Session, Identity], T],
-) -> T | ExchangeError | NoCase:
-    try:
-        return await web.read(request, decision, work, roles=CASEWORKERS)
-    except NoCase as exc:
-        # decide_read records an unexpected exception as a failure: the entry says what
-        # was answered instead (nothing disclosed, sent to the case form).
-        decision.decision, decision.status = "allow", 303
-        decision.reason, decision.fields = "no case chosen: sent to choose one", []
-        return exc
+    work: Callable[[Session, Identity], T | NoCase],
+) -> T | NoCase | ExchangeError:
+    return await web.read(request, decision, work, roles=CASEWORKERS)
 
 
 def refused(request: Request, exc: ExchangeError, facts: Facts, back: str = SEARCH) -> Response:
