@@ -88,6 +88,7 @@ def _one_at_a_time(session: Session, subject: str) -> None:
     else:
         session.execute(sql_text("DELETE FROM subject_versions WHERE 0 = 1"))
 
+
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 MODES = ("READWRITE", "READONLY", "IMPORT")
 DEFAULT_MODE = "READWRITE"
