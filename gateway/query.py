@@ -112,6 +112,7 @@ class EntityView(Page):
 
 
 R = TypeVar("R", bound=RecordRow)
+T = TypeVar("T")
 
 # The lookups' reads, built once: Core rows of source_records (no ORM objects).
 _RECORDS = SourceRecord.__table__
@@ -227,6 +228,9 @@ def _with_members(session: Session, matched: Sequence[RecordRow]) -> list[Record
     return sorted(rows.values(), key=lambda r: (r.dataset, r.department, r.source_id))
 
 
+Work = Callable[[Session, Identity], T]
+
+
 def _lookup(
     state: AppState,
     request: Request,
@@ -239,6 +243,35 @@ def _lookup(
     limit: int,
     offset: int,
 ) -> Response:
+    work = _lookup_work(
+        state,
+        request,
+        decision,
+        subject=subject,
+        extra_ids=extra_ids,
+        what=what,
+        stated=stated,
+        limit=limit,
+        offset=offset,
+    )
+    return run_audited_read(state, request, decision, work)
+
+
+def _lookup_work(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    *,
+    subject: str,
+    extra_ids: Callable[[Session], list[int]] | None,
+    what: str,
+    stated: tuple[str | None, str | None],
+    limit: int,
+    offset: int,
+) -> Work[LookupView]:
+    """The work of a lookup by identifier (``subject``: its blind index), as the API's
+    route and the console's search run it."""
+
     def work(session: Session, identity: Identity) -> LookupView:
         purpose = stated_purpose(state, session, decision, *stated)
         scope = Scope.cached(state, session, identity, purpose, utcnow())
@@ -285,7 +318,7 @@ def _lookup(
             **paging(request, len(visible), limit, offset),
         )
 
-    return run_audited_read(state, request, decision, work)
+    return work
 
 
 def _grant_ids(scope: Scope, views: Sequence[RecordView]) -> list[int]:
@@ -325,19 +358,48 @@ def _person_lookup(
     offset: int,
 ) -> Response:
     state, request_id = request_context(request)
+    decision, subject = person_lookup_request(state, request_id, resident_id, purpose, case_ref)
+    work = person_lookup(state, request, decision, subject, (purpose, case_ref), limit, offset)
+    return run_audited_read(state, request, decision, work)
+
+
+def person_lookup_request(
+    state: AppState,
+    request_id: str,
+    resident_id: str,
+    purpose: str | None,
+    case_ref: str | None,
+) -> tuple[audit.Decision, str]:
+    """The audit decision of a person lookup (``person.lookup``) and the identifier's blind
+    index, the only way the entry names the person."""
     subject = person_subject(state, resident_id)
     decision = pending(
         request_id, "person.lookup", purpose=purpose, case_ref=case_ref, dataset="person"
     )
     decision.subjects = [subject]
-    return _lookup(
+    return decision, subject
+
+
+def person_lookup(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    subject: str,
+    stated: tuple[str | None, str | None],
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Work[LookupView]:
+    """The work of ``POST /v1/persons/lookup`` (also the console's search by identifier):
+    the records of the person whose identifier's blind index is ``subject``, for the
+    stated (purpose, case reference)."""
+    return _lookup_work(
         state,
         request,
         decision,
         subject=subject,
         extra_ids=None,
         what="person",
-        stated=(purpose, case_ref),
+        stated=stated,
         limit=limit,
         offset=offset,
     )
@@ -469,16 +531,39 @@ def get_entity(
     offset: OffsetParam = 0,
 ) -> Response:
     state, request_id = request_context(request)
+    decision = entity_request(request_id, entity_id, purpose, case_ref)
+    work = entity_view(state, request, decision, entity_id, (purpose, case_ref), limit, offset)
+    return run_audited_read(state, request, decision, work)
+
+
+def entity_request(
+    request_id: str, entity_id: str, purpose: str | None, case_ref: str | None
+) -> audit.Decision:
+    """The audit decision of an entity view (``entity.view``)."""
     decision = pending(
         request_id, "entity.view", purpose=purpose, case_ref=case_ref, dataset="entity"
     )
     # Only an entity id is ever written as the subject: anything else typed here (an
     # identity number) is refused and never stored.
+    decision.subjects = [entity_id] if is_entity_id(entity_id) else []
+    return decision
+
+
+def entity_view(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    entity_id: str,
+    stated: tuple[str | None, str | None],
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Work[EntityView]:
+    """The work of ``GET /v1/entities/{entity_id}`` (also the console's person page): the
+    linked view of the entity for the stated (purpose, case reference)."""
     well_formed = is_entity_id(entity_id)
-    decision.subjects = [entity_id] if well_formed else []
 
     def work(session: Session, identity: Identity) -> EntityView:
-        code = stated_purpose(state, session, decision, purpose, case_ref)
+        code = stated_purpose(state, session, decision, *stated)
         if not well_formed:
             raise ValidationError(
                 [
@@ -549,7 +634,7 @@ def get_entity(
             **paging(request, len(views), limit, offset),
         )
 
-    return run_audited_read(state, request, decision, work)
+    return work
 
 
 # ---------------------------------------------------------------------------------------
@@ -649,14 +734,39 @@ def lookup_household(
     case_ref: CaseRefParam = None,
 ) -> Response:
     state, request_id = request_context(request)
-    subject = person_subject(state, body.resident_id)
+    decision, subject = household_request(state, request_id, body.resident_id, purpose, case_ref)
+    work = household_view(state, decision, subject, (purpose, case_ref))
+    return run_audited_read(state, request, decision, work)
+
+
+def household_request(
+    state: AppState,
+    request_id: str,
+    resident_id: str,
+    purpose: str | None,
+    case_ref: str | None,
+) -> tuple[audit.Decision, str]:
+    """The audit decision of a household lookup (``household.lookup``) and the applicant's
+    identifier's blind index."""
+    subject = person_subject(state, resident_id)
     decision = pending(
         request_id, "household.lookup", purpose=purpose, case_ref=case_ref, dataset=HOUSEHOLD
     )
     decision.subjects = [subject]
+    return decision, subject
+
+
+def household_view(
+    state: AppState,
+    decision: audit.Decision,
+    subject: str,
+    stated: tuple[str | None, str | None],
+) -> Work[HouseholdsView]:
+    """The work of ``POST /v1/households/lookup`` (also the console's household page): the
+    households of the applicant whose identifier's blind index is ``subject``."""
 
     def work(session: Session, identity: Identity) -> HouseholdsView:
-        code = stated_purpose(state, session, decision, purpose, case_ref)
+        code = stated_purpose(state, session, decision, *stated)
         scope = Scope.cached(state, session, identity, code, utcnow())
         scope.require(HOUSEHOLD)
         most = state.settings.gateway.household_max_members
@@ -737,4 +847,4 @@ def lookup_household(
         )
         return HouseholdsView(households=households)
 
-    return run_audited_read(state, request, decision, work)
+    return work

@@ -18,6 +18,7 @@ dataset is scanned, which is slow on a large registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
@@ -106,6 +107,34 @@ def _search(
     limit: int,
     offset: int,
 ) -> Response:
+    work = search_work(
+        state,
+        request,
+        decision,
+        kind=kind,
+        name=name,
+        birth_date=birth_date,
+        stated=stated,
+        limit=limit,
+        offset=offset,
+    )
+    return run_audited_read(state, request, decision, work)
+
+
+def search_work(
+    state: AppState,
+    request: Request,
+    decision: audit.Decision,
+    *,
+    kind: str,
+    name: str,
+    birth_date: str | None,
+    stated: tuple[str | None, str | None],
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> Callable[[Session, Identity], SearchView]:
+    """The work of a search (``POST /v1/search/persons`` or ``/organisations``; also the
+    console's search by name and birth date), for the stated (purpose, case reference)."""
     dataset = kind  # the person and organisation standards hold the names
     levels = fields_of(kind)
 
@@ -170,7 +199,7 @@ def _search(
         )
         return SearchView(results=shown, **paging(request, len(hits), limit, offset))
 
-    return run_audited_read(state, request, decision, work)
+    return work
 
 
 def _query(kind: str, name: str, born: date | None) -> tuple[LinkRecord, list[tuple[str, ...]]]:
@@ -223,9 +252,7 @@ def _person_search(
     offset: int,
 ) -> Response:
     state, request_id = request_context(request)
-    decision = pending(
-        request_id, "person.search", purpose=purpose, case_ref=case_ref, dataset="person"
-    )
+    decision = person_search_request(request_id, purpose, case_ref)
     return _search(
         state,
         request,
@@ -236,6 +263,15 @@ def _person_search(
         stated=(purpose, case_ref),
         limit=limit,
         offset=offset,
+    )
+
+
+def person_search_request(
+    request_id: str, purpose: str | None, case_ref: str | None
+) -> audit.Decision:
+    """The audit decision of a person search (``person.search``)."""
+    return pending(
+        request_id, "person.search", purpose=purpose, case_ref=case_ref, dataset="person"
     )
 
 

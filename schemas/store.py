@@ -72,6 +72,23 @@ from schemas.references import Reference, defined_name, expand_text
 # Registrations that lost a race for a version number to another process are tried again.
 _REGISTER_ATTEMPTS = 3
 
+
+def _one_at_a_time(session: Session, subject: str) -> None:
+    """Wait for any other transaction registering under ``subject``, before anything is
+    read: two that read at once would both find the schema new (two ids for one schema,
+    two versions) or take the same version number. PostgreSQL: a transaction-scoped
+    advisory lock on the subject. SQLite: the database's write lock, taken by a write
+    statement that changes nothing (the driver begins the transaction there, and the reads
+    that follow see what the last writer committed)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sql_text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"exchange.schema:{subject}"},
+        )
+    else:
+        session.execute(sql_text("DELETE FROM subject_versions WHERE 0 = 1"))
+
+
 DEFAULT_LEVEL = CompatibilityLevel.BACKWARD
 MODES = ("READWRITE", "READONLY", "IMPORT")
 DEFAULT_MODE = "READWRITE"
@@ -237,6 +254,7 @@ class SchemaStore:
         normalize: bool,
     ) -> int:
         with transaction(self._sessions) as session:
+            _one_at_a_time(session, subject)
             mode = self._effective_mode(session, subject)
             prepared = self._prepare(session, schema, references, normalize)
             records = list(

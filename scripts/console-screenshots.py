@@ -73,9 +73,59 @@ def _audit_verified(page: Page, stack: ConsoleStack) -> None:
     page.wait_for_load_state()
 
 
+def _case(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/case")
+    page.locator("#f-purpose").select_option(PURPOSE)
+    page.locator("#f-case_ref").fill(CASE)
+    page.locator("form[action$='/case'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def _found(page: Page, stack: ConsoleStack) -> None:
+    _case(page, stack)
+    page.goto("/ui/search")
+    page.locator("#f-resident_id").fill(_applicant())
+    page.locator("form[action$='/search/id'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def _person(page: Page, stack: ConsoleStack) -> None:
+    _found(page, stack)
+    page.locator("a[href*='/ui/persons/']").first.click()
+    page.wait_for_load_state()
+
+
+def _household(page: Page, stack: ConsoleStack) -> None:
+    _found(page, stack)
+    page.locator("form[action$='/household'] button[type=submit]").first.click()
+    page.wait_for_load_state()
+
+
+def _refused(page: Page, stack: ConsoleStack) -> None:
+    page.goto("/ui/case")
+    page.locator("#f-purpose").select_option("tax-assessment")
+    page.locator("#f-case_ref").fill(CASE)
+    page.locator("form[action$='/case'] button[type=submit]").click()
+    page.goto("/ui/search")
+    page.locator("#f-resident_id").fill(_applicant())
+    page.locator("form[action$='/search/id'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
 SHOTS: list[Shot] = [
     Shot("sign-in", None, _go("/ui/sign-in")),
     Shot("home-caseworker", "caseworker", _go("/ui/")),
+    Shot("caseworker-case", "caseworker", _go("/ui/case")),
+    Shot("caseworker-results", "caseworker", _found),
+    Shot("caseworker-person", "caseworker", _person),
+    Shot("caseworker-household", "caseworker", _household),
+    Shot("caseworker-refused", "caseworker", _refused),
+    Shot("admin-users", "admin", _go("/ui/admin/users")),
+    Shot("admin-grants", "admin", _go("/ui/admin/grants")),
+    Shot("admin-catalogue", "admin", _go("/ui/catalogue")),
+    Shot("sharing-requests", "department_admin", _go("/ui/sharing")),
+    Shot("sharing-request", "data_steward", _go("/ui/sharing/requests/1")),
+    Shot("indicators", "admin", _go("/ui/indicators")),
     Shot("auditor-log", "auditor", _audit_search),
     Shot("auditor-integrity", "auditor", _audit_verified),
     Shot("auditor-anomalies", "auditor", _go("/ui/audit/anomalies")),

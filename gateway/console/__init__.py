@@ -19,6 +19,7 @@ from gateway.console import (
     admin_grants,
     auditor,
     auth,
+    caseworker,
     indicators,
     publisher,
     sharing,
@@ -28,6 +29,7 @@ from gateway.console import (
 # Each area of the console: its router, imported in the order of the navigation.
 AREAS = [
     auth.router,
+    caseworker.router,
     admin.router,
     admin_grants.router,
     admin_catalogue.router,

@@ -73,3 +73,23 @@ def test_dates_and_numbers_follow_the_language() -> None:
     assert en.number(1234567.5, 1) == "1,234,567.5"
     assert zh.percent(0.256) == "25.6%"
     assert i18n.Formats("zh").number(1234567) == "1,234,567"
+
+
+def test_a_message_id_has_one_translation_in_every_catalogue() -> None:
+    """The catalogues are merged into one: an id translated differently in two files would
+    be shown with whichever file was read last, on every page."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for path in sorted((i18n.LOCALE_DIR / "zh").glob("*.po")):
+        with path.open("rb") as fp:
+            for message in read_po(fp):
+                if not message.id or not message.string:
+                    continue
+                key = message.id if isinstance(message.id, str) else message.id[0]
+                text = message.string if isinstance(message.string, str) else message.string[0]
+                first = seen.setdefault(key, (path.name, text))
+                if first[1] != text:
+                    clashes.append((key, first, (path.name, text)))
+    assert clashes == []

@@ -23,7 +23,7 @@ SCHEMA = {
 
 def test_concurrent_registrations_of_one_schema_agree(tmp_path: Path) -> None:
     with migrated(f"sqlite:///{tmp_path}/r.db") as sessions:
-        workers = 6
+        workers = 12
         start = threading.Barrier(workers)
         ids: list[int] = []
         errors: list[BaseException] = []
