@@ -280,7 +280,12 @@ def identify_audited(
 
 def known_key_id(session: Session, request: Request) -> str | None:
     """The id of the API key the request presents, if the exchange issued a key of that id."""
-    presented = presented_key(request)
+    return issued_key_id(session, presented_key(request))
+
+
+def issued_key_id(session: Session, presented: str | None) -> str | None:
+    """The id of the API key ``presented`` (from a header, or the console's sign-in form),
+    if the exchange issued a key of that id."""
     if presented is None:
         return None
     try:

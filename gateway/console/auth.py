@@ -32,7 +32,13 @@ from exchange.identity import apikeys, consolesessions, oidcclient, ratelimit
 from exchange.identity.apikeys import Identity
 from exchange.identity.oidc import identity_of
 from exchange.security.crypto import equal
-from gateway.access import SESSION_COOKIE, client_address, hand_over, same_origin
+from gateway.access import (
+    SESSION_COOKIE,
+    client_address,
+    hand_over,
+    issued_key_id,
+    same_origin,
+)
 from gateway.console import i18n, web
 from gateway.deps import AppState
 
@@ -140,6 +146,9 @@ async def sign_in(request: Request) -> Response:
                 )
             except AuthenticationError:
                 state.metrics.auth_failures.inc()
+                # As the API records it: the id of a key the exchange issued (revoked,
+                # expired, a disabled user's, a wrong secret), so a replayed key is traced.
+                decision.key_id = issued_key_id(session, key)
                 raise
             if not wait:
                 state.auth_failures.refund(address)

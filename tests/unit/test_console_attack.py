@@ -417,3 +417,26 @@ def test_a_console_form_with_credentials_in_headers_but_no_session_is_refused(
         made = conn.execute("SELECT code FROM departments WHERE code = 'planted_dept'").fetchall()
     assert made == []
     assert console.last()[:3] == ("admin.department.create", "deny", 401)
+
+
+def test_a_sign_in_with_a_revoked_key_is_audited_with_that_keys_id(console: Console) -> None:
+    """The API records the id of a revoked (or wrong-secret) key it was sent, so a replayed
+    key can be traced; the sign-in form must too. An id the exchange never issued is not
+    recorded (it could be anything typed)."""
+    key_id = console.keys["auditor"].split("_")[1]
+    with sqlite3.connect(console.db) as conn:
+        conn.execute(
+            "UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP WHERE key_id = ?", (key_id,)
+        )
+    for sent, recorded in ((console.keys["auditor"], key_id), ("dx_000000000000_nothing", None)):
+        console.client.get("/ui/sign-in")
+        answer = console.client.post(
+            "/ui/sign-in",
+            data={"api_key": sent, "csrf_token": console.client.cookies.get("dx_signin")},
+        )
+        assert answer.status_code == 401
+        with sqlite3.connect(console.db) as conn:
+            last = conn.execute(
+                "SELECT action, status, key_id FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        assert last == ("console.sign_in", 401, recorded)
