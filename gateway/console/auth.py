@@ -27,7 +27,12 @@ from fastapi.responses import Response
 from exchange import audit
 from exchange.core.config import Environment
 from exchange.core.db import transaction
-from exchange.core.errors import AuthenticationError, CsrfError, ExchangeError
+from exchange.core.errors import (
+    AuthenticationError,
+    AuthThrottledError,
+    CsrfError,
+    ExchangeError,
+)
 from exchange.identity import apikeys, consolesessions, oidcclient, ratelimit
 from exchange.identity.apikeys import Identity
 from exchange.identity.oidc import identity_of
@@ -108,6 +113,18 @@ async def sign_in_form(request: Request, next: str | None = None) -> Response:
     return web.sign_in_page(request, next_path=web.safe_next(next))
 
 
+def _take_budget(state: AppState, request: Request, address: str, key: str | None) -> float:
+    """Take a token of the client address's budget of failed authentications (given back on
+    success); AuthThrottledError, not audited, when none is left (a key this process has
+    verified before still passes, as for the API)."""
+    wait = state.auth_failures.take(address)
+    if wait and not apikeys.vouched(key):
+        web.unaudited(request)
+        state.metrics.auth_throttled.inc()
+        raise ratelimit.throttled(wait)
+    return wait
+
+
 def _check_sign_in_csrf(request: Request, sent: str) -> None:
     origin = request.headers.get("origin")
     if origin is not None and origin != same_origin(request):
@@ -133,12 +150,11 @@ async def sign_in(request: Request) -> Response:
     address = client_address(state.settings.gateway, request)
 
     def work() -> str:
+        # The address's budget of failures first: a form refused for its token spends it
+        # too, so a flood of forged forms is throttled (429, counted, not audited one by
+        # one) instead of writing the audit log as fast as it is sent.
+        wait = _take_budget(state, request, address, key)
         _check_sign_in_csrf(request, web.field(form, web.CSRF_FIELD))
-        wait = state.auth_failures.take(address)
-        if wait and not apikeys.vouched(key):
-            web.unaudited(request)
-            state.metrics.auth_throttled.inc()
-            raise ratelimit.throttled(wait)
         with transaction(state.sessions) as session:
             try:
                 identity = apikeys.authenticate(
@@ -271,8 +287,12 @@ async def sign_on_callback(request: Request) -> Response:
     hand_over(request, decision)
     returned = params.get("state", "")
     bound = request.cookies.get(SSO_COOKIE, "")
+    address = client_address(state.settings.gateway, request)
 
     def work() -> tuple[str, str]:
+        # Anyone can open the callback: its refusals spend the address's budget of failures
+        # as the sign-in form's do (429 once spent, not audited one by one).
+        wait = _take_budget(state, request, address, None)
         error = params.get("error")
         if error:
             code = error if error in PROVIDER_ERRORS else "an error it did not name"
@@ -293,10 +313,14 @@ async def sign_on_callback(request: Request) -> Response:
         with transaction(state.sessions) as session:
             identity = identity_of(session, subject)
             _fill(decision, identity)
+            if not wait:
+                state.auth_failures.refund(address)
             return consolesessions.start(session, identity), login.return_to
 
     try:
         token, target = await anyio.to_thread.run_sync(work)
+    except AuthThrottledError as exc:
+        return web.refusal(request, exc)
     except ExchangeError as exc:
         decision.decision, decision.status = "deny", 401
         decision.reason = f"single sign-on refused: {exc.message}"

@@ -440,3 +440,36 @@ def test_a_sign_in_with_a_revoked_key_is_audited_with_that_keys_id(console: Cons
                 "SELECT action, status, key_id FROM audit_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
         assert last == ("console.sign_in", 401, recorded)
+
+
+# ---- an outsider cannot fill the audit log ------------------------------------------------
+
+
+def _entries(console: Console) -> int:
+    with sqlite3.connect(console.db) as conn:
+        found = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+@pytest.mark.parametrize("where", ["sign-in form", "sign-on callback"])
+def test_refused_sign_ins_spend_the_addresss_budget_of_failures(
+    console: Console, where: str
+) -> None:
+    """Requests refused before any credential is checked (a sign-in form without its
+    token, a sign-on callback nobody started) were each audited without limit: anyone
+    could write the audit log as fast as they could send. Like failed authentications,
+    they spend the client address's budget (gateway.auth_failures_per_minute, 20); once
+    it is spent they are answered 429 and counted, not audited one by one."""
+    before = _entries(console)
+    statuses = []
+    for _ in range(40):
+        if where == "sign-in form":
+            answer = console.client.post(
+                "/ui/sign-in", data={"api_key": "dx_x_y", "csrf_token": "forged"}
+            )
+        else:
+            answer = console.client.get("/ui/sign-in/oidc/callback", params={"state": "x"})
+        statuses.append(answer.status_code)
+    assert statuses.count(429) >= 20
+    assert _entries(console) - before <= 20
