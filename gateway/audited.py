@@ -41,6 +41,7 @@ from exchange.core.db import transaction
 from exchange.core.errors import (
     AuditWriteError,
     AuthThrottledError,
+    CsrfError,
     ExchangeError,
     NotFoundError,
     PermissionDeniedError,
@@ -282,6 +283,10 @@ def unrouted_decision(
     with state.sessions() as session:
         try:
             identify_audited(state, session, request, decision)
+        except CsrfError:
+            # A console form refused before it was read: its token could not be checked;
+            # the caller was identified, and nothing was done.
+            pass
         except ExchangeError as exc:
             decision.reason = f"{decision.reason}; credentials refused: {exc.message}"
     return decision

@@ -473,3 +473,24 @@ def test_refused_sign_ins_spend_the_addresss_budget_of_failures(
         statuses.append(answer.status_code)
     assert statuses.count(429) >= 20
     assert _entries(console) - before <= 20
+
+
+def test_a_console_form_too_big_to_read_is_audited_for_what_it_was(console: Console) -> None:
+    """A form refused before the page could read it (too many fields, a body over the limit)
+    was audited as 'credentials refused: the form's security token is missing', naming the
+    signed-in user all the same: the token could not be read, the credentials were fine."""
+    token = console.sign_in("auditor")
+    body = "&".join(f"f{i}=1" for i in range(1100)) + f"&csrf_token={token}"
+    answer = console.client.post(
+        "/ui/audit/log",
+        content=body.encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    with sqlite3.connect(console.db) as conn:
+        last = conn.execute(
+            "SELECT action, status, actor, reason FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    assert last[:3] == ("request.refused", 400, "t.auditor")
+    assert "Too many fields" in last[3]
+    assert "credentials refused" not in last[3]
