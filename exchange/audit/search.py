@@ -59,6 +59,14 @@ class Filters:
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
                 object.__setattr__(self, name, moment.replace(tzinfo=UTC))
+                moment = getattr(self, name)
+            try:
+                if moment is not None:
+                    moment.astimezone(UTC)  # as the database stores it
+            except OverflowError:  # 0001-01-01T00:00+08:00, 9999-12-31T23:59-08:00
+                raise ValidationError(
+                    [(name, "time.invalid", f"{name} is too far in the past or the future")]
+                ) from None
 
 
 def _query(filters: Filters) -> Select[Any]:

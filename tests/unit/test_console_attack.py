@@ -494,3 +494,18 @@ def test_a_console_form_too_big_to_read_is_audited_for_what_it_was(console: Cons
     assert last[:3] == ("request.refused", 400, "t.auditor")
     assert "Too many fields" in last[3]
     assert "credentials refused" not in last[3]
+
+
+@pytest.mark.parametrize(
+    "query", ["since=0001-01-01T00:00:00%2B08:00", "until=9999-12-31T23:59:59-08:00"]
+)
+def test_the_audit_apis_search_refuses_a_time_out_of_range_as_the_console_does(
+    console: Console, query: str
+) -> None:
+    """The route the log search page mirrors answered 503 database_error (the driver could
+    not store the time in UTC); it is the caller's error, 400."""
+    answer = console.client.get(
+        f"/v1/audit/entries?{query}", headers={"X-API-Key": console.keys["auditor"]}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "validation_failed"
