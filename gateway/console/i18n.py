@@ -153,6 +153,8 @@ ERROR_TITLES: dict[str, str] = {
     "audit_write_failed": N_("The audit log could not be written: nothing was disclosed"),
     "database_error": N_("The database is unavailable: try again shortly"),
     "internal_error": N_("Something went wrong on our side: nothing was disclosed"),
+    "broker_error": N_("The message broker cannot be reached: try again shortly"),
+    "decryption_failed": N_("A sealed value could not be opened with your department's keys"),
 }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.console import i18n
 from gateway.console.i18n import N_, reason_text
 
 REASON_TEXTS: dict[str, str] = {
@@ -69,13 +68,3 @@ def reason(code: str, _: Callable[[str], str]) -> str:
 
 def run_status(status: str, _: Callable[[str], str]) -> str:
     return reason_text(status, RUN_STATUSES, _)
-
-
-# Errors a publisher's pages can meet beyond the frame's (gateway.console.i18n): registered
-# into its table of titles when this module is imported, as each area registers its links.
-ERROR_TITLES: dict[str, str] = {
-    "broker_error": N_("The message broker cannot be reached: try again shortly"),
-    "decryption_failed": N_("A sealed value could not be opened with your department's keys"),
-}
-for _code, _title in ERROR_TITLES.items():
-    i18n.ERROR_TITLES.setdefault(_code, _title)
