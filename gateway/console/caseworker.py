@@ -314,14 +314,21 @@ def _search_again(
     return refused(request, exc, facts)
 
 
-@router.post("/search/id")
-async def search_by_id(request: Request) -> Response:
+async def _by_resident_id(
+    request: Request,
+    prepare: Callable[[AppState, str, str, str | None, str | None], tuple[audit.Decision, str]],
+    view: Callable[
+        [AppState, audit.Decision, str, tuple[str | None, str | None]],
+        Callable[[Session, Identity], T],
+    ],
+) -> tuple[T | NoCase | ExchangeError, Facts, str]:
+    """The lookups by a resident ID typed into a form (a person, a household): the API's
+    request (``prepare``) and work (``view``) for the session's case, audited once; the
+    outcome, what the refusal page may say, and the ID typed."""
     state: AppState = request.app.state.exchange
     form = await web.read_form(request)
     resident_id = web.field(form, "resident_id")
-    decision, subject = query.person_lookup_request(
-        state, str(request.state.request_id), resident_id, None, None
-    )
+    decision, subject = prepare(state, str(request.state.request_id), resident_id, None, None)
     if not resident_id:
         decision.subjects = []
     facts = Facts()
@@ -331,13 +338,20 @@ async def search_by_id(request: Request) -> Response:
         else _missing("resident_id", "lookup.resident_id_missing", "enter the resident ID")
     )
     work = _with_case(
-        request,
-        decision,
-        lambda stated: query.person_lookup(state, request, decision, subject, stated),
-        facts,
-        check,
+        request, decision, lambda stated: view(state, decision, subject, stated), facts, check
     )
-    outcome = await _read(request, decision, work)
+    return await _read(request, decision, work), facts, resident_id
+
+
+@router.post("/search/id")
+async def search_by_id(request: Request) -> Response:
+    outcome, facts, resident_id = await _by_resident_id(
+        request,
+        query.person_lookup_request,
+        lambda state, decision, subject, stated: query.person_lookup(
+            state, request, decision, subject, stated
+        ),
+    )
     if isinstance(outcome, NoCase):
         return web.see_other(_case_url(SEARCH))
     if isinstance(outcome, ExchangeError):
@@ -444,28 +458,9 @@ async def person(request: Request, entity_id: str) -> Response:
 
 @router.post("/household")
 async def household(request: Request) -> Response:
-    state: AppState = request.app.state.exchange
-    form = await web.read_form(request)
-    resident_id = web.field(form, "resident_id")
-    decision, subject = query.household_request(
-        state, str(request.state.request_id), resident_id, None, None
+    outcome, facts, _ = await _by_resident_id(
+        request, query.household_request, query.household_view
     )
-    if not resident_id:
-        decision.subjects = []
-    facts = Facts()
-    check = (
-        None
-        if resident_id
-        else _missing("resident_id", "lookup.resident_id_missing", "enter the resident ID")
-    )
-    work = _with_case(
-        request,
-        decision,
-        lambda stated: query.household_view(state, decision, subject, stated),
-        facts,
-        check,
-    )
-    outcome = await _read(request, decision, work)
     if isinstance(outcome, NoCase):
         return web.see_other(_case_url(SEARCH))
     if isinstance(outcome, ExchangeError):
