@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -181,10 +181,6 @@ def reason_text(code: str, texts: dict[str, str], _: Callable[[str], str]) -> st
     """The translated text of a reason code in ``texts`` (the code itself if unknown)."""
     found = texts.get(code)
     return _(found) if found is not None else code
-
-
-def languages() -> Iterable[tuple[str, str]]:
-    return LANGUAGE_NAMES.items()
 
 
 __all__ = [

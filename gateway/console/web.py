@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import anyio.to_thread
 from fastapi import Request
@@ -247,10 +247,6 @@ def safe_next(target: str | None) -> str:
     if "//" in path or any(part in (".", "..") for part in unquote(path).split("/")):
         return home
     return target
-
-
-def sign_in_url(next_path: str) -> str:
-    return f"{PREFIX}/sign-in?next={quote(safe_next(next_path), safe='/')}"
 
 
 async def read_form(request: Request) -> FormData:
